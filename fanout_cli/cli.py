@@ -1,0 +1,222 @@
+"""The command line: parse options into a RunConfig, wire the stages, map errors to exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperCommand
+
+from fanout_cli import __version__
+from fanout_cli.config import STRATEGIES, OptionError, RunConfig, build_config
+from fanout_cli.errors import (
+    EXIT_FAIL,
+    EXIT_PASS,
+    EXIT_SIGINT,
+    EXIT_USAGE,
+    FanoutError,
+    TaskFileError,
+    UsageError,
+)
+
+EXIT_INTERNAL = 70  # a bug in fanout (EX_SOFTWARE); FANOUT_DEBUG=1 shows the traceback
+COMMAND_KEY = "fanout.command"
+
+
+class RunCommand(TyperCommand):
+    """`fanout run` keeps everything after the first `--` as the command template."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]  # typer's Context is click's
+        if "--" in args:
+            split = args.index("--")
+            ctx.meta[COMMAND_KEY] = args[split + 1 :]
+            args = args[:split]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    name="fanout",
+    help="Run shell and agent jobs in parallel, keep every output, print one verdict.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fanout {__version__}")
+        raise typer.Exit(EXIT_PASS)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Run shell and agent jobs in parallel, keep every output, print one verdict."""
+
+
+Text = str | None
+
+
+@app.command(cls=RunCommand, no_args_is_help=True)
+def run(
+    ctx: typer.Context,
+    taskfile: Annotated[Text, typer.Argument(help="TOML task list.", show_default=False)] = None,
+    jobs: Annotated[Text, typer.Option("-j", "--jobs", metavar="N",
+                    help="Tasks in flight at once (a sliding window). [default: CPU count]")] = None,
+    timeout: Annotated[Text, typer.Option(metavar="DUR",
+                       help="Per task: 500ms, 30s, 5m, 1h; a bare number is seconds.")] = None,
+    grace: Annotated[Text, typer.Option(metavar="DUR",
+                     help="Between SIGTERM and SIGKILL of a task's process group. [default: 5s]")] = None,
+    deadline: Annotated[Text, typer.Option(metavar="DUR",
+                        help="Whole run; unfinished tasks end as timeout.")] = None,
+    ok_exit: Annotated[Text, typer.Option("--ok-exit", metavar="CODES",
+                       help="Exit codes that count as success, e.g. 0,1 for grep. [default: 0]")] = None,
+    retries: Annotated[Text, typer.Option(metavar="N",
+                       help="Extra attempts for a failed or timed-out task. [default: 0]")] = None,
+    retry_delay: Annotated[Text, typer.Option("--retry-delay", metavar="DUR",
+                           help="First back-off before a retry; doubles each time, jittered. [default: 1s]")] = None,
+    strategy: Annotated[Text, typer.Option(metavar="S",
+                        help=f"Verdict: {', '.join(STRATEGIES)}. [default: all-succeed]")] = None,
+    fail_fast: Annotated[bool | None, typer.Option("--fail-fast/--no-fail-fast",
+                         help="all-succeed: stop at the first failure.", show_default=False)] = None,
+    required_successes: Annotated[Text, typer.Option("--required-successes", metavar="N",
+                                  help="first-n-succeed: pass once N succeed. [default: 1]")] = None,
+    min_successes: Annotated[Text, typer.Option("--min-successes", metavar="N",
+                             help="partial-success: successes needed. [default: 1]")] = None,
+    min_success_ratio: Annotated[Text, typer.Option("--min-success-ratio", metavar="R",
+                                 help="partial-success: share of all tasks needed, 0-1.")] = None,
+    score: Annotated[Text, typer.Option(metavar="REGEX",
+                     help="best-of-n: the score is group 1 of the last match in stdout. "
+                          "[default: the [AOP:SCORE] line]")] = None,
+    scorer: Annotated[Text, typer.Option(metavar="CMD",
+                      help="best-of-n: a command given the details file path; prints the score.")] = None,
+    vote_on: Annotated[Text, typer.Option("--vote-on", metavar="WHAT",
+                       help="majority-vote key: stdout, summary, exit-code, or a REGEX (group 1). "
+                            "[default: stdout]")] = None,
+    output_dir: Annotated[Text, typer.Option("--output-dir", metavar="DIR",
+                          help="Where runs are kept (env FANOUT_OUTPUT_DIR). "
+                               "[default: .cache/agent-outputs]")] = None,
+    run_id: Annotated[Text, typer.Option("--run-id", metavar="ID",
+                      help="Name of this run's folder. [default: time-based, unique]")] = None,
+    output_format: Annotated[Text, typer.Option("--format", metavar="F",
+                             help="human, aop, json or jsonl. [default: human]")] = None,
+    summary_chars: Annotated[Text, typer.Option("--summary-chars", metavar="N",
+                             help="Cap of each task's summary. [default: 500]")] = None,
+    max_lines: Annotated[Text, typer.Option("--max-lines", metavar="N",
+                         help="--format aop: task lines in the summary. [default: 50]")] = None,
+    quiet: Annotated[bool | None, typer.Option("-q", "--quiet/--no-quiet",
+                     help="Print the verdict line only.", show_default=False)] = None,
+) -> None:
+    """Run the tasks of TASKFILE in parallel and print one verdict.
+
+    Exit status: 0 verdict pass, 1 verdict fail, 2 usage or task-file error,
+    130 interrupted.
+
+    Examples:
+
+      fanout run tasks.toml
+
+      fanout run tasks.toml -j 8 --timeout 5m --format aop
+
+      fanout run checks.toml --strategy partial-success --min-success-ratio 0.9
+    """
+    command_line = {
+        "jobs": jobs, "timeout": timeout, "grace": grace, "deadline": deadline,
+        "ok_exit": ok_exit, "retries": retries, "retry_delay": retry_delay,
+        "strategy": strategy, "fail_fast": fail_fast,
+        "required_successes": required_successes, "min_successes": min_successes,
+        "min_success_ratio": min_success_ratio, "score": score, "scorer": scorer,
+        "vote_on": vote_on, "output_dir": output_dir, "run_id": run_id,
+        "format": output_format, "summary_chars": summary_chars, "max_lines": max_lines,
+        "quiet": quiet,
+    }  # fmt: skip
+    command = ctx.meta.get(COMMAND_KEY)
+    raise typer.Exit(execute_run(taskfile, command, command_line))
+
+
+def execute_run(taskfile: str | None, command: list[str] | None, command_line: dict[str, Any]) -> int:
+    # Imported here so that `fanout --help` does not pay for the engine.
+    from fanout_cli.executors.process import ProcessExecutor  # noqa: PLC0415
+    from fanout_cli.report import Console, make_renderer  # noqa: PLC0415
+    from fanout_cli.runner import run_tasks  # noqa: PLC0415
+    from fanout_cli.taskfile import load_task_file  # noqa: PLC0415
+
+    if command is not None:
+        raise UsageError(
+            "a command after -- needs values from stdin, ::: or --glob, which this version "
+            "does not read yet; put the tasks in a TOML file: fanout run tasks.toml"
+        )
+    if taskfile is None:
+        raise UsageError("no tasks given: fanout run TASKFILE (see fanout init for an example)")
+    task_file = load_task_file(taskfile)
+    try:
+        file_layer = build_config(task_file.run_options)
+    except OptionError as exc:
+        line = task_file.run_option_lines.get(exc.name)
+        raise TaskFileError(taskfile, line, f"[run] {exc.name}: {exc.problem}") from None
+    del file_layer  # validated on its own so errors name the file; merged below
+    try:
+        config = build_config(task_file.run_options, command_line)
+    except OptionError as exc:
+        raise UsageError(f"--{exc.name.replace('_', '-')}: {exc.problem}") from None
+    renderer = make_renderer(config, Console())
+    title = f"fanout run {taskfile}: {len(task_file.specs)} tasks, {config.strategy}"
+    report = run_tasks(
+        config,
+        task_file.specs,
+        ProcessExecutor(),
+        renderer,
+        title=title,
+        options=options_document(config),
+    )
+    renderer.finish(report)
+    return EXIT_PASS if report.verdict.passed else EXIT_FAIL
+
+
+def options_document(config: RunConfig) -> dict[str, Any]:
+    document = asdict(config)
+    document["ok_exit"] = sorted(config.ok_exit)
+    return document
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run_cli(sys.argv[1:] if argv is None else argv))
+
+
+def run_cli(argv: list[str]) -> int:
+    """Run the command line and return the exit code; the one place errors are caught."""
+    try:
+        result = app(args=argv, prog_name="fanout", standalone_mode=False)
+    except FanoutError as exc:
+        from fanout_cli.report import error_line  # noqa: PLC0415
+
+        error_line(exc.message)
+        return exc.exit_code
+    except typer.TyperException as exc:  # click's usage errors: one line, exit 2
+        sys.stderr.write(f"fanout: error: {exc.format_message()} (see fanout --help)\n")
+        return getattr(exc, "exit_code", EXIT_USAGE)
+    except typer.Abort:
+        return EXIT_SIGINT
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+    except Exception as exc:
+        if os.environ.get("FANOUT_DEBUG"):
+            traceback.print_exc()
+        else:
+            sys.stderr.write(
+                f"fanout: internal error: {type(exc).__name__}: {exc} "
+                "(FANOUT_DEBUG=1 shows the traceback; please report it)\n"
+            )
+        return EXIT_INTERNAL
+    return result if isinstance(result, int) else EXIT_PASS

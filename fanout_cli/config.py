@@ -1,0 +1,249 @@
+"""RunConfig: every run option, parsed once from the command line and the task file's [run]."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+STRATEGIES = ("all-succeed", "first-n-succeed", "best-of-n", "majority-vote", "partial-success")
+FORMATS = ("human", "aop", "json", "jsonl")
+DEFAULT_OUTPUT_DIR = ".cache/agent-outputs"
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """`500ms`, `30s`, `5m`, `1h30m`, or a bare number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 30s, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
+                raise ValueError(
+                    f"expected a duration such as 500ms, 30s, 5m or 1h, got {value!r}"
+                ) from None
+            seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    else:
+        raise ValueError(f"expected a duration such as 30s, got {value!r}")
+    if seconds != seconds or seconds < 0 or seconds == float("inf"):
+        raise ValueError(f"a duration must be a finite number >= 0, got {value!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The short human form used in reasons: 500ms, 30s, 1.5s, 5m, 1h2m."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds == int(seconds) else f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs}s" if secs else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+
+
+def parse_exit_codes(value: object) -> frozenset[int]:
+    """`0,1` or `[0, 1]` or `0-2` -> the set of exit codes that count as success."""
+    items: list[object]
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list):
+        items = list(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    else:
+        raise ValueError(f"expected exit codes such as 0,1, got {value!r}")
+    codes: set[int] = set()
+    for item in items:
+        if isinstance(item, str) and re.fullmatch(r"\d+-\d+", item):
+            low, high = (int(x) for x in item.split("-"))
+            codes.update(range(low, high + 1))
+        elif isinstance(item, str) and item.isdigit():
+            codes.add(int(item))
+        elif isinstance(item, int) and not isinstance(item, bool):
+            codes.add(item)
+        else:
+            raise ValueError(f"expected exit codes such as 0,1, got {item!r}")
+    if not codes or any(not 0 <= code <= 255 for code in codes):
+        raise ValueError(f"exit codes are numbers from 0 to 255, got {value!r}")
+    return frozenset(codes)
+
+
+def _positive_int(value: object) -> int:
+    return _int_at_least(value, 1)
+
+
+def _non_negative_int(value: object) -> int:
+    return _int_at_least(value, 0)
+
+
+def _int_at_least(value: object, minimum: int) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"expected a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+def _ratio(value: object) -> float:
+    try:
+        ratio = float(value) if isinstance(value, str | int | float) else float("nan")
+    except ValueError:
+        ratio = float("nan")
+    if isinstance(value, bool) or not 0 < ratio <= 1:
+        raise ValueError(f"expected a ratio in (0, 1], got {value!r}")
+    return ratio
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return parse
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _regex(value: object) -> str:
+    text = _text(value)
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc}): {text!r}") from None
+    return text
+
+
+def _vote_on(value: object) -> str:
+    text = _text(value)
+    if text in ("stdout", "summary", "exit-code"):
+        return text
+    return _regex(text)
+
+
+def _run_id(value: object) -> str:
+    text = _text(value)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", text):
+        raise ValueError(
+            f"a run id is 1-128 characters of A-Z a-z 0-9 . _ - and starts with a "
+            f"letter or digit, got {text!r}"
+        )
+    return text
+
+
+def _optional_duration(value: object) -> float:
+    return parse_duration(value)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every option of `fanout run`, after the command line and [run] table are merged."""
+
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    timeout: float | None = None
+    grace: float = 5.0
+    deadline: float | None = None
+    ok_exit: frozenset[int] = frozenset({0})
+    retries: int = 0
+    retry_delay: float = 1.0
+    strategy: str = "all-succeed"
+    fail_fast: bool = False
+    required_successes: int = 1
+    min_successes: int | None = None
+    min_success_ratio: float | None = None
+    score: str | None = None
+    scorer: str | None = None
+    vote_on: str = "stdout"
+    output_dir: str = field(
+        default_factory=lambda: os.environ.get("FANOUT_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR
+    )
+    run_id: str | None = None
+    format: str = "human"
+    summary_chars: int = 500
+    max_lines: int = 50
+    quiet: bool = False
+
+
+# Each option's parser accepts either the command line's string or the TOML value.
+OPTION_PARSERS: Mapping[str, Callable[[object], Any]] = {
+    "jobs": _positive_int,
+    "timeout": _optional_duration,
+    "grace": parse_duration,
+    "deadline": _optional_duration,
+    "ok_exit": parse_exit_codes,
+    "retries": _non_negative_int,
+    "retry_delay": parse_duration,
+    "strategy": _choice(STRATEGIES),
+    "fail_fast": _flag,
+    "required_successes": _positive_int,
+    "min_successes": _non_negative_int,
+    "min_success_ratio": _ratio,
+    "score": _regex,
+    "scorer": _text,
+    "vote_on": _vote_on,
+    "output_dir": _text,
+    "run_id": _run_id,
+    "format": _choice(FORMATS),
+    "summary_chars": lambda value: _int_at_least(value, 20),
+    "max_lines": _positive_int,
+    "quiet": _flag,
+}
+
+assert set(OPTION_PARSERS) == {f.name for f in fields(RunConfig)}  # noqa: S101 - table drift guard
+
+
+class OptionError(ValueError):
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(problem)
+        self.name = name
+        self.problem = problem
+
+
+def build_config(*layers: Mapping[str, object]) -> RunConfig:
+    """Apply option layers, lowest precedence first ([run] table, then the command line).
+
+    Raises OptionError naming the option whose value is invalid."""
+    config = RunConfig()
+    changes: dict[str, Any] = {}
+    for layer in layers:
+        for name, raw in layer.items():
+            if raw is None:
+                continue
+            try:
+                changes[name] = OPTION_PARSERS[name](raw)
+            except ValueError as exc:
+                raise OptionError(name, str(exc)) from None
+    config = replace(config, **changes)
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: RunConfig) -> None:
+    if config.min_successes is not None and config.min_success_ratio is not None:
+        raise OptionError(
+            "min_success_ratio", "give --min-successes or --min-success-ratio, not both"
+        )
+    if config.score is not None and config.scorer is not None:
+        raise OptionError("scorer", "give --score or --scorer, not both")

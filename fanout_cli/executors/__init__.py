@@ -1,0 +1,37 @@
+"""Executors run one attempt of one task. The runner owns everything else."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from fanout_cli.models import Attempt, TaskSpec
+
+
+@dataclass(frozen=True)
+class AttemptPlan:
+    """What the runner decided for one attempt: where output goes and how long it may take."""
+
+    number: int
+    slot: int  # 1..jobs, the worker slot this attempt holds
+    stdout_path: Path
+    stderr_path: Path
+    timeout: float | None
+    grace: float
+    ok_exit: frozenset[int]
+
+
+class Executor(Protocol):
+    def session(self) -> AbstractAsyncContextManager[None]:
+        """Held open for the whole run: shared resources (child watcher, HTTP client)."""
+        ...
+
+    async def run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
+        """Run one attempt to its end and describe it.
+
+        A task that fails, times out or cannot start is an Attempt with that status,
+        never an exception. When the caller's scope is cancelled, the attempt must
+        stop everything it started (TERM, `plan.grace`, KILL) before re-raising."""
+        ...

@@ -1,0 +1,285 @@
+"""Run a task as a child process in its own process group.
+
+stdout and stderr go straight to files (fanout never holds the bytes), stdin is
+/dev/null, and every way out of an attempt (exit, timeout, cancellation) leaves no
+member of the group behind: SIGTERM to the group, `grace`, then SIGKILL.
+
+Exits are awaited without a thread per child: on Linux through a pidfd that the event
+loop polls, elsewhere (or with FANOUT_CHILD_WATCHER=sigchld) through SIGCHLD."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import anyio
+import anyio.abc
+
+from fanout_cli.config import format_duration
+from fanout_cli.executors import AttemptPlan
+from fanout_cli.models import Attempt, TaskSpec, TaskStatus
+
+_GROUP_POLL_SECONDS = 0.02
+_SHELL_EXIT_MEANINGS = {126: "not executable", 127: "command not found"}
+
+
+class ChildWatcher(Protocol):
+    async def wait(self, process: subprocess.Popen[bytes]) -> int:
+        """Wait for the child to exit and reap it; return its returncode."""
+        ...
+
+
+class PidfdWatcher:
+    """Linux 5.3+: a pidfd becomes readable when its process exits."""
+
+    async def wait(self, process: subprocess.Popen[bytes]) -> int:
+        if process.returncode is not None:
+            return process.returncode
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except ProcessLookupError:  # already reaped
+            return process.wait()
+        try:
+            while process.poll() is None:
+                await anyio.wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
+        return process.returncode
+
+
+class SigchldWatcher:
+    """Portable: every SIGCHLD wakes the waiters whose child has exited."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[int, tuple[subprocess.Popen[bytes], anyio.Event]] = {}
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
+            task_status.started()
+            async for _ in signals:
+                for process, exited in list(self._waiting.values()):
+                    if process.poll() is not None:
+                        exited.set()
+
+    async def wait(self, process: subprocess.Popen[bytes]) -> int:
+        exited = anyio.Event()
+        self._waiting[process.pid] = (process, exited)
+        try:
+            # Registered first, checked second: an exit between the two still wakes us.
+            if process.poll() is None:
+                await exited.wait()
+        finally:
+            del self._waiting[process.pid]
+        return process.wait()
+
+
+def pidfd_supported() -> bool:
+    if os.environ.get("FANOUT_CHILD_WATCHER", "").lower() == "sigchld":
+        return False
+    if not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+def signal_group(pgid: int, signum: int) -> bool:
+    """Signal every process of a group; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - the pgid was reused by another user
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether the group still has a running member.
+
+    Zombies count as gone: orphans are re-parented to PID 1, and in many containers
+    PID 1 never reaps them, so a signal-0 probe alone would wait out the whole grace."""
+    if not signal_group(pgid, 0):
+        return False
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no procfs (macOS): the probe is all there is
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def describe_signal(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class ProcessExecutor:
+    def __init__(self) -> None:
+        self._watcher: ChildWatcher = PidfdWatcher()
+        self._sweeper: anyio.abc.TaskGroup | None = None
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as group:
+            if not pidfd_supported():
+                watcher = SigchldWatcher()
+                await group.start(watcher.serve)
+                self._watcher = watcher
+            self._sweeper = group
+            try:
+                yield
+            finally:
+                self._sweeper = None
+                # Stops the SIGCHLD server; left-over sweeps are shielded and finish
+                # within their grace before the group exits.
+                group.cancel_scope.cancel()
+
+    async def run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
+        started_at = time.time()
+        argv = ["/bin/sh", "-c", spec.command] if isinstance(spec.command, str) else list(spec.command)
+        env = {**os.environ, **spec.env} if spec.env else None
+        try:
+            process = self._spawn(argv, spec.cwd, env, plan)
+        except OSError as exc:
+            return self._attempt(plan, started_at, TaskStatus.ERROR, None, None,
+                                 start_failure(exc, argv[0], spec.cwd))
+        timed_out = False
+        try:
+            with anyio.move_on_after(plan.timeout) as timer:
+                returncode = await self._watcher.wait(process)
+            if timer.cancelled_caught:
+                timed_out = True
+                returncode = await self._stop(process, plan.grace)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._stop(process, plan.grace)
+            raise
+        finally:
+            self._sweep_leftovers(process.pid, plan.grace)
+        return self._classify(spec, plan, started_at, returncode, timed_out)
+
+    def _spawn(
+        self, argv: list[str], cwd: str | None, env: dict[str, str] | None, plan: AttemptPlan
+    ) -> subprocess.Popen[bytes]:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        stdout = os.open(plan.stdout_path, flags, 0o600)
+        try:
+            stderr = os.open(plan.stderr_path, flags, 0o600)
+            try:
+                return subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout,
+                    stderr=stderr,
+                    cwd=cwd,
+                    env=env,
+                    start_new_session=True,  # own process group: pgid == pid
+                    close_fds=True,
+                )
+            finally:
+                os.close(stderr)
+        finally:
+            os.close(stdout)
+
+    async def _stop(self, process: subprocess.Popen[bytes], grace: float) -> int:
+        """SIGTERM the whole group, wait up to `grace` for it to empty, then SIGKILL."""
+        signal_group(process.pid, signal.SIGTERM)
+        with anyio.move_on_after(grace):
+            await self._watcher.wait(process)
+            while group_alive(process.pid):
+                await anyio.sleep(_GROUP_POLL_SECONDS)
+        signal_group(process.pid, signal.SIGKILL)
+        return await self._watcher.wait(process)
+
+    def _sweep_leftovers(self, pgid: int, grace: float) -> None:
+        """The leader is gone; background children it left in its group go too."""
+        if not group_alive(pgid):
+            return
+        signal_group(pgid, signal.SIGTERM)
+        if self._sweeper is None:  # pragma: no cover - attempts run inside session()
+            signal_group(pgid, signal.SIGKILL)
+            return
+        self._sweeper.start_soon(self._kill_after_grace, pgid, grace)
+
+    @staticmethod
+    async def _kill_after_grace(pgid: int, grace: float) -> None:
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(grace):
+                while group_alive(pgid):
+                    await anyio.sleep(_GROUP_POLL_SECONDS)
+            signal_group(pgid, signal.SIGKILL)
+
+    def _classify(
+        self, spec: TaskSpec, plan: AttemptPlan, started_at: float, returncode: int, timed_out: bool
+    ) -> Attempt:
+        exit_code = returncode if returncode >= 0 else None
+        signum = -returncode if returncode < 0 else None
+        if timed_out:
+            reason = f"timed out after {format_duration(plan.timeout or 0)}"
+            return self._attempt(plan, started_at, TaskStatus.TIMEOUT, exit_code, signum, reason)
+        if exit_code is not None and exit_code in plan.ok_exit:
+            reason = f"exit {exit_code}" if exit_code else ""
+            return self._attempt(plan, started_at, TaskStatus.SUCCESS, exit_code, None, reason)
+        if signum is not None:
+            reason = f"killed by {describe_signal(signum)}"
+        else:
+            reason = f"exit {exit_code}"
+            meaning = _SHELL_EXIT_MEANINGS.get(exit_code or 0)
+            if meaning and isinstance(spec.command, str):
+                reason += f" ({meaning})"
+        return self._attempt(plan, started_at, TaskStatus.FAILURE, exit_code, signum, reason)
+
+    @staticmethod
+    def _attempt(
+        plan: AttemptPlan,
+        started_at: float,
+        status: TaskStatus,
+        exit_code: int | None,
+        signum: int | None,
+        reason: str,
+    ) -> Attempt:
+        return Attempt(
+            number=plan.number,
+            started_at=started_at,
+            finished_at=time.time(),
+            status=status,
+            exit_code=exit_code,
+            signal=signum,
+            reason=reason,
+            stdout_path=plan.stdout_path.name,
+            stderr_path=plan.stderr_path.name,
+        )
+
+
+def start_failure(error: OSError, program: str, cwd: str | None) -> str:
+    """Why a command could not start, in words a user acts on."""
+    if cwd is not None and error.filename == cwd:
+        if isinstance(error, FileNotFoundError):
+            return f"working directory not found: {cwd}"
+        return f"cannot use working directory {cwd}: {error.strerror}"
+    if isinstance(error, FileNotFoundError):
+        return f"command not found: {program}"
+    if isinstance(error, PermissionError):
+        return f"permission denied: {program}"
+    return f"cannot start {program}: {error.strerror}"

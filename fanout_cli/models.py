@@ -1,0 +1,149 @@
+"""The frozen records that pass between the stages of a run."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TaskStatus(enum.StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+STATUS_ORDER = tuple(TaskStatus)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task as read from a source, before it runs."""
+
+    seq: int  # 1-based position in the input
+    task_id: str
+    command: tuple[str, ...] | str  # tuple: exec directly; str: run under `sh -c`
+    origin: str  # where the task came from, e.g. "tasks.toml:12"
+    cwd: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    # None: not set by the task or the file's [defaults]; the run-wide option applies.
+    timeout: float | None = None
+    retries: int | None = None
+    ok_exit: frozenset[int] | None = None
+    input: str | None = None  # the value this task was made from, if any
+
+    @property
+    def kind(self) -> str:
+        return "process"
+
+    def display_command(self) -> str:
+        if isinstance(self.command, str):
+            return self.command
+        import shlex  # noqa: PLC0415 - only needed when rendering
+
+        return shlex.join(self.command)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one try of a task did."""
+
+    number: int
+    started_at: float  # epoch seconds
+    finished_at: float
+    status: TaskStatus
+    exit_code: int | None
+    signal: int | None
+    reason: str  # "exit 2", "timed out after 30s", "command not found: foo", "" on success
+    stdout_path: str
+    stderr_path: str
+
+    @property
+    def duration(self) -> float:
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """One captured stream of a task, described without holding its bytes."""
+
+    path: str  # relative to the run folder
+    bytes: int
+    excerpt: str  # the tail of the stream, decoded, capped
+    truncated: bool  # the excerpt is not the whole stream
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A finished (or never started) task: the data every later stage works from."""
+
+    spec: TaskSpec
+    status: TaskStatus
+    summary: str
+    attempts: tuple[Attempt, ...] = ()
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    stdout: OutputInfo | None = None
+    stderr: OutputInfo | None = None
+    score: float | None = None
+    vote_key: str | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    reported_status: str | None = None
+    details_file: str | None = None  # relative to the run folder; None when never started
+
+    @property
+    def task_id(self) -> str:
+        return self.spec.task_id
+
+    @property
+    def seq(self) -> int:
+        return self.spec.seq
+
+    @property
+    def duration(self) -> float:
+        if self.started_at is None or self.finished_at is None:
+            return 0.0
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True)
+class Winner:
+    task_id: str | None = None
+    score: float | None = None
+    vote_key: str | None = None
+    votes: int | None = None
+    task_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    strategy: str
+    reason: str
+    counts: Mapping[str, int]
+    winner: Winner | None = None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything a renderer needs to print the end of a run."""
+
+    run_id: str
+    run_dir: str
+    manifest_path: str
+    verdict: Verdict
+    results: tuple[TaskResult, ...]  # in input order
+    started_at: float
+    finished_at: float
+    title: str  # "fanout run tasks.toml: 12 tasks, all-succeed"
+    interrupted: str | None = None  # "SIGINT" / "SIGTERM" when the run was stopped
+
+    @property
+    def duration(self) -> float:
+        return self.finished_at - self.started_at

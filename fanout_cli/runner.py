@@ -1,0 +1,340 @@
+"""The one scheduler: a sliding window of tasks in flight, retries, timeouts and early ends.
+
+Concurrency lives here and nowhere else: one task group, one semaphore for the window,
+one cancel scope per task. Stopping the run (a decided strategy, --fail-fast, the
+deadline) cancels those scopes; executors stop their processes on the way out."""
+
+from __future__ import annotations
+
+import random
+import shlex
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import anyio
+
+from fanout_cli import summaries
+from fanout_cli.config import RunConfig, format_duration
+from fanout_cli.executors import AttemptPlan, Executor
+from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus
+from fanout_cli.store import RunStore, manifest_document
+from fanout_cli.strategies import StrategyOptions, Tracker, verdict
+
+_RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
+_MAX_BACKOFF_SECONDS = 60.0
+_THREAD_ANALYSIS_BYTES = 4 << 20
+_SCORER_TIMEOUT_SECONDS = 60.0
+
+
+class Listener(Protocol):
+    """Receives progress as it happens (the live part of the human and jsonl formats)."""
+
+    def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None: ...
+
+    def task_ended(self, result: TaskResult) -> None: ...
+
+
+@dataclass(frozen=True)
+class Halt:
+    """Why the run stopped early, and the status unfinished tasks end with."""
+
+    reason: str
+    status: TaskStatus
+
+
+def strategy_options(config: RunConfig) -> StrategyOptions:
+    return StrategyOptions(
+        name=config.strategy,
+        fail_fast=config.fail_fast,
+        required_successes=config.required_successes,
+        min_successes=config.min_successes,
+        min_success_ratio=config.min_success_ratio,
+    )
+
+
+def backoff_delay(config: RunConfig, failed_attempts: int) -> float:
+    """Exponential back-off with jitter: base * 2^(n-1), scaled by a random 0.5-1.0."""
+    base = config.retry_delay * 2 ** (failed_attempts - 1)
+    return min(base, _MAX_BACKOFF_SECONDS) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+
+
+class Runner:
+    def __init__(
+        self,
+        config: RunConfig,
+        executor: Executor,
+        store: RunStore,
+        listener: Listener,
+        total: int | None,
+    ) -> None:
+        self.config = config
+        self.executor = executor
+        self.store = store
+        self.listener = listener
+        self.tracker = Tracker(strategy_options(config), total)
+        self.results: dict[int, TaskResult] = {}
+        self.halt: Halt | None = None
+        self._running: dict[int, anyio.CancelScope] = {}
+        self._window = anyio.Semaphore(config.jobs)
+        self._free_slots = list(range(config.jobs, 0, -1))
+
+    async def run(self, specs: Iterable[TaskSpec] | AsyncIterator[TaskSpec]) -> list[TaskResult]:
+        async with self.executor.session(), anyio.create_task_group() as timers:
+            if self.config.deadline is not None:
+                timers.start_soon(self._deadline, self.config.deadline)
+            async with anyio.create_task_group() as tasks:
+                count = 0
+                async for spec in _aiter(specs):
+                    count += 1
+                    await self._start_when_free(tasks, spec)
+                if self.tracker.total is None:
+                    self._on_decision(self.tracker.set_total(count))
+            timers.cancel_scope.cancel()
+        return [self.results[seq] for seq in sorted(self.results)]
+
+    async def _start_when_free(self, tasks: anyio.abc.TaskGroup, spec: TaskSpec) -> None:
+        if self.halt is None:
+            await self._window.acquire()
+            if self.halt is None:
+                tasks.start_soon(self._run_task, spec, self._free_slots.pop())
+                return
+            self._window.release()
+        self._record(self._not_started(spec, self.halt))
+
+    async def _deadline(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+        self.stop(f"run deadline of {format_duration(seconds)} reached", TaskStatus.TIMEOUT)
+
+    def stop(self, reason: str, status: TaskStatus) -> None:
+        """End the run early: no new tasks; running ones are stopped and end as `status`."""
+        if self.halt is not None:
+            return
+        self.halt = Halt(reason, status)
+        for scope in self._running.values():
+            scope.cancel()
+
+    def _on_decision(self, decision: Any) -> None:
+        if decision is not None:
+            self.stop(f"stopped: {decision.reason}", TaskStatus.CANCELLED)
+
+    def _record(self, result: TaskResult) -> None:
+        self.results[result.seq] = result
+        self.store.journal(
+            "task_ended",
+            seq=result.seq,
+            task_id=result.task_id,
+            status=str(result.status),
+            details_file=result.details_file,
+        )
+        self.listener.task_ended(result)
+        self._on_decision(self.tracker.observe(result))
+
+    async def _run_task(self, spec: TaskSpec, slot: int) -> None:
+        try:
+            attempts, interrupted = await self._attempts(spec, slot)
+            result = await self._finish(spec, attempts, interrupted)
+            self._record(result)
+        finally:
+            self._free_slots.append(slot)
+            self._window.release()
+
+    async def _attempts(self, spec: TaskSpec, slot: int) -> tuple[list[Attempt], Halt | None]:
+        config = self.config
+        retries = config.retries if spec.retries is None else spec.retries
+        attempts: list[Attempt] = []
+        in_flight: float | None = None
+        scope = anyio.CancelScope()
+        self._running[spec.seq] = scope
+        if self.halt is not None:
+            scope.cancel()
+        try:
+            with scope:
+                for number in range(1, retries + 2):
+                    if number > 1:
+                        kept = self.store.set_aside_attempt(spec, number - 1)
+                        attempts[-1] = replace(
+                            attempts[-1], stdout_path=kept[0], stderr_path=kept[1]
+                        )
+                        await anyio.sleep(backoff_delay(config, number - 1))
+                    stdout_path, stderr_path = self.store.output_paths(spec)
+                    plan = AttemptPlan(
+                        number=number,
+                        slot=slot,
+                        stdout_path=stdout_path,
+                        stderr_path=stderr_path,
+                        timeout=config.timeout if spec.timeout is None else spec.timeout,
+                        grace=config.grace,
+                        ok_exit=config.ok_exit if spec.ok_exit is None else spec.ok_exit,
+                    )
+                    self.store.journal(
+                        "task_started", seq=spec.seq, task_id=spec.task_id, attempt=number
+                    )
+                    self.listener.task_started(spec, number, slot)
+                    in_flight = time.time()
+                    attempt = await self.executor.run_attempt(spec, plan)
+                    in_flight = None
+                    attempts.append(attempt)
+                    if attempt.status not in _RETRYABLE:
+                        break
+        finally:
+            del self._running[spec.seq]
+        if not scope.cancelled_caught:
+            return attempts, None
+        halt = self.halt or Halt("cancelled", TaskStatus.CANCELLED)
+        if in_flight is not None:
+            stdout_path, stderr_path = self.store.output_paths(spec)
+            attempts.append(
+                Attempt(
+                    number=len(attempts) + 1,
+                    started_at=in_flight,
+                    finished_at=time.time(),
+                    status=halt.status,
+                    exit_code=None,
+                    signal=None,
+                    reason=halt.reason,
+                    stdout_path=stdout_path.name,
+                    stderr_path=stderr_path.name,
+                )
+            )
+        return attempts, halt
+
+    def _not_started(self, spec: TaskSpec, halt: Halt) -> TaskResult:
+        return TaskResult(
+            spec=spec,
+            status=halt.status,
+            summary=f"not started ({halt.reason})",
+            reason=halt.reason,
+        )
+
+    async def _finish(
+        self, spec: TaskSpec, attempts: list[Attempt], halt: Halt | None
+    ) -> TaskResult:
+        if not attempts:  # cancelled before its first attempt began
+            assert halt is not None  # noqa: S101 - only a halt ends a task with no attempt
+            return self._not_started(spec, halt)
+        last = attempts[-1]
+        status, reason = (halt.status, halt.reason) if halt else (last.status, last.reason)
+        stdout_path, stderr_path = self.store.output_paths(spec)
+        stdout_tail, stdout_size = summaries.read_tail(str(stdout_path))
+        stderr_tail, stderr_size = summaries.read_tail(str(stderr_path))
+        stdout_text = summaries.decode(stdout_tail)
+        stderr_text = summaries.decode(stderr_tail)
+        markers = summaries.parse_markers(stdout_text)
+        if status is TaskStatus.SUCCESS and markers.status in ("failure", "failed", "error"):
+            status, reason = TaskStatus.FAILURE, f"reported {markers.status}"
+        succeeded = status is TaskStatus.SUCCESS
+        summary = summaries.build_summary(
+            succeeded, stdout_text, stderr_text, reason, markers, self.config.summary_chars
+        )
+        if succeeded and summary == "(no output)" and reason:
+            summary = f"(no output, {reason})"
+        result = TaskResult(
+            spec=spec,
+            status=status,
+            summary=summary,
+            attempts=tuple(attempts),
+            exit_code=last.exit_code,
+            signal=last.signal,
+            reason=reason,
+            started_at=attempts[0].started_at,
+            finished_at=last.finished_at,
+            stdout=self.store.describe_output(stdout_path, stdout_tail, stdout_size),
+            stderr=self.store.describe_output(stderr_path, stderr_tail, stderr_size),
+            score=self._score(markers, stdout_text),
+            vote_key=await self._vote_key(status, summary, last, stdout_path, stdout_text),
+            metrics=markers.metrics,
+            reported_status=markers.status,
+        )
+        result = replace(result, details_file=self.store.write_details(result, self.store.run_id))
+        if self.config.scorer and succeeded:
+            score = await self._run_scorer(self.store.run_dir / result.details_file)
+            result = replace(result, score=score)
+            self.store.write_details(result, self.store.run_id)
+        return result
+
+    def _score(self, markers: summaries.Markers, stdout_text: str) -> float | None:
+        if self.config.score:
+            return summaries.score_from_regex(self.config.score, stdout_text)
+        return markers.score
+
+    async def _vote_key(
+        self,
+        status: TaskStatus,
+        summary: str,
+        last: Attempt,
+        stdout_path: Any,
+        stdout_text: str,
+    ) -> str | None:
+        if self.config.strategy != "majority-vote" or status is not TaskStatus.SUCCESS:
+            return None
+        vote_on = self.config.vote_on
+        if vote_on == "summary":
+            return summary
+        if vote_on == "exit-code":
+            return str(last.exit_code)
+        if vote_on == "stdout":
+            if stdout_path.stat().st_size > _THREAD_ANALYSIS_BYTES:
+                return await anyio.to_thread.run_sync(
+                    summaries.normalised_stdout_key, str(stdout_path)
+                )
+            return summaries.normalised_stdout_key(str(stdout_path))
+        return summaries.vote_from_regex(vote_on, stdout_text)
+
+    async def _run_scorer(self, details_path: Any) -> float | None:
+        command = f"{self.config.scorer} {shlex.quote(str(details_path))}"
+        with anyio.move_on_after(_SCORER_TIMEOUT_SECONDS):
+            completed = await anyio.run_process(command, check=False)
+            if completed.returncode == 0:
+                return summaries.parse_number(summaries.decode(completed.stdout))
+        return None
+
+
+async def _aiter(specs: Iterable[TaskSpec] | AsyncIterator[TaskSpec]) -> AsyncIterator[TaskSpec]:
+    if isinstance(specs, AsyncIterator):
+        async for spec in specs:
+            yield spec
+    else:
+        for spec in specs:
+            yield spec
+
+
+def run_tasks(
+    config: RunConfig,
+    specs: Sequence[TaskSpec],
+    executor: Executor,
+    listener: Listener,
+    *,
+    title: str,
+    options: dict[str, Any],
+) -> RunReport:
+    """Create the run folder, run every task, and return the finished report."""
+    store = RunStore(config.output_dir, config.run_id)
+    started_at = time.time()
+    argv = list(sys.argv)
+    header = {"run_id": store.run_id, "argv": argv, "options": options, "started_at": started_at}
+    store.write_manifest(manifest_document(None, status="running", **header))
+    store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
+    try:
+        runner = Runner(config, executor, store, listener, total=len(specs))
+        results = anyio.run(runner.run, specs)
+        outcome = verdict(strategy_options(config), results)
+        report = RunReport(
+            run_id=store.run_id,
+            run_dir=str(store.run_dir),
+            manifest_path=str(store.manifest_path),
+            verdict=outcome,
+            results=tuple(results),
+            started_at=started_at,
+            finished_at=time.time(),
+            title=title,
+        )
+        store.write_manifest(manifest_document(report, status="finished", **header))
+        store.journal(
+            "run_ended", passed=outcome.passed, reason=outcome.reason, counts=dict(outcome.counts)
+        )
+    finally:
+        store.close()
+    return report

@@ -1,0 +1,269 @@
+"""The AOP folder of one run: streamed outputs, details files, journal, manifest.
+
+Every file that is read back later (details, manifest) is written to a temporary name
+and renamed into place, so a crash never leaves a half-written record behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fanout_cli.errors import StoreError
+from fanout_cli.models import Attempt, OutputInfo, RunReport, TaskResult, TaskSpec
+
+AOP_VERSION = "1.0.0"
+MANIFEST_VERSION = 1
+SLUG_LIMIT = 64
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+REDACTED = "***"
+
+
+def slugify(task_id: str) -> str:
+    """The task id reduced to [A-Za-z0-9._-], at most 64 characters; never empty."""
+    return _UNSAFE.sub("_", task_id)[:SLUG_LIMIT] or "_"
+
+
+def task_basename(spec: TaskSpec) -> str:
+    """`<seq>-<slug>`: the seq prefix keeps ids that slugify alike apart."""
+    return f"{spec.seq:04d}-{slugify(spec.task_id)}"
+
+
+def redact_env(env: Mapping[str, str]) -> dict[str, str]:
+    return {name: REDACTED if _SECRET_NAME.search(name) else value for name, value in env.items()}
+
+
+def iso_time(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def new_run_id() -> str:
+    """Time-based, sortable and unique: 20261122T101530-3f9a."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def write_json_atomic(path: Path, document: object) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+    os.replace(temporary, path)
+
+
+class RunStore:
+    """Owns `<output-dir>/<run-id>/`. All paths it hands out stay inside that folder."""
+
+    def __init__(self, output_dir: str, run_id: str | None) -> None:
+        self.output_dir = Path(output_dir)
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{output_dir}: cannot create the output folder: {exc.strerror}")
+        for _ in range(100):
+            self.run_id = run_id or new_run_id()
+            self.run_dir = self.output_dir / self.run_id
+            try:
+                self.run_dir.mkdir(mode=0o700)
+                break
+            except FileExistsError:
+                if run_id:
+                    raise StoreError(
+                        f"{self.run_dir}: a run with this id already exists; "
+                        "choose another --run-id"
+                    ) from None
+            except OSError as exc:
+                raise StoreError(f"{self.run_dir}: cannot create the run folder: {exc.strerror}")
+        else:  # pragma: no cover - 100 collisions of a random suffix
+            raise StoreError(f"{self.output_dir}: could not find a free run id")
+        self.run_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+        self._journal = open(self.run_dir / "journal.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def close(self) -> None:
+        self._journal.close()
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.run_dir / "manifest.json"
+
+    # --- streams -----------------------------------------------------------------
+
+    def output_paths(self, spec: TaskSpec, attempt: int | None = None) -> tuple[Path, Path]:
+        """The stdout and stderr files of a task; earlier attempts keep a `.aN` suffix."""
+        base = task_basename(spec) + (f".a{attempt}" if attempt else "")
+        return self.run_dir / f"{base}.stdout", self.run_dir / f"{base}.stderr"
+
+    def set_aside_attempt(self, spec: TaskSpec, attempt: int) -> tuple[str, str]:
+        """Before a retry, keep the previous attempt's outputs under `.aN` names."""
+        current = self.output_paths(spec)
+        kept = self.output_paths(spec, attempt)
+        for source, target in zip(current, kept, strict=True):
+            if source.exists():
+                os.replace(source, target)
+        return kept[0].name, kept[1].name
+
+    def describe_output(self, path: Path, tail: bytes, size: int) -> OutputInfo:
+        excerpt = tail[-4096:]
+        return OutputInfo(
+            path=path.name,
+            bytes=size,
+            excerpt=excerpt.decode("utf-8", errors="replace"),
+            truncated=size > len(excerpt),
+        )
+
+    # --- records -----------------------------------------------------------------
+
+    def journal(self, event: str, **fields: object) -> None:
+        record = {"event": event, "time": iso_time(time.time()), **fields}
+        self._journal.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._journal.flush()
+
+    def write_details(self, result: TaskResult, run_id: str) -> str:
+        name = task_basename(result.spec) + ".json"
+        write_json_atomic(self.run_dir / name, details_document(result, run_id))
+        return name
+
+    def write_manifest(self, document: Mapping[str, Any]) -> None:
+        write_json_atomic(self.manifest_path, document)
+
+
+def details_document(result: TaskResult, run_id: str) -> dict[str, Any]:
+    spec = result.spec
+    command: dict[str, Any]
+    if isinstance(spec.command, str):
+        command = {"command": spec.command, "shell": True}
+    else:
+        command = {"command": list(spec.command), "shell": False}
+    return {
+        "aop_version": AOP_VERSION,
+        "agent_id": spec.task_id,
+        "task": spec.display_command()[:200],
+        "timestamp": iso_time(result.finished_at or time.time()),
+        "duration_ms": round(result.duration * 1000),
+        "run_id": run_id,
+        "task_id": spec.task_id,
+        "seq": spec.seq,
+        "kind": spec.kind,
+        **command,
+        "cwd": spec.cwd,
+        "env": redact_env(spec.env),
+        "input": spec.input,
+        "origin": spec.origin,
+        "status": str(result.status),
+        "reason": result.reason,
+        "exit_code": result.exit_code,
+        "signal": result.signal,
+        "attempts": [attempt_document(attempt) for attempt in result.attempts],
+        "started_at": iso_time(result.started_at),
+        "finished_at": iso_time(result.finished_at),
+        "summary": result.summary,
+        "reported_status": result.reported_status,
+        "metrics": dict(result.metrics),
+        "score": result.score,
+        "vote_key": result.vote_key,
+        "stdout": output_document(result.stdout),
+        "stderr": output_document(result.stderr),
+        "agent": None,
+        "error": result.reason if result.status == "error" else None,
+    }
+
+
+def attempt_document(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "attempt": attempt.number,
+        "status": str(attempt.status),
+        "exit_code": attempt.exit_code,
+        "signal": attempt.signal,
+        "reason": attempt.reason,
+        "started_at": iso_time(attempt.started_at),
+        "finished_at": iso_time(attempt.finished_at),
+        "duration_ms": round(attempt.duration * 1000),
+        "stdout": attempt.stdout_path,
+        "stderr": attempt.stderr_path,
+    }
+
+
+def output_document(info: OutputInfo | None) -> dict[str, Any] | None:
+    if info is None:
+        return None
+    return {
+        "path": info.path,
+        "bytes": info.bytes,
+        "excerpt": info.excerpt,
+        "excerpt_truncated": info.truncated,
+    }
+
+
+def task_row(result: TaskResult) -> dict[str, Any]:
+    """One task as the manifest and the JSON report list it."""
+    return {
+        "task_id": result.task_id,
+        "seq": result.seq,
+        "status": str(result.status),
+        "exit_code": result.exit_code,
+        "duration_ms": round(result.duration * 1000),
+        "attempts": len(result.attempts),
+        "summary": result.summary,
+        "details_file": result.details_file,
+    }
+
+
+def manifest_document(
+    report: RunReport | None,
+    *,
+    run_id: str,
+    argv: list[str],
+    options: Mapping[str, Any],
+    started_at: float,
+    status: str,
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "fanout_manifest_version": MANIFEST_VERSION,
+        "run_id": run_id,
+        "status": status,  # running, finished, interrupted
+        "argv": argv,
+        "cwd": os.getcwd(),
+        "options": dict(options),
+        "started_at": iso_time(started_at),
+        "finished_at": None,
+        "duration_ms": None,
+        "verdict": None,
+        "tasks": [],
+    }
+    if report is not None:
+        document["finished_at"] = iso_time(report.finished_at)
+        document["duration_ms"] = round(report.duration * 1000)
+        document["verdict"] = verdict_document(report)
+        document["tasks"] = [
+            {**task_row(result), "origin": result.spec.origin} for result in report.results
+        ]
+    return document
+
+
+def verdict_document(report: RunReport) -> dict[str, Any]:
+    verdict = report.verdict
+    winner: dict[str, Any] | None = None
+    if verdict.winner is not None and verdict.winner.vote_key is not None:
+        winner = {
+            "vote_key": verdict.winner.vote_key,
+            "votes": verdict.winner.votes,
+            "task_ids": list(verdict.winner.task_ids),
+        }
+    elif verdict.winner is not None:
+        winner = {"task_id": verdict.winner.task_id, "score": verdict.winner.score}
+    return {
+        "passed": verdict.passed,
+        "strategy": verdict.strategy,
+        "reason": verdict.reason,
+        "winner": winner,
+        "counts": dict(verdict.counts),
+    }

@@ -1,0 +1,329 @@
+"""The TOML task file: [run], [defaults] and [[task]] tables, validated strictly.
+
+tomllib gives values but no line numbers, so a small scanner records the line of every
+table header and key; every error names `FILE:LINE`."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fanout_cli.config import OPTION_PARSERS, parse_duration, parse_exit_codes
+from fanout_cli.errors import TaskFileError
+from fanout_cli.models import TaskSpec
+
+TOP_LEVEL_KEYS = ("run", "defaults", "task")
+DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit")
+TASK_KEYS = ("id", "cmd", *DEFAULT_KEYS)
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class TaskFile:
+    path: str
+    run_options: Mapping[str, object]  # the [run] table, names with _
+    run_option_lines: Mapping[str, int]
+    specs: tuple[TaskSpec, ...]
+
+
+def load_task_file(path: str) -> TaskFile:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise TaskFileError(path, None, f"cannot read the task file: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise TaskFileError(path, line, "the task file is not valid UTF-8") from None
+    return parse_task_file(text, path)
+
+
+def parse_task_file(text: str, path: str = "tasks.toml") -> TaskFile:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _decode_error(path, str(exc), text.count("\n") + 1) from None
+    lines = _KeyLines(text)
+    return _Validator(path, lines).task_file(data)
+
+
+def _decode_error(path: str, message: str, last_line: int) -> TaskFileError:
+    match = re.search(r"\s*\(at line (\d+), column \d+\)$", message)
+    if match:
+        return TaskFileError(path, int(match.group(1)), f"invalid TOML: {message[: match.start()]}")
+    match = re.search(r"\s*\(at end of document\)$", message)
+    if match:
+        return TaskFileError(path, last_line, f"invalid TOML: {message[: match.start()]}")
+    return TaskFileError(path, None, f"invalid TOML: {message}")
+
+
+class _Validator:
+    def __init__(self, path: str, lines: _KeyLines) -> None:
+        self.path = path
+        self.lines = lines
+
+    def fail(self, key_path: KeyPath, problem: str) -> TaskFileError:
+        return TaskFileError(self.path, self.lines.find(key_path), problem)
+
+    def task_file(self, data: dict[str, Any]) -> TaskFile:
+        self.reject_unknown(data, TOP_LEVEL_KEYS, (), "at the top level")
+        run = self.table(data, "run")
+        for name in run:
+            if name not in OPTION_PARSERS:
+                raise self.fail(("run", name), self.unknown(name, OPTION_PARSERS, "in [run]"))
+        defaults = self.table(data, "defaults")
+        self.reject_unknown(defaults, DEFAULT_KEYS, ("defaults",), "in [defaults]")
+        default_values = self.task_values(defaults, ("defaults",), "[defaults]")
+
+        entries = data.get("task")
+        if entries is None:
+            raise TaskFileError(self.path, None, "no tasks: add a [[task]] table with a cmd")
+        if isinstance(entries, dict):
+            raise self.fail(("task",), "write each task as [[task]] (an array of tables)")
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise self.fail(("task",), "'task' must be an array of [[task]] tables")
+        if not entries:
+            raise self.fail(("task",), "no tasks: the [[task]] list is empty")
+
+        specs: list[TaskSpec] = []
+        first_line_of_id: dict[str, int | None] = {}
+        for index, entry in enumerate(entries):
+            spec = self.task(index, entry, default_values)
+            if spec.task_id in first_line_of_id:
+                first = first_line_of_id[spec.task_id]
+                raise self.fail(
+                    ("task", index, "id"),
+                    f"duplicate task id {spec.task_id!r}"
+                    + (f" (first used on line {first})" if first else ""),
+                )
+            first_line_of_id[spec.task_id] = self.lines.find(("task", index, "id"))
+            specs.append(spec)
+        run_lines = {name: self.lines.find(("run", name)) or 0 for name in run}
+        return TaskFile(self.path, dict(run), run_lines, tuple(specs))
+
+    def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail((name,), f"'{name}' must be a table: write [{name}]")
+        return value
+
+    def task(self, index: int, entry: dict[str, Any], defaults: dict[str, Any]) -> TaskSpec:
+        seq = index + 1
+        where: KeyPath = ("task", index)
+        label = f"[[task]] #{seq}"
+        task_id = entry.get("id", f"task-{seq}")
+        if not isinstance(task_id, str) or not task_id:
+            raise self.fail((*where, "id"), f"{label}: id must be a non-empty string")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in task_id):
+            raise self.fail((*where, "id"), f"{label}: id must not contain control characters")
+        if "id" in entry:
+            label = f"[[task]] {task_id!r}"
+        self.reject_unknown(entry, TASK_KEYS, where, f"in {label}")
+        if "cmd" not in entry:
+            raise self.fail(where, f"{label}: missing cmd (a list of words, or a shell string)")
+        command = self.command(entry["cmd"], (*where, "cmd"), label)
+        values = {**defaults, **self.task_values(entry, where, label)}
+        env = {**defaults.get("env", {}), **values.get("env", {})}
+        return TaskSpec(
+            seq=seq,
+            task_id=task_id,
+            command=command,
+            origin=f"{self.path}:{self.lines.find(where) or 0}",
+            cwd=values.get("cwd"),
+            env=env,
+            timeout=values.get("timeout"),
+            retries=values.get("retries"),
+            ok_exit=values.get("ok_exit"),
+        )
+
+    def command(self, value: object, where: KeyPath, label: str) -> tuple[str, ...] | str:
+        if isinstance(value, str):
+            if not value.strip():
+                raise self.fail(where, f"{label}: cmd is an empty string")
+            return value
+        if isinstance(value, list):
+            if not value:
+                raise self.fail(where, f"{label}: cmd is an empty list")
+            if not all(isinstance(word, str) for word in value):
+                raise self.fail(where, f"{label}: every word of cmd must be a string")
+            if not value[0]:
+                raise self.fail(where, f"{label}: the program name in cmd is empty")
+            return tuple(value)
+        raise self.fail(
+            where, f"{label}: cmd must be a list of words or a shell string, got {_kind(value)}"
+        )
+
+    def task_values(self, table: dict[str, Any], where: KeyPath, label: str) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, parse in (
+            ("timeout", parse_duration),
+            ("retries", OPTION_PARSERS["retries"]),
+            ("ok_exit", parse_exit_codes),
+        ):
+            if key in table:
+                try:
+                    values[key] = parse(table[key])
+                except ValueError as exc:
+                    raise self.fail((*where, key), f"{label}: {key}: {exc}") from None
+        if "cwd" in table:
+            if not isinstance(table["cwd"], str) or not table["cwd"]:
+                raise self.fail((*where, "cwd"), f"{label}: cwd must be a non-empty string")
+            values["cwd"] = table["cwd"]
+        if "env" in table:
+            env = table["env"]
+            if not isinstance(env, dict):
+                raise self.fail((*where, "env"), f"{label}: env must be a table of strings")
+            for name, value in env.items():
+                if not isinstance(value, str):
+                    raise self.fail(
+                        (*where, "env", name),
+                        f"{label}: env.{name} must be a string, got {_kind(value)}",
+                    )
+                if not name or "=" in name or "\0" in name or "\0" in value:
+                    raise self.fail((*where, "env", name), f"{label}: bad env name {name!r}")
+            values["env"] = dict(env)
+        return values
+
+    def reject_unknown(
+        self, table: Mapping[str, Any], allowed: tuple[str, ...], where: KeyPath, place: str
+    ) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.fail((*where, key), self.unknown(key, allowed, place))
+
+    @staticmethod
+    def unknown(key: str, allowed: Mapping[str, object] | tuple[str, ...], place: str) -> str:
+        choices = list(allowed)
+        close = difflib.get_close_matches(key.replace("-", "_"), choices, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(choices)})"
+        return f"unknown key {key!r} {place}{hint}"
+
+
+def _kind(value: object) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+             list: "an array", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+_BARE_KEY = r"[A-Za-z0-9_-]+"
+_KEY = rf"(?:{_BARE_KEY}|\"(?:[^\"\\]|\\.)*\"|'[^']*')"
+_DOTTED_KEY = rf"{_KEY}(?:\s*\.\s*{_KEY})*"
+_HEADER = re.compile(rf"\s*(\[\[?)\s*({_DOTTED_KEY})\s*\]\]?")
+_ASSIGNMENT = re.compile(rf"\s*({_DOTTED_KEY})\s*=")
+_KEY_PART = re.compile(_KEY)
+
+
+def _key_parts(dotted: str) -> list[str]:
+    parts = []
+    for match in _KEY_PART.finditer(dotted):
+        part = match.group(0)
+        if part[0] in "\"'":
+            part = part[1:-1]
+        parts.append(part)
+    return parts
+
+
+class _KeyLines:
+    """Line numbers of TOML table headers and keys, by key path.
+
+    Paths look like ("run", "jobs"), ("task", 2), ("task", 2, "env", "CI"); the n-th
+    [[task]] header gets index n. Keys inside inline tables and arrays are not
+    located; `find` falls back to the nearest enclosing key or header."""
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[KeyPath, int] = {}
+        self._scan(text)
+
+    def find(self, path: KeyPath) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+    def _scan(self, text: str) -> None:
+        table: KeyPath = ()
+        array_counts: dict[KeyPath, int] = {}
+        depth = 0  # open [ and { of values spanning lines
+        closing_quote: str | None = None  # inside a multi-line string
+        for number, line in enumerate(text.splitlines(), start=1):
+            position = 0
+            if closing_quote is not None:
+                end = _find_closing(line, 0, closing_quote)
+                if end < 0:
+                    continue
+                closing_quote, position = None, end
+            elif depth == 0:
+                header = _HEADER.match(line)
+                assignment = _ASSIGNMENT.match(line)
+                if header and not assignment:
+                    names = tuple(_key_parts(header.group(2)))
+                    if header.group(1) == "[[":
+                        index = array_counts.get(names, 0)
+                        array_counts[names] = index + 1
+                        table = (*names, index)
+                    else:
+                        table = names
+                    self.lines.setdefault(table, number)
+                    continue
+                if assignment:
+                    key = (*table, *_key_parts(assignment.group(1)))
+                    self.lines.setdefault(key, number)
+                    position = assignment.end()
+            depth, closing_quote = _scan_value(line, position, depth)
+
+
+def _find_closing(line: str, start: int, quote: str) -> int:
+    """Index just past the closing triple quote, or -1."""
+    index = start
+    while True:
+        found = line.find(quote, index)
+        if found < 0:
+            return -1
+        if quote == '"""' and _escaped(line, found):
+            index = found + 1
+            continue
+        end = found + 3
+        while line[end : end + 1] == quote[0]:  # up to two quotes may precede the closer
+            end += 1
+        return end
+
+
+def _escaped(line: str, index: int) -> bool:
+    backslashes = 0
+    while index - backslashes - 1 >= 0 and line[index - backslashes - 1] == "\\":
+        backslashes += 1
+    return backslashes % 2 == 1
+
+
+def _scan_value(line: str, position: int, depth: int) -> tuple[int, str | None]:
+    """Follow brackets and strings through one line of a value."""
+    index = position
+    while index < len(line):
+        char = line[index]
+        if char == "#":
+            break
+        if char in "\"'":
+            triple = char * 3
+            if line.startswith(triple, index):
+                end = _find_closing(line, index + 3, triple)
+                if end < 0:
+                    return depth, triple
+                index = end
+                continue
+            index += 1
+            while index < len(line) and line[index] != char:
+                index += 2 if char == '"' and line[index] == "\\" else 1
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        index += 1
+    return depth, None

@@ -1,0 +1,79 @@
+"""Shared fixtures: every test gets its own output folder and working directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FANOUT = Path(sys.executable).with_name("fanout")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Run each test in tmp_path with the output dir inside it and no colour."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FANOUT_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("FANOUT_CHILD_WATCHER", raising=False)
+    yield tmp_path
+
+
+@dataclass
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+    output_dir: Path
+
+    def run_dirs(self) -> list[Path]:
+        if not self.output_dir.exists():
+            return []
+        return sorted(p for p in self.output_dir.iterdir() if p.is_dir())
+
+    @property
+    def run_dir(self) -> Path:
+        dirs = self.run_dirs()
+        assert len(dirs) == 1, f"expected one run folder, found {dirs}"
+        return dirs[0]
+
+    def manifest(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads((self.run_dir / "manifest.json").read_text())
+        return document
+
+    def details(self, name: str) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads((self.run_dir / name).read_text())
+        return document
+
+
+def run_fanout(
+    *args: str, input: bytes | None = None, timeout: float = 30, env: dict[str, str] | None = None
+) -> Completed:
+    """Run the installed `fanout` console script as a user would."""
+    completed = subprocess.run(
+        [str(FANOUT), *args],
+        input=input if input is not None else b"",
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    return Completed(
+        completed.returncode,
+        completed.stdout.decode("utf-8", "replace"),
+        completed.stderr.decode("utf-8", "replace"),
+        Path(os.environ["FANOUT_OUTPUT_DIR"]),
+    )
+
+
+def write_tasks(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
