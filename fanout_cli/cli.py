@@ -115,8 +115,8 @@ def run(
                              help="Cap of each task's summary. [default: 500]")] = None,
     max_lines: Annotated[Text, typer.Option("--max-lines", metavar="N",
                          help="--format aop: task lines in the summary. [default: 50]")] = None,
-    quiet: Annotated[bool | None, typer.Option("-q", "--quiet/--no-quiet",
-                     help="Print the verdict line only.", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet",
+                     help="Print the verdict line only.", show_default=False)] = False,
 ) -> None:
     """Run the tasks of TASKFILE in parallel and print one verdict.
 
@@ -139,7 +139,7 @@ def run(
         "min_success_ratio": min_success_ratio, "score": score, "scorer": scorer,
         "vote_on": vote_on, "output_dir": output_dir, "run_id": run_id,
         "format": output_format, "summary_chars": summary_chars, "max_lines": max_lines,
-        "quiet": quiet,
+        "quiet": quiet or None,  # not given: [run] quiet may still apply
     }  # fmt: skip
     command = ctx.meta.get(COMMAND_KEY)
     raise typer.Exit(execute_run(taskfile, command, command_line))
@@ -147,10 +147,10 @@ def run(
 
 def execute_run(taskfile: str | None, command: list[str] | None, command_line: dict[str, Any]) -> int:
     # Imported here so that `fanout --help` does not pay for the engine.
-    from fanout_cli.executors.process import ProcessExecutor  # noqa: PLC0415
-    from fanout_cli.report import Console, make_renderer  # noqa: PLC0415
-    from fanout_cli.runner import run_tasks  # noqa: PLC0415
-    from fanout_cli.taskfile import load_task_file  # noqa: PLC0415
+    from fanout_cli.executors.process import ProcessExecutor
+    from fanout_cli.report import Console, make_renderer
+    from fanout_cli.runner import run_tasks
+    from fanout_cli.taskfile import load_task_file
 
     if command is not None:
         raise UsageError(
@@ -199,7 +199,7 @@ def run_cli(argv: list[str]) -> int:
     try:
         result = app(args=argv, prog_name="fanout", standalone_mode=False)
     except FanoutError as exc:
-        from fanout_cli.report import error_line  # noqa: PLC0415
+        from fanout_cli.report import error_line
 
         error_line(exc.message)
         return exc.exit_code

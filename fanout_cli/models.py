@@ -42,7 +42,7 @@ class TaskSpec:
     def display_command(self) -> str:
         if isinstance(self.command, str):
             return self.command
-        import shlex  # noqa: PLC0415 - only needed when rendering
+        import shlex
 
         return shlex.join(self.command)
 

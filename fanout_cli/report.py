@@ -183,7 +183,8 @@ def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
     ]
     for result in shown:
         target = f" -> {result.details_file}" if result.details_file else ""
-        lines.append(cap(f"- {result.status} {result.task_id}: {result.summary}", line_chars) + target)
+        line = cap(f"- {result.status} {result.task_id}: {result.summary}", line_chars)
+        lines.append(line + target)
     if rest:
         lines.append(f"... {len(rest)} more {_describe_statuses(rest)}")
     if not report.results:

@@ -6,6 +6,7 @@ deadline) cancels those scopes; executors stop their processes on the way out.""
 
 from __future__ import annotations
 
+import functools
 import random
 import shlex
 import sys
@@ -57,8 +58,8 @@ def strategy_options(config: RunConfig) -> StrategyOptions:
 
 def backoff_delay(config: RunConfig, failed_attempts: int) -> float:
     """Exponential back-off with jitter: base * 2^(n-1), scaled by a random 0.5-1.0."""
-    base = config.retry_delay * 2 ** (failed_attempts - 1)
-    return min(base, _MAX_BACKOFF_SECONDS) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+    base: float = config.retry_delay * 2 ** (failed_attempts - 1)
+    return min(base, _MAX_BACKOFF_SECONDS) * random.uniform(0.5, 1.0)
 
 
 class Runner:
@@ -213,7 +214,7 @@ class Runner:
         self, spec: TaskSpec, attempts: list[Attempt], halt: Halt | None
     ) -> TaskResult:
         if not attempts:  # cancelled before its first attempt began
-            assert halt is not None  # noqa: S101 - only a halt ends a task with no attempt
+            assert halt is not None
             return self._not_started(spec, halt)
         last = attempts[-1]
         status, reason = (halt.status, halt.reason) if halt else (last.status, last.reason)
@@ -248,9 +249,10 @@ class Runner:
             metrics=markers.metrics,
             reported_status=markers.status,
         )
-        result = replace(result, details_file=self.store.write_details(result, self.store.run_id))
+        details_file = self.store.write_details(result, self.store.run_id)
+        result = replace(result, details_file=details_file)
         if self.config.scorer and succeeded:
-            score = await self._run_scorer(self.store.run_dir / result.details_file)
+            score = await self._run_scorer(self.store.run_dir / details_file)
             result = replace(result, score=score)
             self.store.write_details(result, self.store.run_id)
         return result
@@ -314,8 +316,10 @@ def run_tasks(
     store = RunStore(config.output_dir, config.run_id)
     started_at = time.time()
     argv = list(sys.argv)
-    header = {"run_id": store.run_id, "argv": argv, "options": options, "started_at": started_at}
-    store.write_manifest(manifest_document(None, status="running", **header))
+    manifest = functools.partial(
+        manifest_document, run_id=store.run_id, argv=argv, options=options, started_at=started_at
+    )
+    store.write_manifest(manifest(None, status="running"))
     store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
     try:
         runner = Runner(config, executor, store, listener, total=len(specs))
@@ -331,7 +335,7 @@ def run_tasks(
             finished_at=time.time(),
             title=title,
         )
-        store.write_manifest(manifest_document(report, status="finished", **header))
+        store.write_manifest(manifest(report, status="finished"))
         store.journal(
             "run_ended", passed=outcome.passed, reason=outcome.reason, counts=dict(outcome.counts)
         )

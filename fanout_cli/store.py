@@ -68,7 +68,9 @@ class RunStore:
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"{output_dir}: cannot create the output folder: {exc.strerror}")
+            raise StoreError(
+                f"{output_dir}: cannot create the output folder: {exc.strerror}"
+            ) from None
         for _ in range(100):
             self.run_id = run_id or new_run_id()
             self.run_dir = self.output_dir / self.run_id
@@ -82,7 +84,9 @@ class RunStore:
                         "choose another --run-id"
                     ) from None
             except OSError as exc:
-                raise StoreError(f"{self.run_dir}: cannot create the run folder: {exc.strerror}")
+                raise StoreError(
+                    f"{self.run_dir}: cannot create the run folder: {exc.strerror}"
+                ) from None
         else:  # pragma: no cover - 100 collisions of a random suffix
             raise StoreError(f"{self.output_dir}: could not find a free run id")
         self.run_dir.chmod(0o700)  # mkdir's mode is filtered by the umask

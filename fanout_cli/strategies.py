@@ -118,12 +118,12 @@ def verdict(options: StrategyOptions, results: Sequence[TaskResult]) -> Verdict:
         return Verdict(passed, name, reason, counts)
     if name == "first-n-succeed":
         needed = options.required_successes
-        passed = len(successes) >= needed
-        return Verdict(passed, name, f"{len(successes)} of {total} succeeded (needed {needed})", counts)
+        reason = f"{len(successes)} of {total} succeeded (needed {needed})"
+        return Verdict(len(successes) >= needed, name, reason, counts)
     if name == "partial-success":
         needed = required_for_partial(options, total)
-        passed = len(successes) >= needed
-        return Verdict(passed, name, f"{len(successes)} of {total} succeeded (needed {needed})", counts)
+        reason = f"{len(successes)} of {total} succeeded (needed {needed})"
+        return Verdict(len(successes) >= needed, name, reason, counts)
     if name == "best-of-n":
         return _best_of_n(successes, total, counts)
     if name == "majority-vote":
@@ -132,7 +132,9 @@ def verdict(options: StrategyOptions, results: Sequence[TaskResult]) -> Verdict:
 
 
 def _not_succeeded(counts: dict[str, int]) -> str:
-    parts = [f"{counts[str(status)]} {status}" for status in STATUS_ORDER[1:] if counts[str(status)]]
+    parts = [
+        f"{counts[str(status)]} {status}" for status in STATUS_ORDER[1:] if counts[str(status)]
+    ]
     return ", ".join(parts)
 
 
@@ -146,7 +148,8 @@ def _best_of_n(successes: list[TaskResult], total: int, counts: dict[str, int]) 
     )
     score_text = "no score" if best.score is None else f"score {best.score:g}"
     reason = f"{best.task_id} wins with {score_text} ({len(successes)} of {total} succeeded)"
-    return Verdict(True, "best-of-n", reason, counts, Winner(task_id=best.task_id, score=best.score))
+    winner = Winner(task_id=best.task_id, score=best.score)
+    return Verdict(True, "best-of-n", reason, counts, winner)
 
 
 def _majority(successes: list[TaskResult], total: int, counts: dict[str, int]) -> Verdict:

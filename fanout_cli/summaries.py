@@ -6,6 +6,7 @@ are looked for there, which is where a task prints them."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ def parse_number(text: str) -> float | None:
     if match is None:
         return None
     value = float(match.group(0))
-    return value if value == value and abs(value) != float("inf") else None
+    return value if math.isfinite(value) else None
 
 
 def parse_metrics(text: str) -> dict[str, Any]:

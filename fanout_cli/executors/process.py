@@ -45,11 +45,11 @@ class PidfdWatcher:
         except ProcessLookupError:  # already reaped
             return process.wait()
         try:
-            while process.poll() is None:
+            while (returncode := process.poll()) is None:
                 await anyio.wait_readable(pidfd)
         finally:
             os.close(pidfd)
-        return process.returncode
+        return returncode
 
 
 class SigchldWatcher:
@@ -157,7 +157,8 @@ class ProcessExecutor:
 
     async def run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
         started_at = time.time()
-        argv = ["/bin/sh", "-c", spec.command] if isinstance(spec.command, str) else list(spec.command)
+        command = spec.command
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
         env = {**os.environ, **spec.env} if spec.env else None
         try:
             process = self._spawn(argv, spec.cwd, env, plan)
