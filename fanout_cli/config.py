@@ -43,9 +43,10 @@ def parse_duration(value: object) -> float:
 
 def format_duration(seconds: float) -> str:
     """The short human form used in reasons: 500ms, 30s, 1.5s, 5m, 1h2m."""
-    if seconds < 1:
+    if round(seconds * 1000) < 1000:
         return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
+    if round(seconds, 1) < 60:
+        seconds = round(seconds, 1)
         return f"{seconds:.0f}s" if seconds == int(seconds) else f"{seconds:.1f}s"
     minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
@@ -226,25 +227,28 @@ def build_config(*layers: Mapping[str, object]) -> RunConfig:
     """Apply option layers, lowest precedence first ([run] table, then the command line).
 
     Raises OptionError naming the option whose value is invalid."""
-    config = RunConfig()
     changes: dict[str, Any] = {}
     for layer in layers:
-        for name, raw in layer.items():
-            if raw is None:
-                continue
+        given = {name: raw for name, raw in layer.items() if raw is not None}
+        for first, second in _EITHER_OR:
+            if first in given and second in given:
+                raise OptionError(second, f"give --{_flag_name(first)} or "
+                                  f"--{_flag_name(second)}, not both")
+            # A later layer's choice replaces the earlier layer's alternative.
+            if first in given:
+                changes.pop(second, None)
+            if second in given:
+                changes.pop(first, None)
+        for name, raw in given.items():
             try:
                 changes[name] = OPTION_PARSERS[name](raw)
             except ValueError as exc:
                 raise OptionError(name, str(exc)) from None
-    config = replace(config, **changes)
-    _check_consistency(config)
-    return config
+    return replace(RunConfig(), **changes)
 
 
-def _check_consistency(config: RunConfig) -> None:
-    if config.min_successes is not None and config.min_success_ratio is not None:
-        raise OptionError(
-            "min_success_ratio", "give --min-successes or --min-success-ratio, not both"
-        )
-    if config.score is not None and config.scorer is not None:
-        raise OptionError("scorer", "give --score or --scorer, not both")
+_EITHER_OR = (("min_successes", "min_success_ratio"), ("score", "scorer"))
+
+
+def _flag_name(name: str) -> str:
+    return name.replace("_", "-")

@@ -64,7 +64,7 @@ class RunStore:
     """Owns `<output-dir>/<run-id>/`. All paths it hands out stay inside that folder."""
 
     def __init__(self, output_dir: str, run_id: str | None) -> None:
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir).absolute()  # reports name it; cwd may differ
         try:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-TAIL_BYTES = 1 << 20
+TAIL_BYTES = 256 << 10
 EXCERPT_BYTES = 4096
 _VOTE_TEXT_LIMIT = 1000
 _MARKER = re.compile(r"^\[AOP:([A-Z_]+)\][ \t]*(.*)$")
@@ -61,8 +61,10 @@ def last_line(text: str) -> str:
 
 
 def parse_markers(text: str) -> Markers:
-    """Read `[AOP:SUMMARY]` (inline or as a block), `[AOP:STATUS]`, `[AOP:SCORE]` and
-    `[AOP:METRICS] k: v, ...`. The last occurrence of each wins."""
+    """Read `[AOP:SUMMARY]`, `[AOP:STATUS]`, `[AOP:SCORE]` and `[AOP:METRICS] k: v, ...`.
+
+    A summary is the rest of its marker line or, when that is empty, the block of lines
+    up to the next marker. The last occurrence of each marker wins."""
     summary: str | None = None
     status: str | None = None
     score: float | None = None
@@ -78,8 +80,10 @@ def parse_markers(text: str) -> Markers:
             summary = _join_block(block) or summary
             block = None
         name, rest = match.group(1), match.group(2).strip()
-        if name == "SUMMARY":
-            block = [rest] if rest else []
+        if name == "SUMMARY" and rest:
+            summary = clean_line(rest)
+        elif name == "SUMMARY":
+            block = []
         elif name == "STATUS" and rest:
             status = rest.split()[0].lower()
         elif name == "SCORE":

@@ -264,7 +264,7 @@ class _KeyLines:
                 header = _HEADER.match(line)
                 assignment = _ASSIGNMENT.match(line)
                 if header and not assignment:
-                    names = tuple(_key_parts(header.group(2)))
+                    names = _table_path(_key_parts(header.group(2)), array_counts)
                     if header.group(1) == "[[":
                         index = array_counts.get(names, 0)
                         array_counts[names] = index + 1
@@ -278,6 +278,16 @@ class _KeyLines:
                     self.lines.setdefault(key, number)
                     position = assignment.end()
             depth, closing_quote = _scan_value(line, position, depth)
+
+
+def _table_path(parts: list[str], array_counts: dict[KeyPath, int]) -> KeyPath:
+    """`[task.env]` after the third `[[task]]` is ("task", 2, "env")."""
+    path: KeyPath = ()
+    for position, part in enumerate(parts):
+        path = (*path, part)
+        if path in array_counts and position < len(parts) - 1:
+            path = (*path, array_counts[path] - 1)
+    return path
 
 
 def _find_closing(line: str, start: int, quote: str) -> int:
