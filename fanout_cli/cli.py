@@ -68,7 +68,7 @@ def root(
 Text = str | None
 
 
-@app.command(cls=RunCommand, no_args_is_help=True)
+@app.command(cls=RunCommand)
 def run(
     ctx: typer.Context,
     taskfile: Annotated[Text, typer.Argument(help="TOML task list.", show_default=False)] = None,

@@ -321,10 +321,18 @@ def run_tasks(
     )
     store.write_manifest(manifest(None, status="running"))
     store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
+    runner = Runner(config, executor, store, listener, total=len(specs))
+    status = "interrupted"
     try:
-        runner = Runner(config, executor, store, listener, total=len(specs))
-        results = anyio.run(runner.run, specs)
+        anyio.run(runner.run, specs)
+        status = "finished"
+    finally:
+        # Also on Ctrl-C: the tasks that ended so far are recorded, then it propagates.
+        results = [runner.results[seq] for seq in sorted(runner.results)]
         outcome = verdict(strategy_options(config), results)
+        if status != "finished":
+            reason = f"interrupted after {len(results)} of {len(specs)} tasks ended"
+            outcome = replace(outcome, passed=False, reason=reason)
         report = RunReport(
             run_id=store.run_id,
             run_dir=str(store.run_dir),
@@ -334,11 +342,15 @@ def run_tasks(
             started_at=started_at,
             finished_at=time.time(),
             title=title,
+            interrupted=None if status == "finished" else "SIGINT",
         )
-        store.write_manifest(manifest(report, status="finished"))
+        store.write_manifest(manifest(report, status=status))
         store.journal(
-            "run_ended", passed=outcome.passed, reason=outcome.reason, counts=dict(outcome.counts)
+            "run_ended",
+            status=status,
+            passed=outcome.passed,
+            reason=outcome.reason,
+            counts=dict(outcome.counts),
         )
-    finally:
         store.close()
     return report

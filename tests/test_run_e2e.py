@@ -196,6 +196,9 @@ ERROR_CASES: dict[str, tuple[str | None, list[str], list[str]]] = {
     ),
     "cmd of wrong type": ('[[task]]\nid = "a"\ncmd = 5\n', [], [f"{TASKS}:3", "cmd"]),
     "empty task list": ("task = []\n", [], [TASKS, "no tasks"]),
+    "bad --format": ('[[task]]\ncmd = ["true"]\n', ["--format", "yaml"], ["--format"]),
+    "unsafe --run-id": ('[[task]]\ncmd = ["true"]\n', ["--run-id", "../escape"], ["--run-id"]),
+    "output dir is a file": ('[[task]]\ncmd = ["true"]\n', ["--output-dir", TASKS], [TASKS]),
 }
 
 
@@ -217,6 +220,18 @@ def test_usage_and_task_file_errors_exit_2_with_one_line(case: str, tmp_path: Pa
     assert not (tmp_path / "out").exists(), "an invalid run must not create a run folder"
 
 
+def test_reusing_a_run_id_is_exit_2_and_keeps_the_first_run() -> None:
+    task_file(task("ok", ["true"]))
+    assert run_fanout("run", TASKS, "-q", "--run-id", "nightly").returncode == 0
+    first = (Path("out") / "nightly" / "manifest.json").read_bytes()
+    again = run_fanout("run", TASKS, "-q", "--run-id", "nightly")
+    assert again.returncode == 2
+    assert_clean(again)
+    assert len(again.stderr.splitlines()) == 1
+    assert again.stderr.startswith("fanout: error: ")
+    assert (Path("out") / "nightly" / "manifest.json").read_bytes() == first
+
+
 def test_exit_0_when_every_task_passes_and_1_when_one_fails() -> None:
     task_file(task("ok", ["true"]), task("also-ok", ["sh", "-c", "exit 0"]))
     assert run_fanout("run", TASKS, "-q").returncode == 0
@@ -236,7 +251,7 @@ FANOUT_FIELDS = {
 }  # fmt: skip
 
 
-def test_run_folder_details_outputs_journal_and_manifest(tmp_path: Path) -> None:
+def two_task_run() -> Completed:
     task_file(
         task("hello", ["sh", "-c", "echo to-out; echo to-err >&2"]),
         task("broken", "echo partial; echo went wrong >&2; exit 4"),
@@ -244,6 +259,11 @@ def test_run_folder_details_outputs_journal_and_manifest(tmp_path: Path) -> None
     completed = run_fanout("run", TASKS)
     assert completed.returncode == 1
     assert_clean(completed)
+    return completed
+
+
+def test_run_folder_holds_details_and_raw_outputs(tmp_path: Path) -> None:
+    completed = two_task_run()
     run_dir = completed.run_dir
     assert run_dir.parent == tmp_path / "out"
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
@@ -256,7 +276,8 @@ def test_run_folder_details_outputs_journal_and_manifest(tmp_path: Path) -> None
     assert not [name for name in names if name.endswith(".tmp")], names
 
     hello = completed.details("0001-hello.json")
-    assert AOP_HEADER | FANOUT_FIELDS <= set(hello), sorted(AOP_HEADER | FANOUT_FIELDS - set(hello))
+    missing = sorted((AOP_HEADER | FANOUT_FIELDS) - set(hello))
+    assert not missing, missing
     assert hello["aop_version"] == "1.0.0"
     assert hello["agent_id"] == "hello" == hello["task_id"]
     assert isinstance(hello["task"], str) and hello["task"]
@@ -268,25 +289,30 @@ def test_run_folder_details_outputs_journal_and_manifest(tmp_path: Path) -> None
     assert hello["exit_code"] == 0
     assert [attempt["attempt"] for attempt in hello["attempts"]] == [1]
     assert hello["summary"] == "to-out"
-    assert hello["stdout"]["path"] == "0001-hello.stdout"
-    assert hello["stdout"]["bytes"] == 7
-    assert "to-out" in hello["stdout"]["excerpt"]
-    assert hello["stderr"]["path"] == "0001-hello.stderr"
-    assert hello["stderr"]["bytes"] == 7
     assert hello["origin"].startswith(f"{TASKS}:")
+    for stream, size, text in (("stdout", 7, "to-out"), ("stderr", 7, "to-err")):
+        assert hello[stream]["path"] == f"0001-hello.{stream}"
+        assert hello[stream]["bytes"] == size
+        assert text in hello[stream]["excerpt"]
 
     broken = completed.details("0002-broken.json")
     assert broken["status"] == "failure"
     assert broken["exit_code"] == 4
     assert broken["summary"] == "went wrong (exit 4)"
 
-    events = read_journal(run_dir)
+
+def test_run_folder_holds_journal_and_manifest() -> None:
+    completed = two_task_run()
+    run_dir = completed.run_dir
+    events = read_journal(run_dir)  # json.loads of every line
     kinds = [event["event"] for event in events]
     assert kinds[0] == "run_started"
     assert kinds[-1] == "run_ended"
     assert kinds.count("task_started") == 2
     assert kinds.count("task_ended") == 2
     assert all("time" in event for event in events)
+    ended = {e["task_id"]: e["status"] for e in events if e["event"] == "task_ended"}
+    assert ended == {"hello": "success", "broken": "failure"}
 
     manifest = completed.manifest()
     assert manifest["run_id"] == run_dir.name
@@ -298,6 +324,7 @@ def test_run_folder_details_outputs_journal_and_manifest(tmp_path: Path) -> None
     assert rows["hello"]["details_file"] == "0001-hello.json"
     assert rows["broken"]["status"] == "failure"
     assert rows["broken"]["summary"] == "went wrong (exit 4)"
+    assert rows["broken"]["details_file"] == "0002-broken.json"
 
 
 HOSTILE_IDS = [
@@ -563,6 +590,26 @@ def test_sliding_window_starts_short_tasks_while_a_long_one_runs() -> None:
 # --- retries and start errors ---------------------------------------------------------
 
 
+def test_first_n_succeed_stops_once_success_becomes_impossible(tmp_path: Path) -> None:
+    task_file(
+        task("fails-now", ["false"]),
+        task("fails-soon", ["sh", "-c", "sleep 0.2; exit 1"]),
+        task("sleeps", sleeper("sleeps.pid")),
+    )
+    started = time.monotonic()
+    completed = run_fanout(
+        "run", TASKS, "--strategy", "first-n-succeed", "--required-successes", "2",
+        "-j", "3", "--grace", "20s",
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert completed.returncode == 1, completed
+    assert_clean(completed)
+    assert manifest_rows(completed)["sleeps"]["status"] == "cancelled"
+    if (tmp_path / "sleeps.pid").exists():
+        assert_all_gone(read_pids(tmp_path / "sleeps.pid"))
+    assert elapsed < 10, elapsed
+
+
 def test_retries_until_success_and_keeps_every_attempts_output() -> None:
     flaky = (
         "n=$(cat count 2>/dev/null || echo 0); n=$((n + 1)); echo $n > count; "
@@ -585,6 +632,23 @@ def test_retries_until_success_and_keeps_every_attempts_output() -> None:
     assert (run_dir / "0001-flaky.stdout").read_text() == "attempt 3\n"
     assert manifest_rows(completed)["flaky"]["attempts"] == 3
     assert Path("count").read_text().strip() == "3"
+
+
+def test_a_timed_out_attempt_is_retried(tmp_path: Path) -> None:
+    slow_twice = (
+        "n=$(cat count 2>/dev/null || echo 0); n=$((n + 1)); echo $n > count; "
+        'echo "try $n"; [ "$n" -ge 3 ] || exec sleep 30'
+    )
+    task_file(task("slow-start", ["sh", "-c", slow_twice], timeout="0.3s", retries=2))
+    completed = run_fanout("run", TASKS, "--retry-delay", "0.05", "--grace", "20s")
+    assert completed.returncode == 0, completed
+    assert_clean(completed)
+    details = completed.details("0001-slow-start.json")
+    assert details["status"] == "success"
+    assert [a["status"] for a in details["attempts"]] == ["timeout", "timeout", "success"]
+    assert details["attempts"][0]["reason"].startswith("timed out after")
+    assert (completed.run_dir / "0001-slow-start.a2.stdout").read_text() == "try 2\n"
+    assert details["summary"] == "try 3"
 
 
 def test_start_errors_are_status_error_and_not_retried(tmp_path: Path) -> None:
@@ -674,7 +738,9 @@ def test_best_of_n_with_a_score_regex() -> None:
         task("b", ["printf", "score=30\\nnoise\\n"]),
         task("c", ["printf", "score=7\\n"]),
     )
-    completed, document = run_json("run", TASKS, "--strategy", "best-of-n", "--score", r"score=(\d+)")
+    completed, document = run_json(
+        "run", TASKS, "--strategy", "best-of-n", "--score", r"score=(\d+)"
+    )
     assert completed.returncode == 0, completed
     assert document["verdict"]["winner"] == {"task_id": "b", "score": 30}
 
@@ -884,7 +950,7 @@ def test_full_task_output_is_never_printed(output_format: str, tmp_path: Path) -
 @pytest.mark.parametrize("watcher", ["default", "sigchld"])
 def test_child_watchers_behave_the_same(watcher: str, tmp_path: Path) -> None:
     env = {"FANOUT_CHILD_WATCHER": "sigchld"} if watcher == "sigchld" else {}
-    quick = [task(f"quick-{n}", ["sh", "-c", f"echo quick {n}"]) for n in range(1, 6)]
+    quick = [task(f"quick-{n}", ["sh", "-c", f"echo quick {n}"]) for n in range(1, 31)]
     task_file(
         *quick,
         task("hangs", ["sh", "-c", "sleep 100 & echo $! > hangs.pid; echo $$ >> hangs.pid; wait"],
@@ -900,7 +966,7 @@ def test_child_watchers_behave_the_same(watcher: str, tmp_path: Path) -> None:
     assert completed.returncode == 1, completed
     assert_clean(completed)
     rows = manifest_rows(completed)
-    for n in range(1, 6):
+    for n in range(1, 31):
         assert rows[f"quick-{n}"]["status"] == "success"
         assert rows[f"quick-{n}"]["summary"] == f"quick {n}"
     assert rows["ends-ok"]["status"] == "success"

@@ -1,0 +1,156 @@
+"""The command line in-process: Typer's CliRunner for help and version, `run_cli` for the
+exit codes and the one-line errors that scripts depend on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fanout_cli import __version__
+from fanout_cli.cli import app, run_cli
+from tests.conftest import write_tasks
+
+RUN_OPTIONS = [
+    "-j", "--jobs", "--timeout", "--grace", "--deadline", "--ok-exit", "--retries",
+    "--retry-delay", "--strategy", "--fail-fast", "--required-successes", "--min-successes",
+    "--min-success-ratio", "--score", "--scorer", "--vote-on", "--output-dir", "--run-id",
+    "--format", "--summary-chars", "--max-lines", "-q", "--quiet",
+]  # fmt: skip
+
+PASSING = '[[task]]\nid = "ok"\ncmd = ["echo", "fine"]\n'
+FAILING = '[[task]]\nid = "ok"\ncmd = ["echo", "fine"]\n\n[[task]]\nid = "bad"\ncmd = ["false"]\n'
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()
+
+
+def error_lines(stderr: str) -> list[str]:
+    lines = stderr.splitlines()
+    assert "Traceback" not in stderr, stderr
+    assert all(line.startswith("fanout: error: ") for line in lines), stderr
+    return lines
+
+
+# --- through CliRunner ----------------------------------------------------------------
+
+
+def test_version(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"fanout {__version__}\n"
+
+
+def test_root_help_lists_the_run_command(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "run" in result.output.split()
+    assert cli.invoke(app, ["-h"]).output == result.output
+
+
+def test_run_help_lists_every_option(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["run", "--help"])
+    assert result.exit_code == 0
+    words = set(result.output.replace(",", " ").replace("/", " ").split())
+    missing = [option for option in RUN_OPTIONS if option not in words]
+    assert not missing, f"run --help does not list {missing}"
+    assert "Exit status" in result.output
+
+
+def test_run_through_cli_runner_passes(cli: CliRunner, tmp_path: Path) -> None:
+    write_tasks(tmp_path / "tasks.toml", PASSING)
+    result = cli.invoke(app, ["run", "tasks.toml"])
+    assert result.exit_code == 0, result.output
+    assert "success" in result.output
+    assert result.output.splitlines()[-1].startswith("PASS")
+
+
+# --- run_cli: exit codes and errors ---------------------------------------------------
+
+
+def test_run_cli_version_returns_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["--version"]) == 0
+    assert capsys.readouterr().out == f"fanout {__version__}\n"
+
+
+def test_run_cli_returns_0_on_pass_and_1_on_fail(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tasks(tmp_path / "pass.toml", PASSING)
+    write_tasks(tmp_path / "fail.toml", FAILING)
+    assert run_cli(["run", "pass.toml", "-q"]) == 0
+    assert capsys.readouterr().out.startswith("PASS")
+    assert run_cli(["run", "fail.toml", "-q"]) == 1
+    assert capsys.readouterr().out.startswith("FAIL")
+
+
+@pytest.mark.parametrize("argv", [["run"], ["run", "-q"], ["run", "-j", "2", "--format", "json"]])
+def test_run_without_a_task_file_is_exit_2_with_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(argv) == 2
+    captured = capsys.readouterr()
+    assert len(error_lines(captured.err)) == 1, captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--", "echo", "hi"],
+        ["run", "tasks.toml", "--", "echo", "{}"],
+        ["run", "-q", "--", "ls"],
+    ],
+)
+def test_a_command_after_double_dash_is_a_usage_error_for_now(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tasks(tmp_path / "tasks.toml", PASSING)
+    assert run_cli(argv) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1, lines
+    assert "--" in lines[0].removeprefix("fanout: error: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_errors_are_printed_as_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tasks(tmp_path / "tasks.toml", '[[task]]\ncmd = ["true"]\nretries = "many"\n')
+    assert run_cli(["run", "tasks.toml"]) == 2
+    assert run_cli(["run", "missing.toml"]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 2, lines
+    assert "tasks.toml:3" in lines[0]
+    assert "retries" in lines[0]
+    assert "missing.toml" in lines[1]
+
+
+def test_two_bad_options_in_one_command_give_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tasks(tmp_path / "tasks.toml", PASSING)
+    assert run_cli(["run", "tasks.toml", "--jobs", "0", "--strategy", "sometimes"]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1, lines
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["run", "tasks.toml", "--no-such-option"], "--no-such-option"),
+        (["no-such-command"], "no-such-command"),
+        (["run", "tasks.toml", "--jobs"], "--jobs"),
+    ],
+)
+def test_click_usage_errors_are_one_line_exit_2(
+    argv: list[str], fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tasks(tmp_path / "tasks.toml", PASSING)
+    assert run_cli(argv) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1, lines
+    assert fragment in lines[0]
