@@ -148,24 +148,23 @@ def build_summary(
     return cap(line, room) + suffix if room >= 10 else cap(reason, limit)
 
 
-def score_from_regex(pattern: str, text: str) -> float | None:
-    """Group 1 (or the whole match) of the last match of `pattern`, as a number."""
+def last_match_group(pattern: str, text: str) -> str | None:
+    """Group 1 (or the whole match, when there is no group) of the last match."""
     last = None
     for last in re.finditer(pattern, text, re.MULTILINE):  # noqa: B007 - we want the last one
         pass
     if last is None:
         return None
-    group = last.group(1) if last.re.groups else last.group(0)
-    return parse_number(group or "")
+    return last.group(1) if last.re.groups else last.group(0)
+
+
+def score_from_regex(pattern: str, text: str) -> float | None:
+    group = last_match_group(pattern, text)
+    return None if group is None else parse_number(group)
 
 
 def vote_from_regex(pattern: str, text: str) -> str | None:
-    last = None
-    for last in re.finditer(pattern, text, re.MULTILINE):  # noqa: B007 - we want the last one
-        pass
-    if last is None:
-        return None
-    group = last.group(1) if last.re.groups else last.group(0)
+    group = last_match_group(pattern, text)
     return None if group is None else " ".join(group.split())
 
 
