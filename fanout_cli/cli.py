@@ -42,7 +42,7 @@ app = typer.Typer(
     name="fanout",
     help="Run shell and agent jobs in parallel, keep every output, print one verdict.",
     add_completion=False,
-    no_args_is_help=True,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -57,12 +57,16 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     """Run shell and agent jobs in parallel, keep every output, print one verdict."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help(), err=True)
+        raise typer.Exit(EXIT_USAGE)
 
 
 Text = str | None
@@ -71,7 +75,7 @@ Text = str | None
 @app.command(cls=RunCommand)
 def run(
     ctx: typer.Context,
-    taskfile: Annotated[Text, typer.Argument(help="TOML task list.", show_default=False)] = None,
+    taskfile: Annotated[Text, typer.Argument(metavar="TASKFILE", help="TOML task list.", show_default=False)] = None,
     jobs: Annotated[Text, typer.Option("-j", "--jobs", metavar="N",
                     help="Tasks in flight at once (a sliding window). [default: CPU count]")] = None,
     timeout: Annotated[Text, typer.Option(metavar="DUR",

@@ -15,7 +15,7 @@ from typing import Any
 TAIL_BYTES = 256 << 10
 EXCERPT_BYTES = 4096
 _VOTE_TEXT_LIMIT = 1000
-_MARKER = re.compile(r"^\[AOP:([A-Z_]+)\][ \t]*(.*)$")
+_MARKER = re.compile(r"^[ \t]*\[AOP:([A-Z_]+)\][ \t]*(.*?)\r?$", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*(?:\x07|\x1b\\)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
@@ -53,10 +53,14 @@ def clean_line(text: str) -> str:
 
 
 def last_line(text: str) -> str:
-    for line in reversed(text.splitlines()):
-        cleaned = clean_line(line)
+    """The last line with something printable on it (scanned from the end, no split)."""
+    end = len(text)
+    while end > 0:
+        start = text.rfind("\n", 0, end) + 1
+        cleaned = clean_line(text[start:end])
         if cleaned:
             return cleaned
+        end = start - 1
     return ""
 
 
@@ -64,40 +68,32 @@ def parse_markers(text: str) -> Markers:
     """Read `[AOP:SUMMARY]`, `[AOP:STATUS]`, `[AOP:SCORE]` and `[AOP:METRICS] k: v, ...`.
 
     A summary is the rest of its marker line or, when that is empty, the block of lines
-    up to the next marker. The last occurrence of each marker wins."""
+    up to the next marker. The last occurrence of each marker wins. Only marker lines
+    are visited, so a large plain output costs no more than its size once."""
     summary: str | None = None
     status: str | None = None
     score: float | None = None
     metrics: dict[str, Any] = {}
-    block: list[str] | None = None
-    for line in text.splitlines():
-        match = _MARKER.match(line.strip())
-        if match is None:
-            if block is not None:
-                block.append(line)
-            continue
-        if block is not None:
-            summary = _join_block(block) or summary
-            block = None
+    found = list(_MARKER.finditer(text))
+    for index, match in enumerate(found):
         name, rest = match.group(1), match.group(2).strip()
         if name == "SUMMARY" and rest:
             summary = clean_line(rest)
         elif name == "SUMMARY":
-            block = []
+            block_end = found[index + 1].start() if index + 1 < len(found) else len(text)
+            summary = _join_block(text[match.end() : block_end]) or summary
         elif name == "STATUS" and rest:
             status = rest.split()[0].lower()
         elif name == "SCORE":
             score = parse_number(rest)
         elif name == "METRICS":
             metrics.update(parse_metrics(rest))
-    if block is not None:
-        summary = _join_block(block) or summary
     return Markers(summary=summary, status=status, score=score, metrics=metrics)
 
 
-def _join_block(lines: list[str]) -> str:
+def _join_block(block: str) -> str:
     """A multi-line summary block becomes one line: its lines joined by '; '."""
-    parts = [clean_line(line) for line in lines]
+    parts = [clean_line(line) for line in block.splitlines()]
     return "; ".join(part for part in parts if part)
 
 
