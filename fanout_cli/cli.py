@@ -22,6 +22,7 @@ from fanout_cli.errors import (
     TaskFileError,
     UsageError,
 )
+from fanout_cli.sources import SourceRequest, split_command
 
 EXIT_INTERNAL = 70  # a bug in fanout (EX_SOFTWARE); FANOUT_DEBUG=1 shows the traceback
 COMMAND_KEY = "fanout.command"
@@ -35,6 +36,8 @@ class RunCommand(TyperCommand):
             split = args.index("--")
             ctx.meta[COMMAND_KEY] = args[split + 1 :]
             args = args[:split]
+        elif ":::" in args:
+            raise UsageError("put the command after --: fanout run [OPTIONS] -- COMMAND {} ::: VALUE...")
         return super().parse_args(ctx, args)
 
 
@@ -121,19 +124,36 @@ def run(
                          help="--format aop: task lines in the summary. [default: 50]")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet",
                      help="Print the verdict line only.", show_default=False)] = False,
+    glob: Annotated[list[str] | None, typer.Option("--glob", metavar="PATTERN",
+                    help="Task source: one task per matching path (repeatable; ** recurses; "
+                         "sorted; hidden files only when the pattern names them).")] = None,
+    null: Annotated[bool, typer.Option("-0", "--null",
+                    help="Values on stdin are NUL-separated (find -print0).")] = False,
+    shell: Annotated[bool, typer.Option("--shell",
+                     help="Run the command under sh -c (values are shell-quoted).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                       help="Print each command that would run, shell-quoted; run nothing.")] = False,
 ) -> None:
-    """Run the tasks of TASKFILE in parallel and print one verdict.
+    """Run tasks in parallel and print one verdict.
+
+    Tasks come from exactly one source: a TOML TASKFILE, ::: VALUE... after the
+    command, --glob PATTERN, or values on stdin, one a line. The command after -- takes
+    GNU parallel's replacement strings {} {.} {/} {//} {/.} {#} {%} ({{}} is a literal
+    {}); without one, the value is appended. Several words run without a shell; a
+    single word with shell syntax, or --shell, runs under sh -c with values quoted.
 
     Exit status: 0 verdict pass, 1 verdict fail, 2 usage or task-file error,
     130 interrupted.
 
     Examples:
 
-      fanout run tasks.toml
-
       fanout run tasks.toml -j 8 --timeout 5m --format aop
 
-      fanout run checks.toml --strategy partial-success --min-success-ratio 0.9
+      find . -name '*.py' | fanout run -- ruff check {}
+
+      fanout run --glob '*/' --ok-exit 0,1 --strategy partial-success -- rg -c TODO {}
+
+      fanout run -- 'gzip -c {} > {}.gz' ::: a.log b.log
     """
     command_line = {
         "jobs": jobs, "timeout": timeout, "grace": grace, "deadline": deadline,
@@ -145,47 +165,71 @@ def run(
         "format": output_format, "summary_chars": summary_chars, "max_lines": max_lines,
         "quiet": quiet or None,  # not given: [run] quiet may still apply
     }  # fmt: skip
-    command = ctx.meta.get(COMMAND_KEY)
-    raise typer.Exit(execute_run(taskfile, command, command_line))
+    words = ctx.meta.get(COMMAND_KEY)
+    command, values = split_command(words) if words is not None else (None, None)
+    request = SourceRequest(
+        taskfile=taskfile,
+        command=command,
+        values=values,
+        globs=tuple(glob or ()),
+        null_separated=null,
+        shell=shell,
+    )
+    raise typer.Exit(execute_run(request, command_line, dry_run=dry_run))
 
 
-def execute_run(taskfile: str | None, command: list[str] | None, command_line: dict[str, Any]) -> int:
+def execute_run(request: SourceRequest, command_line: dict[str, Any], *, dry_run: bool) -> int:
     # Imported here so that `fanout --help` does not pay for the engine.
+    from fanout_cli import sources
     from fanout_cli.executors.process import ProcessExecutor
-    from fanout_cli.report import Console, make_renderer
+    from fanout_cli.report import Console, make_renderer, print_dry_run
     from fanout_cli.runner import run_tasks
     from fanout_cli.taskfile import load_task_file
 
-    if command is not None:
-        raise UsageError(
-            "a command after -- needs values from stdin, ::: or --glob, which this version "
-            "does not read yet; put the tasks in a TOML file: fanout run tasks.toml"
-        )
-    if taskfile is None:
-        raise UsageError("no tasks given: fanout run TASKFILE (see fanout init for an example)")
-    task_file = load_task_file(taskfile)
+    sources.check_one_source(request, stdin_is_terminal())
+    file_options: dict[str, object] = {}
+    source: sources.Source
+    if request.taskfile is not None:
+        task_file = load_task_file(request.taskfile)
+        file_options = dict(task_file.run_options)
+        try:
+            build_config(file_options)  # alone first, so that its errors name the file
+        except OptionError as exc:
+            line = task_file.run_option_lines.get(exc.name)
+            problem = f"[run] {exc.name}: {exc.problem}"
+            raise TaskFileError(request.taskfile, line, problem) from None
+        source = sources.ListSource(request.taskfile, task_file.specs)
+    elif request.values is not None:
+        source = sources.argument_source(sources.value_tasks(request), list(request.values))
+    elif request.globs:
+        source = sources.glob_source(sources.value_tasks(request), list(request.globs))
+    else:
+        source = sources.StdinSource(sources.value_tasks(request), request.null_separated)
     try:
-        file_layer = build_config(task_file.run_options)
-    except OptionError as exc:
-        line = task_file.run_option_lines.get(exc.name)
-        raise TaskFileError(taskfile, line, f"[run] {exc.name}: {exc.problem}") from None
-    del file_layer  # validated on its own so errors name the file; merged below
-    try:
-        config = build_config(task_file.run_options, command_line)
+        config = build_config(file_options, command_line)
     except OptionError as exc:
         raise UsageError(f"--{exc.name.replace('_', '-')}: {exc.problem}") from None
+    if dry_run:
+        print_dry_run(Console(), source.specs())
+        return EXIT_PASS
     renderer = make_renderer(config, Console())
-    title = f"fanout run {taskfile}: {len(task_file.specs)} tasks, {config.strategy}"
     report = run_tasks(
         config,
-        task_file.specs,
+        source,
         ProcessExecutor(),
         renderer,
-        title=title,
+        title=sources.describe_source(request),
         options=options_document(config),
     )
     renderer.finish(report)
     return EXIT_PASS if report.verdict.passed else EXIT_FAIL
+
+
+def stdin_is_terminal() -> bool:
+    try:
+        return os.isatty(0)
+    except OSError:  # pragma: no cover - stdin closed
+        return False
 
 
 def options_document(config: RunConfig) -> dict[str, Any]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from fanout_cli.template import Template, display_command
 
 
 class TaskStatus(enum.StrEnum):
@@ -34,17 +36,20 @@ class TaskSpec:
     retries: int | None = None
     ok_exit: frozenset[int] | None = None
     input: str | None = None  # the value this task was made from, if any
+    # Set when the command uses {%}: it is rendered again once the slot is known.
+    template: Template | None = None
 
     @property
     def kind(self) -> str:
         return "process"
 
-    def display_command(self) -> str:
-        if isinstance(self.command, str):
+    def command_for_slot(self, slot: int) -> tuple[str, ...] | str:
+        if self.template is None or self.input is None:
             return self.command
-        import shlex
+        return self.template.render(self.input, self.seq, slot)
 
-        return shlex.join(self.command)
+    def display_command(self) -> str:
+        return display_command(self.command)
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,9 @@ class RunReport:
     run_dir: str
     manifest_path: str
     verdict: Verdict
-    results: tuple[TaskResult, ...]  # in input order
+    # The tasks' rows (the journal's record of each), in input order. Read from disk
+    # on demand: a run of a million tasks does not hold them in memory.
+    rows: Callable[[], Iterator[dict[str, Any]]]
     started_at: float
     finished_at: float
     title: str  # "fanout run tasks.toml: 12 tasks, all-succeed"

@@ -4,14 +4,15 @@ Nothing else in fanout prints to stdout; errors go to stderr through `error_line
 
 from __future__ import annotations
 
-import json
 import os
+import shlex
 import sys
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
 from fanout_cli.config import RunConfig
 from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus
-from fanout_cli.store import iso_time, task_row, verdict_document
+from fanout_cli.store import iso_time, journal_row, json_bytes, report_row, verdict_document
 from fanout_cli.summaries import cap
 
 RESULT_VERSION = 1
@@ -40,8 +41,17 @@ class Console:
         self.color = use_color(self.stream) if color is None else color
 
     def line(self, text: str = "") -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        # surrogateescape: bytes of input that are not UTF-8 go out as they came in.
+        self.write_bytes((text + "\n").encode("utf-8", "surrogateescape"))
+
+    def write_bytes(self, data: bytes) -> None:
+        buffer = getattr(self.stream, "buffer", None)
+        if buffer is None:  # a text-only stream (tests); it cannot take raw bytes
+            self.stream.write(data.decode("utf-8", "replace"))
+        else:
+            self.stream.flush()
+            buffer.write(data)
+            buffer.flush()
 
     def style(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
@@ -65,6 +75,20 @@ def format_seconds(seconds: float) -> str:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}m{secs:02d}s"
+
+
+def print_dry_run(console: Console, specs: Iterable[TaskSpec]) -> None:
+    """One pasteable command a line (with `cd DIR &&` when the task sets a cwd)."""
+    batch: list[bytes] = []
+    for spec in specs:
+        line = spec.display_command()
+        if spec.cwd:
+            line = f"cd {shlex.quote(spec.cwd)} && {line}"
+        batch.append(line.encode("utf-8", "surrogateescape") + b"\n")
+        if len(batch) >= 1024:
+            console.write_bytes(b"".join(batch))
+            batch.clear()
+    console.write_bytes(b"".join(batch))
 
 
 class HumanRenderer:
@@ -106,14 +130,14 @@ class JsonLinesRenderer:
         self.console = console
 
     def emit(self, event: dict[str, Any]) -> None:
-        self.console.line(json.dumps(event, ensure_ascii=False))
+        self.console.write_bytes(json_bytes(event) + b"\n")
 
     def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None:
         self.emit({"event": "task_started", "seq": spec.seq, "task_id": spec.task_id,
                    "attempt": attempt, "slot": slot})
 
     def task_ended(self, result: TaskResult) -> None:
-        self.emit({"event": "task_ended", **task_row(result)})
+        self.emit({"event": "task_ended", **report_row(journal_row(result))})
 
     def finish(self, report: RunReport) -> None:
         self.emit({"event": "run_ended", "run_id": report.run_id,
@@ -135,7 +159,8 @@ class SilentRenderer:
 
     def finish(self, report: RunReport) -> None:
         if self.config.format == "json":
-            self.console.line(json.dumps(json_document(report), indent=2, ensure_ascii=False))
+            for chunk in json_chunks(report):
+                self.console.write_bytes(chunk)
         else:
             for line in aop_lines(report, self.config.max_lines, self.config.summary_chars):
                 self.console.line(line)
@@ -152,42 +177,54 @@ def make_renderer(config: RunConfig, console: Console) -> Renderer:
     return SilentRenderer(console, config)
 
 
-def json_document(report: RunReport) -> dict[str, Any]:
-    return {
-        "fanout_result_version": RESULT_VERSION,
-        "run_id": report.run_id,
-        "details_dir": report.run_dir,
-        "manifest": report.manifest_path,
-        "duration_ms": round(report.duration * 1000),
-        "verdict": verdict_document(report),
-        "tasks": [task_row(result) for result in report.results],
-    }
+def json_chunks(report: RunReport) -> Iterator[bytes]:
+    """The versioned result envelope; its task list streamed one compact line a task."""
+    head = json_bytes(
+        {
+            "fanout_result_version": RESULT_VERSION,
+            "run_id": report.run_id,
+            "details_dir": report.run_dir,
+            "manifest": report.manifest_path,
+            "duration_ms": round(report.duration * 1000),
+            "verdict": verdict_document(report),
+        },
+        indent=2,
+    )
+    yield head[: head.rindex(b"}")].rstrip() + b',\n  "tasks": ['
+    separator = b"\n    "
+    for row in report.rows():
+        yield separator + json_bytes(report_row(row))
+        separator = b",\n    "
+    yield b"\n  ]\n}\n"
 
 
 def aop_status(report: RunReport) -> str:
+    counts = report.verdict.counts
     if not report.verdict.passed:
         return "failure"
-    everyone = all(result.status is TaskStatus.SUCCESS for result in report.results)
-    return "success" if everyone else "partial"
+    return "success" if counts["success"] == counts["tasks"] else "partial"
 
 
 def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
     """The whole run as one AOP v1.0 inline block; failures first, then input order."""
     counts = report.verdict.counts
-    ordered = sorted(report.results, key=lambda r: (r.status is TaskStatus.SUCCESS, r.seq))
-    shown, rest = ordered[:max_lines], ordered[max_lines:]
     lines = [
         f"[AOP:START] {_aop_time(report.started_at)}",
         f"[AOP:TASK] {report.title}",
         "[AOP:SUMMARY]",
     ]
-    for result in shown:
-        target = f" -> {result.details_file}" if result.details_file else ""
-        line = cap(f"- {result.status} {result.task_id}: {result.summary}", line_chars)
-        lines.append(line + target)
-    if rest:
-        lines.append(f"... {len(rest)} more {_describe_statuses(rest)}")
-    if not report.results:
+    shown = 0
+    for wanted_success in (False, True):  # two passes over the rows: failures, then the rest
+        for row in report.rows():
+            if (row["status"] == "success") != wanted_success or shown >= max_lines:
+                continue
+            shown += 1
+            target = f" -> {row['details_file']}" if row["details_file"] else ""
+            line = cap(f"- {row['status']} {row['task_id']}: {row['summary']}", line_chars)
+            lines.append(line + target)
+    if counts["tasks"] > shown:
+        lines.append(f"... {counts['tasks'] - shown} more {_describe_rest(counts, shown)}")
+    if not counts["tasks"]:
         lines.append("- no tasks")
     metrics = ", ".join(f"{name}: {value}" for name, value in counts.items())
     lines += [
@@ -201,14 +238,13 @@ def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
     return lines
 
 
-def _describe_statuses(results: list[TaskResult]) -> str:
-    statuses = {str(result.status) for result in results}
-    if statuses == {"success"}:
+def _describe_rest(counts: Mapping[str, int], shown: int) -> str:
+    """What the lines not shown hold (failures were listed first)."""
+    hidden = counts["tasks"] - shown
+    hidden_failures = max(counts["tasks"] - counts["success"] - shown, 0)
+    if not hidden_failures:
         return "succeeded"
-    tally: dict[str, int] = {}
-    for result in results:
-        tally[str(result.status)] = tally.get(str(result.status), 0) + 1
-    return "(" + ", ".join(f"{count} {status}" for status, count in tally.items()) + ")"
+    return f"({hidden_failures} not succeeded, {hidden - hidden_failures} succeeded)"
 
 
 def _aop_time(epoch: float) -> str:

@@ -11,7 +11,7 @@ import random
 import shlex
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -21,8 +21,8 @@ from fanout_cli import summaries
 from fanout_cli.config import RunConfig, format_duration
 from fanout_cli.executors import AttemptPlan, Executor
 from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus
-from fanout_cli.store import RunStore, manifest_document
-from fanout_cli.strategies import StrategyOptions, Tracker, verdict
+from fanout_cli.store import RowIndex, RunStore, journal_row, manifest_header
+from fanout_cli.strategies import StrategyOptions, Tracker
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
 _MAX_BACKOFF_SECONDS = 60.0
@@ -76,25 +76,29 @@ class Runner:
         self.store = store
         self.listener = listener
         self.tracker = Tracker(strategy_options(config), total)
-        self.results: dict[int, TaskResult] = {}
+        self.rows = RowIndex()
         self.halt: Halt | None = None
         self._running: dict[int, anyio.CancelScope] = {}
-        self._window = anyio.Semaphore(config.jobs)
         self._free_slots = list(range(config.jobs, 0, -1))
+        self._streaming = total is None
 
-    async def run(self, specs: Iterable[TaskSpec] | AsyncIterator[TaskSpec]) -> list[TaskResult]:
+    async def run(self, specs: AsyncIterator[TaskSpec]) -> None:
+        self._window = anyio.Semaphore(self.config.jobs)
+        # Reading a stream (stdin) stops when the run stops; the tasks of a list known
+        # up front are all recorded, the unstarted ones as not started.
+        self._intake = anyio.CancelScope()
         async with self.executor.session(), anyio.create_task_group() as timers:
             if self.config.deadline is not None:
                 timers.start_soon(self._deadline, self.config.deadline)
             async with anyio.create_task_group() as tasks:
                 count = 0
-                async for spec in _aiter(specs):
-                    count += 1
-                    await self._start_when_free(tasks, spec)
-                if self.tracker.total is None:
+                with self._intake:
+                    async for spec in specs:
+                        count += 1
+                        await self._start_when_free(tasks, spec)
+                if self.tracker.total is None and not self._intake.cancelled_caught:
                     self._on_decision(self.tracker.set_total(count))
             timers.cancel_scope.cancel()
-        return [self.results[seq] for seq in sorted(self.results)]
 
     async def _start_when_free(self, tasks: anyio.abc.TaskGroup, spec: TaskSpec) -> None:
         if self.halt is None:
@@ -116,20 +120,16 @@ class Runner:
         self.halt = Halt(reason, status)
         for scope in self._running.values():
             scope.cancel()
+        if self._streaming:
+            self._intake.cancel()
 
     def _on_decision(self, decision: Any) -> None:
         if decision is not None:
             self.stop(f"stopped: {decision.reason}", TaskStatus.CANCELLED)
 
     def _record(self, result: TaskResult) -> None:
-        self.results[result.seq] = result
-        self.store.journal(
-            "task_ended",
-            seq=result.seq,
-            task_id=result.task_id,
-            status=str(result.status),
-            details_file=result.details_file,
-        )
+        offset = self.store.journal("task_ended", **journal_row(result))
+        self.rows.add(result.seq, offset)
         self.listener.task_ended(result)
         self._on_decision(self.tracker.observe(result))
 
@@ -294,57 +294,58 @@ class Runner:
         return None
 
 
-async def _aiter(specs: Iterable[TaskSpec] | AsyncIterator[TaskSpec]) -> AsyncIterator[TaskSpec]:
-    if isinstance(specs, AsyncIterator):
-        async for spec in specs:
-            yield spec
-    else:
-        for spec in specs:
-            yield spec
+class Source(Protocol):
+    name: str
+    total: int | None  # None for a stream whose length is known only at its end
+
+    def stream(self) -> AsyncIterator[TaskSpec]: ...
 
 
 def run_tasks(
     config: RunConfig,
-    specs: Sequence[TaskSpec],
+    source: Source,
     executor: Executor,
     listener: Listener,
     *,
     title: str,
     options: dict[str, Any],
 ) -> RunReport:
-    """Create the run folder, run every task, and return the finished report."""
+    """Create the run folder, run every task, and return the finished report.
+
+    `title` is completed with the task count and strategy: "fanout run x.toml: 12
+    tasks, all-succeed". On Ctrl-C the manifest is still written (status interrupted)
+    before the KeyboardInterrupt goes on."""
     store = RunStore(config.output_dir, config.run_id)
     started_at = time.time()
     argv = list(sys.argv)
-    manifest = functools.partial(
-        manifest_document, run_id=store.run_id, argv=argv, options=options, started_at=started_at
+    header = manifest_header(
+        run_id=store.run_id, argv=argv, options=options, started_at=started_at
     )
-    store.write_manifest(manifest(None, status="running"))
+    store.write_manifest(header, None, "running")
     store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
-    runner = Runner(config, executor, store, listener, total=len(specs))
+    runner = Runner(config, executor, store, listener, total=source.total)
     status = "interrupted"
     try:
-        anyio.run(runner.run, specs)
+        anyio.run(runner.run, source.stream())
         status = "finished"
     finally:
-        # Also on Ctrl-C: the tasks that ended so far are recorded, then it propagates.
-        results = [runner.results[seq] for seq in sorted(runner.results)]
-        outcome = verdict(strategy_options(config), results)
+        outcome = runner.tracker.verdict()
+        count = outcome.counts["tasks"]
         if status != "finished":
-            reason = f"interrupted after {len(results)} of {len(specs)} tasks ended"
-            outcome = replace(outcome, passed=False, reason=reason)
+            outcome = replace(
+                outcome, passed=False, reason=f"interrupted after {count} tasks ended"
+            )
         report = RunReport(
             run_id=store.run_id,
             run_dir=str(store.run_dir),
             manifest_path=str(store.manifest_path),
             verdict=outcome,
-            results=tuple(results),
+            rows=functools.partial(store.rows, runner.rows),
             started_at=started_at,
             finished_at=time.time(),
-            title=title,
+            title=f"{title}: {count} task{'s' * (count != 1)}, {config.strategy}",
             interrupted=None if status == "finished" else "SIGINT",
         )
-        store.write_manifest(manifest(report, status=status))
         store.journal(
             "run_ended",
             status=status,
@@ -352,5 +353,6 @@ def run_tasks(
             reason=outcome.reason,
             counts=dict(outcome.counts),
         )
+        store.write_manifest(header, report, status)
         store.close()
     return report

@@ -5,12 +5,14 @@ and renamed into place, so a crash never leaves a half-written record behind."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,12 +54,52 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
-def write_json_atomic(path: Path, document: object) -> None:
+def json_bytes(document: object, indent: int | None = None) -> bytes:
+    """UTF-8 JSON. Values from input that are not valid UTF-8 (held as surrogates so
+    commands get the exact bytes) are written as \\udcXX escapes, which Python reads
+    back to the same bytes, instead of making the file invalid UTF-8."""
+    text = json.dumps(document, indent=indent, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(document, indent=indent, ensure_ascii=True).encode("ascii")
+
+
+def write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write to a temporary name in the same folder, then rename over `path`."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def write_json_atomic(path: Path, document: object) -> None:
+    write_atomic(path, [json_bytes(document, indent=2), b"\n"])
+
+
+class RowIndex:
+    """Where each task's `task_ended` line starts in the journal, by seq: eight bytes a
+    task, so a run of a million tasks need not keep its results in memory."""
+
+    def __init__(self) -> None:
+        self._offsets = array("q")
+
+    def add(self, seq: int, offset: int) -> None:
+        if len(self._offsets) < seq:
+            self._offsets.extend([-1] * (seq - len(self._offsets)))
+        self._offsets[seq - 1] = offset
+
+    def __len__(self) -> int:
+        return sum(1 for offset in self._offsets if offset >= 0)
+
+    def offsets(self) -> Iterator[int]:
+        return (offset for offset in self._offsets if offset >= 0)
 
 
 class RunStore:
@@ -90,7 +132,7 @@ class RunStore:
         else:  # pragma: no cover - 100 collisions of a random suffix
             raise StoreError(f"{self.output_dir}: could not find a free run id")
         self.run_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
-        self._journal = open(self.run_dir / "journal.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._journal = open(self.run_dir / "journal.jsonl", "ab")  # noqa: SIM115 - closed in close()
 
     def close(self) -> None:
         self._journal.close()
@@ -126,18 +168,32 @@ class RunStore:
 
     # --- records -----------------------------------------------------------------
 
-    def journal(self, event: str, **fields: object) -> None:
+    def journal(self, event: str, **fields: object) -> int:
+        """Append one event line and flush it; return the offset where it starts."""
         record = {"event": event, "time": iso_time(time.time()), **fields}
-        self._journal.write(json.dumps(record, ensure_ascii=False) + "\n")
+        offset = self._journal.tell()
+        self._journal.write(json_bytes(record) + b"\n")
         self._journal.flush()
+        return offset
+
+    def rows(self, index: RowIndex) -> Iterator[dict[str, Any]]:
+        """The task rows of the journal, in input order."""
+        with open(self.run_dir / "journal.jsonl", "rb") as journal:
+            for offset in index.offsets():
+                journal.seek(offset)
+                row: dict[str, Any] = json.loads(journal.readline())
+                del row["event"], row["time"]
+                yield row
 
     def write_details(self, result: TaskResult, run_id: str) -> str:
         name = task_basename(result.spec) + ".json"
         write_json_atomic(self.run_dir / name, details_document(result, run_id))
         return name
 
-    def write_manifest(self, document: Mapping[str, Any]) -> None:
-        write_json_atomic(self.manifest_path, document)
+    def write_manifest(
+        self, header: Mapping[str, Any], report: RunReport | None, status: str
+    ) -> None:
+        write_atomic(self.manifest_path, manifest_chunks(header, report, status))
 
 
 def details_document(result: TaskResult, run_id: str) -> dict[str, Any]:
@@ -207,8 +263,13 @@ def output_document(info: OutputInfo | None) -> dict[str, Any] | None:
     }
 
 
-def task_row(result: TaskResult) -> dict[str, Any]:
-    """One task as the manifest and the JSON report list it."""
+REPORT_ROW_KEYS = (
+    "task_id", "seq", "status", "exit_code", "duration_ms", "attempts", "summary", "details_file",
+)  # fmt: skip
+
+
+def journal_row(result: TaskResult) -> dict[str, Any]:
+    """One ended task as the journal keeps it; the manifest and reports read it back."""
     return {
         "task_id": result.task_id,
         "seq": result.seq,
@@ -218,22 +279,25 @@ def task_row(result: TaskResult) -> dict[str, Any]:
         "attempts": len(result.attempts),
         "summary": result.summary,
         "details_file": result.details_file,
+        "origin": result.spec.origin,
+        "reason": result.reason,
+        "score": result.score,
+        "vote_key": result.vote_key,
     }
 
 
-def manifest_document(
-    report: RunReport | None,
-    *,
-    run_id: str,
-    argv: list[str],
-    options: Mapping[str, Any],
-    started_at: float,
-    status: str,
+def report_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a task that the JSON result envelope promises."""
+    return {key: row.get(key) for key in REPORT_ROW_KEYS}
+
+
+def manifest_header(
+    *, run_id: str, argv: list[str], options: Mapping[str, Any], started_at: float
 ) -> dict[str, Any]:
-    document: dict[str, Any] = {
+    return {
         "fanout_manifest_version": MANIFEST_VERSION,
         "run_id": run_id,
-        "status": status,  # running, finished, interrupted
+        "status": "running",  # then finished or interrupted
         "argv": argv,
         "cwd": os.getcwd(),
         "options": dict(options),
@@ -241,16 +305,25 @@ def manifest_document(
         "finished_at": None,
         "duration_ms": None,
         "verdict": None,
-        "tasks": [],
     }
+
+
+def manifest_chunks(
+    header: Mapping[str, Any], report: RunReport | None, status: str
+) -> Iterator[bytes]:
+    """manifest.json, its task list streamed one compact line a task."""
+    document = {**header, "status": status}
     if report is not None:
         document["finished_at"] = iso_time(report.finished_at)
         document["duration_ms"] = round(report.duration * 1000)
         document["verdict"] = verdict_document(report)
-        document["tasks"] = [
-            {**task_row(result), "origin": result.spec.origin} for result in report.results
-        ]
-    return document
+    head = json_bytes(document, indent=2)
+    yield head[: head.rindex(b"}")].rstrip() + b',\n  "tasks": ['
+    separator = b"\n    "
+    for row in report.rows() if report is not None else ():
+        yield separator + json_bytes({**report_row(row), "origin": row.get("origin")})
+        separator = b",\n    "
+    yield b"\n  ]\n}\n"
 
 
 def verdict_document(report: RunReport) -> dict[str, Any]:

@@ -7,7 +7,6 @@ results, including the ones the early decision cancelled."""
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,16 +50,34 @@ def majority_threshold(total: int) -> int:
     return total // 2 + 1
 
 
+@dataclass
+class _Ballot:
+    votes: int
+    first_seq: int
+    task_ids: list[str]
+
+
 class Tracker:
-    """Follows results as they arrive and decides early where the strategy allows."""
+    """Follows results as they arrive: decides early where the strategy allows, and
+    keeps just enough (counts, the best score, the ballots) to give the verdict at the
+    end without holding on to the results themselves."""
 
     def __init__(self, options: StrategyOptions, total: int | None) -> None:
         self.options = options
         self.total = total  # None while a streaming source is still being read
-        self.finished = 0
-        self.successes = 0
-        self.votes: Counter[str] = Counter()
+        self.counts = count_statuses(())
+        self.best: TaskResult | None = None
+        self.ballots: dict[str, _Ballot] = {}
+        self.top_votes = 0
         self.decision: Decision | None = None
+
+    @property
+    def finished(self) -> int:
+        return self.counts["tasks"]
+
+    @property
+    def successes(self) -> int:
+        return self.counts["success"]
 
     def set_total(self, total: int) -> Decision | None:
         self.total = total
@@ -70,15 +87,26 @@ class Tracker:
 
     def observe(self, result: TaskResult) -> Decision | None:
         """Record one ended task; return the decision the first time there is one."""
-        self.finished += 1
+        self.counts["tasks"] += 1
+        self.counts[str(result.status)] += 1
         if result.status is TaskStatus.SUCCESS:
-            self.successes += 1
-            if result.vote_key is not None:
-                self.votes[result.vote_key] += 1
+            self._count_success(result)
         if self.decision is not None:
             return None
         self.decision = self._decide(result)
         return self.decision
+
+    def _count_success(self, result: TaskResult) -> None:
+        if self.best is None or _rank(result) < _rank(self.best):
+            self.best = result
+        if result.vote_key is not None:
+            ballot = self.ballots.get(result.vote_key)
+            if ballot is None:
+                ballot = self.ballots[result.vote_key] = _Ballot(0, result.seq, [])
+            ballot.votes += 1
+            ballot.first_seq = min(ballot.first_seq, result.seq)
+            ballot.task_ids.append(result.task_id)
+            self.top_votes = max(self.top_votes, ballot.votes)
 
     def _decide(self, latest: TaskResult | None) -> Decision | None:
         options = self.options
@@ -96,39 +124,79 @@ class Tracker:
                 )
         elif options.name == "majority-vote" and self.total is not None and remaining is not None:
             threshold = majority_threshold(self.total)
-            top = self.votes.most_common(1)
-            top_votes = top[0][1] if top else 0
-            if top_votes >= threshold:
-                return Decision(True, f"majority reached: {top_votes} of {self.total}")
-            if top_votes + remaining < threshold:
+            if self.top_votes >= threshold:
+                return Decision(True, f"majority reached: {self.top_votes} of {self.total}")
+            if self.top_votes + remaining < threshold:
                 return Decision(False, f"no answer can reach {threshold} of {self.total} votes")
         return None
 
+    def verdict(self) -> Verdict:
+        counts = dict(self.counts)
+        total = counts["tasks"]
+        successes = counts["success"]
+        name = self.options.name
+        if name == "all-succeed":
+            passed = successes == total
+            shortfall = _not_succeeded(counts)
+            reason = f"{total} of {total} succeeded" if passed else f"{shortfall} of {total}"
+            return Verdict(passed, name, reason, counts)
+        if name in ("first-n-succeed", "partial-success"):
+            needed = (
+                self.options.required_successes
+                if name == "first-n-succeed"
+                else required_for_partial(self.options, total)
+            )
+            reason = f"{successes} of {total} succeeded (needed {needed})"
+            return Verdict(successes >= needed, name, reason, counts)
+        if name == "best-of-n":
+            return self._best_of_n(counts)
+        if name == "majority-vote":
+            return self._majority(counts)
+        raise ValueError(f"unknown strategy {name!r}")
+
+    def _best_of_n(self, counts: dict[str, int]) -> Verdict:
+        total, best = counts["tasks"], self.best
+        if best is None:
+            return Verdict(False, "best-of-n", f"none of {total} succeeded", counts)
+        score_text = "no score" if best.score is None else f"score {best.score:g}"
+        succeeded = f"{counts['success']} of {total} succeeded"
+        reason = f"{best.task_id} wins with {score_text} ({succeeded})"
+        winner = Winner(task_id=best.task_id, score=best.score)
+        return Verdict(True, "best-of-n", reason, counts, winner)
+
+    def _majority(self, counts: dict[str, int]) -> Verdict:
+        total = counts["tasks"]
+        if not self.ballots:
+            return Verdict(False, "majority-vote", f"no votes among {total} tasks", counts)
+        # Most votes wins; ties go to the key whose first voter came first.
+        key, ballot = min(
+            self.ballots.items(), key=lambda item: (-item[1].votes, item[1].first_seq)
+        )
+        threshold = majority_threshold(total)
+        shown = key if len(key) <= 60 else key[:59] + "…"
+        if ballot.votes < threshold:
+            reason = (
+                f"no majority: {shown!r} has {ballot.votes} of {total} votes "
+                f"(needed {threshold})"
+            )
+            return Verdict(False, "majority-vote", reason, counts)
+        winner = Winner(vote_key=key, votes=ballot.votes, task_ids=tuple(ballot.task_ids))
+        reason = f"{shown!r} has {ballot.votes} of {total} votes"
+        return Verdict(True, "majority-vote", reason, counts, winner)
+
+
+def _rank(result: TaskResult) -> tuple[bool, float, int]:
+    """best-of-n order: scored before unscored, higher score first, then lower seq."""
+    score = result.score
+    return (score is None, -(score if score is not None else 0.0), result.seq)
+
 
 def verdict(options: StrategyOptions, results: Sequence[TaskResult]) -> Verdict:
-    counts = count_statuses(results)
-    total = len(results)
-    successes = [result for result in results if result.status is TaskStatus.SUCCESS]
-    name = options.name
-    if name == "all-succeed":
-        passed = len(successes) == total
-        reason = (
-            f"{total} of {total} succeeded" if passed else f"{_not_succeeded(counts)} of {total}"
-        )
-        return Verdict(passed, name, reason, counts)
-    if name == "first-n-succeed":
-        needed = options.required_successes
-        reason = f"{len(successes)} of {total} succeeded (needed {needed})"
-        return Verdict(len(successes) >= needed, name, reason, counts)
-    if name == "partial-success":
-        needed = required_for_partial(options, total)
-        reason = f"{len(successes)} of {total} succeeded (needed {needed})"
-        return Verdict(len(successes) >= needed, name, reason, counts)
-    if name == "best-of-n":
-        return _best_of_n(successes, total, counts)
-    if name == "majority-vote":
-        return _majority(successes, total, counts)
-    raise ValueError(f"unknown strategy {name!r}")
+    """The verdict over a complete list of results."""
+    tracker = Tracker(options, len(results))
+    for result in results:
+        tracker.observe(result)
+    return tracker.verdict()
 
 
 def _not_succeeded(counts: dict[str, int]) -> str:
@@ -136,36 +204,3 @@ def _not_succeeded(counts: dict[str, int]) -> str:
         f"{counts[str(status)]} {status}" for status in STATUS_ORDER[1:] if counts[str(status)]
     ]
     return ", ".join(parts)
-
-
-def _best_of_n(successes: list[TaskResult], total: int, counts: dict[str, int]) -> Verdict:
-    if not successes:
-        return Verdict(False, "best-of-n", f"none of {total} succeeded", counts)
-    # Highest score wins; an unscored success ranks below any scored one; ties: lowest seq.
-    best = min(
-        successes,
-        key=lambda r: (r.score is None, -(r.score if r.score is not None else 0.0), r.seq),
-    )
-    score_text = "no score" if best.score is None else f"score {best.score:g}"
-    reason = f"{best.task_id} wins with {score_text} ({len(successes)} of {total} succeeded)"
-    winner = Winner(task_id=best.task_id, score=best.score)
-    return Verdict(True, "best-of-n", reason, counts, winner)
-
-
-def _majority(successes: list[TaskResult], total: int, counts: dict[str, int]) -> Verdict:
-    ballots: dict[str, list[TaskResult]] = {}
-    for result in successes:
-        if result.vote_key is not None:
-            ballots.setdefault(result.vote_key, []).append(result)
-    threshold = majority_threshold(total)
-    if not ballots:
-        return Verdict(False, "majority-vote", f"no votes among {total} tasks", counts)
-    # Most votes wins; ties go to the key whose first voter came first.
-    key, voters = min(ballots.items(), key=lambda item: (-len(item[1]), item[1][0].seq))
-    winner = Winner(vote_key=key, votes=len(voters), task_ids=tuple(r.task_id for r in voters))
-    shown = key if len(key) <= 60 else key[:59] + "…"
-    if len(voters) >= threshold:
-        reason = f"{shown!r} has {len(voters)} of {total} votes"
-        return Verdict(True, "majority-vote", reason, counts, winner)
-    reason = f"no majority: {shown!r} has {len(voters)} of {total} votes (needed {threshold})"
-    return Verdict(False, "majority-vote", reason, counts)

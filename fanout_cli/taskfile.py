@@ -9,16 +9,18 @@ import difflib
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fanout_cli.config import OPTION_PARSERS, parse_duration, parse_exit_codes
 from fanout_cli.errors import TaskFileError
 from fanout_cli.models import TaskSpec
+from fanout_cli.sources import display_value, glob_matches
+from fanout_cli.template import Template, has_replacement, render_text
 
 TOP_LEVEL_KEYS = ("run", "defaults", "task")
 DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit")
-TASK_KEYS = ("id", "cmd", *DEFAULT_KEYS)
+TASK_KEYS = ("id", "cmd", "glob", "foreach", *DEFAULT_KEYS)
 
 KeyPath = tuple[str | int, ...]
 
@@ -95,16 +97,16 @@ class _Validator:
         specs: list[TaskSpec] = []
         first_line_of_id: dict[str, int | None] = {}
         for index, entry in enumerate(entries):
-            spec = self.task(index, entry, default_values)
-            if spec.task_id in first_line_of_id:
-                first = first_line_of_id[spec.task_id]
-                raise self.fail(
-                    ("task", index, "id"),
-                    f"duplicate task id {spec.task_id!r}"
-                    + (f" (first used on line {first})" if first else ""),
-                )
-            first_line_of_id[spec.task_id] = self.lines.find(("task", index, "id"))
-            specs.append(spec)
+            for spec in self.tasks(index, entry, default_values, first_seq=len(specs) + 1):
+                if spec.task_id in first_line_of_id:
+                    first = first_line_of_id[spec.task_id]
+                    raise self.fail(
+                        ("task", index, "id"),
+                        f"duplicate task id {spec.task_id!r}"
+                        + (f" (first used on line {first})" if first else ""),
+                    )
+                first_line_of_id[spec.task_id] = self.lines.find(("task", index, "id"))
+                specs.append(spec)
         run_lines = {name: self.lines.find(("run", name)) or 0 for name in run}
         return TaskFile(self.path, dict(run), run_lines, tuple(specs))
 
@@ -114,11 +116,13 @@ class _Validator:
             raise self.fail((name,), f"'{name}' must be a table: write [{name}]")
         return value
 
-    def task(self, index: int, entry: dict[str, Any], defaults: dict[str, Any]) -> TaskSpec:
-        seq = index + 1
+    def tasks(
+        self, index: int, entry: dict[str, Any], defaults: dict[str, Any], first_seq: int
+    ) -> list[TaskSpec]:
+        """One [[task]] entry: one task, or one per value of its glob or foreach."""
         where: KeyPath = ("task", index)
-        label = f"[[task]] #{seq}"
-        task_id = entry.get("id", f"task-{seq}")
+        label = f"[[task]] #{index + 1}"
+        task_id = entry.get("id", f"task-{first_seq}")
         if not isinstance(task_id, str) or not task_id:
             raise self.fail((*where, "id"), f"{label}: id must be a non-empty string")
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in task_id):
@@ -131,8 +135,8 @@ class _Validator:
         command = self.command(entry["cmd"], (*where, "cmd"), label)
         values = {**defaults, **self.task_values(entry, where, label)}
         env = {**defaults.get("env", {}), **values.get("env", {})}
-        return TaskSpec(
-            seq=seq,
+        base = TaskSpec(
+            seq=first_seq,
             task_id=task_id,
             command=command,
             origin=f"{self.path}:{self.lines.find(where) or 0}",
@@ -142,6 +146,62 @@ class _Validator:
             retries=values.get("retries"),
             ok_exit=values.get("ok_exit"),
         )
+        fan_out = self.fan_out_values(entry, where, label)
+        if fan_out is None:
+            return [base]
+        template = Template(
+            (command,) if isinstance(command, str) else command, shell=isinstance(command, str)
+        )
+        return [
+            replace(
+                base,
+                seq=seq,
+                task_id=self.expanded_id(entry.get("id"), value, seq),
+                command=template.render(value, seq),
+                input=value,
+                template=template if template.uses_slot else None,
+            )
+            for seq, value in enumerate(fan_out, start=first_seq)
+        ]
+
+    @staticmethod
+    def expanded_id(id_template: str | None, value: str, seq: int) -> str:
+        if id_template is None:
+            return display_value(value)
+        if has_replacement(id_template):
+            return display_value(render_text(id_template, value, seq))
+        return display_value(f"{id_template}-{value}")
+
+    def fan_out_values(self, entry: dict[str, Any], where: KeyPath, label: str) -> list[str] | None:
+        """The values of `glob` or `foreach`, or None for a plain task."""
+        if "glob" in entry and "foreach" in entry:
+            raise self.fail((*where, "foreach"), f"{label}: give glob or foreach, not both")
+        if "foreach" in entry:
+            items = entry["foreach"]
+            if not isinstance(items, list) or not items or not all(
+                isinstance(item, str | int | float) and not isinstance(item, bool)
+                for item in items
+            ):
+                raise self.fail(
+                    (*where, "foreach"), f"{label}: foreach must be a non-empty list of values"
+                )
+            return [str(item) for item in items]
+        if "glob" in entry:
+            patterns = entry["glob"]
+            if isinstance(patterns, str):
+                patterns = [patterns]
+            if not isinstance(patterns, list) or not patterns or not all(
+                isinstance(pattern, str) and pattern for pattern in patterns
+            ):
+                raise self.fail((*where, "glob"), f"{label}: glob must be a pattern or a list")
+            matches: list[str] = []
+            for pattern in patterns:
+                found = glob_matches(pattern)
+                if not found:
+                    raise self.fail((*where, "glob"), f"{label}: glob {pattern!r} matches nothing")
+                matches += [match for match in found if match not in matches]
+            return matches
+        return None
 
     def command(self, value: object, where: KeyPath, label: str) -> tuple[str, ...] | str:
         if isinstance(value, str):

@@ -16,6 +16,7 @@ from fanout_cli.store import (
     REDACTED,
     SLUG_LIMIT,
     RunStore,
+    manifest_header,
     redact_env,
     slugify,
     task_basename,
@@ -196,7 +197,8 @@ def test_write_json_atomic_leaves_no_temp_file(tmp_path: Path) -> None:
 
 
 def test_manifest_write_leaves_only_expected_files(store: RunStore) -> None:
-    store.write_manifest({"run_id": store.run_id, "tasks": []})
+    header = manifest_header(run_id=store.run_id, argv=["fanout"], options={}, started_at=0.0)
+    store.write_manifest(header, None, "running")
     assert sorted(path.name for path in store.run_dir.iterdir()) == [
         "journal.jsonl",
         "manifest.json",

@@ -157,7 +157,7 @@ class ProcessExecutor:
 
     async def run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
         started_at = time.time()
-        command = spec.command
+        command = spec.command_for_slot(plan.slot)
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
         env = {**os.environ, **spec.env} if spec.env else None
         try:

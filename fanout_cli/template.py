@@ -1,0 +1,118 @@
+"""Command templates: GNU parallel's replacement strings, and quoting that cannot break.
+
+Several words run without a shell: each word is substituted literally, so a value is
+always exactly one argument (or part of one). A single word with shell syntax, or
+`--shell`, runs under `sh -c`; then every substituted value is shell-quoted, so a
+value can never become code. `{{}}` (and `{{.}}`, ...) stand for a literal `{}`."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_TOKENS = ("", ".", "/", "//", "/.", "#", "%")
+_INNER = "|".join(re.escape(token) for token in sorted(_TOKENS, key=len, reverse=True))
+# Group 1: an escaped token ({{}} -> {}); group 2: a replacement string.
+_PATTERN = re.compile(rf"\{{\{{({_INNER})\}}\}}|\{{({_INNER})\}}")
+_SHELL_SYNTAX = re.compile(r"[\s|&;<>()$`\\\"'*?\[\]#~]")
+
+
+def without_extension(value: str) -> str:
+    """`{.}`: drop the last `.ext` of the last path component (a/b.tar.gz -> a/b.tar)."""
+    return re.sub(r"\.[^/.]*$", "", value)
+
+
+def basename(value: str) -> str:
+    """`{/}`: everything after the last slash."""
+    return value[value.rfind("/") + 1 :]
+
+
+def dirname(value: str) -> str:
+    """`{//}`: POSIX dirname(1): a -> ., a/b -> a, /a -> /, a/ -> ."""
+    stripped = value.rstrip("/")
+    if not stripped:
+        return "/" if value else "."
+    slash = stripped.rfind("/")
+    if slash < 0:
+        return "."
+    return stripped[:slash].rstrip("/") or "/"
+
+
+_REPLACEMENTS: dict[str, Callable[[str, int, int | None], str]] = {
+    "": lambda value, seq, slot: value,
+    ".": lambda value, seq, slot: without_extension(value),
+    "/": lambda value, seq, slot: basename(value),
+    "//": lambda value, seq, slot: dirname(value),
+    "/.": lambda value, seq, slot: without_extension(basename(value)),
+    "#": lambda value, seq, slot: str(seq),
+    "%": lambda value, seq, slot: "{%}" if slot is None else str(slot),
+}
+
+
+def has_replacement(text: str) -> bool:
+    return any(match.group(2) is not None for match in _PATTERN.finditer(text))
+
+
+def looks_like_shell(word: str) -> bool:
+    """Shell syntax outside the replacement strings: spaces, pipes, quotes, `$`, ..."""
+    return bool(_SHELL_SYNTAX.search(_PATTERN.sub("", word)))
+
+
+def substitute(
+    text: str, value: str, seq: int, slot: int | None, quote: Callable[[str], str]
+) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return "{" + match.group(1) + "}"
+        return quote(_REPLACEMENTS[match.group(2)](value, seq, slot))
+
+    return _PATTERN.sub(replace, text)
+
+
+def _literal(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class Template:
+    """A command with replacement strings, ready to render once per value."""
+
+    words: tuple[str, ...]
+    shell: bool
+
+    @classmethod
+    def parse(cls, words: list[str] | tuple[str, ...], force_shell: bool = False) -> Template:
+        shell = force_shell or (len(words) == 1 and looks_like_shell(words[0]))
+        return cls(tuple(words), shell)
+
+    @property
+    def appends_value(self) -> bool:
+        """No replacement string anywhere: the value becomes the last argument."""
+        return not any(has_replacement(word) for word in self.words)
+
+    @property
+    def uses_slot(self) -> bool:
+        return any(
+            match.group(2) == "%" for word in self.words for match in _PATTERN.finditer(word)
+        )
+
+    def render(self, value: str, seq: int, slot: int | None = None) -> tuple[str, ...] | str:
+        """The argv (several words) or the `sh -c` script (shell mode) for one value."""
+        if self.shell:
+            quote = shlex.quote
+            script = " ".join(substitute(w, value, seq, slot, quote) for w in self.words)
+            return f"{script} {quote(value)}" if self.appends_value else script
+        argv = tuple(substitute(word, value, seq, slot, _literal) for word in self.words)
+        return (*argv, value) if self.appends_value else argv
+
+
+def render_text(text: str, value: str, seq: int) -> str:
+    """A task id or other plain text with replacement strings (nothing is quoted)."""
+    return substitute(text, value, seq, None, _literal)
+
+
+def display_command(command: tuple[str, ...] | str) -> str:
+    """A command as it can be pasted into a shell."""
+    return command if isinstance(command, str) else shlex.join(command)
