@@ -7,6 +7,7 @@ value can never become code. `{{}}` (and `{{.}}`, ...) stand for a literal `{}`.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Callable
@@ -87,25 +88,53 @@ class Template:
         shell = force_shell or (len(words) == 1 and looks_like_shell(words[0]))
         return cls(tuple(words), shell)
 
-    @property
+    @functools.cached_property
+    def _parts(self) -> tuple[tuple[str | _Token, ...], ...]:
+        """Each word cut once into literal text and replacement strings."""
+        compiled = []
+        for word in self.words:
+            parts: list[str | _Token] = []
+            position = 0
+            for match in _PATTERN.finditer(word):
+                parts.append(word[position : match.start()])
+                if match.group(1) is not None:
+                    parts.append("{" + match.group(1) + "}")
+                else:
+                    parts.append(_Token(match.group(2)))
+                position = match.end()
+            parts.append(word[position:])
+            compiled.append(tuple(part for part in parts if part != ""))
+        return tuple(compiled)
+
+    @functools.cached_property
     def appends_value(self) -> bool:
         """No replacement string anywhere: the value becomes the last argument."""
-        return not any(has_replacement(word) for word in self.words)
+        return not any(isinstance(part, _Token) for word in self._parts for part in word)
 
-    @property
+    @functools.cached_property
     def uses_slot(self) -> bool:
-        return any(
-            match.group(2) == "%" for word in self.words for match in _PATTERN.finditer(word)
-        )
+        return any(part == _Token("%") for word in self._parts for part in word)
 
     def render(self, value: str, seq: int, slot: int | None = None) -> tuple[str, ...] | str:
         """The argv (several words) or the `sh -c` script (shell mode) for one value."""
-        if self.shell:
-            quote = shlex.quote
-            script = " ".join(substitute(w, value, seq, slot, quote) for w in self.words)
-            return f"{script} {quote(value)}" if self.appends_value else script
-        argv = tuple(substitute(word, value, seq, slot, _literal) for word in self.words)
-        return (*argv, value) if self.appends_value else argv
+        quote = shlex.quote if self.shell else _literal
+        words = []
+        for parts in self._parts:
+            pieces = [
+                quote(_REPLACEMENTS[part.name](value, seq, slot))
+                if isinstance(part, _Token)
+                else part
+                for part in parts
+            ]
+            words.append("".join(pieces))
+        if self.appends_value:
+            words.append(quote(value))
+        return " ".join(words) if self.shell else tuple(words)
+
+
+@dataclass(frozen=True)
+class _Token:
+    name: str  # "" for {}, "." for {.}, ...
 
 
 def render_text(text: str, value: str, seq: int) -> str:
