@@ -97,6 +97,7 @@ class HumanRenderer:
     def __init__(self, console: Console, config: RunConfig) -> None:
         self.console = console
         self.quiet = config.quiet
+        self.not_started: dict[str, int] = {}  # status -> count, shown as one line
 
     def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None:
         pass
@@ -104,12 +105,18 @@ class HumanRenderer:
     def task_ended(self, result: TaskResult) -> None:
         if self.quiet:
             return
+        if not result.attempts:
+            self.not_started[result.summary] = self.not_started.get(result.summary, 0) + 1
+            return
         status = self.console.style(f"{result.status:<9}", _COLORS[result.status])
         duration = format_seconds(result.duration) if result.attempts else "-"
         retries = f" [{len(result.attempts)} attempts]" if len(result.attempts) > 1 else ""
         self.console.line(f"{status} {result.task_id}  {duration}{retries}  {result.summary}")
 
     def finish(self, report: RunReport) -> None:
+        for summary, count in self.not_started.items():
+            tasks = f"{count} task{'s' * (count != 1)}"
+            self.console.line(f"{self.console.style('cancelled', '90')} {tasks} {summary}")
         self.console.line(verdict_line(report, self.console))
 
 

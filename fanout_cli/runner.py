@@ -93,7 +93,9 @@ class Runner:
             async with anyio.create_task_group() as tasks:
                 count = 0
                 with self._intake:
-                    async for spec in specs:
+                    async for spec in _closing(specs):
+                        if self.halt is not None and self._streaming:
+                            break  # values already read but not yet started are let go
                         count += 1
                         await self._start_when_free(tasks, spec)
                 if self.tracker.total is None and not self._intake.cancelled_caught:
@@ -292,6 +294,17 @@ class Runner:
             if completed.returncode == 0:
                 return summaries.parse_number(summaries.decode(completed.stdout))
         return None
+
+
+async def _closing(specs: AsyncIterator[TaskSpec]) -> AsyncIterator[TaskSpec]:
+    """Iterate, and close the source's generator even when the run stops reading it."""
+    try:
+        async for spec in specs:
+            yield spec
+    finally:
+        aclose = getattr(specs, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class Source(Protocol):

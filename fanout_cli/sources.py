@@ -7,6 +7,7 @@ million lines cost no more memory than a hundred."""
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -126,7 +127,10 @@ class StdinSource:
 
 def _pollable(fd: int) -> bool:
     """Pipes and sockets can be waited on; files and /dev/null are read straight away."""
-    mode = os.fstat(fd).st_mode
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:  # stdin closed: read() will report the end of input
+        return False
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
@@ -136,6 +140,10 @@ def _read(fd: int) -> bytes:
             return os.read(fd, CHUNK_BYTES)
         except BlockingIOError:  # an inherited O_NONBLOCK descriptor woke us too early
             os.set_blocking(fd, True)
+        except OSError as exc:
+            if exc.errno == errno.EBADF:  # no stdin at all (started with 0<&-): no values
+                return b""
+            raise
 
 
 class ListSource:
