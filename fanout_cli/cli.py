@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from dataclasses import asdict
@@ -222,6 +223,8 @@ def execute_run(request: SourceRequest, command_line: dict[str, Any], *, dry_run
         options=options_document(config),
     )
     renderer.finish(report)
+    if report.interrupted is not None:
+        return 128 + signal.Signals[report.interrupted].value  # 130 SIGINT, 143 SIGTERM
     return EXIT_PASS if report.verdict.passed else EXIT_FAIL
 
 

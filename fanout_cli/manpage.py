@@ -44,7 +44,8 @@ the basename without extension; {#} the sequence number; {%} the worker slot
 (1 to --jobs). {{}} is a literal {} (likewise {{.}} and the others). With no
 replacement string the value is appended as the last argument. Several words run
 without a shell, each substituted literally. A single word with shell syntax, or
---shell, runs under sh -c and every substituted value is shell-quoted.
+--shell, runs under sh -c and every substituted value is shell-quoted, escaped for
+the quotes it sits in when the command puts it inside '...' or "...".
 """),
     ("TASK FILE", """\
 A TOML file with three tables. [run] sets any run option (names with _ for -); the

@@ -101,6 +101,7 @@ class TaskResult:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     reported_status: str | None = None
     details_file: str | None = None  # relative to the run folder; None when never started
+    interrupted: bool = False  # cancelled by a signal, not decided: --resume runs it again
 
     @property
     def task_id(self) -> str:

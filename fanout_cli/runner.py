@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import random
 import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -25,6 +27,7 @@ from fanout_cli.store import RowIndex, RunStore, journal_row, manifest_header
 from fanout_cli.strategies import StrategyOptions, Tracker
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _MAX_BACKOFF_SECONDS = 60.0
 _THREAD_ANALYSIS_BYTES = 4 << 20
 _SCORER_TIMEOUT_SECONDS = 60.0
@@ -44,6 +47,7 @@ class Halt:
 
     reason: str
     status: TaskStatus
+    signal: int | None = None  # set when a signal (Ctrl-C, SIGTERM) stopped the run
 
 
 def strategy_options(config: RunConfig) -> StrategyOptions:
@@ -81,6 +85,7 @@ class Runner:
         self._running: dict[int, anyio.CancelScope] = {}
         self._free_slots = list(range(config.jobs, 0, -1))
         self._streaming = total is None
+        self.interrupted: int | None = None  # the first stopping signal received
 
     async def run(self, specs: AsyncIterator[TaskSpec]) -> None:
         self._window = anyio.Semaphore(self.config.jobs)
@@ -90,17 +95,25 @@ class Runner:
         async with self.executor.session(), anyio.create_task_group() as timers:
             if self.config.deadline is not None:
                 timers.start_soon(self._deadline, self.config.deadline)
+            if threading.current_thread() is threading.main_thread():
+                await timers.start(self._watch_signals)
             async with anyio.create_task_group() as tasks:
                 count = 0
                 with self._intake:
                     async for spec in _closing(specs):
-                        if self.halt is not None and self._streaming:
-                            break  # values already read but not yet started are let go
+                        if self._letting_go():
+                            break
                         count += 1
                         await self._start_when_free(tasks, spec)
                 if self.tracker.total is None and not self._intake.cancelled_caught:
                     self._on_decision(self.tracker.set_total(count))
             timers.cancel_scope.cancel()
+
+    def _letting_go(self) -> bool:
+        """After a stop, tasks not yet started are let go without a result when they
+        come from a stream (the rest of stdin is not read) or when a signal stopped the
+        run (so that --resume runs them). Otherwise they are recorded as not started."""
+        return self.halt is not None and (self._streaming or self.halt.signal is not None)
 
     async def _start_when_free(self, tasks: anyio.abc.TaskGroup, spec: TaskSpec) -> None:
         if self.halt is None:
@@ -109,20 +122,37 @@ class Runner:
                 tasks.start_soon(self._run_task, spec, self._free_slots.pop())
                 return
             self._window.release()
-        self._record(self._not_started(spec, self.halt))
+        if not self._letting_go():
+            self._record(self._not_started(spec, self.halt))
+
+    async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """First SIGINT/SIGTERM/SIGHUP: stop (TERM, grace, KILL). Second: KILL at once."""
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            task_status.started()
+            async for signum in signals:
+                if self.interrupted is None:
+                    self.interrupted = signum
+                    name = signal.Signals(signum).name
+                    self.stop(f"interrupted by {name}", TaskStatus.CANCELLED, signum)
+                    if self.halt is not None and self.halt.signal is None:
+                        # The run was already ending for its strategy: still let go of
+                        # whatever has not started, as an interrupted run does.
+                        self.halt = replace(self.halt, signal=signum)
+                else:
+                    self.executor.kill_all()
 
     async def _deadline(self, seconds: float) -> None:
         await anyio.sleep(seconds)
         self.stop(f"run deadline of {format_duration(seconds)} reached", TaskStatus.TIMEOUT)
 
-    def stop(self, reason: str, status: TaskStatus) -> None:
+    def stop(self, reason: str, status: TaskStatus, signum: int | None = None) -> None:
         """End the run early: no new tasks; running ones are stopped and end as `status`."""
         if self.halt is not None:
             return
-        self.halt = Halt(reason, status)
+        self.halt = Halt(reason, status, signum)
         for scope in self._running.values():
             scope.cancel()
-        if self._streaming:
+        if self._letting_go():
             self._intake.cancel()
 
     def _on_decision(self, decision: Any) -> None:
@@ -250,6 +280,7 @@ class Runner:
             vote_key=await self._vote_key(status, summary, last, stdout_path, stdout_text),
             metrics=markers.metrics,
             reported_status=markers.status,
+            interrupted=halt is not None and halt.signal is not None,
         )
         details_file = self.store.write_details(result, self.store.run_id)
         result = replace(result, details_file=details_file)
@@ -337,17 +368,18 @@ def run_tasks(
     store.write_manifest(header, None, "running")
     store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
     runner = Runner(config, executor, store, listener, total=source.total)
-    status = "interrupted"
+    interrupted: str | None = "SIGINT"  # unless the run comes back normally
     try:
         anyio.run(runner.run, source.stream())
-        status = "finished"
+        signum = runner.interrupted
+        interrupted = None if signum is None else signal.Signals(signum).name
     finally:
+        status = "finished" if interrupted is None else "interrupted"
         outcome = runner.tracker.verdict()
         count = outcome.counts["tasks"]
-        if status != "finished":
-            outcome = replace(
-                outcome, passed=False, reason=f"interrupted after {count} tasks ended"
-            )
+        if interrupted is not None:
+            reason = f"interrupted by {interrupted} after {count} tasks ended"
+            outcome = replace(outcome, passed=False, reason=reason)
         report = RunReport(
             run_id=store.run_id,
             run_dir=str(store.run_dir),
@@ -357,7 +389,7 @@ def run_tasks(
             started_at=started_at,
             finished_at=time.time(),
             title=f"{title}: {count} task{'s' * (count != 1)}, {config.strategy}",
-            interrupted=None if status == "finished" else "SIGINT",
+            interrupted=interrupted,
         )
         store.journal(
             "run_ended",

@@ -283,6 +283,7 @@ def journal_row(result: TaskResult) -> dict[str, Any]:
         "reason": result.reason,
         "score": result.score,
         "vote_key": result.vote_key,
+        "interrupted": result.interrupted,
     }
 
 

@@ -90,19 +90,25 @@ class Template:
 
     @functools.cached_property
     def _parts(self) -> tuple[tuple[str | _Token, ...], ...]:
-        """Each word cut once into literal text and replacement strings."""
+        """Each word cut once into literal text and replacement strings; in shell mode
+        each replacement string also remembers the quoting it sits in."""
+        quoting = _ShellQuoting()
         compiled = []
         for word in self.words:
             parts: list[str | _Token] = []
             position = 0
             for match in _PATTERN.finditer(word):
                 parts.append(word[position : match.start()])
+                quoting.feed(word[position : match.start()])
                 if match.group(1) is not None:
-                    parts.append("{" + match.group(1) + "}")
+                    literal = "{" + match.group(1) + "}"
+                    parts.append(literal)
+                    quoting.feed(literal)
                 else:
-                    parts.append(_Token(match.group(2)))
+                    parts.append(_Token(match.group(2), quoting.context))
                 position = match.end()
             parts.append(word[position:])
+            quoting.feed(word[position:] + " ")
             compiled.append(tuple(part for part in parts if part != ""))
         return tuple(compiled)
 
@@ -117,24 +123,87 @@ class Template:
 
     def render(self, value: str, seq: int, slot: int | None = None) -> tuple[str, ...] | str:
         """The argv (several words) or the `sh -c` script (shell mode) for one value."""
-        quote = shlex.quote if self.shell else _literal
         words = []
         for parts in self._parts:
             pieces = [
-                quote(_REPLACEMENTS[part.name](value, seq, slot))
+                (_QUOTERS[part.context] if self.shell else _literal)(
+                    _REPLACEMENTS[part.name](value, seq, slot)
+                )
                 if isinstance(part, _Token)
                 else part
                 for part in parts
             ]
             words.append("".join(pieces))
         if self.appends_value:
-            words.append(quote(value))
+            words.append(shlex.quote(value) if self.shell else value)
         return " ".join(words) if self.shell else tuple(words)
 
 
 @dataclass(frozen=True)
 class _Token:
     name: str  # "" for {}, "." for {.}, ...
+    context: str = "plain"  # shell quoting around it: plain, single, double, backtick
+
+
+def _in_single_quotes(text: str) -> str:
+    return text.replace("'", "'\\''")  # close, an escaped quote, reopen
+
+
+def _in_double_quotes(text: str) -> str:
+    return re.sub(r'([\\$`"])', r"\\\1", text)
+
+
+def _in_backticks(text: str) -> str:
+    # Inside `...` the shell first removes one level of backslashes before \\ \` $.
+    return re.sub(r"([\\`$])", r"\\\1", shlex.quote(text))
+
+
+_QUOTERS: dict[str, Callable[[str], str]] = {
+    "plain": shlex.quote,
+    "backtick": _in_backticks,
+    "single": _in_single_quotes,
+    "double": _in_double_quotes,
+}
+
+
+class _ShellQuoting:
+    """Follows sh quoting through a template so that a value put inside '...' or
+    "..." by the user is escaped for that place: a value never becomes code, even
+    where GNU parallel would let `"{}"` run `$(...)` from a value."""
+
+    def __init__(self) -> None:
+        self._stack = ["plain"]  # plain, single, double; "(" and "`" for $(...) and `...`
+
+    @property
+    def context(self) -> str:
+        top = self._stack[-1]
+        if top == "`":
+            return "backtick"
+        return top if top in ("single", "double") else "plain"
+
+    def feed(self, text: str) -> None:
+        index = 0
+        while index < len(text):
+            char, top = text[index], self._stack[-1]
+            if top == "single":
+                if char == "'":
+                    self._stack.pop()
+            elif char == "\\":
+                index += 1  # the next character is escaped
+            elif top == "double" and char == '"':
+                self._stack.pop()
+            elif top != "double" and char in "'\"":
+                self._stack.append("single" if char == "'" else "double")
+            elif char == "`":
+                if top == "`":
+                    self._stack.pop()
+                else:
+                    self._stack.append("`")
+            elif char == "(" and (top != "double" or text[index - 1 : index] == "$"):
+                self._stack.append("(")
+            elif char == ")" and top == "(":
+                self._stack.pop()
+            index += 1
 
 
 def render_text(text: str, value: str, seq: int) -> str:

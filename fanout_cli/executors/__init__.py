@@ -28,6 +28,10 @@ class Executor(Protocol):
         """Held open for the whole run: shared resources (child watcher, HTTP client)."""
         ...
 
+    def kill_all(self) -> None:
+        """Kill everything still running at once (a second Ctrl-C): no more grace."""
+        ...
+
     async def run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
         """Run one attempt to its end and describe it.
 

@@ -138,6 +138,11 @@ class ProcessExecutor:
     def __init__(self) -> None:
         self._watcher: ChildWatcher = PidfdWatcher()
         self._sweeper: anyio.abc.TaskGroup | None = None
+        self._live: set[int] = set()  # process groups of attempts still running
+
+    def kill_all(self) -> None:
+        for pgid in list(self._live):
+            signal_group(pgid, signal.SIGKILL)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[None]:
@@ -166,6 +171,7 @@ class ProcessExecutor:
             return self._attempt(plan, started_at, TaskStatus.ERROR, None, None,
                                  start_failure(exc, argv[0], spec.cwd))
         timed_out = False
+        self._live.add(process.pid)
         try:
             with anyio.move_on_after(plan.timeout) as timer:
                 returncode = await self._watcher.wait(process)
@@ -177,6 +183,7 @@ class ProcessExecutor:
                 await self._stop(process, plan.grace)
             raise
         finally:
+            self._live.discard(process.pid)
             self._sweep_leftovers(process.pid, plan.grace)
         return self._classify(spec, plan, started_at, returncode, timed_out)
 
