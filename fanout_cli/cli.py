@@ -7,13 +7,14 @@ import signal
 import sys
 import traceback
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
 
 from fanout_cli import __version__
-from fanout_cli.config import STRATEGIES, OptionError, RunConfig, build_config
+from fanout_cli.config import STRATEGIES, OptionError, RunConfig, build_config, parse_duration
 from fanout_cli.errors import (
     EXIT_FAIL,
     EXIT_PASS,
@@ -233,6 +234,85 @@ def stdin_is_terminal() -> bool:
         return os.isatty(0)
     except OSError:  # pragma: no cover - stdin closed
         return False
+
+
+OutputDir = Annotated[
+    str | None,
+    typer.Option("--output-dir", metavar="DIR",
+                 help="Where runs are kept (env FANOUT_OUTPUT_DIR). [default: .cache/agent-outputs]"),
+]  # fmt: skip
+
+
+def _output_dir(value: str | None) -> Path:
+    return Path(value or RunConfig().output_dir)
+
+
+@app.command()
+def runs(
+    output_dir: OutputDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a run.")] = False,
+) -> None:
+    """List the runs in the output folder, newest first.
+
+    Example: fanout runs
+    """
+    from fanout_cli import history, report
+
+    found = history.list_runs(_output_dir(output_dir))
+    report.print_runs(report.Console(), found, as_json=as_json)
+
+
+@app.command()
+def show(
+    run: Annotated[str, typer.Argument(metavar="RUN", help="A run id, a unique prefix, or last.")],
+    task: Annotated[str | None, typer.Argument(
+        metavar="[TASK]", help="A task id, seq number or details file name.")] = None,
+    output_dir: OutputDir = None,
+) -> None:
+    """Print a run's table, or one task's full record and output.
+
+    This is the one place fanout prints a task's full stdout and stderr.
+
+    Examples: fanout show last; fanout show last unit; fanout show 20261122T1015 3
+    """
+    from fanout_cli import history, report
+
+    run_dir = history.resolve_run(_output_dir(output_dir), run)
+    console = report.Console()
+    if task is None:
+        report.print_run(console, history.run_info(run_dir), history.task_rows(run_dir))
+    else:
+        report.print_task(console, run_dir, history.find_task(run_dir, task))
+
+
+@app.command()
+def clean(
+    older_than: Annotated[str | None, typer.Option("--older-than", metavar="DUR",
+                          help="Remove runs started longer ago than DUR (7d, 12h).")] = None,
+    keep: Annotated[int | None, typer.Option("--keep", metavar="N", min=0,
+                    help="Keep the newest N runs; remove the rest.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Remove every run.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
+    output_dir: OutputDir = None,
+) -> None:
+    """Remove whole run folders from the output folder, and nothing else.
+
+    With both --older-than and --keep, a run goes when it is older and not among the
+    newest N. Runs still in progress are never removed.
+
+    Examples: fanout clean --older-than 7d; fanout clean --keep 20
+    """
+    from fanout_cli import history, report
+
+    if older_than is None and keep is None and not everything:
+        raise UsageError("say what to remove: --older-than DUR, --keep N or --all")
+    try:
+        age = None if older_than is None else parse_duration(older_than)
+    except ValueError as exc:
+        raise UsageError(f"--older-than: {exc}") from None
+    folder = _output_dir(output_dir)
+    plan = history.plan_clean(folder, older_than=age, keep=keep, everything=everything)
+    report.print_clean(report.Console(), folder, plan, dry_run=dry_run)
 
 
 def options_document(config: RunConfig) -> dict[str, Any]:

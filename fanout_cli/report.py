@@ -4,13 +4,18 @@ Nothing else in fanout prints to stdout; errors go to stderr through `error_line
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from fanout_cli.config import RunConfig
+from fanout_cli.history import CleanPlan, RunInfo, remove_run
 from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.store import iso_time, journal_row, json_bytes, report_row, verdict_document
 from fanout_cli.summaries import cap
@@ -257,3 +262,104 @@ def _describe_rest(counts: Mapping[str, int], shown: int) -> str:
 def _aop_time(epoch: float) -> str:
     stamp = iso_time(epoch) or ""
     return stamp[:19] + "Z"
+
+
+# --- fanout runs / show / clean -----------------------------------------------------
+
+
+def _started(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _verdict_word(run: RunInfo) -> str:
+    if run.status in ("running", "crashed", "interrupted") and run.passed is not True:
+        return run.status
+    return "pass" if run.passed else "fail"
+
+
+def print_runs(console: Console, runs: list[RunInfo], *, as_json: bool) -> None:
+    if as_json:
+        for run in runs:
+            console.line(json.dumps({
+                "run_id": run.run_id, "path": str(run.path), "started_at": iso_time(run.started_at),
+                "status": run.status, "tasks": run.tasks, "passed": run.passed,
+                "duration_ms": run.duration_ms,
+            }))  # fmt: skip
+        return
+    if not runs:
+        console.line("no runs yet")
+        return
+    width = max(len(run.run_id) for run in runs)
+    console.line(f"{'RUN':<{width}}  {'STARTED':<19}  {'TASKS':>6}  {'VERDICT':<11}  DURATION")
+    for run in runs:
+        duration = "-" if run.duration_ms is None else format_seconds(run.duration_ms / 1000)
+        console.line(
+            f"{run.run_id:<{width}}  {_started(run.started_at):<19}  {run.tasks:>6}  "
+            f"{_verdict_word(run):<11}  {duration}"
+        )
+
+
+def print_run(console: Console, run: RunInfo, rows: list[dict[str, Any]]) -> None:
+    started = _started(run.started_at)
+    console.line(f"run {run.run_id}: {run.title}  ({run.status}, started {started})")
+    colors = {str(status): code for status, code in _COLORS.items()}
+    for row in rows:
+        status = str(row.get("status"))
+        style = colors.get(status, "0")
+        duration = format_seconds((row.get("duration_ms") or 0) / 1000)
+        attempts = row.get("attempts") or 0
+        tries = f" [{attempts} attempts]" if attempts > 1 else ""
+        console.line(
+            f"{console.style(f'{status:<9}', style)} {row.get('seq')}  {row.get('task_id')}  "
+            f"{duration}{tries}  {row.get('summary')}"
+        )
+    verdict = "pass" if run.passed else ("fail" if run.passed is False else run.status)
+    console.line(f"{verdict}: {run.tasks} tasks · {run.path}")
+
+
+def print_task(console: Console, run_dir: Path, row: dict[str, Any]) -> None:
+    """The details file, then the task's full stdout and stderr, byte for byte."""
+    details_file = row.get("details_file")
+    details: dict[str, Any] = {}
+    if details_file:
+        with contextlib.suppress(OSError, ValueError):
+            details = json.loads((run_dir / details_file).read_bytes())
+    record = details or {key: value for key, value in row.items() if key not in ("event",)}
+    for key, value in record.items():
+        shown = value
+        if key in ("stdout", "stderr") and isinstance(value, dict):
+            shown = f"{value.get('path')} ({value.get('bytes')} bytes)"
+        elif isinstance(value, dict | list):
+            shown = json.dumps(value, ensure_ascii=False)
+        console.line(f"{key}: {shown}")
+    for stream in ("stdout", "stderr"):
+        info = details.get(stream)
+        if not isinstance(info, dict) or not info.get("path"):
+            continue
+        path = run_dir / str(info["path"])
+        console.line(f"----- {stream} ({info.get('bytes')} bytes, {path}) -----")
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
+            last = b"\n"
+            while chunk := handle.read(1 << 16):
+                console.write_bytes(chunk)
+                last = chunk[-1:]
+            if last != b"\n":
+                console.write_bytes(b"\n")
+
+
+def print_clean(console: Console, folder: Path, plan: CleanPlan, *, dry_run: bool) -> None:
+    freed = 0
+    for run in plan.remove:
+        if dry_run:
+            console.line(f"would remove {run.run_id}")
+        else:
+            freed += remove_run(folder, run)
+            console.line(f"removed {run.run_id}")
+    for run in plan.busy:
+        console.line(f"kept {run.run_id}: still running")
+    verb = "would remove" if dry_run else "removed"
+    size = "" if dry_run else f", {freed / 1_048_576:.1f} MiB"
+    runs = f"{len(plan.remove)} run{'s' * (len(plan.remove) != 1)}"
+    console.line(f"{verb} {runs}{size} from {folder}")

@@ -6,6 +6,7 @@ and renamed into place, so a crash never leaves a half-written record behind."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -132,10 +133,44 @@ class RunStore:
         else:  # pragma: no cover - 100 collisions of a random suffix
             raise StoreError(f"{self.output_dir}: could not find a free run id")
         self.run_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+        self._open()
+
+    @classmethod
+    def reopen(cls, run_dir: Path) -> RunStore:
+        """An existing run folder, to add to it (--resume)."""
+        store = cls.__new__(cls)
+        store.run_dir = run_dir.absolute()
+        store.output_dir = store.run_dir.parent
+        store.run_id = run_dir.name
+        store._open()
+        return store
+
+    def _open(self) -> None:
+        # The lock says "a fanout is writing here": --resume and clean keep off. flock
+        # is released by the kernel when the process dies, even by kill -9.
+        self._lock = open(self.run_dir / "lock", "a+")  # noqa: SIM115 - closed in close()
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or "?"
+            self._lock.close()
+            raise StoreError(
+                f"run {self.run_id} is in use by another fanout (pid {holder}); "
+                "wait for it to end or stop it first"
+            ) from None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(f"{os.getpid()}\n")
+        self._lock.flush()
         self._journal = open(self.run_dir / "journal.jsonl", "ab")  # noqa: SIM115 - closed in close()
+        self._journal.seek(0, os.SEEK_END)
 
     def close(self) -> None:
         self._journal.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.run_dir / "lock")
+        self._lock.close()
 
     @property
     def manifest_path(self) -> Path:

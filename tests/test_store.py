@@ -201,6 +201,7 @@ def test_manifest_write_leaves_only_expected_files(store: RunStore) -> None:
     store.write_manifest(header, None, "running")
     assert sorted(path.name for path in store.run_dir.iterdir()) == [
         "journal.jsonl",
+        "lock",  # held while the store is open
         "manifest.json",
     ]
     assert json.loads(store.manifest_path.read_text())["run_id"] == "run-1"
