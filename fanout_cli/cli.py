@@ -14,14 +14,13 @@ import typer
 from typer.core import TyperCommand
 
 from fanout_cli import __version__
-from fanout_cli.config import STRATEGIES, OptionError, RunConfig, build_config, parse_duration
+from fanout_cli.config import STRATEGIES, RunConfig, parse_duration
 from fanout_cli.errors import (
     EXIT_FAIL,
     EXIT_PASS,
     EXIT_SIGINT,
     EXIT_USAGE,
     FanoutError,
-    TaskFileError,
     UsageError,
 )
 from fanout_cli.sources import SourceRequest, split_command
@@ -135,6 +134,12 @@ def run(
                      help="Run the command under sh -c (values are shell-quoted).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run",
                        help="Print each command that would run, shell-quoted; run nothing.")] = False,
+    resume: Annotated[str | None, typer.Option("--resume", metavar="RUN",
+                      help="Run only the tasks of RUN (an id, or last) that have no result yet, "
+                           "into RUN. With a task source, match it to RUN's results.")] = None,
+    resume_failed: Annotated[str | None, typer.Option("--resume-failed", metavar="RUN",
+                             help="Like --resume, and also re-run RUN's failed, timed-out, "
+                                  "cancelled and error tasks.")] = None,
 ) -> None:
     """Run tasks in parallel and print one verdict.
 
@@ -177,51 +182,40 @@ def run(
         null_separated=null,
         shell=shell,
     )
-    raise typer.Exit(execute_run(request, command_line, dry_run=dry_run))
+    if resume is not None and resume_failed is not None:
+        raise UsageError("give --resume or --resume-failed, not both")
+    resume_name = resume or resume_failed
+    resuming = None if resume_name is None else (resume_name, resume_failed is not None)
+    raise typer.Exit(execute_run(request, command_line, dry_run=dry_run, resuming=resuming))
 
 
-def execute_run(request: SourceRequest, command_line: dict[str, Any], *, dry_run: bool) -> int:
+def execute_run(
+    request: SourceRequest,
+    command_line: dict[str, Any],
+    *,
+    dry_run: bool,
+    resuming: tuple[str, bool] | None = None,
+) -> int:
+    """Run (or resume) the tasks of one source; `resuming` is (RUN, rerun_failed)."""
     # Imported here so that `fanout --help` does not pay for the engine.
-    from fanout_cli import sources
     from fanout_cli.executors.process import ProcessExecutor
+    from fanout_cli.prepare import prepare_run
     from fanout_cli.report import Console, make_renderer, print_dry_run
     from fanout_cli.runner import run_tasks
-    from fanout_cli.taskfile import load_task_file
 
-    sources.check_one_source(request, stdin_is_terminal())
-    file_options: dict[str, object] = {}
-    source: sources.Source
-    if request.taskfile is not None:
-        task_file = load_task_file(request.taskfile)
-        file_options = dict(task_file.run_options)
-        try:
-            build_config(file_options)  # alone first, so that its errors name the file
-        except OptionError as exc:
-            line = task_file.run_option_lines.get(exc.name)
-            problem = f"[run] {exc.name}: {exc.problem}"
-            raise TaskFileError(request.taskfile, line, problem) from None
-        source = sources.ListSource(request.taskfile, task_file.specs)
-    elif request.values is not None:
-        source = sources.argument_source(sources.value_tasks(request), list(request.values))
-    elif request.globs:
-        source = sources.glob_source(sources.value_tasks(request), list(request.globs))
-    else:
-        source = sources.StdinSource(sources.value_tasks(request), request.null_separated)
-    try:
-        config = build_config(file_options, command_line)
-    except OptionError as exc:
-        raise UsageError(f"--{exc.name.replace('_', '-')}: {exc.problem}") from None
+    prepared = prepare_run(request, command_line, resuming, stdin_is_terminal())
     if dry_run:
-        print_dry_run(Console(), source.specs())
+        print_dry_run(Console(), prepared.source.specs())
         return EXIT_PASS
-    renderer = make_renderer(config, Console())
+    renderer = make_renderer(prepared.config, Console())
     report = run_tasks(
-        config,
-        source,
+        prepared.config,
+        prepared.source,
         ProcessExecutor(),
         renderer,
-        title=sources.describe_source(request),
-        options=options_document(config),
+        title=prepared.title,
+        options=options_document(prepared.config),
+        resume=prepared.resume,
     )
     renderer.finish(report)
     if report.interrupted is not None:

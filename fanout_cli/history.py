@@ -5,6 +5,7 @@ manifest still marked running, a journal whose last line is torn."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -161,8 +162,13 @@ def resolve_run(output_dir: Path, name: str) -> Path:
 
 
 def task_rows(run_dir: Path) -> list[dict[str, Any]]:
-    """The latest row of every task that ended, in input order (from the journal, so
-    it works for runs that crashed before writing their manifest)."""
+    """The tasks of a run, in input order: the manifest's list once the run has ended;
+    for a run still going or crashed, the latest row of each task in the journal."""
+    if read_manifest_header(run_dir).get("status") in ("finished", "interrupted"):
+        with contextlib.suppress(OSError, ValueError):
+            tasks = json.loads((run_dir / MANIFEST).read_bytes()).get("tasks")
+            if isinstance(tasks, list):
+                return [row for row in tasks if isinstance(row, dict)]
     rows: dict[int, dict[str, Any]] = {}
     for event in read_journal(run_dir):
         if event.get("event") == "task_ended" and isinstance(event.get("seq"), int):

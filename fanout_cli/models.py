@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,12 @@ class TaskSpec:
     @property
     def kind(self) -> str:
         return "process"
+
+    @property
+    def key(self) -> str:
+        """What --resume matches earlier results by: the task itself, not its position."""
+        identity = repr((self.task_id, self.command, self.cwd)).encode("utf-8", "surrogateescape")
+        return hashlib.sha256(identity).hexdigest()[:20]
 
     def command_for_slot(self, slot: int) -> tuple[str, ...] | str:
         if self.template is None or self.input is None:

@@ -13,8 +13,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
@@ -22,8 +23,10 @@ import anyio
 from fanout_cli import summaries
 from fanout_cli.config import RunConfig, format_duration
 from fanout_cli.executors import AttemptPlan, Executor
+from fanout_cli.history import read_manifest_header
 from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus
-from fanout_cli.store import RowIndex, RunStore, journal_row, manifest_header
+from fanout_cli.resume import Prior, ResumeBook
+from fanout_cli.store import RowIndex, RunStore, iso_time, journal_row, manifest_header
 from fanout_cli.strategies import StrategyOptions, Tracker
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
@@ -87,7 +90,7 @@ class Runner:
         self._streaming = total is None
         self.interrupted: int | None = None  # the first stopping signal received
 
-    async def run(self, specs: AsyncIterator[TaskSpec]) -> None:
+    async def run(self, specs: AsyncIterator[TaskSpec | Prior]) -> None:
         self._window = anyio.Semaphore(self.config.jobs)
         # Reading a stream (stdin) stops when the run stops; the tasks of a list known
         # up front are all recorded, the unstarted ones as not started.
@@ -100,11 +103,14 @@ class Runner:
             async with anyio.create_task_group() as tasks:
                 count = 0
                 with self._intake:
-                    async for spec in _closing(specs):
+                    async for item in _closing(specs):
                         if self._letting_go():
                             break
                         count += 1
-                        await self._start_when_free(tasks, spec)
+                        if isinstance(item, Prior):
+                            self._keep(item)
+                        else:
+                            await self._start_when_free(tasks, item)
                 if self.tracker.total is None and not self._intake.cancelled_caught:
                     self._on_decision(self.tracker.set_total(count))
             timers.cancel_scope.cancel()
@@ -158,6 +164,11 @@ class Runner:
     def _on_decision(self, decision: Any) -> None:
         if decision is not None:
             self.stop(f"stopped: {decision.reason}", TaskStatus.CANCELLED)
+
+    def _keep(self, prior: Prior) -> None:
+        """An earlier result stands (resume): it counts, and it is not run again."""
+        self.rows.add(prior.seq, prior.offset)
+        self._on_decision(self.tracker.observe(prior))
 
     def _record(self, result: TaskResult) -> None:
         offset = self.store.journal("task_ended", **journal_row(result))
@@ -327,7 +338,9 @@ class Runner:
         return None
 
 
-async def _closing(specs: AsyncIterator[TaskSpec]) -> AsyncIterator[TaskSpec]:
+async def _closing(
+    specs: AsyncIterator[TaskSpec | Prior],
+) -> AsyncIterator[TaskSpec | Prior]:
     """Iterate, and close the source's generator even when the run stops reading it."""
     try:
         async for spec in specs:
@@ -342,7 +355,23 @@ class Source(Protocol):
     name: str
     total: int | None  # None for a stream whose length is known only at its end
 
+    def specs(self) -> Iterator[TaskSpec]: ...
+
     def stream(self) -> AsyncIterator[TaskSpec]: ...
+
+
+@dataclass(frozen=True)
+class Resume:
+    run_dir: Path
+    book: ResumeBook
+    from_saved_list: bool  # the tasks come from the run's own saved list
+
+
+async def _saving(store: RunStore, specs: AsyncIterator[TaskSpec]) -> AsyncIterator[TaskSpec]:
+    """Save each task of a stream to the run's task list as it is read."""
+    async for spec in specs:
+        store.save_specs([spec])
+        yield spec
 
 
 def run_tasks(
@@ -353,24 +382,43 @@ def run_tasks(
     *,
     title: str,
     options: dict[str, Any],
+    resume: Resume | None = None,
 ) -> RunReport:
-    """Create the run folder, run every task, and return the finished report.
+    """Create the run folder (or reopen it, to resume), run the tasks, return the report.
 
     `title` is completed with the task count and strategy: "fanout run x.toml: 12
     tasks, all-succeed". On Ctrl-C the manifest is still written (status interrupted)
     before the KeyboardInterrupt goes on."""
-    store = RunStore(config.output_dir, config.run_id)
     started_at = time.time()
     argv = list(sys.argv)
-    header = manifest_header(
-        run_id=store.run_id, argv=argv, options=options, started_at=started_at
-    )
+    if resume is None:
+        store = RunStore(config.output_dir, config.run_id)
+        header = manifest_header(
+            run_id=store.run_id, argv=argv, options=options, started_at=started_at
+        )
+        store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
+    else:
+        store = RunStore.reopen(resume.run_dir)
+        header = {**read_manifest_header(store.run_dir), "options": options}
+        header["resumed_at"] = iso_time(started_at)
+        store.journal("run_resumed", run_id=store.run_id, argv=argv, options=options)
     store.write_manifest(header, None, "running")
-    store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
+    specs: AsyncIterator[TaskSpec]
+    if resume is not None:
+        specs = source.stream()  # the task list saved at the start stays as it was
+    elif source.total is not None:
+        store.save_specs(source.specs())
+        specs = source.stream()
+    else:
+        specs = _saving(store, source.stream())
+    items: AsyncIterator[TaskSpec | Prior] = specs
+    if resume is not None:
+        save = None if resume.from_saved_list else (lambda spec: store.save_specs([spec]))
+        items = resume.book.plan(specs, save)
     runner = Runner(config, executor, store, listener, total=source.total)
     interrupted: str | None = "SIGINT"  # unless the run comes back normally
     try:
-        anyio.run(runner.run, source.stream())
+        anyio.run(runner.run, items)
         signum = runner.interrupted
         interrupted = None if signum is None else signal.Signals(signum).name
     finally:
@@ -391,8 +439,10 @@ def run_tasks(
             title=f"{title}: {count} task{'s' * (count != 1)}, {config.strategy}",
             interrupted=interrupted,
         )
+        kept = {} if resume is None else {"resume": resume.book.summary()}
         store.journal(
             "run_ended",
+            **kept,
             status=status,
             passed=outcome.passed,
             reason=outcome.reason,

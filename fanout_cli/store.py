@@ -22,6 +22,7 @@ from fanout_cli.errors import StoreError
 from fanout_cli.models import Attempt, OutputInfo, RunReport, TaskResult, TaskSpec
 
 AOP_VERSION = "1.0.0"
+TASK_LIST = "tasks.jsonl"  # the tasks as read, for --resume with no source given
 MANIFEST_VERSION = 1
 SLUG_LIMIT = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -220,6 +221,12 @@ class RunStore:
                 del row["event"], row["time"]
                 yield row
 
+    def save_specs(self, specs: Iterable[TaskSpec]) -> None:
+        """Append tasks to the run's saved task list (secrets redacted)."""
+        with open(self.run_dir / TASK_LIST, "ab") as handle:
+            for spec in specs:
+                handle.write(json_bytes(spec_document(spec)) + b"\n")
+
     def write_details(self, result: TaskResult, run_id: str) -> str:
         name = task_basename(result.spec) + ".json"
         write_json_atomic(self.run_dir / name, details_document(result, run_id))
@@ -272,6 +279,25 @@ def details_document(result: TaskResult, run_id: str) -> dict[str, Any]:
     }
 
 
+def spec_document(spec: TaskSpec) -> dict[str, Any]:
+    template = spec.template
+    return {
+        "seq": spec.seq,
+        "task_id": spec.task_id,
+        "key": spec.key,
+        "command": spec.command if isinstance(spec.command, str) else list(spec.command),
+        "cwd": spec.cwd,
+        "env": redact_env(spec.env),
+        "timeout": spec.timeout,
+        "retries": spec.retries,
+        "ok_exit": None if spec.ok_exit is None else sorted(spec.ok_exit),
+        "input": spec.input,
+        "origin": spec.origin,
+        "template": None if template is None else {"words": list(template.words),
+                                                    "shell": template.shell},
+    }
+
+
 def attempt_document(attempt: Attempt) -> dict[str, Any]:
     return {
         "attempt": attempt.number,
@@ -314,6 +340,7 @@ def journal_row(result: TaskResult) -> dict[str, Any]:
         "attempts": len(result.attempts),
         "summary": result.summary,
         "details_file": result.details_file,
+        "key": result.spec.key,
         "origin": result.spec.origin,
         "reason": result.reason,
         "score": result.score,

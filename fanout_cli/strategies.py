@@ -9,8 +9,28 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from fanout_cli.models import STATUS_ORDER, TaskResult, TaskStatus, Verdict, Winner
+
+
+class Outcome(Protocol):
+    """What a strategy looks at in a result (a TaskResult, or an earlier one on resume)."""
+
+    @property
+    def status(self) -> TaskStatus: ...
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def score(self) -> float | None: ...
+
+    @property
+    def vote_key(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +86,7 @@ class Tracker:
         self.options = options
         self.total = total  # None while a streaming source is still being read
         self.counts = count_statuses(())
-        self.best: TaskResult | None = None
+        self.best: Outcome | None = None
         self.ballots: dict[str, _Ballot] = {}
         self.top_votes = 0
         self.decision: Decision | None = None
@@ -85,7 +105,7 @@ class Tracker:
             self.decision = self._decide(None)
         return self.decision
 
-    def observe(self, result: TaskResult) -> Decision | None:
+    def observe(self, result: Outcome) -> Decision | None:
         """Record one ended task; return the decision the first time there is one."""
         self.counts["tasks"] += 1
         self.counts[str(result.status)] += 1
@@ -96,7 +116,7 @@ class Tracker:
         self.decision = self._decide(result)
         return self.decision
 
-    def _count_success(self, result: TaskResult) -> None:
+    def _count_success(self, result: Outcome) -> None:
         if self.best is None or _rank(result) < _rank(self.best):
             self.best = result
         if result.vote_key is not None:
@@ -108,7 +128,7 @@ class Tracker:
             ballot.task_ids.append(result.task_id)
             self.top_votes = max(self.top_votes, ballot.votes)
 
-    def _decide(self, latest: TaskResult | None) -> Decision | None:
+    def _decide(self, latest: Outcome | None) -> Decision | None:
         options = self.options
         remaining = None if self.total is None else self.total - self.finished
         if options.name == "all-succeed":
@@ -185,7 +205,7 @@ class Tracker:
         return Verdict(True, "majority-vote", reason, counts, winner)
 
 
-def _rank(result: TaskResult) -> tuple[bool, float, int]:
+def _rank(result: Outcome) -> tuple[bool, float, int]:
     """best-of-n order: scored before unscored, higher score first, then lower seq."""
     score = result.score
     return (score is None, -(score if score is not None else 0.0), result.seq)

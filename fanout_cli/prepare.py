@@ -1,0 +1,102 @@
+"""From what the command line named to a source and a RunConfig, ready to run.
+
+Option layers, lowest first: the options a resumed run was started with, the task
+file's [run] table, the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fanout_cli import history, sources
+from fanout_cli.config import OPTION_PARSERS, OptionError, RunConfig, build_config
+from fanout_cli.errors import TaskFileError, UsageError
+from fanout_cli.resume import ResumeBook, saved_specs
+from fanout_cli.runner import Resume
+from fanout_cli.sources import SourceRequest
+from fanout_cli.taskfile import load_task_file
+
+# Not carried over from the run being resumed: where it is, and how to print this time.
+_NOT_RESUMED = ("run_id", "output_dir", "quiet", "format")
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    source: sources.Source
+    config: RunConfig
+    title: str
+    resume: Resume | None
+
+
+def prepare_run(
+    request: SourceRequest,
+    command_line: dict[str, Any],
+    resuming: tuple[str, bool] | None,
+    stdin_is_terminal: bool,
+) -> PreparedRun:
+    names_a_source = bool(
+        request.taskfile or request.values is not None or request.globs or request.command
+    )
+    # Resuming with no source named means the run's saved list, not a terminal stdin.
+    sources.check_one_source(request, stdin_is_terminal and (names_a_source or not resuming))
+    saved_options: dict[str, object] = {}
+    resume: Resume | None = None
+    if resuming is not None:
+        run_dir = history.resolve_run(_output_dir(command_line), resuming[0])
+        saved_options = _saved_options(run_dir)
+        command_line = {**command_line, "output_dir": str(run_dir.parent), "run_id": run_dir.name}
+        book = ResumeBook.load(run_dir, rerun_failed=resuming[1])
+        resume = Resume(run_dir, book, from_saved_list=not names_a_source)
+    file_options: dict[str, object] = {}
+    source: sources.Source
+    if resume is not None and resume.from_saved_list:
+        source = sources.ListSource(resume.run_dir.name, saved_specs(resume.run_dir))
+    elif request.taskfile is not None:
+        source, file_options = _task_file_source(request.taskfile)
+    elif request.values is not None:
+        source = sources.argument_source(sources.value_tasks(request), list(request.values))
+    elif request.globs:
+        source = sources.glob_source(sources.value_tasks(request), list(request.globs))
+    else:
+        source = sources.StdinSource(sources.value_tasks(request), request.null_separated)
+    try:
+        config = build_config(saved_options, file_options, command_line)
+    except OptionError as exc:
+        raise UsageError(f"--{exc.name.replace('_', '-')}: {exc.problem}") from None
+    title = sources.describe_source(request)
+    if resume is not None:
+        title = f"fanout run --resume {resume.run_dir.name}"
+    return PreparedRun(source, config, title, resume)
+
+
+def _output_dir(command_line: dict[str, Any]) -> Path:
+    given = command_line.get("output_dir")
+    return Path(given if isinstance(given, str) else RunConfig().output_dir)
+
+
+def _saved_options(run_dir: Path) -> dict[str, object]:
+    options = history.read_manifest_header(run_dir).get("options")
+    if not isinstance(options, dict):
+        return {}
+    saved = {
+        name: value
+        for name, value in options.items()
+        if name in OPTION_PARSERS and name not in _NOT_RESUMED
+    }
+    try:
+        build_config(saved)
+    except OptionError:
+        return {}  # written by another version of fanout: start from the defaults
+    return saved
+
+
+def _task_file_source(path: str) -> tuple[sources.ListSource, dict[str, object]]:
+    task_file = load_task_file(path)
+    file_options = dict(task_file.run_options)
+    try:
+        build_config(file_options)  # alone first, so that its errors name the file
+    except OptionError as exc:
+        line = task_file.run_option_lines.get(exc.name)
+        raise TaskFileError(path, line, f"[run] {exc.name}: {exc.problem}") from None
+    return sources.ListSource(path, task_file.specs), file_options

@@ -1,0 +1,179 @@
+"""--resume and --resume-failed: run what an earlier run left unfinished, in its folder.
+
+Tasks are matched to the earlier results by their key (id, command and cwd), not by
+position, so a reordered or edited task list resumes correctly: a finished task is
+kept, a fixed (changed) task runs again, a new task runs. The n-th occurrence of a
+key matches the n-th earlier one, so repeated stdin lines are told apart."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from fanout_cli.errors import UsageError
+from fanout_cli.models import TaskSpec, TaskStatus
+from fanout_cli.store import REDACTED, TASK_LIST
+from fanout_cli.template import Template
+
+
+@dataclass(frozen=True)
+class Prior:
+    """An earlier result that stands: the runner counts it without running the task."""
+
+    row: dict[str, Any]
+    offset: int  # of its task_ended line in the journal
+
+    @property
+    def status(self) -> TaskStatus:
+        return TaskStatus(self.row["status"])
+
+    @property
+    def seq(self) -> int:
+        return int(self.row["seq"])
+
+    @property
+    def task_id(self) -> str:
+        return str(self.row["task_id"])
+
+    @property
+    def score(self) -> float | None:
+        score = self.row.get("score")
+        return float(score) if isinstance(score, int | float) else None
+
+    @property
+    def vote_key(self) -> str | None:
+        key = self.row.get("vote_key")
+        return key if isinstance(key, str) else None
+
+
+def journal_rows(run_dir: Path) -> Iterator[tuple[dict[str, Any], int]]:
+    """(task_ended row, offset) for every complete line; a torn last line is ignored."""
+    try:
+        handle = open(run_dir / "journal.jsonl", "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with handle:
+        offset = 0
+        for line in handle:
+            start, offset = offset, offset + len(line)
+            if not line.endswith(b"\n"):
+                return
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("event") == "task_ended":
+                yield event, start
+
+
+@dataclass
+class ResumeBook:
+    """The earlier results of a run, by task key, and what a resume should do with them."""
+
+    rerun_failed: bool
+    by_key: dict[str, list[Prior]] = field(default_factory=dict)
+    used_seqs: set[int] = field(default_factory=set)
+    kept: int = 0
+    rerun: int = 0
+    added: int = 0
+
+    @classmethod
+    def load(cls, run_dir: Path, rerun_failed: bool) -> ResumeBook:
+        latest: dict[int, Prior] = {}
+        for row, offset in journal_rows(run_dir):
+            if isinstance(row.get("seq"), int) and isinstance(row.get("key"), str):
+                latest[row["seq"]] = Prior(row, offset)
+        book = cls(rerun_failed)
+        for seq in sorted(latest):
+            prior = latest[seq]
+            book.by_key.setdefault(prior.row["key"], []).append(prior)
+            book.used_seqs.add(seq)
+        return book
+
+    def summary(self) -> dict[str, int]:
+        return {"kept": self.kept, "rerun": self.rerun, "added": self.added}
+
+    def stands(self, prior: Prior) -> bool:
+        """Whether an earlier result is kept. A task cancelled by a signal never
+        finished, so it always runs again; --resume-failed also re-runs every failure,
+        timeout, error and strategy-cancelled task."""
+        if prior.status is TaskStatus.SUCCESS:
+            return True
+        if prior.status is TaskStatus.CANCELLED and prior.row.get("interrupted"):
+            return False
+        return not self.rerun_failed
+
+    async def plan(
+        self, specs: AsyncIterator[TaskSpec], save: Callable[[TaskSpec], None] | None
+    ) -> AsyncIterator[TaskSpec | Prior]:
+        """Each task of the list, as an earlier result that stands or a task to run.
+        Tasks new to the run are passed to `save` (to join its saved task list)."""
+        seen: Counter[str] = Counter()
+        next_seq = max(self.used_seqs, default=0) + 1
+        async for spec in specs:
+            key = spec.key
+            matches = self.by_key.get(key, [])
+            prior = matches[seen[key]] if seen[key] < len(matches) else None
+            seen[key] += 1
+            if prior is not None and self.stands(prior):
+                self.kept += 1
+                yield prior
+            elif prior is not None:
+                self.rerun += 1
+                yield replace(spec, seq=prior.seq)
+            else:
+                self.added += 1
+                if spec.seq in self.used_seqs:  # an earlier task has that number
+                    spec = replace(spec, seq=next_seq)  # noqa: PLW2901 - renumbered
+                self.used_seqs.add(spec.seq)
+                next_seq = max(next_seq, spec.seq + 1)
+                if save is not None:
+                    save(spec)
+                yield spec
+
+
+def saved_specs(run_dir: Path) -> list[TaskSpec]:
+    """The task list a run saved when it started (or as it read a stream)."""
+    path = run_dir / TASK_LIST
+    if not path.exists():
+        raise UsageError(
+            f"run {run_dir.name} has no saved task list ({TASK_LIST}); "
+            "give its task source again along with --resume"
+        )
+    specs = []
+    with open(path, "rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break  # torn by a crash: that task had not started
+            document = json.loads(line)
+            if REDACTED in document.get("env", {}).values():
+                raise UsageError(
+                    f"run {run_dir.name}: task {document['task_id']!r} has secret env values, "
+                    "which are never saved; resume with its task file: "
+                    f"fanout run TASKFILE --resume {run_dir.name}"
+                )
+            specs.append(spec_from_document(document))
+    return specs
+
+
+def spec_from_document(document: dict[str, Any]) -> TaskSpec:
+    command = document["command"]
+    template = document.get("template")
+    ok_exit = document.get("ok_exit")
+    return TaskSpec(
+        seq=int(document["seq"]),
+        task_id=str(document["task_id"]),
+        command=command if isinstance(command, str) else tuple(command),
+        origin=str(document["origin"]),
+        cwd=document.get("cwd"),
+        env=dict(document.get("env") or {}),
+        timeout=document.get("timeout"),
+        retries=document.get("retries"),
+        ok_exit=None if ok_exit is None else frozenset(ok_exit),
+        input=document.get("input"),
+        template=None if template is None else Template(tuple(template["words"]), template["shell"]),  # noqa: E501
+    )
