@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer.main
 
@@ -62,7 +63,8 @@ Each run has a folder OUTPUT-DIR/RUN-ID/ (mode 0700) holding, per task,
 SEQ-SLUG.json (the details file: AOP header keys and fanout's full record),
 SEQ-SLUG.stdout and SEQ-SLUG.stderr (the raw bytes, streamed; earlier attempts of a
 retried task keep .aN.stdout names), and for the run journal.jsonl (append-only
-events, one JSON object a line) and manifest.json (options, tasks, verdict). SLUG is
+events, one JSON object a line), manifest.json (options, tasks, verdict), tasks.jsonl
+(the task list, for --resume) and, while a fanout works in it, lock. SLUG is
 the task id reduced to A-Z a-z 0-9 . _ - and at most 64 characters. Env values
 whose names contain KEY, TOKEN, SECRET or PASSWORD are written as ***.
 """),
@@ -82,9 +84,25 @@ signal), timeout, cancelled (ended by the strategy or --fail-fast before it
 finished), error (could not start: command not found, not executable, missing
 working directory). A task that prints [AOP:STATUS] failure counts as failed.
 """),
+    ("INTERRUPTS AND RESUME", """\
+The first SIGINT (Ctrl-C), SIGTERM or SIGHUP stops starting tasks, sends SIGTERM to
+every running task's process group, waits --grace, then SIGKILL; those tasks end as
+cancelled (interrupted), tasks not started get no result, the manifest is written
+with status interrupted, and fanout exits 128 plus the signal number. A second signal
+kills at once. After a crash (kill -9) the run folder stays consistent: details files
+and the manifest are written atomically, and the journal is read up to its last
+complete line. fanout run --resume RUN runs, into RUN's folder, only the tasks with
+no final result (and those an interrupt cancelled); --resume-failed RUN also re-runs
+failed, timed-out, cancelled and error tasks. With no task source given, the task
+list saved in RUN (tasks.jsonl) is used; given a source (an edited task file), its
+tasks are matched to RUN's results by key (id, command and cwd): a changed task runs
+again, a finished one does not. The options RUN was started with apply unless given
+again. A run another fanout holds (its lock file) is refused.
+"""),
     ("EXIT STATUS", """\
 0 the verdict passed; 1 the verdict failed; 2 usage, option or task-file error;
-70 internal error (a bug; FANOUT_DEBUG=1 prints the traceback); 130 interrupted.
+70 internal error (a bug; FANOUT_DEBUG=1 prints the traceback); 128 plus the signal
+number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
 """),
     ("ENVIRONMENT", """\
 FANOUT_OUTPUT_DIR sets the default --output-dir. NO_COLOR turns colour off;
@@ -105,11 +123,15 @@ fanout run answers.toml --strategy majority-vote --vote-on 'ANSWER: (\\w+)'
 ]
 
 
-def option_rows() -> list[tuple[str, str]]:
-    """(flags with metavar, help) for every option of `fanout run`, in --help order."""
+def _commands() -> dict[str, Any]:
     group = typer.main.get_command(app)
     assert isinstance(group, typer.core.TyperGroup)
-    command = group.commands["run"]
+    return dict(group.commands)
+
+
+def option_rows(name: str = "run") -> list[tuple[str, str]]:
+    """(flags with metavar, help) for every option of a command, in --help order."""
+    command = _commands()[name]
     rows = []
     for param in command.params:
         if not isinstance(param, typer.core.TyperOption):
@@ -137,13 +159,26 @@ def render_manpage() -> str:
         "[\\fITASKFILE\\fR] [\\fIOPTIONS\\fR] [\\fB\\-\\-\\fR \\fICOMMAND\\fR "
         "[\\fIARG\\fR...] [\\fB:::\\fR \\fIVALUE\\fR...]]",
         ".br",
+        ".B fanout runs",
+        "[\\fIOPTIONS\\fR]",
+        ".br",
+        ".B fanout show",
+        "\\fIRUN\\fR [\\fITASK\\fR] [\\fIOPTIONS\\fR]",
+        ".br",
+        ".B fanout clean",
+        "[\\fB\\-\\-older\\-than\\fR \\fIDUR\\fR] [\\fB\\-\\-keep\\fR \\fIN\\fR] "
+        "[\\fB\\-\\-all\\fR] [\\fIOPTIONS\\fR]",
+        ".br",
         ".B fanout \\-\\-version",
         ".SH DESCRIPTION",
         _roff(_DESCRIPTION),
-        ".SH OPTIONS",
     ]
-    for flags, help_text in option_rows():
-        lines += [".TP", f"\\fB{_roff(flags)}\\fR", _roff(help_text)]
+    lines.append(".SH COMMANDS AND OPTIONS")
+    for name, command in _commands().items():
+        summary = " ".join((command.help or "").split("\n\n")[0].split())
+        lines += [f".SS fanout {name}", _roff(summary)]
+        for flags, help_text in option_rows(name):
+            lines += [".TP", f"\\fB{_roff(flags)}\\fR", _roff(help_text)]
     for title, body in _SECTIONS:
         lines.append(f".SH {title}")
         if title == "EXAMPLES":
