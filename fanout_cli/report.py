@@ -19,6 +19,7 @@ from fanout_cli.history import CleanPlan, RunInfo, remove_run
 from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.store import iso_time, journal_row, json_bytes, report_row, verdict_document
 from fanout_cli.summaries import cap
+from fanout_cli.template import display_command
 
 RESULT_VERSION = 1
 _COLORS = {
@@ -82,11 +83,12 @@ def format_seconds(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
-def print_dry_run(console: Console, specs: Iterable[TaskSpec]) -> None:
-    """One pasteable command a line (with `cd DIR &&` when the task sets a cwd)."""
+def print_dry_run(console: Console, specs: Iterable[TaskSpec], jobs: int) -> None:
+    """One pasteable command a line (with `cd DIR &&` when the task sets a cwd). `{%}`
+    shows the slot each task would get if all took equally long: 1..jobs in turn."""
     batch: list[bytes] = []
     for spec in specs:
-        line = spec.display_command()
+        line = display_command(spec.command_for_slot((spec.seq - 1) % jobs + 1))
         if spec.cwd:
             line = f"cd {shlex.quote(spec.cwd)} && {line}"
         batch.append(line.encode("utf-8", "surrogateescape") + b"\n")
