@@ -178,9 +178,9 @@ class Runner:
 
     async def _run_task(self, spec: TaskSpec, slot: int) -> None:
         try:
-            attempts, interrupted = await self._attempts(spec, slot)
-            result = await self._finish(spec, attempts, interrupted)
-            self._record(result)
+            attempts, halt = await self._attempts(spec, slot)
+            if attempts or not self._letting_go():  # else: stopped before it began
+                self._record(await self._finish(spec, attempts, halt))
         finally:
             self._free_slots.append(slot)
             self._window.release()
