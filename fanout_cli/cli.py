@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from typer.core import TyperCommand
 
@@ -328,10 +329,10 @@ def run_cli(argv: list[str]) -> int:
 
         error_line(exc.message)
         return exc.exit_code
-    except typer.TyperException as exc:  # click's usage errors: one line, exit 2
+    except click.ClickException as exc:  # click's usage errors: one line, exit 2
         sys.stderr.write(f"fanout: error: {exc.format_message()} (see fanout --help)\n")
         return getattr(exc, "exit_code", EXIT_USAGE)
-    except typer.Abort:
+    except click.exceptions.Abort:
         return EXIT_SIGINT
     except KeyboardInterrupt:
         return EXIT_SIGINT

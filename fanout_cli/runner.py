@@ -7,6 +7,7 @@ deadline) cancels those scopes; executors stop their processes on the way out.""
 from __future__ import annotations
 
 import functools
+import os
 import random
 import shlex
 import signal
@@ -239,8 +240,8 @@ class Runner:
                     exit_code=None,
                     signal=None,
                     reason=halt.reason,
-                    stdout_path=stdout_path.name,
-                    stderr_path=stderr_path.name,
+                    stdout_path=os.path.basename(stdout_path),
+                    stderr_path=os.path.basename(stderr_path),
                 )
             )
         return attempts, halt
@@ -262,8 +263,8 @@ class Runner:
         last = attempts[-1]
         status, reason = (halt.status, halt.reason) if halt else (last.status, last.reason)
         stdout_path, stderr_path = self.store.output_paths(spec)
-        stdout_tail, stdout_size = summaries.read_tail(str(stdout_path))
-        stderr_tail, stderr_size = summaries.read_tail(str(stderr_path))
+        stdout_tail, stdout_size = summaries.read_tail(stdout_path)
+        stderr_tail, stderr_size = summaries.read_tail(stderr_path)
         stdout_text = summaries.decode(stdout_tail)
         stderr_text = summaries.decode(stderr_tail)
         markers = summaries.parse_markers(stdout_text)
@@ -311,7 +312,7 @@ class Runner:
         status: TaskStatus,
         summary: str,
         last: Attempt,
-        stdout_path: Any,
+        stdout_path: str,
         stdout_text: str,
     ) -> str | None:
         if self.config.strategy != "majority-vote" or status is not TaskStatus.SUCCESS:
@@ -322,11 +323,9 @@ class Runner:
         if vote_on == "exit-code":
             return str(last.exit_code)
         if vote_on == "stdout":
-            if stdout_path.stat().st_size > _THREAD_ANALYSIS_BYTES:
-                return await anyio.to_thread.run_sync(
-                    summaries.normalised_stdout_key, str(stdout_path)
-                )
-            return summaries.normalised_stdout_key(str(stdout_path))
+            if os.path.getsize(stdout_path) > _THREAD_ANALYSIS_BYTES:
+                return await anyio.to_thread.run_sync(summaries.normalised_stdout_key, stdout_path)
+            return summaries.normalised_stdout_key(stdout_path)
         return summaries.vote_from_regex(vote_on, stdout_text)
 
     async def _run_scorer(self, details_path: Any) -> float | None:

@@ -83,7 +83,7 @@ def test_task_files_stay_inside_the_run_folder(store: RunStore, task_id: str) ->
     stdout_path, stderr_path = store.output_paths(spec(1, task_id))
     run_dir = store.run_dir.resolve()
     for path in (stdout_path, stderr_path):
-        assert path.resolve().parent == run_dir
+        assert Path(path).resolve().parent == run_dir
     name = store.write_details(_result(spec(1, task_id)), store.run_id)
     assert (store.run_dir / name).resolve().parent == run_dir
     assert (store.run_dir / name).is_file()
@@ -203,6 +203,7 @@ def test_manifest_write_leaves_only_expected_files(store: RunStore) -> None:
         "journal.jsonl",
         "lock",  # held while the store is open
         "manifest.json",
+        "tasks.jsonl",
     ]
     assert json.loads(store.manifest_path.read_text())["run_id"] == "run-1"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from fanout_cli.models import Attempt, TaskSpec
@@ -16,8 +15,8 @@ class AttemptPlan:
 
     number: int
     slot: int  # 1..jobs, the worker slot this attempt holds
-    stdout_path: Path
-    stderr_path: Path
+    stdout_path: str
+    stderr_path: str
     timeout: float | None
     grace: float
     ok_exit: frozenset[int]

@@ -10,7 +10,10 @@ loop polls, elsewhere (or with FANOUT_CHILD_WATCHER=sigchld) through SIGCHLD."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -28,8 +31,50 @@ _GROUP_POLL_SECONDS = 0.02
 _SHELL_EXIT_MEANINGS = {126: "not executable", 127: "command not found"}
 
 
+class ChildProcess(Protocol):
+    """What the watchers need of a child: subprocess.Popen, or a posix_spawn'ed Child."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self) -> int: ...
+
+
+class Child:
+    """A child started with os.posix_spawn: reaped with waitpid, as Popen would."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
+# Python ignores these; a child must get the defaults back (Popen's restore_signals).
+_RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+@functools.lru_cache(maxsize=256)
+def _executable(name: str, search_path: str | None) -> str | None:
+    return name if "/" in name else shutil.which(name, path=search_path)
+
+
 class ChildWatcher(Protocol):
-    async def wait(self, process: subprocess.Popen[bytes]) -> int:
+    async def wait(self, process: ChildProcess) -> int:
         """Wait for the child to exit and reap it; return its returncode."""
         ...
 
@@ -37,7 +82,7 @@ class ChildWatcher(Protocol):
 class PidfdWatcher:
     """Linux 5.3+: a pidfd becomes readable when its process exits."""
 
-    async def wait(self, process: subprocess.Popen[bytes]) -> int:
+    async def wait(self, process: ChildProcess) -> int:
         if process.returncode is not None:
             return process.returncode
         try:
@@ -56,7 +101,7 @@ class SigchldWatcher:
     """Portable: every SIGCHLD wakes the waiters whose child has exited."""
 
     def __init__(self) -> None:
-        self._waiting: dict[int, tuple[subprocess.Popen[bytes], anyio.Event]] = {}
+        self._waiting: dict[int, tuple[ChildProcess, anyio.Event]] = {}
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
@@ -66,7 +111,7 @@ class SigchldWatcher:
                     if process.poll() is not None:
                         exited.set()
 
-    async def wait(self, process: subprocess.Popen[bytes]) -> int:
+    async def wait(self, process: ChildProcess) -> int:
         exited = anyio.Event()
         self._waiting[process.pid] = (process, exited)
         try:
@@ -189,12 +234,33 @@ class ProcessExecutor:
 
     def _spawn(
         self, argv: list[str], cwd: str | None, env: dict[str, str] | None, plan: AttemptPlan
-    ) -> subprocess.Popen[bytes]:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        stdout = os.open(plan.stdout_path, flags, 0o600)
+    ) -> ChildProcess:
+        """posix_spawn: the child gets the output files as fds 1 and 2, /dev/null as 0,
+        a new session (its own process group) and default SIGPIPE. Popen where
+        posix_spawn cannot do it: a working directory to change to."""
+        stdout = os.open(plan.stdout_path, _OUTPUT_FLAGS, 0o600)
         try:
-            stderr = os.open(plan.stderr_path, flags, 0o600)
+            stderr = os.open(plan.stderr_path, _OUTPUT_FLAGS, 0o600)
             try:
+                if cwd is None and min(stdout, stderr) > 2:
+                    environment = os.environ if env is None else env
+                    path = _executable(argv[0], environment.get("PATH", os.defpath))
+                    if path is None:
+                        raise FileNotFoundError(errno.ENOENT, "not found", argv[0])
+                    return Child(
+                        os.posix_spawn(
+                            path,
+                            argv,
+                            environment,
+                            file_actions=[
+                                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                                (os.POSIX_SPAWN_DUP2, stdout, 1),
+                                (os.POSIX_SPAWN_DUP2, stderr, 2),
+                            ],
+                            setsid=True,  # own process group: pgid == pid
+                            setsigdef=_RESTORED_SIGNALS,
+                        )
+                    )
                 return subprocess.Popen(
                     argv,
                     stdin=subprocess.DEVNULL,
@@ -210,7 +276,7 @@ class ProcessExecutor:
         finally:
             os.close(stdout)
 
-    async def _stop(self, process: subprocess.Popen[bytes], grace: float) -> int:
+    async def _stop(self, process: ChildProcess, grace: float) -> int:
         """SIGTERM the whole group, wait up to `grace` for it to empty, then SIGKILL."""
         signal_group(process.pid, signal.SIGTERM)
         with anyio.move_on_after(grace):
@@ -275,8 +341,8 @@ class ProcessExecutor:
             exit_code=exit_code,
             signal=signum,
             reason=reason,
-            stdout_path=plan.stdout_path.name,
-            stderr_path=plan.stderr_path.name,
+            stdout_path=os.path.basename(plan.stdout_path),
+            stderr_path=os.path.basename(plan.stderr_path),
         )
 
 
