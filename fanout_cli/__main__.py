@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from fanout_cli.cli import main
+from fanout_cli.entry import main
 
 main()

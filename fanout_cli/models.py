@@ -162,3 +162,33 @@ class RunReport:
     @property
     def duration(self) -> float:
         return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True)
+class Prior:
+    """An earlier result that stands: the runner counts it without running the task."""
+
+    row: dict[str, Any]
+    offset: int  # of its task_ended line in the journal
+
+    @property
+    def status(self) -> TaskStatus:
+        return TaskStatus(self.row["status"])
+
+    @property
+    def seq(self) -> int:
+        return int(self.row["seq"])
+
+    @property
+    def task_id(self) -> str:
+        return str(self.row["task_id"])
+
+    @property
+    def score(self) -> float | None:
+        score = self.row.get("score")
+        return float(score) if isinstance(score, int | float) else None
+
+    @property
+    def vote_key(self) -> str | None:
+        key = self.row.get("vote_key")
+        return key if isinstance(key, str) else None

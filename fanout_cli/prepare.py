@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fanout_cli import history, sources
+from fanout_cli import sources
 from fanout_cli.config import OPTION_PARSERS, OptionError, RunConfig, build_config
 from fanout_cli.errors import TaskFileError, UsageError
-from fanout_cli.resume import ResumeBook, saved_specs
 from fanout_cli.runner import Resume
 from fanout_cli.sources import SourceRequest
-from fanout_cli.taskfile import load_task_file
+
+# history, resume and taskfile are imported where they are needed: a plain run from
+# stdin or ::: starts faster without them.
 
 # Not carried over from the run being resumed: where it is, and how to print this time.
 _NOT_RESUMED = ("run_id", "output_dir", "quiet", "format")
@@ -43,6 +44,9 @@ def prepare_run(
     saved_options: dict[str, object] = {}
     resume: Resume | None = None
     if resuming is not None:
+        from fanout_cli import history
+        from fanout_cli.resume import ResumeBook
+
         run_dir = history.resolve_run(_output_dir(command_line), resuming[0])
         saved_options = _saved_options(run_dir)
         command_line = {**command_line, "output_dir": str(run_dir.parent), "run_id": run_dir.name}
@@ -51,6 +55,8 @@ def prepare_run(
     file_options: dict[str, object] = {}
     source: sources.Source
     if resume is not None and resume.from_saved_list:
+        from fanout_cli.resume import saved_specs
+
         source = sources.ListSource(resume.run_dir.name, saved_specs(resume.run_dir))
     elif request.taskfile is not None:
         source, file_options = _task_file_source(request.taskfile)
@@ -76,6 +82,8 @@ def _output_dir(command_line: dict[str, Any]) -> Path:
 
 
 def _saved_options(run_dir: Path) -> dict[str, object]:
+    from fanout_cli import history
+
     options = history.read_manifest_header(run_dir).get("options")
     if not isinstance(options, dict):
         return {}
@@ -92,6 +100,8 @@ def _saved_options(run_dir: Path) -> dict[str, object]:
 
 
 def _task_file_source(path: str) -> tuple[sources.ListSource, dict[str, object]]:
+    from fanout_cli.taskfile import load_task_file
+
     task_file = load_task_file(path)
     file_options = dict(task_file.run_options)
     try:

@@ -12,14 +12,16 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from fanout_cli.config import RunConfig
-from fanout_cli.history import CleanPlan, RunInfo, remove_run
 from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.store import iso_time, journal_row, json_bytes, report_row, verdict_document
 from fanout_cli.summaries import cap
 from fanout_cli.template import display_command
+
+if TYPE_CHECKING:  # runs/show/clean only; a plain run does not load history
+    from fanout_cli.history import CleanPlan, RunInfo
 
 RESULT_VERSION = 1
 _COLORS = {
@@ -352,6 +354,8 @@ def print_task(console: Console, run_dir: Path, row: dict[str, Any]) -> None:
 
 
 def print_clean(console: Console, folder: Path, plan: CleanPlan, *, dry_run: bool) -> None:
+    from fanout_cli.history import remove_run
+
     freed = 0
     for run in plan.remove:
         if dry_run:

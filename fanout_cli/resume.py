@@ -15,39 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from fanout_cli.errors import UsageError
-from fanout_cli.models import TaskSpec, TaskStatus
+from fanout_cli.models import Prior, TaskSpec, TaskStatus
 from fanout_cli.store import REDACTED, TASK_LIST
 from fanout_cli.template import Template
-
-
-@dataclass(frozen=True)
-class Prior:
-    """An earlier result that stands: the runner counts it without running the task."""
-
-    row: dict[str, Any]
-    offset: int  # of its task_ended line in the journal
-
-    @property
-    def status(self) -> TaskStatus:
-        return TaskStatus(self.row["status"])
-
-    @property
-    def seq(self) -> int:
-        return int(self.row["seq"])
-
-    @property
-    def task_id(self) -> str:
-        return str(self.row["task_id"])
-
-    @property
-    def score(self) -> float | None:
-        score = self.row.get("score")
-        return float(score) if isinstance(score, int | float) else None
-
-    @property
-    def vote_key(self) -> str | None:
-        key = self.row.get("vote_key")
-        return key if isinstance(key, str) else None
 
 
 def journal_rows(run_dir: Path) -> Iterator[tuple[dict[str, Any], int]]:

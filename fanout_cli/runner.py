@@ -17,18 +17,19 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
 from fanout_cli import summaries
 from fanout_cli.config import RunConfig, format_duration
 from fanout_cli.executors import AttemptPlan, Executor
-from fanout_cli.history import read_manifest_header
-from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus
-from fanout_cli.resume import Prior, ResumeBook
+from fanout_cli.models import Attempt, Prior, RunReport, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.store import RowIndex, RunStore, iso_time, journal_row, manifest_header
 from fanout_cli.strategies import StrategyOptions, Tracker
+
+if TYPE_CHECKING:
+    from fanout_cli.resume import ResumeBook
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -397,6 +398,8 @@ def run_tasks(
         )
         store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
     else:
+        from fanout_cli.history import read_manifest_header  # only when resuming
+
         store = RunStore.reopen(resume.run_dir)
         header = {**read_manifest_header(store.run_dir), "options": options}
         header["resumed_at"] = iso_time(started_at)

@@ -80,9 +80,14 @@ def write_atomic(path: Path | str, chunks: Iterable[bytes]) -> None:
     folder, name = os.path.split(path)
     temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
-        with open(temporary, "wb") as handle:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
             for chunk in chunks:
-                handle.write(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(descriptor, view) :]
+        finally:
+            os.close(descriptor)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -34,6 +34,8 @@ class Markers:
 def read_tail(path: str, limit: int = TAIL_BYTES) -> tuple[bytes, int]:
     """The last `limit` bytes of a file and its full size (0, b"" when it is missing)."""
     try:
+        if not os.stat(path).st_size:
+            return b"", 0  # most outputs are empty: no need to open them
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > limit:

@@ -184,6 +184,8 @@ class ProcessExecutor:
         self._watcher: ChildWatcher = PidfdWatcher()
         self._sweeper: anyio.abc.TaskGroup | None = None
         self._live: set[int] = set()  # process groups of attempts still running
+        # os.environ decodes every variable on each read; posix_spawn reads them all.
+        self._environ = dict(os.environ)
 
     def kill_all(self) -> None:
         for pgid in list(self._live):
@@ -209,7 +211,7 @@ class ProcessExecutor:
         started_at = time.time()
         command = spec.command_for_slot(plan.slot)
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-        env = {**os.environ, **spec.env} if spec.env else None
+        env = {**self._environ, **spec.env} if spec.env else None
         try:
             process = self._spawn(argv, spec.cwd, env, plan)
         except OSError as exc:
@@ -218,9 +220,12 @@ class ProcessExecutor:
         timed_out = False
         self._live.add(process.pid)
         try:
-            with anyio.move_on_after(plan.timeout) as timer:
+            if plan.timeout is None:  # no scope to build when nothing can time out
                 returncode = await self._watcher.wait(process)
-            if timer.cancelled_caught:
+            else:
+                with anyio.move_on_after(plan.timeout) as timer:
+                    returncode = await self._watcher.wait(process)
+            if plan.timeout is not None and timer.cancelled_caught:
                 timed_out = True
                 returncode = await self._stop(process, plan.grace)
         except BaseException:
@@ -243,7 +248,7 @@ class ProcessExecutor:
             stderr = os.open(plan.stderr_path, _OUTPUT_FLAGS, 0o600)
             try:
                 if cwd is None and min(stdout, stderr) > 2:
-                    environment = os.environ if env is None else env
+                    environment = self._environ if env is None else env
                     path = _executable(argv[0], environment.get("PATH", os.defpath))
                     if path is None:
                         raise FileNotFoundError(errno.ENOENT, "not found", argv[0])
