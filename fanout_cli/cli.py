@@ -206,7 +206,7 @@ def execute_run(
 
     prepared = prepare_run(request, command_line, resuming, stdin_is_terminal())
     if dry_run:
-        print_dry_run(Console(), prepared.source.specs(), prepared.config.jobs)
+        print_dry_run(Console(), prepared.source.commands(prepared.config.jobs))
         return EXIT_PASS
     renderer = make_renderer(prepared.config, Console())
     report = run_tasks(

@@ -85,14 +85,15 @@ def format_seconds(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
-def print_dry_run(console: Console, specs: Iterable[TaskSpec], jobs: int) -> None:
-    """One pasteable command a line (with `cd DIR &&` when the task sets a cwd). `{%}`
-    shows the slot each task would get if all took equally long: 1..jobs in turn."""
+def print_dry_run(
+    console: Console, commands: Iterable[tuple[tuple[str, ...] | str, str | None]]
+) -> None:
+    """One pasteable command a line (with `cd DIR &&` when the task sets a cwd)."""
     batch: list[bytes] = []
-    for spec in specs:
-        line = display_command(spec.command_for_slot((spec.seq - 1) % jobs + 1))
-        if spec.cwd:
-            line = f"cd {shlex.quote(spec.cwd)} && {line}"
+    for command, cwd in commands:
+        line = display_command(command)
+        if cwd:
+            line = f"cd {shlex.quote(cwd)} && {line}"
         batch.append(line.encode("utf-8", "surrogateescape") + b"\n")
         if len(batch) >= 1024:
             console.write_bytes(b"".join(batch))

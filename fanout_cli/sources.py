@@ -31,6 +31,8 @@ def display_value(value: str, limit: int = ID_CHARS) -> str:
 
     Bytes that are not UTF-8 (kept as surrogates so commands get them exactly) become
     U+FFFD, control characters become escapes like \\n, and long values are capped."""
+    if value.isascii() and value.isprintable():  # the usual case, and the fast one
+        return value if len(value) <= limit else value[: limit - 1] + "…"
     text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     text = _CONTROL.sub(lambda match: repr(match.group(0))[1:-1], text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -42,6 +44,9 @@ class ValueTasks:
     value is itself a shell command (as GNU parallel does with lines on stdin)."""
 
     template: Template | None
+
+    def command(self, seq: int, value: str, slot: int | None = None) -> tuple[str, ...] | str:
+        return value if self.template is None else self.template.render(value, seq, slot)
 
     def spec(self, seq: int, value: str, origin: str) -> TaskSpec:
         task_id = display_value(value) or f"task-{seq}"
@@ -94,24 +99,33 @@ class StdinSource:
         self._records = 0  # every record, empty ones too, so stdin:N is line N
         self._seq = 0
 
-    def _take(self, chunk: bytes) -> Iterator[TaskSpec]:
-        """The tasks of one chunk (b"" at the end of input), made one at a time."""
+    def _values(self, chunk: bytes) -> Iterator[tuple[int, str]]:
+        """(seq, value) of one chunk (b"" at the end of input), one at a time."""
         records = self._splitter.feed(chunk) if chunk else self._splitter.finish()
         for record in records:
             self._records += 1
             data = record[:-1] if not self.null_separated and record.endswith(b"\r") else record
             if data:
                 self._seq += 1
-                value = os.fsdecode(data)  # undecodable bytes survive as surrogates
-                yield self.tasks.spec(self._seq, value, f"stdin:{self._records}")
+                yield self._seq, data.decode("utf-8", "surrogateescape")  # kept byte-exact
 
-    def specs(self) -> Iterator[TaskSpec]:
-        """Blocking reads: for --dry-run, which has nothing else to wait for."""
+    def _blocking_values(self) -> Iterator[tuple[int, str]]:
         while True:
             chunk = _read(self.fd)
-            yield from self._take(chunk)
+            yield from self._values(chunk)
             if not chunk:
                 return
+
+    def specs(self) -> Iterator[TaskSpec]:
+        """All the tasks, with blocking reads."""
+        for seq, value in self._blocking_values():
+            yield self.tasks.spec(seq, value, f"stdin:{self._records}")
+
+    def commands(self, jobs: int) -> Iterator[tuple[tuple[str, ...] | str, str | None]]:
+        """For --dry-run: the commands alone, without building whole tasks (a million
+        lines must print in seconds). `{%}` gets the slots 1..jobs in turn."""
+        for seq, value in self._blocking_values():
+            yield self.tasks.command(seq, value, (seq - 1) % jobs + 1), None
 
     async def stream(self) -> AsyncIterator[TaskSpec]:
         pollable = _pollable(self.fd)
@@ -119,8 +133,8 @@ class StdinSource:
             if pollable:
                 await anyio.wait_readable(self.fd)
             chunk = _read(self.fd)
-            for spec in self._take(chunk):
-                yield spec
+            for seq, value in self._values(chunk):
+                yield self.tasks.spec(seq, value, f"stdin:{self._records}")
             if not chunk:
                 return
 
@@ -156,6 +170,10 @@ class ListSource:
 
     def specs(self) -> Iterator[TaskSpec]:
         return iter(self._specs)
+
+    def commands(self, jobs: int) -> Iterator[tuple[tuple[str, ...] | str, str | None]]:
+        for spec in self._specs:
+            yield spec.command_for_slot((spec.seq - 1) % jobs + 1), spec.cwd
 
     async def stream(self) -> AsyncIterator[TaskSpec]:
         for spec in self._specs:
