@@ -47,6 +47,7 @@ class ResumeBook:
     rerun_failed: bool
     by_key: dict[str, list[Prior]] = field(default_factory=dict)
     used_seqs: set[int] = field(default_factory=set)
+    _seen: Counter[str] = field(default_factory=Counter)
     kept: int = 0
     rerun: int = 0
     added: int = 0
@@ -77,33 +78,36 @@ class ResumeBook:
             return False
         return not self.rerun_failed
 
+    def classify(self, spec: TaskSpec) -> tuple[TaskSpec | Prior, TaskSpec]:
+        """(an earlier result that stands, or the task to run; the task with the seq it
+        has in this run). Call once per task, in the order of the list."""
+        key = spec.key
+        matches = self.by_key.get(key, [])
+        prior = matches[self._seen[key]] if self._seen[key] < len(matches) else None
+        self._seen[key] += 1
+        if prior is not None:
+            numbered = replace(spec, seq=prior.seq)
+            if self.stands(prior):
+                self.kept += 1
+                return prior, numbered
+            self.rerun += 1
+            return numbered, numbered
+        self.added += 1
+        if spec.seq in self.used_seqs:  # an earlier task has that number
+            spec = replace(spec, seq=max(self.used_seqs) + 1)
+        self.used_seqs.add(spec.seq)
+        return spec, spec
+
     async def plan(
         self, specs: AsyncIterator[TaskSpec], save: Callable[[TaskSpec], None] | None
     ) -> AsyncIterator[TaskSpec | Prior]:
-        """Each task of the list, as an earlier result that stands or a task to run.
-        Tasks new to the run are passed to `save` (to join its saved task list)."""
-        seen: Counter[str] = Counter()
-        next_seq = max(self.used_seqs, default=0) + 1
+        """Each task of a stream, classified; `save` gets every task, numbered, to
+        become the run's saved task list."""
         async for spec in specs:
-            key = spec.key
-            matches = self.by_key.get(key, [])
-            prior = matches[seen[key]] if seen[key] < len(matches) else None
-            seen[key] += 1
-            if prior is not None and self.stands(prior):
-                self.kept += 1
-                yield prior
-            elif prior is not None:
-                self.rerun += 1
-                yield replace(spec, seq=prior.seq)
-            else:
-                self.added += 1
-                if spec.seq in self.used_seqs:  # an earlier task has that number
-                    spec = replace(spec, seq=next_seq)  # noqa: PLW2901 - renumbered
-                self.used_seqs.add(spec.seq)
-                next_seq = max(next_seq, spec.seq + 1)
-                if save is not None:
-                    save(spec)
-                yield spec
+            item, numbered = self.classify(spec)
+            if save is not None:
+                save(numbered)
+            yield item
 
 
 def saved_specs(run_dir: Path) -> list[TaskSpec]:
@@ -117,9 +121,12 @@ def saved_specs(run_dir: Path) -> list[TaskSpec]:
     specs = []
     with open(path, "rb") as handle:
         for line in handle:
-            if not line.endswith(b"\n"):
-                break  # torn by a crash: that task had not started
-            document = json.loads(line)
+            try:
+                document = json.loads(line)
+            except ValueError:
+                continue  # torn by a crash: that task had not started yet
+            if not line.endswith(b"\n") or not isinstance(document, dict):
+                continue
             if REDACTED in document.get("env", {}).values():
                 raise UsageError(
                     f"run {run_dir.name}: task {document['task_id']!r} has secret env values, "

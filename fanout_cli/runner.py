@@ -369,6 +369,33 @@ class Resume:
     from_saved_list: bool  # the tasks come from the run's own saved list
 
 
+def _planned_items(
+    store: RunStore, source: Source, resume: Resume | None
+) -> AsyncIterator[TaskSpec | Prior]:
+    """The tasks to run (and, on resume, the earlier results that stand), with the run's
+    saved task list brought up to date first: a task is never started before it is on
+    the list, so a resume after a crash knows it."""
+    if resume is None:
+        if source.total is None:
+            return _saving(store, source.stream())
+        store.save_specs(source.specs())
+        return source.stream()
+    if resume.from_saved_list:
+        return resume.book.plan(source.stream(), None)
+    # A source given again replaces the saved list: an edited task file is now the run's.
+    if source.total is None:
+        store.replace_task_list([])
+        return resume.book.plan(source.stream(), lambda spec: store.save_specs([spec]))
+    planned = [resume.book.classify(spec) for spec in source.specs()]
+    store.replace_task_list(numbered for _, numbered in planned)
+    return _from_list([item for item, _ in planned])
+
+
+async def _from_list(items: list[TaskSpec | Prior]) -> AsyncIterator[TaskSpec | Prior]:
+    for item in items:
+        yield item
+
+
 async def _saving(store: RunStore, specs: AsyncIterator[TaskSpec]) -> AsyncIterator[TaskSpec]:
     """Save each task of a stream to the run's task list as it is read."""
     async for spec in specs:
@@ -407,18 +434,7 @@ def run_tasks(
         header["resumed_at"] = iso_time(started_at)
         store.journal("run_resumed", run_id=store.run_id, argv=argv, options=options)
     store.write_manifest(header, None, "running")
-    specs: AsyncIterator[TaskSpec]
-    if resume is not None:
-        specs = source.stream()  # the task list saved at the start stays as it was
-    elif source.total is not None:
-        store.save_specs(source.specs())
-        specs = source.stream()
-    else:
-        specs = _saving(store, source.stream())
-    items: AsyncIterator[TaskSpec | Prior] = specs
-    if resume is not None:
-        save = None if resume.from_saved_list else (lambda spec: store.save_specs([spec]))
-        items = resume.book.plan(specs, save)
+    items = _planned_items(store, source, resume)
     runner = Runner(config, executor, store, listener, total=source.total)
     interrupted: str | None = "SIGINT"  # unless the run comes back normally
     try:

@@ -180,8 +180,22 @@ class RunStore:
         self._lock.flush()
         self._journal = open(self.run_dir / "journal.jsonl", "ab")  # noqa: SIM115 - closed in close()
         self._journal.seek(0, os.SEEK_END)
+        self._end_torn_line(self.run_dir / "journal.jsonl", self._journal)
         self._task_list = open(self.run_dir / TASK_LIST, "ab")  # noqa: SIM115 - closed in close()
+        self._end_torn_line(self.run_dir / TASK_LIST, self._task_list)
         self._run_dir = str(self.run_dir)
+
+    @staticmethod
+    def _end_torn_line(path: Path, handle: Any) -> None:
+        """A crash can leave a half-written last line; end it, so that what is
+        appended now (a resume) starts on a line of its own. Readers skip the torn one."""
+        if handle.tell() == 0:
+            return
+        with open(path, "rb") as reader:
+            reader.seek(-1, os.SEEK_END)
+            if reader.read(1) != b"\n":
+                handle.write(b"\n")
+                handle.flush()
 
     def close(self) -> None:
         self._journal.close()
@@ -246,6 +260,13 @@ class RunStore:
         for spec in specs:
             self._task_list.write(json_bytes(spec_document(spec)) + b"\n")
         self._task_list.flush()
+
+    def replace_task_list(self, specs: Iterable[TaskSpec]) -> None:
+        """Make `specs` the saved task list (atomically), and append to it from now on."""
+        path = self.run_dir / TASK_LIST
+        write_atomic(path, (json_bytes(spec_document(spec)) + b"\n" for spec in specs))
+        self._task_list.close()
+        self._task_list = open(path, "ab")  # noqa: SIM115 - closed in close()
 
     def write_details(self, result: TaskResult, run_id: str) -> str:
         """One compact JSON line (the C encoder: indenting costs ten times as much);

@@ -711,3 +711,32 @@ def test_clean_keeps_a_run_still_in_progress(tmp_path: Path) -> None:
     assert returncode == 130, stderr
     assert read_manifest(run_dir)["status"] == "interrupted"
     assert_all_gone(read_pids(tmp_path / "pids"))
+
+
+def test_resume_after_torn_last_lines_starts_appending_on_a_fresh_line(tmp_path: Path) -> None:
+    """A crash mid-write leaves a half line at the end of journal.jsonl and tasks.jsonl;
+    a resume must neither choke on it nor glue its own first line onto it."""
+    write_task_file([("one", "echo 1 >> ran"), ("two", "exit 1"), ("three", "echo 3 >> ran")])
+    first = run_fanout("run", TASKS, "--run-id", "torn")
+    assert first.returncode == 1, first
+    run_dir = tmp_path / "out" / "torn"
+    with open(run_dir / "journal.jsonl", "ab") as journal:
+        journal.write(b'{"event": "task_ended", "seq": 2, "sta')
+    with open(run_dir / "tasks.jsonl", "ab") as task_list:
+        task_list.write(b'{"seq": 4, "task_id": "ghost", "comm')
+    Path("fixed").touch()
+    write_task_file(
+        [("one", "echo 1 >> ran"), ("two", "test -e fixed"), ("three", "echo 3 >> ran")]
+    )
+    resumed = run_fanout("run", TASKS, "--resume-failed", "torn")
+    assert resumed.returncode == 0, resumed
+    assert_clean(resumed)
+    assert manifest_statuses(run_dir) == {"one": "success", "two": "success", "three": "success"}
+    assert line_counts(tmp_path / "ran") == Counter({"1": 1, "3": 1})
+    lines = (run_dir / "journal.jsonl").read_bytes().splitlines()
+    half = b'{"event": "task_ended", "seq": 2, "sta'
+    assert [line for line in lines if line.startswith(half)] == [half], "torn line kept alone"
+    assert json.loads(lines[-1])["event"] == "run_ended"
+    alone = run_fanout("run", "--resume", "torn")  # the saved list, with its torn line
+    assert alone.returncode == 0, alone
+    assert sorted(manifest_statuses(run_dir)) == ["one", "three", "two"]
