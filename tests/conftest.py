@@ -77,3 +77,13 @@ def run_fanout(
 def write_tasks(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may linger when PID 1 does not reap)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    state = raw[raw.rfind(b")") + 2 :].split()[0]
+    return state not in (b"Z", b"X")

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FANOUT, Completed, run_fanout, write_tasks
+from tests.conftest import FANOUT, Completed, process_running, run_fanout, write_tasks
 
 TASKS = "tasks.toml"
 POLL_SECONDS = 0.01
@@ -124,16 +124,6 @@ def rewrite_started_at(run_dir: Path, when: datetime) -> None:
 
 
 # --- processes ------------------------------------------------------------------------
-
-
-def process_running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's zombie may linger when PID 1 does not reap)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    state = raw[raw.rfind(b")") + 2 :].split()[0]
-    return state not in (b"Z", b"X")
 
 
 def read_pids(path: Path) -> list[int]:

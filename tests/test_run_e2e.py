@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Completed, run_fanout, write_tasks
+from tests.conftest import Completed, process_running, run_fanout, write_tasks
 
 PY = sys.executable
 TASKS = "tasks.toml"
@@ -123,16 +123,6 @@ def assert_clean(completed: Completed) -> None:
 
 
 # --- processes ------------------------------------------------------------------------
-
-
-def process_running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's zombie may linger when PID 1 does not reap)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    state = raw[raw.rfind(b")") + 2 :].split()[0]
-    return state not in (b"Z", b"X")
 
 
 def read_pids(*paths: Path) -> list[int]:
