@@ -964,3 +964,49 @@ def test_child_watchers_behave_the_same(watcher: str, tmp_path: Path) -> None:
     assert rows["cancelled"]["status"] == "cancelled"
     assert_all_gone(read_pids(tmp_path / "hangs.pid", tmp_path / "cancelled.pid"))
     assert elapsed < 10, elapsed
+
+
+# --- the two ways a child starts: posix_spawn, and Popen for a cwd ---------------------
+
+
+@needs_procfs
+def test_tasks_with_a_cwd_run_there_and_still_stop_as_a_group(tmp_path: Path) -> None:
+    """A cwd is the one case started through Popen: same output, exit codes, timeout."""
+    (tmp_path / "sub dir").mkdir()
+    task_file(
+        task("where", ["pwd"], cwd="sub dir"),
+        task("fails-there", "echo nope >&2; exit 3", cwd="sub dir"),
+        task("hangs-there", "sleep 100 & echo $! > ../pids; echo $$ >> ../pids; wait",
+             cwd="sub dir", timeout="0.5s"),
+    )  # fmt: skip
+    completed = run_fanout("run", TASKS, "-j", "3", "--grace", "20s")
+    assert completed.returncode == 1, completed
+    rows = manifest_rows(completed)
+    assert rows["where"]["status"] == "success"
+    assert rows["where"]["summary"] == str(tmp_path / "sub dir")
+    assert rows["fails-there"]["status"] == "failure"
+    assert rows["fails-there"]["summary"] == "nope (exit 3)"
+    assert rows["hangs-there"]["status"] == "timeout"
+    assert_all_gone(read_pids(tmp_path / "pids"))
+
+
+def test_a_tasks_own_env_and_path_reach_the_child(tmp_path: Path) -> None:
+    """posix_spawn gets the merged environment, and the program is looked up on the
+    task's own PATH when it sets one."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "only-here"
+    tool.write_text("#!/bin/sh\necho \"found with $GREETING\"\n")
+    tool.chmod(0o755)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    task_file(
+        task("own-path", ["only-here"], env={"PATH": path, "GREETING": "hello"}),
+        task("no-path", ["only-here"]),
+    )
+    completed = run_fanout("run", TASKS)
+    assert completed.returncode == 1, completed
+    rows = manifest_rows(completed)
+    assert rows["own-path"]["status"] == "success"
+    assert rows["own-path"]["summary"] == "found with hello"
+    assert rows["no-path"]["status"] == "error"
+    assert rows["no-path"]["summary"] == "command not found: only-here"
