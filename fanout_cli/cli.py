@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from fanout_cli import __version__
-from fanout_cli.config import STRATEGIES, RunConfig, parse_duration
+from fanout_cli.config import STRATEGIES, RunConfig, default_output_dir, parse_duration
 from fanout_cli.errors import (
     EXIT_FAIL,
     EXIT_PASS,
@@ -239,7 +239,7 @@ OutputDir = Annotated[
 
 
 def _output_dir(value: str | None) -> Path:
-    return Path(value or RunConfig().output_dir)
+    return Path(value or default_output_dir())
 
 
 @app.command()

@@ -17,6 +17,11 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+def default_output_dir() -> str:
+    """--output-dir when not given: FANOUT_OUTPUT_DIR, else .cache/agent-outputs."""
+    return os.environ.get("FANOUT_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR
+
+
 def parse_duration(value: object) -> float:
     """`500ms`, `30s`, `5m`, `1h30m`, or a bare number of seconds -> seconds."""
     if isinstance(value, bool):
@@ -178,9 +183,7 @@ class RunConfig:
     score: str | None = None
     scorer: str | None = None
     vote_on: str = "stdout"
-    output_dir: str = field(
-        default_factory=lambda: os.environ.get("FANOUT_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR
-    )
+    output_dir: str = field(default_factory=default_output_dir)
     run_id: str | None = None
     format: str = "human"
     summary_chars: int = 500

@@ -45,22 +45,30 @@ def is_run_folder(path: Path) -> bool:
     )
 
 
-def read_journal(run_dir: Path) -> Iterator[dict[str, Any]]:
-    """Every complete event; a torn last line (a crash mid-write) is skipped."""
+def read_journal_at(run_dir: Path) -> Iterator[tuple[dict[str, Any], int]]:
+    """(event, byte offset of its line) for every complete event; a torn line (a
+    crash mid-write) is skipped."""
     try:
         handle = open(run_dir / JOURNAL, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         return
     with handle:
+        offset = 0
         for line in handle:
+            start, offset = offset, offset + len(line)
             if not line.endswith(b"\n"):
                 return  # torn: the writer died before finishing this line
             try:
                 event = json.loads(line)
             except ValueError:
-                continue
+                continue  # a torn line that a later writer ended with a newline
             if isinstance(event, dict):
-                yield event
+                yield event, start
+
+
+def read_journal(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """Every complete event of the journal."""
+    return (event for event, _ in read_journal_at(run_dir))
 
 
 def read_manifest_header(run_dir: Path) -> dict[str, Any]:

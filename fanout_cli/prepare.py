@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from fanout_cli import sources
-from fanout_cli.config import OPTION_PARSERS, OptionError, RunConfig, build_config
+from fanout_cli.config import (
+    OPTION_PARSERS,
+    OptionError,
+    RunConfig,
+    build_config,
+    default_output_dir,
+)
 from fanout_cli.errors import TaskFileError, UsageError
 from fanout_cli.runner import Resume
 from fanout_cli.sources import SourceRequest
@@ -78,7 +84,7 @@ def prepare_run(
 
 def _output_dir(command_line: dict[str, Any]) -> Path:
     given = command_line.get("output_dir")
-    return Path(given if isinstance(given, str) else RunConfig().output_dir)
+    return Path(given if isinstance(given, str) else default_output_dir())
 
 
 def _saved_options(run_dir: Path) -> dict[str, object]:

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from fanout_cli.config import RunConfig
 from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus
-from fanout_cli.store import iso_time, journal_row, json_bytes, report_row, verdict_document
+from fanout_cli.store import (
+    iso_time,
+    journal_row,
+    json_bytes,
+    json_with_tasks,
+    report_row,
+    verdict_document,
+)
 from fanout_cli.summaries import cap
 from fanout_cli.template import display_command
 
@@ -196,23 +203,15 @@ def make_renderer(config: RunConfig, console: Console) -> Renderer:
 
 def json_chunks(report: RunReport) -> Iterator[bytes]:
     """The versioned result envelope; its task list streamed one compact line a task."""
-    head = json_bytes(
-        {
-            "fanout_result_version": RESULT_VERSION,
-            "run_id": report.run_id,
-            "details_dir": report.run_dir,
-            "manifest": report.manifest_path,
-            "duration_ms": round(report.duration * 1000),
-            "verdict": verdict_document(report),
-        },
-        indent=2,
-    )
-    yield head[: head.rindex(b"}")].rstrip() + b',\n  "tasks": ['
-    separator = b"\n    "
-    for row in report.rows():
-        yield separator + json_bytes(report_row(row))
-        separator = b",\n    "
-    yield b"\n  ]\n}\n"
+    head = {
+        "fanout_result_version": RESULT_VERSION,
+        "run_id": report.run_id,
+        "details_dir": report.run_dir,
+        "manifest": report.manifest_path,
+        "duration_ms": round(report.duration * 1000),
+        "verdict": verdict_document(report),
+    }
+    return json_with_tasks(head, (report_row(row) for row in report.rows()))
 
 
 def aop_status(report: RunReport) -> str:

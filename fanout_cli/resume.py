@@ -9,35 +9,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from fanout_cli.errors import UsageError
+from fanout_cli.history import read_journal_at
 from fanout_cli.models import Prior, TaskSpec, TaskStatus
 from fanout_cli.store import REDACTED, TASK_LIST
 from fanout_cli.template import Template
-
-
-def journal_rows(run_dir: Path) -> Iterator[tuple[dict[str, Any], int]]:
-    """(task_ended row, offset) for every complete line; a torn last line is ignored."""
-    try:
-        handle = open(run_dir / "journal.jsonl", "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        return
-    with handle:
-        offset = 0
-        for line in handle:
-            start, offset = offset, offset + len(line)
-            if not line.endswith(b"\n"):
-                return
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == "task_ended":
-                yield event, start
 
 
 @dataclass
@@ -55,8 +36,12 @@ class ResumeBook:
     @classmethod
     def load(cls, run_dir: Path, rerun_failed: bool) -> ResumeBook:
         latest: dict[int, Prior] = {}
-        for row, offset in journal_rows(run_dir):
-            if isinstance(row.get("seq"), int) and isinstance(row.get("key"), str):
+        for row, offset in read_journal_at(run_dir):
+            if (
+                row.get("event") == "task_ended"
+                and isinstance(row.get("seq"), int)
+                and isinstance(row.get("key"), str)
+            ):
                 latest[row["seq"]] = Prior(row, offset)
         book = cls(rerun_failed)
         for seq in sorted(latest):

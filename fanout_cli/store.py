@@ -424,11 +424,20 @@ def manifest_chunks(
         document["finished_at"] = iso_time(report.finished_at)
         document["duration_ms"] = round(report.duration * 1000)
         document["verdict"] = verdict_document(report)
-    head = json_bytes(document, indent=2)
-    yield head[: head.rindex(b"}")].rstrip() + b',\n  "tasks": ['
+    rows = report.rows() if report is not None else iter(())
+    yield from json_with_tasks(
+        document, ({**report_row(row), "origin": row.get("origin")} for row in rows)
+    )
+
+
+def json_with_tasks(head: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]]) -> Iterator[bytes]:
+    """An indented JSON object ending in a "tasks" list that is streamed one compact
+    line a task: a million tasks never sit in memory at once."""
+    opening = json_bytes(head, indent=2)
+    yield opening[: opening.rindex(b"}")].rstrip() + b',\n  "tasks": ['
     separator = b"\n    "
-    for row in report.rows() if report is not None else ():
-        yield separator + json_bytes({**report_row(row), "origin": row.get("origin")})
+    for task in tasks:
+        yield separator + json_bytes(task)
         separator = b",\n    "
     yield b"\n  ]\n}\n"
 
