@@ -24,16 +24,17 @@ def _tool(name: str) -> str:
 
 
 def test_ruff_is_clean() -> None:
-    result = subprocess.run(
-        [_tool("ruff"), "check", "fanout_cli", "tests", "benchmarks"], cwd=ROOT,
+    result = subprocess.run(  # --no-cache: nothing written outside tmp_path
+        [_tool("ruff"), "check", "--no-cache", "fanout_cli", "tests", "benchmarks"], cwd=ROOT,
         capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.slow
-def test_mypy_strict_is_clean() -> None:
+def test_mypy_strict_is_clean(tmp_path: Path) -> None:
     result = subprocess.run(
-        [_tool("mypy")], cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
+        [_tool("mypy"), "--cache-dir", str(tmp_path / "mypy-cache")],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
