@@ -24,14 +24,17 @@ from fanout_cli.errors import (
     FanoutError,
     UsageError,
 )
+from fanout_cli.models import AgentCall
 from fanout_cli.sources import SourceRequest, split_command
 
 EXIT_INTERNAL = 70  # a bug in fanout (EX_SOFTWARE); FANOUT_DEBUG=1 shows the traceback
 COMMAND_KEY = "fanout.command"
+VALUES_KEY = "fanout.values"
 
 
 class RunCommand(TyperCommand):
-    """`fanout run` keeps everything after the first `--` as the command template."""
+    """`fanout run` keeps everything after the first `--` as the command template, and
+    (for agent tasks, which have no command) the values after a `:::` with no `--`."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]  # typer's Context is click's
         if "--" in args:
@@ -39,7 +42,9 @@ class RunCommand(TyperCommand):
             ctx.meta[COMMAND_KEY] = args[split + 1 :]
             args = args[:split]
         elif ":::" in args:
-            raise UsageError("put the command after --: fanout run [OPTIONS] -- COMMAND {} ::: VALUE...")
+            split = args.index(":::")
+            ctx.meta[VALUES_KEY] = args[split:]
+            args = args[:split]
         return super().parse_args(ctx, args)
 
 
@@ -141,6 +146,34 @@ def run(
     resume_failed: Annotated[str | None, typer.Option("--resume-failed", metavar="RUN",
                              help="Like --resume, and also re-run RUN's failed, timed-out, "
                                   "cancelled and error tasks.")] = None,
+    rate: Annotated[Text, typer.Option(metavar="N/PERIOD",
+                    help="Start at most N attempts per PERIOD, run-wide: 60/min, 5/s, 10/30s.")] = None,
+    agent: Annotated[bool, typer.Option("--agent",
+                     help="Tasks are LLM calls: each value fills --prompt (or is the prompt).")] = False,
+    prompt: Annotated[Text, typer.Option(metavar="TEMPLATE",
+                      help="Agent tasks: the prompt, with {} {.} {/} {#} ... filled from each "
+                           "value. Implies --agent.")] = None,
+    agent_cli: Annotated[Text, typer.Option("--agent-cli", metavar="TOOL",
+                         help="Tasks run a headless agent CLI with --prompt: claude, codex, llm "
+                              "or aider.")] = None,
+    provider: Annotated[Text, typer.Option(metavar="NAME",
+                        help="Agent tasks: openai, anthropic, or a name from [agent.providers] "
+                             "(env FANOUT_PROVIDER). [default: openai]")] = None,
+    model: Annotated[Text, typer.Option(metavar="MODEL",
+                     help="Agent tasks: the model (env FANOUT_MODEL).")] = None,
+    system: Annotated[Text, typer.Option(metavar="TEXT",
+                      help="Agent tasks: the system prompt.")] = None,
+    temperature: Annotated[Text, typer.Option(metavar="T",
+                           help="Agent tasks: sampling temperature, 0-2.")] = None,
+    max_tokens: Annotated[Text, typer.Option("--max-tokens", metavar="N",
+                          help="Agent tasks: reply length cap. [default: the server's; 1024 "
+                               "for anthropic]")] = None,
+    base_url: Annotated[Text, typer.Option("--base-url", metavar="URL",
+                        help="Agent tasks: the provider's URL, e.g. http://127.0.0.1:8080/v1 "
+                             "for a local OpenAI-compatible server.")] = None,
+    attach: Annotated[list[str] | None, typer.Option("--attach", metavar="TEMPLATE",
+                      help="Agent tasks: append this file's contents to the prompt "
+                           "(repeatable; {} etc. filled from each value).")] = None,
 ) -> None:
     """Run tasks in parallel and print one verdict.
 
@@ -149,6 +182,10 @@ def run(
     GNU parallel's replacement strings {} {.} {/} {//} {/.} {#} {%} ({{}} is a literal
     {}); without one, the value is appended. Several words run without a shell; a
     single word with shell syntax, or --shell, runs under sh -c with values quoted.
+
+    Agent tasks: --prompt 'TEMPLATE' makes each value an LLM call (OpenAI-compatible
+    or Anthropic; set [agent] in a task file, or --provider/--model/--base-url);
+    --agent-cli TOOL runs claude, codex, llm or aider headless instead.
 
     Exit status: 0 verdict pass, 1 verdict fail, 2 usage or task-file error,
     130 interrupted.
@@ -162,6 +199,8 @@ def run(
       fanout run --glob '*/' --ok-exit 0,1 --strategy partial-success -- rg -c TODO {}
 
       fanout run -- 'gzip -c {} > {}.gz' ::: a.log b.log
+
+      fanout run --prompt 'Summarise {}' --attach {} --model gpt-4o-mini ::: a.md b.md
     """
     command_line = {
         "jobs": jobs, "timeout": timeout, "grace": grace, "deadline": deadline,
@@ -172,8 +211,18 @@ def run(
         "vote_on": vote_on, "output_dir": output_dir, "run_id": run_id,
         "format": output_format, "summary_chars": summary_chars, "max_lines": max_lines,
         "quiet": quiet or None,  # not given: [run] quiet may still apply
+        "rate": rate,
     }  # fmt: skip
+    agent_options = {
+        "provider": provider, "model": model, "system": system, "temperature": temperature,
+        "max_tokens": max_tokens, "base_url": base_url,
+    }  # fmt: skip
+    call = agent_call(agent, prompt, agent_cli, attach)
     words = ctx.meta.get(COMMAND_KEY)
+    if ctx.meta.get(VALUES_KEY) is not None:
+        if call is None:
+            raise UsageError("put the command after --: fanout run [OPTIONS] -- COMMAND {} ::: VALUE...")
+        words = ctx.meta[VALUES_KEY]
     command, values = split_command(words) if words is not None else (None, None)
     request = SourceRequest(
         taskfile=taskfile,
@@ -182,12 +231,40 @@ def run(
         globs=tuple(glob or ()),
         null_separated=null,
         shell=shell,
+        agent=call,
     )
     if resume is not None and resume_failed is not None:
         raise UsageError("give --resume or --resume-failed, not both")
     resume_name = resume or resume_failed
     resuming = None if resume_name is None else (resume_name, resume_failed is not None)
-    raise typer.Exit(execute_run(request, command_line, dry_run=dry_run, resuming=resuming))
+    raise typer.Exit(execute_run(
+        request, command_line, dry_run=dry_run, resuming=resuming, agent_options=agent_options
+    ))
+
+
+def agent_call(
+    agent: bool, prompt: str | None, tool: str | None, attach: list[str] | None
+) -> AgentCall | None:
+    """The agent call the options describe (prompt and attach are templates), or None."""
+    if tool is not None:
+        from fanout_cli.agent_cli import TOOLS
+
+        if tool not in TOOLS:
+            raise UsageError(f"--agent-cli: expected one of {', '.join(TOOLS)}, got {tool!r}")
+        if prompt is None:
+            raise UsageError("--agent-cli needs --prompt 'TEMPLATE' (the values fill {})")
+        if agent:
+            raise UsageError("give --agent (HTTP calls) or --agent-cli TOOL, not both")
+        if attach:
+            raise UsageError("--attach applies to --agent calls; name the files in the "
+                             "prompt for an agent CLI, which reads them itself")
+    elif not (agent or prompt is not None):
+        if attach:
+            raise UsageError("--attach applies to agent tasks: add --prompt 'TEMPLATE'")
+        return None
+    if prompt is not None and not prompt.strip():
+        raise UsageError("--prompt is empty")
+    return AgentCall(prompt=prompt or "{}", attach=tuple(attach or ()), tool=tool)
 
 
 def execute_run(
@@ -196,26 +273,35 @@ def execute_run(
     *,
     dry_run: bool,
     resuming: tuple[str, bool] | None = None,
+    agent_options: dict[str, Any] | None = None,
 ) -> int:
     """Run (or resume) the tasks of one source; `resuming` is (RUN, rerun_failed)."""
     # Imported here so that `fanout --help` does not pay for the engine.
+    from fanout_cli.executors import Executor
     from fanout_cli.executors.process import ProcessExecutor
     from fanout_cli.prepare import prepare_run
     from fanout_cli.report import Console, make_renderer, print_dry_run
     from fanout_cli.runner import run_tasks
 
-    prepared = prepare_run(request, command_line, resuming, stdin_is_terminal())
+    prepared = prepare_run(request, command_line, resuming, stdin_is_terminal(), agent_options)
     if dry_run:
         print_dry_run(Console(), prepared.source.commands(prepared.config.jobs))
         return EXIT_PASS
     renderer = make_renderer(prepared.config, Console())
+    executor: Executor = ProcessExecutor()
+    options = options_document(prepared.config)
+    if prepared.agents is not None:
+        from fanout_cli.executors.agent import AgentExecutor
+
+        executor = AgentExecutor(prepared.agents, executor)
+        options["agent"] = prepared.agents.document()
     report = run_tasks(
         prepared.config,
         prepared.source,
-        ProcessExecutor(),
+        executor,
         renderer,
         title=prepared.title,
-        options=options_document(prepared.config),
+        options=options,
         resume=prepared.resume,
     )
     renderer.finish(report)
@@ -313,6 +399,7 @@ def clean(
 def options_document(config: RunConfig) -> dict[str, Any]:
     document = asdict(config)
     document["ok_exit"] = sorted(config.ok_exit)
+    document["rate"] = None if config.rate is None else str(config.rate)
     return document
 
 

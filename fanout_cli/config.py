@@ -164,6 +164,46 @@ def _optional_duration(value: object) -> float:
     return parse_duration(value)
 
 
+_RATE_UNITS = {
+    "s": 1.0, "sec": 1.0, "second": 1.0,
+    "m": 60.0, "min": 60.0, "minute": 60.0,
+    "h": 3600.0, "hour": 3600.0,
+    "d": 86400.0, "day": 86400.0,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `count` starts in any window of `period` seconds."""
+
+    count: int
+    period: float
+    text: str  # as given, normalised: "60/min"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_rate(value: object) -> Rate:
+    """`60/min`, `5/s`, `1000/h`, `10/30s` -> Rate."""
+    if isinstance(value, Rate):
+        return value
+    text = value.strip().lower().replace(" ", "") if isinstance(value, str) else ""
+    count_text, slash, period_text = text.partition("/")
+    problem = f"expected a rate such as 60/min, 5/s or 10/30s, got {value!r}"
+    if not slash or not count_text.isdigit() or int(count_text) < 1:
+        raise ValueError(problem)
+    period = _RATE_UNITS.get(period_text.removesuffix("s") if len(period_text) > 3 else period_text)
+    if period is None:
+        try:
+            period = parse_duration(period_text)
+        except ValueError:
+            raise ValueError(problem) from None
+    if period <= 0:
+        raise ValueError(f"the period of a rate must be longer than 0, got {value!r}")
+    return Rate(int(count_text), period, text)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Every option of `fanout run`, after the command line and [run] table are merged."""
@@ -189,6 +229,7 @@ class RunConfig:
     summary_chars: int = 500
     max_lines: int = 50
     quiet: bool = False
+    rate: Rate | None = None
 
 
 # Each option's parser accepts either the command line's string or the TOML value.
@@ -214,6 +255,7 @@ OPTION_PARSERS: Mapping[str, Callable[[object], Any]] = {
     "summary_chars": lambda value: _int_at_least(value, 20),
     "max_lines": _positive_int,
     "quiet": _flag,
+    "rate": parse_rate,
 }
 
 assert set(OPTION_PARSERS) == {f.name for f in fields(RunConfig)}

@@ -23,6 +23,22 @@ STATUS_ORDER = tuple(TaskStatus)
 
 
 @dataclass(frozen=True)
+class AgentCall:
+    """What an agent task asks: one prompt to a chat model (kind `agent`), or to a
+    headless agent CLI run as a process (kind `agent-cli`, `tool` set)."""
+
+    prompt: str
+    provider: str | None = None  # a name from [agent.providers] or openai / anthropic
+    model: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    attach: tuple[str, ...] = ()  # files whose contents follow the prompt
+    tool: str | None = None  # agent-cli: claude, codex, llm, aider
+    args: tuple[str, ...] = ()  # agent-cli: extra arguments for the tool
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task as read from a source, before it runs."""
 
@@ -39,16 +55,20 @@ class TaskSpec:
     input: str | None = None  # the value this task was made from, if any
     # Set when the command uses {%}: it is rendered again once the slot is known.
     template: Template | None = None
+    agent: AgentCall | None = None  # an agent task: the call (agent-cli: also `command`)
 
     @property
     def kind(self) -> str:
-        return "process"
+        if self.agent is None:
+            return "process"
+        return "agent" if self.agent.tool is None else "agent-cli"
 
     @property
     def key(self) -> str:
         """What --resume matches earlier results by: the task itself, not its position."""
-        identity = repr((self.task_id, self.command, self.cwd)).encode("utf-8", "surrogateescape")
-        return hashlib.sha256(identity).hexdigest()[:20]
+        task = (self.task_id, self.command, self.cwd)
+        identity = repr(task if self.agent is None else (*task, self.agent))
+        return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
     def command_for_slot(self, slot: int) -> tuple[str, ...] | str:
         if self.template is None or self.input is None:
@@ -56,6 +76,9 @@ class TaskSpec:
         return self.template.render(self.input, self.seq, slot)
 
     def display_command(self) -> str:
+        if self.kind == "agent":
+            assert self.agent is not None
+            return self.agent.prompt
         return display_command(self.command)
 
 
@@ -72,6 +95,11 @@ class Attempt:
     reason: str  # "exit 2", "timed out after 30s", "command not found: foo", "" on success
     stdout_path: str
     stderr_path: str
+    # False for an error that cannot succeed on another try (HTTP 401, quota exhausted).
+    retryable: bool = True
+    # Agent and agent-cli tasks: the call as made and answered (request, reply text,
+    # usage, ...); the details file's `agent` field.
+    agent: Mapping[str, Any] | None = None
 
     @property
     def duration(self) -> float:

@@ -5,9 +5,9 @@ file's [run] table, the command line."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fanout_cli import sources
 from fanout_cli.config import (
@@ -18,8 +18,12 @@ from fanout_cli.config import (
     default_output_dir,
 )
 from fanout_cli.errors import TaskFileError, UsageError
+from fanout_cli.models import TaskSpec
 from fanout_cli.runner import Resume
 from fanout_cli.sources import SourceRequest
+
+if TYPE_CHECKING:
+    from fanout_cli.agents import AgentSettings
 
 # history, resume and taskfile are imported where they are needed: a plain run from
 # stdin or ::: starts faster without them.
@@ -34,6 +38,7 @@ class PreparedRun:
     config: RunConfig
     title: str
     resume: Resume | None
+    agents: AgentSettings | None = None  # set when the run has agent tasks
 
 
 def prepare_run(
@@ -41,6 +46,7 @@ def prepare_run(
     command_line: dict[str, Any],
     resuming: tuple[str, bool] | None,
     stdin_is_terminal: bool,
+    agent_options: dict[str, Any] | None = None,
 ) -> PreparedRun:
     names_a_source = bool(
         request.taskfile or request.values is not None or request.globs or request.command
@@ -48,6 +54,7 @@ def prepare_run(
     # Resuming with no source named means the run's saved list, not a terminal stdin.
     sources.check_one_source(request, stdin_is_terminal and (names_a_source or not resuming))
     saved_options: dict[str, object] = {}
+    saved_agent: dict[str, Any] = {}
     resume: Resume | None = None
     if resuming is not None:
         from fanout_cli import history
@@ -55,17 +62,22 @@ def prepare_run(
 
         run_dir = history.resolve_run(_output_dir(command_line), resuming[0])
         saved_options = _saved_options(run_dir)
+        saved_agent = _saved_agent_settings(run_dir)
         command_line = {**command_line, "output_dir": str(run_dir.parent), "run_id": run_dir.name}
         book = ResumeBook.load(run_dir, rerun_failed=resuming[1])
         resume = Resume(run_dir, book, from_saved_list=not names_a_source)
     file_options: dict[str, object] = {}
+    file_agent: dict[str, Any] = saved_agent
     source: sources.Source
+    agent_options = {k: v for k, v in (agent_options or {}).items() if v is not None}
+    if request.agent is not None:
+        request = _complete_request(request, agent_options, saved_agent)
     if resume is not None and resume.from_saved_list:
         from fanout_cli.resume import saved_specs
 
         source = sources.ListSource(resume.run_dir.name, saved_specs(resume.run_dir))
     elif request.taskfile is not None:
-        source, file_options = _task_file_source(request.taskfile)
+        source, file_options, file_agent = _task_file_source(request.taskfile)
     elif request.values is not None:
         source = sources.argument_source(sources.value_tasks(request), list(request.values))
     elif request.globs:
@@ -79,7 +91,74 @@ def prepare_run(
     title = sources.describe_source(request)
     if resume is not None:
         title = f"fanout run --resume {resume.run_dir.name}"
-    return PreparedRun(source, config, title, resume)
+    agents = _agent_settings(source, request, file_agent, agent_options)
+    if agents is not None and isinstance(source, sources.ListSource):
+        completed = [_complete(spec, agents) for spec in source.specs()]
+        source = sources.ListSource(source.name, completed)
+        problem = agents.check(list(source.specs()))
+        if problem is not None:
+            raise UsageError(f"agent tasks cannot run: {problem}")
+    return PreparedRun(source, config, title, resume, agents)
+
+
+def _settings(file_agent: dict[str, Any], agent_options: dict[str, Any]) -> AgentSettings:
+    from fanout_cli.agents import build_settings
+
+    try:
+        return build_settings(file_agent, agent_options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _complete_request(
+    request: SourceRequest, agent_options: dict[str, Any], saved_agent: dict[str, Any]
+) -> SourceRequest:
+    """Values become agent calls: fill the call template's open fields now, so that the
+    tasks (and their keys, saved for --resume) say exactly what is asked."""
+    assert request.agent is not None
+    call = request.agent
+    if call.tool is None:
+        settings = _settings(saved_agent, agent_options)
+        call = settings.complete(call)
+        problem = settings.problem(call)
+        if problem is not None:
+            raise UsageError(f"agent tasks cannot run: {problem}")
+    else:  # an agent CLI: only what the command line says; the tool has its defaults
+        call = replace(call, model=agent_options.get("model"), system=agent_options.get("system"))
+    return replace(request, agent=call)
+
+
+def _agent_settings(
+    source: sources.Source,
+    request: SourceRequest,
+    file_agent: dict[str, Any],
+    agent_options: dict[str, Any],
+) -> AgentSettings | None:
+    """The run's agent settings when it has agent tasks (which need the HTTP client)."""
+    if isinstance(source, sources.ListSource):
+        kinds = {spec.kind for spec in source.specs()}
+    else:
+        kinds = {"process" if request.agent is None else
+                 "agent" if request.agent.tool is None else "agent-cli"}
+    if kinds == {"process"}:
+        if agent_options:
+            names = ", ".join(f"--{name.replace('_', '-')}" for name in agent_options)
+            raise UsageError(f"{names}: only for agent tasks (add --prompt, or kind = "
+                             '"agent" in the task file)')
+        return None
+    if "agent" in kinds:
+        from fanout_cli.executors.agent import missing_http_client
+
+        problem = missing_http_client()
+        if problem is not None:
+            raise UsageError(problem)
+    return _settings(file_agent, agent_options)
+
+
+def _complete(spec: TaskSpec, agents: AgentSettings) -> TaskSpec:
+    if spec.agent is None or spec.agent.tool is not None:
+        return spec
+    return replace(spec, agent=agents.complete(spec.agent))
 
 
 def _output_dir(command_line: dict[str, Any]) -> Path:
@@ -105,7 +184,19 @@ def _saved_options(run_dir: Path) -> dict[str, object]:
     return saved
 
 
-def _task_file_source(path: str) -> tuple[sources.ListSource, dict[str, object]]:
+def _saved_agent_settings(run_dir: Path) -> dict[str, Any]:
+    """The agent settings a resumed run started with, as settings values."""
+    from fanout_cli import history
+    from fanout_cli.agents import settings_values
+
+    options = history.read_manifest_header(run_dir).get("options")
+    saved = options.get("agent") if isinstance(options, dict) else None
+    return settings_values(saved) if isinstance(saved, dict) else {}
+
+
+def _task_file_source(
+    path: str,
+) -> tuple[sources.ListSource, dict[str, object], dict[str, Any]]:
     from fanout_cli.taskfile import load_task_file
 
     task_file = load_task_file(path)
@@ -115,4 +206,4 @@ def _task_file_source(path: str) -> tuple[sources.ListSource, dict[str, object]]
     except OptionError as exc:
         line = task_file.run_option_lines.get(exc.name)
         raise TaskFileError(path, line, f"[run] {exc.name}: {exc.problem}") from None
-    return sources.ListSource(path, task_file.specs), file_options
+    return sources.ListSource(path, task_file.specs), file_options, dict(task_file.agent)

@@ -16,7 +16,7 @@ from typing import Any
 
 from fanout_cli.errors import UsageError
 from fanout_cli.history import read_journal_at
-from fanout_cli.models import Prior, TaskSpec, TaskStatus
+from fanout_cli.models import AgentCall, Prior, TaskSpec, TaskStatus
 from fanout_cli.store import REDACTED, TASK_LIST
 from fanout_cli.template import Template
 
@@ -126,6 +126,7 @@ def spec_from_document(document: dict[str, Any]) -> TaskSpec:
     command = document["command"]
     template = document.get("template")
     ok_exit = document.get("ok_exit")
+    agent = document.get("agent")
     return TaskSpec(
         seq=int(document["seq"]),
         task_id=str(document["task_id"]),
@@ -138,4 +139,7 @@ def spec_from_document(document: dict[str, Any]) -> TaskSpec:
         ok_exit=None if ok_exit is None else frozenset(ok_exit),
         input=document.get("input"),
         template=None if template is None else Template(tuple(template["words"]), template["shell"]),  # noqa: E501
+        agent=None if agent is None else AgentCall(
+            **{**agent, "attach": tuple(agent["attach"]), "args": tuple(agent["args"])}
+        ),
     )

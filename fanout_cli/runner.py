@@ -25,6 +25,7 @@ from fanout_cli import summaries
 from fanout_cli.config import RunConfig, format_duration
 from fanout_cli.executors import AttemptPlan, Executor
 from fanout_cli.models import Attempt, Prior, RunReport, TaskResult, TaskSpec, TaskStatus
+from fanout_cli.pacing import RateLimiter
 from fanout_cli.store import RowIndex, RunStore, iso_time, journal_row, manifest_header
 from fanout_cli.strategies import StrategyOptions, Tracker
 
@@ -91,6 +92,7 @@ class Runner:
         self._free_slots = list(range(config.jobs, 0, -1))
         self._streaming = total is None
         self.interrupted: int | None = None  # the first stopping signal received
+        self._rate = None if config.rate is None else RateLimiter(config.rate)
 
     async def run(self, specs: AsyncIterator[TaskSpec | Prior]) -> None:
         self._window = anyio.Semaphore(self.config.jobs)
@@ -205,6 +207,8 @@ class Runner:
                             attempts[-1], stdout_path=kept[0], stderr_path=kept[1]
                         )
                         await anyio.sleep(backoff_delay(config, number - 1))
+                    if self._rate is not None:
+                        await self._rate.acquire()
                     stdout_path, stderr_path = self.store.output_paths(spec)
                     plan = AttemptPlan(
                         number=number,
@@ -223,7 +227,7 @@ class Runner:
                     attempt = await self.executor.run_attempt(spec, plan)
                     in_flight = None
                     attempts.append(attempt)
-                    if attempt.status not in _RETRYABLE:
+                    if attempt.status not in _RETRYABLE or not attempt.retryable:
                         break
         finally:
             del self._running[spec.seq]
@@ -268,12 +272,23 @@ class Runner:
         stderr_tail, stderr_size = summaries.read_tail(stderr_path)
         stdout_text = summaries.decode(stdout_tail)
         stderr_text = summaries.decode(stderr_tail)
+        # An agent's reply is what its summary, score and vote come from (for an agent
+        # CLI, the answer parsed out of the tool's JSON, not the JSON itself).
+        reply = last.agent.get("text") if last.agent else None
+        if isinstance(reply, str):
+            stdout_text = reply[-summaries.TAIL_BYTES :]
         markers = summaries.parse_markers(stdout_text)
         if status is TaskStatus.SUCCESS and markers.status in ("failure", "failed", "error"):
             status, reason = TaskStatus.FAILURE, f"reported {markers.status}"
         succeeded = status is TaskStatus.SUCCESS
         summary = summaries.build_summary(
-            succeeded, stdout_text, stderr_text, reason, markers, self.config.summary_chars
+            succeeded,
+            stdout_text,
+            stderr_text,
+            reason,
+            markers,
+            self.config.summary_chars,
+            first_lines=isinstance(reply, str),
         )
         if succeeded and summary == "(no output)" and reason:
             summary = f"(no output, {reason})"
@@ -290,7 +305,9 @@ class Runner:
             stdout=self.store.describe_output(stdout_path, stdout_tail, stdout_size),
             stderr=self.store.describe_output(stderr_path, stderr_tail, stderr_size),
             score=self._score(markers, stdout_text),
-            vote_key=await self._vote_key(status, summary, last, stdout_path, stdout_text),
+            vote_key=await self._vote_key(
+                status, summary, last, stdout_path, stdout_text, reply
+            ),
             metrics=markers.metrics,
             reported_status=markers.status,
             interrupted=halt is not None and halt.signal is not None,
@@ -315,6 +332,7 @@ class Runner:
         last: Attempt,
         stdout_path: str,
         stdout_text: str,
+        reply: object,
     ) -> str | None:
         if self.config.strategy != "majority-vote" or status is not TaskStatus.SUCCESS:
             return None
@@ -323,6 +341,8 @@ class Runner:
             return summary
         if vote_on == "exit-code":
             return str(last.exit_code)
+        if vote_on == "stdout" and isinstance(reply, str):
+            return summaries.normalised_text_key(reply)
         if vote_on == "stdout":
             if os.path.getsize(stdout_path) > _THREAD_ANALYSIS_BYTES:
                 return await anyio.to_thread.run_sync(summaries.normalised_stdout_key, stdout_path)

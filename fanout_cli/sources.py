@@ -13,13 +13,13 @@ import os
 import re
 import stat
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 
 from fanout_cli.errors import UsageError
-from fanout_cli.models import TaskSpec
-from fanout_cli.template import Template
+from fanout_cli.models import AgentCall, TaskSpec
+from fanout_cli.template import Template, render_text
 
 CHUNK_BYTES = 1 << 16
 ID_CHARS = 200
@@ -41,15 +41,34 @@ def display_value(value: str, limit: int = ID_CHARS) -> str:
 @dataclass(frozen=True)
 class ValueTasks:
     """Turns values into tasks: through a command template, or, with no template, each
-    value is itself a shell command (as GNU parallel does with lines on stdin)."""
+    value is itself a shell command (as GNU parallel does with lines on stdin). With
+    `agent`, each value fills the call's prompt (and attach) templates instead."""
 
     template: Template | None
+    agent: AgentCall | None = None  # prompt and attach are templates here
 
     def command(self, seq: int, value: str, slot: int | None = None) -> tuple[str, ...] | str:
+        if self.agent is not None:
+            call = self.call(seq, value)
+            return agent_line(call) if call.tool is None else agent_cli_command(call)
         return value if self.template is None else self.template.render(value, seq, slot)
+
+    def call(self, seq: int, value: str) -> AgentCall:
+        assert self.agent is not None
+        return replace(
+            self.agent,
+            prompt=render_text(self.agent.prompt, value, seq),
+            attach=tuple(render_text(path, value, seq) for path in self.agent.attach),
+        )
 
     def spec(self, seq: int, value: str, origin: str) -> TaskSpec:
         task_id = display_value(value) or f"task-{seq}"
+        if self.agent is not None:
+            call = self.call(seq, value)
+            command = () if call.tool is None else agent_cli_command(call)
+            return TaskSpec(
+                seq=seq, task_id=task_id, command=command, origin=origin, input=value, agent=call
+            )
         if self.template is None:
             return TaskSpec(seq=seq, task_id=task_id, command=value, origin=origin, input=value)
         return TaskSpec(
@@ -60,6 +79,21 @@ class ValueTasks:
             input=value,
             template=self.template if self.template.uses_slot else None,
         )
+
+
+def agent_line(call: AgentCall) -> str:
+    """An agent call as --dry-run shows it: `agent PROVIDER/MODEL: PROMPT`."""
+    attach = "".join(f" +{path}" for path in call.attach)
+    return f"agent {call.provider}/{call.model}{attach}: {display_value(call.prompt, 10_000)}"
+
+
+def agent_cli_command(call: AgentCall) -> tuple[str, ...]:
+    from fanout_cli import agent_cli
+
+    assert call.tool is not None
+    return agent_cli.build_command(
+        call.tool, call.prompt, model=call.model, system=call.system, extra_args=call.args
+    )
 
 
 class RecordSplitter:
@@ -173,7 +207,11 @@ class ListSource:
 
     def commands(self, jobs: int) -> Iterator[tuple[tuple[str, ...] | str, str | None]]:
         for spec in self._specs:
-            yield spec.command_for_slot((spec.seq - 1) % jobs + 1), spec.cwd
+            if spec.kind == "agent":
+                assert spec.agent is not None
+                yield agent_line(spec.agent), spec.cwd
+            else:
+                yield spec.command_for_slot((spec.seq - 1) % jobs + 1), spec.cwd
 
     async def stream(self) -> AsyncIterator[TaskSpec]:
         for spec in self._specs:
@@ -217,6 +255,7 @@ class SourceRequest:
     globs: tuple[str, ...] = ()
     null_separated: bool = False
     shell: bool = False
+    agent: AgentCall | None = None  # --prompt / --agent / --agent-cli: agent tasks
 
 
 USAGE = (
@@ -246,6 +285,9 @@ def describe_source(request: SourceRequest) -> str:
         return f"fanout run {request.taskfile}"
     command = " ".join(request.command or ())
     text = f"fanout run -- {command}".rstrip() if command else "fanout run"
+    if request.agent is not None:
+        kind = f"--agent-cli {request.agent.tool}" if request.agent.tool else "--agent"
+        text = f"fanout run {kind} --prompt {display_value(request.agent.prompt, 60)!r}"
     if request.values is not None:
         return f"{text} ::: ({len(request.values)} values)"
     if request.globs:
@@ -271,7 +313,15 @@ def check_one_source(request: SourceRequest, stdin_is_terminal: bool) -> None:
             "a task file and a command after -- are two task sources; put the command in "
             f"the file's [[task]] cmd, or drop the file; usage: {USAGE}"
         )
-    if (request.values is not None or request.globs) and not request.command:
+    if request.agent is not None:
+        if request.taskfile is not None:
+            raise UsageError("--prompt, --agent and --agent-cli make tasks from values; a task "
+                             'file sets kind = "agent" and prompt in its [[task]] tables')
+        if request.command:
+            raise UsageError("agent tasks take no command after --; the values fill --prompt")
+        if request.shell:
+            raise UsageError("--shell applies to commands, not to agent tasks")
+    elif (request.values is not None or request.globs) and not request.command:
         source = "::: values" if request.values is not None else "--glob"
         raise UsageError(f"{source} needs a command after --: fanout run -- COMMAND {{}} ...")
     if request.taskfile is not None and request.shell:
@@ -285,6 +335,8 @@ def check_one_source(request: SourceRequest, stdin_is_terminal: bool) -> None:
 
 
 def value_tasks(request: SourceRequest) -> ValueTasks:
+    if request.agent is not None:
+        return ValueTasks(None, request.agent)
     if not request.command:
         return ValueTasks(None)
     return ValueTasks(Template.parse(request.command, force_shell=request.shell))

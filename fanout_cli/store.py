@@ -6,6 +6,7 @@ and renamed into place, so a crash never leaves a half-written record behind."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import json
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fanout_cli.errors import StoreError
-from fanout_cli.models import Attempt, OutputInfo, RunReport, TaskResult, TaskSpec
+from fanout_cli.models import AgentCall, Attempt, OutputInfo, RunReport, TaskResult, TaskSpec
 
 AOP_VERSION = "1.0.0"
 TASK_LIST = "tasks.jsonl"  # the tasks as read, for --resume with no source given
@@ -285,10 +286,16 @@ class RunStore:
 def details_document(result: TaskResult, run_id: str) -> dict[str, Any]:
     spec = result.spec
     command: dict[str, Any]
-    if isinstance(spec.command, str):
+    if spec.kind == "agent":
+        command = {"prompt": spec.display_command()}
+    elif isinstance(spec.command, str):
         command = {"command": spec.command, "shell": True}
     else:
         command = {"command": list(spec.command), "shell": False}
+    if spec.kind == "agent-cli":
+        assert spec.agent is not None
+        command["prompt"] = spec.agent.prompt
+    last = result.attempts[-1] if result.attempts else None
     return {
         "aop_version": AOP_VERSION,
         "agent_id": spec.task_id,
@@ -318,7 +325,7 @@ def details_document(result: TaskResult, run_id: str) -> dict[str, Any]:
         "vote_key": result.vote_key,
         "stdout": output_document(result.stdout),
         "stderr": output_document(result.stderr),
-        "agent": None,
+        "agent": None if last is None or last.agent is None else dict(last.agent),
         "error": result.reason if result.status == "error" else None,
     }
 
@@ -339,7 +346,15 @@ def spec_document(spec: TaskSpec) -> dict[str, Any]:
         "origin": spec.origin,
         "template": None if template is None else {"words": list(template.words),
                                                     "shell": template.shell},
+        "agent": None if spec.agent is None else agent_call_document(spec.agent),
     }
+
+
+def agent_call_document(call: AgentCall) -> dict[str, Any]:
+    document = dataclasses.asdict(call)
+    document["attach"] = list(call.attach)
+    document["args"] = list(call.args)
+    return document
 
 
 def attempt_document(attempt: Attempt) -> dict[str, Any]:
@@ -354,6 +369,11 @@ def attempt_document(attempt: Attempt) -> dict[str, Any]:
         "duration_ms": round(attempt.duration * 1000),
         "stdout": attempt.stdout_path,
         "stderr": attempt.stderr_path,
+        **(
+            {"exchanges": attempt.agent.get("exchanges")}
+            if attempt.agent and "exchanges" in attempt.agent
+            else {}
+        ),
     }
 
 
@@ -378,6 +398,7 @@ def journal_row(result: TaskResult) -> dict[str, Any]:
     return {
         "task_id": result.task_id,
         "seq": result.seq,
+        "kind": result.spec.kind,
         "status": str(result.status),
         "exit_code": result.exit_code,
         "duration_ms": round(result.duration * 1000),

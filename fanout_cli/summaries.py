@@ -66,6 +66,22 @@ def last_line(text: str) -> str:
     return ""
 
 
+def opening_lines(text: str, limit: int) -> str:
+    """The first meaningful lines of a reply, joined with " / ", up to about `limit`
+    characters: models often open with the answer and then explain."""
+    taken: list[str] = []
+    size = 0
+    for raw in text.splitlines():
+        line = clean_line(raw)
+        if not line:
+            continue
+        taken.append(line)
+        size += len(line) + 3
+        if size >= limit:
+            break
+    return " / ".join(taken)
+
+
 def parse_markers(text: str) -> Markers:
     """Read `[AOP:SUMMARY]`, `[AOP:STATUS]`, `[AOP:SCORE]` and `[AOP:METRICS] k: v, ...`.
 
@@ -128,14 +144,24 @@ def cap(text: str, limit: int) -> str:
 
 
 def build_summary(
-    succeeded: bool, stdout_text: str, stderr_text: str, reason: str, markers: Markers, limit: int
+    succeeded: bool,
+    stdout_text: str,
+    stderr_text: str,
+    reason: str,
+    markers: Markers,
+    limit: int,
+    *,
+    first_lines: bool = False,
 ) -> str:
-    """The task's own [AOP:SUMMARY]; else its last meaningful line, with the reason on failure."""
+    """The task's own [AOP:SUMMARY]; else its last meaningful line (with `first_lines`,
+    for an agent's reply: its opening lines), with the reason on failure."""
     if markers.summary:
         text = markers.summary
         if not succeeded and reason:
             text = f"{text} ({reason})"
         return cap(text, limit)
+    if succeeded and first_lines:
+        return cap(opening_lines(stdout_text, limit) or "(empty reply)", limit)
     if succeeded:
         return cap(last_line(stdout_text) or last_line(stderr_text) or "(no output)", limit)
     line = last_line(stderr_text) or last_line(stdout_text)
@@ -164,6 +190,14 @@ def score_from_regex(pattern: str, text: str) -> float | None:
 def vote_from_regex(pattern: str, text: str) -> str | None:
     group = last_match_group(pattern, text)
     return None if group is None else " ".join(group.split())
+
+
+def normalised_text_key(text: str) -> str:
+    """`normalised_stdout_key` of a text held in memory (an agent's reply)."""
+    words = " ".join(text.split())
+    if len(words.encode("utf-8", "surrogateescape")) <= _VOTE_TEXT_LIMIT:
+        return words
+    return "sha256:" + hashlib.sha256(words.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def normalised_stdout_key(path: str) -> str:

@@ -12,15 +12,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
 from fanout_cli.config import OPTION_PARSERS, parse_duration, parse_exit_codes
 from fanout_cli.errors import TaskFileError
-from fanout_cli.models import TaskSpec
+from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.sources import display_value, glob_matches
 from fanout_cli.template import Template, has_replacement, render_text
 
-TOP_LEVEL_KEYS = ("run", "defaults", "task")
+TOP_LEVEL_KEYS = ("run", "defaults", "agent", "task")
 DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit")
-TASK_KEYS = ("id", "cmd", "glob", "foreach", *DEFAULT_KEYS)
+KINDS = ("process", "agent", "agent-cli")
+AGENT_KEYS = ("prompt", *CALL_KEYS, "attach")
+AGENT_CLI_KEYS = ("prompt", "tool", "model", "system", "args")
+TASK_KEYS = ("id", "kind", "cmd", "glob", "foreach", *DEFAULT_KEYS, *AGENT_KEYS, "tool", "args")
 
 KeyPath = tuple[str | int, ...]
 
@@ -31,6 +35,7 @@ class TaskFile:
     run_options: Mapping[str, object]  # the [run] table, names with _
     run_option_lines: Mapping[str, int]
     specs: tuple[TaskSpec, ...]
+    agent: Mapping[str, Any]  # the [agent] table, validated (agents.parse_agent_table)
 
 
 def load_task_file(path: str) -> TaskFile:
@@ -80,13 +85,20 @@ class _Validator:
         for name in run:
             if name not in OPTION_PARSERS:
                 raise self.fail(("run", name), self.unknown(name, OPTION_PARSERS, "in [run]"))
+        agent_table = self.table(data, "agent")
+        self.agent = parse_agent_table(
+            agent_table, lambda key_path, problem: self.fail(("agent", *key_path), problem)
+        )
+        self.providers = {"openai", "anthropic", *self.agent.get("providers", {})}
         defaults = self.table(data, "defaults")
         self.reject_unknown(defaults, DEFAULT_KEYS, ("defaults",), "in [defaults]")
         default_values = self.task_values(defaults, ("defaults",), "[defaults]")
 
         entries = data.get("task")
         if entries is None:
-            raise TaskFileError(self.path, None, "no tasks: add a [[task]] table with a cmd")
+            raise TaskFileError(
+                self.path, None, "no tasks: add a [[task]] table with a cmd (or a prompt)"
+            )
         if isinstance(entries, dict):
             raise self.fail(("task",), "write each task as [[task]] (an array of tables)")
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -108,7 +120,7 @@ class _Validator:
                 first_line_of_id[spec.task_id] = self.lines.find(("task", index, "id"))
                 specs.append(spec)
         run_lines = {name: self.lines.find(("run", name)) or 0 for name in run}
-        return TaskFile(self.path, dict(run), run_lines, tuple(specs))
+        return TaskFile(self.path, dict(run), run_lines, tuple(specs), self.agent)
 
     def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
         value = data.get(name, {})
@@ -130,9 +142,22 @@ class _Validator:
         if "id" in entry:
             label = f"[[task]] {task_id!r}"
         self.reject_unknown(entry, TASK_KEYS, where, f"in {label}")
-        if "cmd" not in entry:
-            raise self.fail(where, f"{label}: missing cmd (a list of words, or a shell string)")
-        command = self.command(entry["cmd"], (*where, "cmd"), label)
+        kind = entry.get("kind", "process")
+        if kind not in KINDS:
+            raise self.fail((*where, "kind"), f"{label}: kind must be one of {', '.join(KINDS)}, "
+                            f"got {kind!r}")
+        call: AgentCall | None = None
+        command: tuple[str, ...] | str = ()
+        if kind == "process":
+            for key in entry:
+                if key in AGENT_KEYS or key in ("tool", "args"):
+                    raise self.fail((*where, key), f"{label}: {key} is for agent tasks; add "
+                                    'kind = "agent" (or "agent-cli")')
+            if "cmd" not in entry:
+                raise self.fail(where, f"{label}: missing cmd (a list of words, or a shell string)")
+            command = self.command(entry["cmd"], (*where, "cmd"), label)
+        else:
+            call = self.agent_call(kind, entry, where, label)
         values = {**defaults, **self.task_values(entry, where, label)}
         env = {**defaults.get("env", {}), **values.get("env", {})}
         base = TaskSpec(
@@ -145,10 +170,26 @@ class _Validator:
             timeout=values.get("timeout"),
             retries=values.get("retries"),
             ok_exit=values.get("ok_exit"),
+            agent=call,
         )
         fan_out = self.fan_out_values(entry, where, label)
         if fan_out is None:
             return [base]
+        if call is not None:
+            return [
+                replace(
+                    base,
+                    seq=seq,
+                    task_id=self.expanded_id(entry.get("id"), value, seq),
+                    input=value,
+                    agent=replace(
+                        call,
+                        prompt=render_text(call.prompt, value, seq),
+                        attach=tuple(render_text(path, value, seq) for path in call.attach),
+                    ),
+                )
+                for seq, value in enumerate(fan_out, start=first_seq)
+            ]
         template = Template(
             (command,) if isinstance(command, str) else command, shell=isinstance(command, str)
         )
@@ -202,6 +243,53 @@ class _Validator:
                 matches += [match for match in found if match not in matches]
             return matches
         return None
+
+    def agent_call(
+        self, kind: str, entry: dict[str, Any], where: KeyPath, label: str
+    ) -> AgentCall:
+        """The call of an `agent` or `agent-cli` task; fields it leaves out come later
+        from [agent] and the command line."""
+        allowed = AGENT_KEYS if kind == "agent" else AGENT_CLI_KEYS
+        for key in entry:
+            if key in ("cmd", *AGENT_KEYS, "tool", "args") and key not in allowed:
+                raise self.fail((*where, key), f"{label}: {key} does not apply to kind "
+                                f"{kind!r} (it takes {', '.join(allowed)})")
+        prompt = entry.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise self.fail((*where, "prompt") if "prompt" in entry else where,
+                            f"{label}: kind {kind!r} needs a prompt (a non-empty string)")
+        fields: dict[str, Any] = {}
+        for key in CALL_KEYS:
+            if key in entry:
+                try:
+                    fields[key] = AGENT_VALUE_PARSERS[key](entry[key])
+                except ValueError as exc:
+                    raise self.fail((*where, key), f"{label}: {key}: {exc}") from None
+        provider = fields.get("provider")
+        if provider is not None and provider not in self.providers:
+            raise self.fail((*where, "provider"), f"{label}: unknown provider {provider!r} "
+                            f"(known: {', '.join(sorted(self.providers))}; define others in "
+                            "[agent.providers.NAME])")
+        if kind == "agent-cli":
+            from fanout_cli.agent_cli import TOOLS
+
+            tool = entry.get("tool")
+            if tool not in TOOLS:
+                raise self.fail((*where, "tool") if "tool" in entry else where,
+                                f"{label}: tool must be one of {', '.join(TOOLS)}, got {tool!r}")
+            fields["tool"] = tool
+            fields["args"] = self.words(entry.get("args", []), (*where, "args"), label, "args")
+        if "attach" in entry:
+            attach = entry["attach"]
+            fields["attach"] = self.words(
+                [attach] if isinstance(attach, str) else attach, (*where, "attach"), label, "attach"
+            )
+        return AgentCall(prompt=prompt, **fields)
+
+    def words(self, value: object, where: KeyPath, label: str, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(w, str) and w for w in value):
+            raise self.fail(where, f"{label}: {key} must be a list of non-empty strings")
+        return tuple(value)
 
     def command(self, value: object, where: KeyPath, label: str) -> tuple[str, ...] | str:
         if isinstance(value, str):

@@ -187,7 +187,7 @@ ERROR_CASES = [
         'jobs = 4\n[[task]]\ncmd = ["a"]\n',
         1,
         "unknown key 'jobs' at the top level",
-        "run, defaults, task",
+        "run, defaults, agent, task",
         id="unknown-top-level-key",
     ),
     pytest.param(

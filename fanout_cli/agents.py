@@ -1,0 +1,343 @@
+"""Agent settings: the providers a run can call and the defaults of its agent tasks.
+
+Layers, lowest first: built-in providers and environment variables, the task file's
+[agent] table, the command line; a task's own keys win over all of them. Nothing
+here imports the HTTP client: a run without agent tasks never pays for it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from fanout_cli.config import Rate, parse_rate
+from fanout_cli.models import AgentCall, TaskSpec
+
+APIS = ("openai", "anthropic")
+OPENAI_URL = "https://api.openai.com/v1"
+ANTHROPIC_URL = "https://api.anthropic.com"
+DEFAULT_PROVIDER = "openai"
+DEFAULT_RETRIES = 4
+ATTACH_LIMIT_BYTES = 1 << 20
+
+# Keys of [agent] and of a task: the call's fields.
+CALL_KEYS = ("provider", "model", "system", "temperature", "max_tokens")
+AGENT_TABLE_KEYS = (*CALL_KEYS, "retries", "rate", "providers")
+PROVIDER_KEYS = ("api", "base_url", "api_key_env", "rate")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Where agent calls go and how they authenticate. The key itself is read from the
+    environment when a call is made, and never stored, written or printed."""
+
+    name: str
+    api: str  # openai (Chat Completions) or anthropic (Messages)
+    base_url: str
+    api_key_env: str | None  # None: send no key
+    key_required: bool
+    rate: Rate | None = None
+
+    @property
+    def endpoint(self) -> str:
+        base = self.base_url.rstrip("/")
+        return f"{base}/chat/completions" if self.api == "openai" else f"{base}/v1/messages"
+
+    def api_key(self) -> str | None:
+        if self.api_key_env is None:
+            return None
+        return os.environ.get(self.api_key_env) or None
+
+    def missing_key(self) -> str | None:
+        """Why a call cannot be made ("no API key: set OPENAI_API_KEY"), or None."""
+        if self.key_required and self.api_key() is None:
+            return f"no API key: set {self.api_key_env} (provider {self.name})"
+        return None
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "api": self.api,
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "key_required": self.key_required,
+            "rate": None if self.rate is None else str(self.rate),
+        }
+
+
+def builtin_providers(environ: Mapping[str, str]) -> dict[str, Provider]:
+    """openai and anthropic as their SDKs see them: a base URL from OPENAI_BASE_URL /
+    ANTHROPIC_BASE_URL (then the key is sent when set, not required)."""
+    openai_url = environ.get("OPENAI_BASE_URL")
+    anthropic_url = environ.get("ANTHROPIC_BASE_URL")
+    return {
+        "openai": Provider(
+            "openai", "openai", openai_url or OPENAI_URL, "OPENAI_API_KEY", not openai_url
+        ),
+        "anthropic": Provider(
+            "anthropic",
+            "anthropic",
+            anthropic_url or ANTHROPIC_URL,
+            "ANTHROPIC_API_KEY",
+            not anthropic_url,
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """The merged defaults of a run's agent tasks and the providers they may name."""
+
+    provider: str = DEFAULT_PROVIDER
+    model: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    retries: int = DEFAULT_RETRIES  # HTTP retries of transient errors, within an attempt
+    rate: Rate | None = None  # from [agent] rate: a cap on all agent requests
+    providers: Mapping[str, Provider] = field(default_factory=dict)
+
+    def complete(self, call: AgentCall) -> AgentCall:
+        """The call with every field it leaves open taken from these defaults."""
+        return replace(
+            call,
+            provider=call.provider or self.provider,
+            model=call.model if call.model is not None else self.model,
+            system=call.system if call.system is not None else self.system,
+            temperature=call.temperature if call.temperature is not None else self.temperature,
+            max_tokens=call.max_tokens if call.max_tokens is not None else self.max_tokens,
+        )
+
+    def check(self, specs: list[TaskSpec]) -> str | None:
+        """A problem that stops every agent task of a list before anything starts
+        (unknown provider, no model, no API key), or None. Problems of some tasks
+        only are left to those tasks, which end as `error`."""
+        calls = [spec.agent for spec in specs if spec.agent is not None and spec.agent.tool is None]
+        if not calls:
+            return None
+        problems = [self.problem(call) for call in calls]
+        if all(problems):
+            return problems[0]
+        return None
+
+    def problem(self, call: AgentCall) -> str | None:
+        """Why this (completed) call cannot be made, or None."""
+        provider = self.providers.get(call.provider or self.provider)
+        if provider is None:
+            known = ", ".join(sorted(self.providers))
+            return f"unknown provider {call.provider!r} (known: {known})"
+        if not call.model:
+            return "no model: set --model, model in [agent] or the task, or FANOUT_MODEL"
+        return provider.missing_key()
+
+    def document(self) -> dict[str, Any]:
+        """For the manifest's options (names of key variables, never keys)."""
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "system": self.system,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "retries": self.retries,
+            "rate": None if self.rate is None else str(self.rate),
+            "providers": {name: p.document() for name, p in self.providers.items()},
+        }
+
+
+Fail = Callable[[tuple[str, ...], str], Exception]
+
+
+def parse_agent_table(table: Mapping[str, Any], fail: Fail) -> dict[str, Any]:
+    """Validate a task file's [agent] table into settings values; `fail(key_path,
+    problem)` builds the error that names the line."""
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        if key not in AGENT_TABLE_KEYS:
+            raise fail((key,), f"unknown key {key!r} in [agent] (allowed: "
+                       f"{', '.join(AGENT_TABLE_KEYS)})")
+        if key == "providers":
+            values["providers"] = _parse_providers(raw, fail)
+            continue
+        try:
+            values[key] = AGENT_VALUE_PARSERS[key](raw)
+        except ValueError as exc:
+            raise fail((key,), f"[agent] {key}: {exc}") from None
+    return values
+
+
+def _parse_providers(raw: object, fail: Fail) -> dict[str, Provider]:
+    if not isinstance(raw, dict):
+        raise fail(("providers",), "[agent] providers must be tables: [agent.providers.NAME]")
+    providers: dict[str, Provider] = {}
+    for name, table in raw.items():
+        where = ("providers", name)
+        label = f"[agent.providers.{name}]"
+        if not isinstance(table, dict):
+            raise fail(where, f"{label} must be a table")
+        for key in table:
+            if key not in PROVIDER_KEYS:
+                raise fail((*where, key), f"unknown key {key!r} in {label} (allowed: "
+                           f"{', '.join(PROVIDER_KEYS)})")
+        api = table.get("api", name if name in APIS else None)
+        if api not in APIS:
+            raise fail((*where, "api"), f"{label}: api must be one of {', '.join(APIS)}, "
+                       f"got {api!r}")
+        base_url = table.get("base_url")
+        if base_url is not None and not _is_url(base_url):
+            raise fail((*where, "base_url"), f"{label}: base_url must be an http(s) URL, "
+                       f"got {base_url!r}")
+        key_env = table.get("api_key_env")
+        if key_env is not None and (not isinstance(key_env, str) or not key_env):
+            raise fail((*where, "api_key_env"), f"{label}: api_key_env must name an "
+                       "environment variable")
+        try:
+            rate = None if "rate" not in table else parse_rate(table["rate"])
+        except ValueError as exc:
+            raise fail((*where, "rate"), f"{label}: rate: {exc}") from None
+        providers[name] = _provider(name, api, base_url, key_env, rate)
+    return providers
+
+
+def _provider(
+    name: str, api: str, base_url: str | None, key_env: str | None, rate: Rate | None
+) -> Provider:
+    builtin = builtin_providers(os.environ).get(name)
+    if builtin is not None and builtin.api == api:
+        # Overriding a built-in: its key variable stays, required only at its own URL.
+        url = base_url or builtin.base_url
+        required = key_env is not None or url in (OPENAI_URL, ANTHROPIC_URL)
+        return Provider(name, api, url, key_env or builtin.api_key_env, required, rate)
+    if base_url is None:
+        base_url = OPENAI_URL if api == "openai" else ANTHROPIC_URL
+    # A named provider sends a key only when told which: a local server must never
+    # receive the OPENAI_API_KEY meant for api.openai.com.
+    return Provider(name, api, base_url, key_env, key_env is not None, rate)
+
+
+def _is_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://")) and len(value) > 8
+
+
+def _temperature(value: object) -> float:
+    try:
+        number = float(value) if isinstance(value, str | int | float) else float("nan")
+    except ValueError:
+        number = float("nan")
+    if isinstance(value, bool) or not 0 <= number <= 2:
+        raise ValueError(f"expected a temperature from 0 to 2, got {value!r}")
+    return number
+
+
+def _max_tokens(value: object) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"expected a whole number >= 1, got {value!r}")
+    return value
+
+
+def _retries(value: object) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 20:
+        raise ValueError(f"expected a whole number from 0 to 20, got {value!r}")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+AGENT_VALUE_PARSERS: Mapping[str, Callable[[object], Any]] = {
+    "provider": _text,
+    "model": _text,
+    "system": _text,
+    "temperature": _temperature,
+    "max_tokens": _max_tokens,
+    "retries": _retries,
+    "rate": parse_rate,
+}
+
+
+def build_settings(
+    file_values: Mapping[str, Any],
+    command_line: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> AgentSettings:
+    """Merge: built-ins and FANOUT_PROVIDER / FANOUT_MODEL, then [agent], then the
+    command line (`base_url` there applies to the chosen provider). Raises ValueError
+    naming the option."""
+    environ = os.environ if environ is None else environ
+    providers: dict[str, Provider] = builtin_providers(environ)
+    providers.update(file_values.get("providers", {}))
+    merged: dict[str, Any] = {}
+    for name, variable in (("provider", "FANOUT_PROVIDER"), ("model", "FANOUT_MODEL")):
+        if environ.get(variable):
+            merged[name] = environ[variable]
+    merged.update({k: v for k, v in file_values.items() if k != "providers"})
+    for name, raw in command_line.items():
+        if raw is None or name == "base_url":
+            continue
+        try:
+            merged[name] = AGENT_VALUE_PARSERS[name](raw)
+        except ValueError as exc:
+            raise ValueError(f"--{name.replace('_', '-')}: {exc}") from None
+    settings = AgentSettings(**merged, providers=providers)
+    base_url = command_line.get("base_url")
+    if base_url is not None:
+        if not _is_url(base_url):
+            raise ValueError(f"--base-url: expected an http(s) URL, got {base_url!r}")
+        chosen = providers.get(settings.provider)
+        if chosen is None:
+            raise ValueError(f"--provider: unknown provider {settings.provider!r}")
+        is_builtin = chosen.name in ("openai", "anthropic")
+        providers[chosen.name] = replace(
+            chosen,
+            base_url=base_url,
+            key_required=chosen.key_required and not is_builtin,
+        )
+    return settings
+
+
+def settings_values(document: Mapping[str, Any]) -> dict[str, Any]:
+    """`AgentSettings.document()` read back (a resumed run's saved settings), as values
+    for `build_settings`. Anything unreadable is left out: defaults apply."""
+    values: dict[str, Any] = {}
+    for key, parse in AGENT_VALUE_PARSERS.items():
+        if document.get(key) is not None:
+            with contextlib.suppress(ValueError):
+                values[key] = parse(document[key])
+    providers: dict[str, Provider] = {}
+    saved = document.get("providers")
+    for name, fields in (saved.items() if isinstance(saved, dict) else ()):
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            rate = None if fields.get("rate") is None else parse_rate(fields["rate"])
+            providers[name] = Provider(
+                name,
+                fields["api"],
+                fields["base_url"],
+                fields.get("api_key_env"),
+                bool(fields.get("key_required")),
+                rate,
+            )
+    values["providers"] = providers
+    return values
+
+
+def read_attachments(paths: tuple[str, ...], cwd: str | None) -> str:
+    """The attached files as text to follow the prompt. Raises OSError / ValueError
+    with a message that names the file."""
+    parts = []
+    for path in paths:
+        full = os.path.join(cwd, path) if cwd else path
+        size = os.path.getsize(full)
+        if size > ATTACH_LIMIT_BYTES:
+            raise ValueError(f"attachment {path} is {size} bytes; the limit is "
+                             f"{ATTACH_LIMIT_BYTES} bytes")
+        with open(full, "rb") as handle:
+            text = handle.read().decode("utf-8", errors="replace")
+        parts.append(f'<file path="{path}">\n{text.rstrip()}\n</file>')
+    return "\n\n".join(parts)

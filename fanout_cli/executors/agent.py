@@ -1,0 +1,495 @@
+"""Run an agent task: one chat-model call over HTTP (OpenAI-compatible Chat
+Completions or Anthropic Messages), or a headless agent CLI run as a process.
+
+One HTTP client serves the whole run (a connection pool per provider). Transient
+errors (429, 5xx, 529, a dropped connection) are retried inside the attempt with
+jittered exponential back-off; a 429, 503 or 529 also pauses the next request of
+every task to that provider, for as long as the server asked (Retry-After,
+retry-after-ms). Errors that cannot succeed on another try (400, 401, 403, 404,
+an exhausted quota) end the task at once. The reply text is the task's stdout."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from fanout_cli.agents import AgentSettings, Provider, read_attachments
+from fanout_cli.config import format_duration
+from fanout_cli.executors import AttemptPlan, Executor
+from fanout_cli.models import AgentCall, Attempt, TaskSpec, TaskStatus
+from fanout_cli.pacing import Pause, RateLimiter
+
+if TYPE_CHECKING:
+    import httpx2
+
+ANTHROPIC_VERSION = "2023-06-01"
+ANTHROPIC_DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens
+TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+PAUSING_STATUSES = frozenset({429, 503, 529})  # the server asks everyone to slow down
+MAX_BACKOFF_SECONDS = 60.0
+MAX_RETRY_AFTER_SECONDS = 600.0
+READ_TIMEOUT_SECONDS = 600.0  # a reply can take minutes; --timeout is the user's bound
+CONNECT_TIMEOUT_SECONDS = 30.0
+RESPONSE_TEXT_LIMIT = 64 << 10
+_RATE_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-", "retry-after")
+_SECRET_HEADERS = ("authorization", "x-api-key")
+_QUOTA_CODES = ("insufficient_quota", "billing_hard_limit_reached")
+
+
+def missing_http_client() -> str | None:
+    """Why agent tasks cannot run here (the optional HTTP client is not installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("httpx2") is None:
+        return "agent tasks need the agent extra: pip install 'fanout-cli[agent]' (httpx2)"
+    return None
+
+
+@dataclass
+class _Endpoint:
+    """Shared by every task calling one provider: its pause and its rate limit."""
+
+    pause: Pause
+    limiter: RateLimiter | None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One HTTP exchange, classified."""
+
+    status: TaskStatus
+    reason: str
+    retry: bool = False  # worth another try within this attempt
+    retry_after: float | None = None  # the server said how long to wait
+    text: str | None = None
+    response: Any = None
+    http_status: int | None = None
+    headers: Mapping[str, str] | None = None
+
+
+class AgentExecutor:
+    """Runs `agent` tasks over HTTP; hands `agent-cli` and process tasks to `processes`
+    (an agent CLI's output is parsed into the same `agent` record afterwards)."""
+
+    def __init__(self, settings: AgentSettings, processes: Executor) -> None:
+        self.settings = settings
+        self.processes = processes
+        self._client: httpx2.AsyncClient | None = None
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._run_limiter = None if settings.rate is None else RateLimiter(settings.rate)
+
+    def kill_all(self) -> None:
+        self.processes.kill_all()  # HTTP calls end with the cancelled scopes
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        import httpx2  # the optional extra: only runs with agent tasks import it
+
+        timeout = httpx2.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
+        async with self.processes.session(), httpx2.AsyncClient(timeout=timeout) as client:
+            self._client = client
+            try:
+                yield
+            finally:
+                self._client = None
+
+    async def run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
+        if spec.agent is None:
+            return await self.processes.run_attempt(spec, plan)
+        if spec.agent.tool is not None:
+            return await self._run_cli(spec, spec.agent, plan)
+        return await self._call(spec, self.settings.complete(spec.agent), plan)
+
+    # --- agent CLIs ------------------------------------------------------------------
+
+    async def _run_cli(self, spec: TaskSpec, call: AgentCall, plan: AttemptPlan) -> Attempt:
+        from fanout_cli import agent_cli
+
+        attempt = await self.processes.run_attempt(spec, plan)
+        if attempt.status is TaskStatus.ERROR:
+            return attempt
+        assert call.tool is not None
+        reply = agent_cli.parse_output(call.tool, _read_text(plan.stdout_path))
+        record = {
+            "tool": call.tool,
+            "model": reply.model or call.model,
+            "text": reply.text,
+            "usage": reply.usage,
+            "cost_usd": reply.cost_usd,
+            "session_id": reply.session_id,
+            "error": reply.error,
+        }
+        status, reason = attempt.status, attempt.reason
+        if status is TaskStatus.SUCCESS and reply.is_error:
+            status, reason = TaskStatus.FAILURE, f"{call.tool} reported an error"
+            if reply.error:
+                reason = f"{reason}: {_one_line(reply.error, 200)}"
+        return replace(attempt, status=status, reason=reason, agent=record)
+
+    # --- HTTP calls ------------------------------------------------------------------
+
+    async def _call(self, spec: TaskSpec, call: AgentCall, plan: AttemptPlan) -> Attempt:
+        started_at = time.time()
+        problem = self.settings.problem(call)
+        provider = self.settings.providers.get(call.provider or "")
+        prompt = call.prompt
+        if problem is None and call.attach:
+            try:
+                prompt = f"{prompt}\n\n{read_attachments(call.attach, spec.cwd)}"
+            except OSError as exc:
+                problem = f"cannot read attachment {exc.filename}: {exc.strerror}"
+            except ValueError as exc:
+                problem = str(exc)
+        if problem is not None or provider is None:
+            reason = problem or "unknown provider"
+            _write(plan.stderr_path, reason + "\n")
+            return _attempt(plan, started_at, TaskStatus.ERROR, reason, retryable=False)
+        url, headers, body = build_request(provider, call, prompt)
+        record: dict[str, Any] = {
+            "provider": provider.name,
+            "api": provider.api,
+            "base_url": provider.base_url,
+            "request": {"url": url, "headers": redact_headers(headers), "body": body},
+            "model": None,
+            "text": None,
+            "finish_reason": None,
+            "usage": None,
+            "rate_limit": {},
+            "response": None,
+            "exchanges": [],
+        }
+        outcome = await self._exchanges(provider, url, headers, body, plan, record)
+        if outcome.text is not None:
+            _write(plan.stdout_path, outcome.text)
+        retryable = outcome.status is TaskStatus.TIMEOUT or outcome.retry
+        return _attempt(
+            plan, started_at, outcome.status, outcome.reason, retryable=retryable, agent=record
+        )
+
+    def _endpoint(self, provider: Provider) -> _Endpoint:
+        endpoint = self._endpoints.get(provider.name)
+        if endpoint is None:
+            limiter = None if provider.rate is None else RateLimiter(provider.rate)
+            endpoint = self._endpoints[provider.name] = _Endpoint(Pause(), limiter)
+        return endpoint
+
+    async def _exchanges(
+        self,
+        provider: Provider,
+        url: str,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        plan: AttemptPlan,
+        record: dict[str, Any],
+    ) -> _Outcome:
+        """Send, and send again while the failure is transient and retries remain."""
+        endpoint = self._endpoint(provider)
+        outcome = _Outcome(TaskStatus.FAILURE, "no request made")
+        with anyio.CancelScope() as timer:
+            for number in range(1, self.settings.retries + 2):
+                waited = await endpoint.pause.wait()
+                if endpoint.limiter is not None:
+                    waited += await endpoint.limiter.acquire()
+                if self._run_limiter is not None:
+                    waited += await self._run_limiter.acquire()
+                if number == 1 and plan.timeout is not None:
+                    timer.deadline = anyio.current_time() + plan.timeout
+                began = time.monotonic()
+                outcome = await self._send(provider, url, headers, body)
+                exchange: dict[str, Any] = {
+                    "n": number,
+                    "waited_s": round(waited, 3),
+                    "duration_ms": round((time.monotonic() - began) * 1000),
+                    "status": outcome.http_status,
+                    "error": None if outcome.status is TaskStatus.SUCCESS else outcome.reason,
+                    "retry_after_s": outcome.retry_after,
+                }
+                record["exchanges"].append(exchange)
+                _note_response(record, provider, outcome)
+                if outcome.status is not TaskStatus.SUCCESS:
+                    _append(plan.stderr_path, f"request {number}: {outcome.reason}\n")
+                if not outcome.retry or number > self.settings.retries:
+                    break
+                delay = outcome.retry_after
+                if delay is None:
+                    delay = _backoff(number)
+                if outcome.http_status in PAUSING_STATUSES:
+                    endpoint.pause.extend(delay)
+                else:
+                    await anyio.sleep(delay)
+        if timer.cancelled_caught:
+            assert plan.timeout is not None
+            reason = f"timed out after {format_duration(plan.timeout)}"
+            _append(plan.stderr_path, reason + "\n")
+            return _Outcome(TaskStatus.TIMEOUT, reason)
+        return outcome
+
+    async def _send(
+        self, provider: Provider, url: str, headers: dict[str, str], body: dict[str, Any]
+    ) -> _Outcome:
+        import httpx2
+
+        assert self._client is not None, "run_attempt outside session()"
+        try:
+            response = await self._client.post(url, headers=headers, json=body)
+        except httpx2.TimeoutException:
+            return _Outcome(TaskStatus.FAILURE, "no reply within the read timeout", retry=True)
+        except httpx2.TransportError as exc:
+            reason = f"connection failed: {type(exc).__name__}: {exc}".rstrip(": ")
+            return _Outcome(TaskStatus.FAILURE, reason, retry=True)
+        return classify_response(
+            provider.api, response.status_code, dict(response.headers), response.text
+        )
+
+
+def build_request(
+    provider: Provider, call: AgentCall, prompt: str
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL, headers (with the key) and JSON body of one call."""
+    key = provider.api_key()
+    headers = {"content-type": "application/json", "user-agent": "fanout"}
+    body: dict[str, Any] = {"model": call.model}
+    if provider.api == "anthropic":
+        headers["anthropic-version"] = ANTHROPIC_VERSION
+        if key:
+            headers["x-api-key"] = key
+        if call.system:
+            body["system"] = call.system
+        body["messages"] = [{"role": "user", "content": prompt}]
+        body["max_tokens"] = call.max_tokens or ANTHROPIC_DEFAULT_MAX_TOKENS
+    else:
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        messages = [{"role": "system", "content": call.system}] if call.system else []
+        body["messages"] = [*messages, {"role": "user", "content": prompt}]
+        if call.max_tokens is not None:
+            body["max_tokens"] = call.max_tokens
+    if call.temperature is not None:
+        body["temperature"] = call.temperature
+    return provider.endpoint, headers, body
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: "***" if name.lower() in _SECRET_HEADERS else value
+        for name, value in headers.items()
+    }
+
+
+def classify_response(api: str, status: int, headers: Mapping[str, str], text: str) -> _Outcome:
+    """What one HTTP response means for the task."""
+    headers = {name.lower(): value for name, value in headers.items()}
+    try:
+        document: Any = json.loads(text) if text else None
+    except ValueError:
+        document = None
+    response = document if document is not None else _cap(text)
+    if 200 <= status < 300:
+        reply = _reply_text(api, document)
+        if reply is None:
+            reason = f"HTTP {status}: the reply has no text ({_cap(text, 200)!r})"
+            return _Outcome(TaskStatus.FAILURE, reason, http_status=status, headers=headers,
+                            response=response)
+        return _Outcome(TaskStatus.SUCCESS, "", text=reply, http_status=status, headers=headers,
+                        response=response)
+    message = _error_message(document) or _one_line(text, 300) or "no message"
+    quota = status == 429 and _error_code(document) in _QUOTA_CODES
+    return _Outcome(
+        TaskStatus.FAILURE,
+        f"HTTP {status}: {message}",
+        retry=(status in TRANSIENT_STATUSES or status >= 500) and not quota,
+        retry_after=retry_after(headers),
+        http_status=status,
+        headers=headers,
+        response=response,
+    )
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asked for: retry-after-ms, then Retry-After (seconds or an
+    HTTP date). None when absent, unreadable, or beyond any sensible wait."""
+    seconds: float | None = None
+    if "retry-after-ms" in headers:
+        with contextlib.suppress(ValueError):
+            seconds = float(headers["retry-after-ms"]) / 1000
+    if seconds is None and "retry-after" in headers:
+        value = headers["retry-after"].strip()
+        try:
+            seconds = float(value)
+        except ValueError:
+            with contextlib.suppress(TypeError, ValueError):
+                when = email.utils.parsedate_to_datetime(value)
+                seconds = when.timestamp() - time.time()
+    if seconds is None or not 0 <= seconds <= MAX_RETRY_AFTER_SECONDS:
+        return None
+    return seconds
+
+
+def _backoff(failures: int) -> float:
+    """1s, 2s, 4s ... capped at 60s, each scaled by a random 0.5-1.0 (jitter), so that
+    tasks that failed together do not come back together."""
+    return min(2.0 ** (failures - 1), MAX_BACKOFF_SECONDS) * random.uniform(0.5, 1.0)
+
+
+def _reply_text(api: str, document: Any) -> str | None:
+    if not isinstance(document, dict):
+        return None
+    if api == "anthropic":
+        blocks = document.get("content")
+        if not isinstance(blocks, list):
+            return None
+        texts = [
+            block["text"]
+            for block in blocks
+            if isinstance(block, dict) and block.get("type") == "text"
+            and isinstance(block.get("text"), str)
+        ]
+        return "".join(texts) if texts or blocks == [] else None
+    choices = document.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts, as some servers send
+        return "".join(
+            part.get("text", "") for part in content if isinstance(part, dict)
+        )
+    return None
+
+
+def _usage(api: str, document: Any) -> dict[str, int | None] | None:
+    """Token counts exactly as the server reported them: None when it did not
+    (never a made-up 0)."""
+    usage = document.get("usage") if isinstance(document, dict) else None
+    if not isinstance(usage, dict):
+        return None
+
+    def count(name: str) -> int | None:
+        value = usage.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    if api == "anthropic":
+        counts = {
+            "input_tokens": count("input_tokens"),
+            "output_tokens": count("output_tokens"),
+            "total_tokens": None,  # the Messages API does not report one
+        }
+        for extra in ("cache_creation_input_tokens", "cache_read_input_tokens"):
+            if extra in usage:
+                counts[extra] = count(extra)
+        return counts
+    return {
+        "input_tokens": count("prompt_tokens"),
+        "output_tokens": count("completion_tokens"),
+        "total_tokens": count("total_tokens"),
+    }
+
+
+def _finish_reason(api: str, document: Any) -> str | None:
+    if not isinstance(document, dict):
+        return None
+    if api == "anthropic":
+        reason = document.get("stop_reason")
+    else:
+        choices = document.get("choices")
+        first = choices[0] if isinstance(choices, list) and choices else None
+        reason = first.get("finish_reason") if isinstance(first, dict) else None
+    return reason if isinstance(reason, str) else None
+
+
+def _note_response(record: dict[str, Any], provider: Provider, outcome: _Outcome) -> None:
+    """Keep what the last response said: model, text, usage, rate-limit headers."""
+    if outcome.http_status is None:
+        return
+    document = outcome.response
+    record["response"] = document
+    record["rate_limit"] = {
+        name: value
+        for name, value in (outcome.headers or {}).items()
+        if name.startswith(_RATE_HEADER_PREFIXES)
+    }
+    model = document.get("model") if isinstance(document, dict) else None
+    record["model"] = model if isinstance(model, str) else None
+    record["text"] = outcome.text
+    record["usage"] = _usage(provider.api, document)
+    record["finish_reason"] = _finish_reason(provider.api, document)
+
+
+def _error_message(document: Any) -> str | None:
+    error = document.get("error") if isinstance(document, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return _one_line(error["message"], 300)
+    if isinstance(error, str):
+        return _one_line(error, 300)
+    return None
+
+
+def _error_code(document: Any) -> str | None:
+    error = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(error, dict):
+        return None
+    code = error.get("code") or error.get("type")
+    return code if isinstance(code, str) else None
+
+
+def _one_line(text: str, limit: int) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _cap(text: str, limit: int = RESPONSE_TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _read_text(path: str, limit: int = 16 << 20) -> str:
+    """An agent CLI's output, for parsing: its first `limit` bytes."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit).decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        handle.write(text)
+
+
+def _append(path: str, text: str) -> None:
+    with open(path, "a", encoding="utf-8", errors="surrogateescape") as handle:
+        handle.write(text)
+
+
+def _attempt(
+    plan: AttemptPlan,
+    started_at: float,
+    status: TaskStatus,
+    reason: str,
+    *,
+    retryable: bool,
+    agent: Mapping[str, Any] | None = None,
+) -> Attempt:
+    return Attempt(
+        number=plan.number,
+        started_at=started_at,
+        finished_at=time.time(),
+        status=status,
+        exit_code=None,
+        signal=None,
+        reason=reason,
+        stdout_path=os.path.basename(plan.stdout_path),
+        stderr_path=os.path.basename(plan.stderr_path),
+        retryable=retryable,
+        agent=agent,
+    )
