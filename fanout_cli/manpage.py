@@ -49,14 +49,44 @@ without a shell, each substituted literally. A single word with shell syntax, or
 the quotes it sits in when the command puts it inside '...' or "...".
 """),
     ("TASK FILE", """\
-A TOML file with three tables. [run] sets any run option (names with _ for -); the
+A TOML file with up to four tables. [run] sets any run option (names with _ for -); the
 command line wins over it. [defaults] sets task keys for every task. Each [[task]]
 has: id (optional, unique; default task-N), cmd (a list of words is executed
 directly; a string runs under sh -c), cwd, env (a table of strings), timeout,
 retries, ok_exit (a list of exit codes that count as success), and glob or foreach
-to make one task per value (id and cmd take replacement strings). A task's own key wins
+to make one task per value (id and cmd take replacement strings); kind = "agent" or
+"agent-cli" tasks take a prompt instead of cmd (see AGENT TASKS), and [agent] sets
+their defaults and providers. A task's own key wins
 over [defaults], which wins over the run option. Unknown keys, wrong types,
 duplicate ids and a missing cmd are errors reported as FILE:LINE: problem, exit 2.
+"""),
+    ("AGENT TASKS", """\
+A task with kind = "agent" (or the values of --prompt TEMPLATE, or --agent) is one
+chat-model call instead of a process. Its keys: prompt (replacement strings work as
+in cmd), system, model, temperature, max_tokens, provider and attach (files whose
+contents follow the prompt). The [agent] table sets their defaults for the run
+(the command line's --model, --provider, --system, --temperature, --max-tokens win
+over it; a task's own keys win over both), plus retries (HTTP retries of transient
+errors, default 4) and rate (a cap on all agent requests). Providers: openai
+(OpenAI-compatible Chat Completions at OPENAI_BASE_URL or https://api.openai.com/v1,
+key OPENAI_API_KEY) and anthropic (the Messages API at ANTHROPIC_BASE_URL or
+https://api.anthropic.com, key ANTHROPIC_API_KEY); [agent.providers.NAME] defines
+more, with api (openai or anthropic), base_url, api_key_env and rate. A named
+provider sends a key only from the api_key_env it names. --base-url points the chosen
+provider elsewhere (vLLM, llama.cpp, Ollama, LM Studio, LiteLLM, OpenRouter). Keys are
+read from the environment and never written or printed. The reply text is the task's
+stdout; its summary is the reply's [AOP:SUMMARY] block, else its first lines;
+--score, [AOP:SCORE] and --vote-on read the reply. A 429, 503 or 529 pauses new
+requests to that provider for the whole run (Retry-After, retry-after-ms); transient
+errors retry with jittered exponential back-off; 400, 401, 403, 404 and an exhausted
+quota end the task at once. Needs the agent extra: pip install 'fanout-cli[agent]'.
+
+kind = "agent-cli" with tool = claude, codex, llm or aider (or --agent-cli TOOL) runs
+that agent CLI headless as a process: claude -p --output-format json; codex exec
+--json; llm prompt --no-log; aider --message --yes-always --no-pretty --no-stream
+--no-auto-commits; model and system map to the tool's flags, args adds arguments.
+The tool's answer, usage and cost are parsed into the details file's agent record,
+and summaries, scores and votes read the answer.
 """),
     ("FILES", """\
 Each run has a folder OUTPUT-DIR/RUN-ID/ (mode 0700) holding, per task,
@@ -82,7 +112,9 @@ partial-success passes when at least --min-successes tasks (or
 success (exit 0 or a code in --ok-exit), failure (any other exit, or killed by a
 signal), timeout, cancelled (ended by the strategy or --fail-fast before it
 finished), error (could not start: command not found, not executable, missing
-working directory). A task that prints [AOP:STATUS] failure counts as failed.
+working directory; for agent tasks: no API key, unknown provider, unreadable
+attachment). An agent call fails on an HTTP error reply once its retries are spent.
+A task that prints [AOP:STATUS] failure counts as failed.
 """),
     ("INTERRUPTS AND RESUME", """\
 The first SIGINT (Ctrl-C), SIGTERM or SIGHUP stops starting tasks, sends SIGTERM to
@@ -105,7 +137,9 @@ again. A run another fanout holds (its lock file) is refused.
 number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
 """),
     ("ENVIRONMENT", """\
-FANOUT_OUTPUT_DIR sets the default --output-dir. NO_COLOR turns colour off;
+FANOUT_OUTPUT_DIR sets the default --output-dir. FANOUT_PROVIDER and FANOUT_MODEL
+set agent tasks' default provider and model; OPENAI_API_KEY, ANTHROPIC_API_KEY,
+OPENAI_BASE_URL and ANTHROPIC_BASE_URL are read as the official SDKs read them. NO_COLOR turns colour off;
 FORCE_COLOR turns it on when stdout is not a terminal. FANOUT_DEBUG=1 prints
 tracebacks of internal errors. FANOUT_CHILD_WATCHER=sigchld uses the portable
 SIGCHLD child watcher instead of Linux pidfds.
@@ -118,6 +152,9 @@ fanout run --glob '*/' --ok-exit 0,1 --strategy partial-success -- rg -c TODO {}
 fanout run -- 'gzip -c {} > {}.gz' ::: a.log b.log
 fanout run searches.toml --ok-exit 0,1 --strategy partial-success --min-success-ratio 0.8
 fanout run answers.toml --strategy majority-vote --vote-on 'ANSWER: (\\w+)'
+git diff --name-only | fanout run --prompt 'Review {}' --attach {} --model gpt-4o-mini
+fanout run --prompt 'Is {} prime? One word.' --base-url http://127.0.0.1:8080/v1 --model local ::: 7 9 11
+fanout run --agent-cli claude --prompt 'Summarise {}' --rate 30/min ::: docs/*.md
 """),
     ("SEE ALSO", "parallel(1), xargs(1)\n"),
 ]

@@ -80,9 +80,15 @@ class AgentExecutor:
     """Runs `agent` tasks over HTTP; hands `agent-cli` and process tasks to `processes`
     (an agent CLI's output is parsed into the same `agent` record afterwards)."""
 
-    def __init__(self, settings: AgentSettings, processes: Executor) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        processes: Executor,
+        transport: httpx2.AsyncBaseTransport | None = None,  # tests: a MockTransport
+    ) -> None:
         self.settings = settings
         self.processes = processes
+        self._transport = transport
         self._client: httpx2.AsyncClient | None = None
         self._endpoints: dict[str, _Endpoint] = {}
         self._run_limiter = None if settings.rate is None else RateLimiter(settings.rate)
@@ -95,7 +101,8 @@ class AgentExecutor:
         import httpx2  # the optional extra: only runs with agent tasks import it
 
         timeout = httpx2.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
-        async with self.processes.session(), httpx2.AsyncClient(timeout=timeout) as client:
+        client = httpx2.AsyncClient(timeout=timeout, transport=self._transport)
+        async with self.processes.session(), client:
             self._client = client
             try:
                 yield
