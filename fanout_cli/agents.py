@@ -313,6 +313,10 @@ def settings_values(document: Mapping[str, Any]) -> dict[str, Any]:
     providers: dict[str, Provider] = {}
     saved = document.get("providers")
     for name, fields in (saved.items() if isinstance(saved, dict) else ()):
+        if not isinstance(fields, dict) or fields.get("api") not in APIS:
+            continue
+        if not _is_url(fields.get("base_url")):
+            continue
         with contextlib.suppress(KeyError, TypeError, ValueError):
             rate = None if fields.get("rate") is None else parse_rate(fields["rate"])
             providers[name] = Provider(

@@ -224,14 +224,18 @@ class AgentExecutor:
                 _note_response(record, provider, outcome)
                 if outcome.status is not TaskStatus.SUCCESS:
                     _append(plan.stderr_path, f"request {number}: {outcome.reason}\n")
-                if not outcome.retry or number > self.settings.retries:
+                last_try = number > self.settings.retries
+                pausing = outcome.http_status in PAUSING_STATUSES
+                if not outcome.retry or (last_try and not pausing):
                     break
                 delay = outcome.retry_after
                 if delay is None:
                     delay = _backoff(number)
-                if outcome.http_status in PAUSING_STATUSES:
+                if pausing:  # every task waits, whether or not this one tries again
                     endpoint.pause.extend(delay)
-                else:
+                if last_try:
+                    break
+                if not pausing:
                     await anyio.sleep(delay)
         if timer.cancelled_caught:
             assert plan.timeout is not None
@@ -322,23 +326,22 @@ def classify_response(api: str, status: int, headers: Mapping[str, str], text: s
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asked for: retry-after-ms, then Retry-After (seconds or an
-    HTTP date). None when absent, unreadable, or beyond any sensible wait."""
-    seconds: float | None = None
-    if "retry-after-ms" in headers:
-        with contextlib.suppress(ValueError):
-            seconds = float(headers["retry-after-ms"]) / 1000
-    if seconds is None and "retry-after" in headers:
-        value = headers["retry-after"].strip()
-        try:
-            seconds = float(value)
-        except ValueError:
-            with contextlib.suppress(TypeError, ValueError):
-                when = email.utils.parsedate_to_datetime(value)
-                seconds = when.timestamp() - time.time()
-    if seconds is None or not 0 <= seconds <= MAX_RETRY_AFTER_SECONDS:
-        return None
-    return seconds
+    """Seconds the server asked for: retry-after-ms, else Retry-After (seconds or an
+    HTTP date). A value that is unreadable, negative or beyond any sensible wait is
+    passed over; None when nothing usable is left."""
+    candidates: list[float] = []
+    with contextlib.suppress(KeyError, ValueError):
+        candidates.append(float(headers["retry-after-ms"]) / 1000)
+    value = headers.get("retry-after", "").strip()
+    try:
+        candidates.append(float(value))
+    except ValueError:
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            candidates.append(email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    for seconds in candidates:
+        if 0 <= seconds <= MAX_RETRY_AFTER_SECONDS:  # NaN fails both
+            return seconds
+    return None
 
 
 def _backoff(failures: int) -> float:
@@ -369,9 +372,12 @@ def _reply_text(api: str, document: Any) -> str | None:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # content parts, as some servers send
-        return "".join(
-            part.get("text", "") for part in content if isinstance(part, dict)
-        )
+        texts = [
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        ]
+        return "".join(texts) if texts else None
     return None
 
 
