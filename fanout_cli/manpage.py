@@ -139,9 +139,9 @@ number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
     ("ENVIRONMENT", """\
 FANOUT_OUTPUT_DIR sets the default --output-dir. FANOUT_PROVIDER and FANOUT_MODEL
 set agent tasks' default provider and model; OPENAI_API_KEY, ANTHROPIC_API_KEY,
-OPENAI_BASE_URL and ANTHROPIC_BASE_URL are read as the official SDKs read them. NO_COLOR turns colour off;
-FORCE_COLOR turns it on when stdout is not a terminal. FANOUT_DEBUG=1 prints
-tracebacks of internal errors. FANOUT_CHILD_WATCHER=sigchld uses the portable
+OPENAI_BASE_URL and ANTHROPIC_BASE_URL are read as the official SDKs read them.
+NO_COLOR turns colour off; FORCE_COLOR turns it on when stdout is not a terminal.
+FANOUT_DEBUG=1 prints tracebacks of internal errors. FANOUT_CHILD_WATCHER=sigchld uses the portable
 SIGCHLD child watcher instead of Linux pidfds.
 """),
     ("EXAMPLES", """\
@@ -153,7 +153,7 @@ fanout run -- 'gzip -c {} > {}.gz' ::: a.log b.log
 fanout run searches.toml --ok-exit 0,1 --strategy partial-success --min-success-ratio 0.8
 fanout run answers.toml --strategy majority-vote --vote-on 'ANSWER: (\\w+)'
 git diff --name-only | fanout run --prompt 'Review {}' --attach {} --model gpt-4o-mini
-fanout run --prompt 'Is {} prime? One word.' --base-url http://127.0.0.1:8080/v1 --model local ::: 7 9 11
+fanout run --prompt 'Is {} prime?' --base-url http://127.0.0.1:8080/v1 --model m ::: 7 9
 fanout run --agent-cli claude --prompt 'Summarise {}' --rate 30/min ::: docs/*.md
 """),
     ("SEE ALSO", "parallel(1), xargs(1)\n"),
