@@ -247,6 +247,7 @@ class Runner:
                     reason=halt.reason,
                     stdout_path=os.path.basename(stdout_path),
                     stderr_path=os.path.basename(stderr_path),
+                    agent=self.executor.abandoned(spec),
                 )
             )
         return attempts, halt

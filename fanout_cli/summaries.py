@@ -165,7 +165,7 @@ def build_summary(
     if succeeded:
         return cap(last_line(stdout_text) or last_line(stderr_text) or "(no output)", limit)
     line = last_line(stderr_text) or last_line(stdout_text)
-    if not line or not reason:
+    if not line or not reason or reason in line:  # the line may already say why
         return cap(line or reason or "failed", limit)
     suffix = f" ({reason})"
     room = limit - len(suffix)

@@ -87,3 +87,7 @@ def process_running(pid: int) -> bool:
         return False
     state = raw[raw.rfind(b")") + 2 :].split()[0]
     return state not in (b"Z", b"X")
+
+
+# The real-model fixture (tier c) lives with its server helper.
+pytest_plugins = ["tests.model_server"]

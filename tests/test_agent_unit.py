@@ -671,7 +671,10 @@ def test_timeout_covers_a_slow_reply(tmp_path: Path) -> None:
     assert outcome.attempt.retryable is True
     assert 0.2 <= outcome.seconds < 2.0
     assert len(server.requests) == 1
-    assert outcome.exchanges == []
+    [exchange] = outcome.exchanges  # the request cut short is on the record
+    assert exchange["status"] is None
+    assert exchange["error"] == "timed out after 200ms"
+    assert 150 <= exchange["duration_ms"] < 2000
     assert outcome.stdout is None
     assert outcome.stderr == "timed out after 200ms\n"
 

