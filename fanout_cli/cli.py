@@ -293,7 +293,7 @@ def execute_run(
     if prepared.agents is not None:
         from fanout_cli.executors.agent import AgentExecutor
 
-        executor = AgentExecutor(prepared.agents, executor)
+        executor = AgentExecutor(prepared.agents, executor, connections=prepared.config.jobs)
         options["agent"] = prepared.agents.document()
     report = run_tasks(
         prepared.config,

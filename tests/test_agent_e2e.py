@@ -625,6 +625,18 @@ def test_requests_share_a_pool_of_connections(fake_llm: FakeLLM) -> None:
     assert fake_llm.max_concurrent <= 4
 
 
+def test_many_slots_keep_their_connections_alive(fake_llm: FakeLLM) -> None:
+    """-j 20 spans three pools of 8 slots; each keeps its connections between calls
+    (httpx2's default keeps only 20 alive across the client)."""
+    values = [str(n) for n in range(100)]
+    completed = fanout(fake_llm, *SAY, "-j", "20", ":::", *values)
+    assert completed.returncode == 0, completed.stderr
+    sent = completions(fake_llm)
+    assert len(sent) == 100
+    ports = {r.client_port for r in sent}
+    assert len(ports) <= 20, f"{len(ports)} connections for 100 requests at -j 20"
+
+
 # --- 8. strategies over replies -------------------------------------------------------
 
 

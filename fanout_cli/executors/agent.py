@@ -40,6 +40,7 @@ MAX_RETRY_AFTER_SECONDS = 600.0
 READ_TIMEOUT_SECONDS = 600.0  # a reply can take minutes; --timeout is the user's bound
 CONNECT_TIMEOUT_SECONDS = 30.0
 RESPONSE_TEXT_LIMIT = 64 << 10
+POOL_SLOTS = 8  # worker slots that share one connection pool
 _RATE_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-", "retry-after")
 _SECRET_HEADERS = ("authorization", "x-api-key")
 _QUOTA_CODES = ("insufficient_quota", "billing_hard_limit_reached")
@@ -85,11 +86,13 @@ class AgentExecutor:
         settings: AgentSettings,
         processes: Executor,
         transport: httpx2.AsyncBaseTransport | None = None,  # tests: a MockTransport
+        connections: int = 10,
     ) -> None:
         self.settings = settings
+        self.connections = connections  # -j: keep that many connections alive
         self.processes = processes
         self._transport = transport
-        self._client: httpx2.AsyncClient | None = None
+        self._clients: list[httpx2.AsyncClient] = []  # one per POOL_SLOTS worker slots
         self._endpoints: dict[str, _Endpoint] = {}
         self._in_flight: dict[int, dict[str, Any]] = {}  # by seq: records of open calls
         self._run_limiter = None if settings.rate is None else RateLimiter(settings.rate)
@@ -105,13 +108,24 @@ class AgentExecutor:
         import httpx2  # the optional extra: only runs with agent tasks import it
 
         timeout = httpx2.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
-        client = httpx2.AsyncClient(timeout=timeout, transport=self._transport)
-        async with self.processes.session(), client:
-            self._client = client
+        # A pool scans all its idle connections for every request it places, so -j 50
+        # in one pool spends more time there than in the calls themselves. Each group of
+        # POOL_SLOTS worker slots gets its own pool (sharing one TLS context), and every
+        # connection it needs stays open between calls.
+        verify = httpx2.create_ssl_context()
+        pools = -(-self.connections // POOL_SLOTS)
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.processes.session())
+            for _ in range(pools):
+                limits = httpx2.Limits(max_connections=None, max_keepalive_connections=POOL_SLOTS)
+                client = httpx2.AsyncClient(
+                    timeout=timeout, transport=self._transport, limits=limits, verify=verify
+                )
+                self._clients.append(await stack.enter_async_context(client))
             try:
                 yield
             finally:
-                self._client = None
+                self._clients = []
 
     async def run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
         if spec.agent is None:
@@ -224,7 +238,7 @@ class AgentExecutor:
                 }
                 record["exchanges"].append(exchange)
                 try:
-                    outcome = await self._send(provider, url, headers, body)
+                    outcome = await self._send(provider, url, headers, body, plan.slot)
                 finally:
                     exchange["duration_ms"] = round((time.monotonic() - began) * 1000)
                 exchange["status"] = outcome.http_status
@@ -265,13 +279,19 @@ class AgentExecutor:
         return waited
 
     async def _send(
-        self, provider: Provider, url: str, headers: dict[str, str], body: dict[str, Any]
+        self,
+        provider: Provider,
+        url: str,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        slot: int,
     ) -> _Outcome:
         import httpx2
 
-        assert self._client is not None, "run_attempt outside session()"
+        assert self._clients, "run_attempt outside session()"
+        client = self._clients[(slot - 1) // POOL_SLOTS % len(self._clients)]
         try:
-            response = await self._client.post(url, headers=headers, json=body)
+            response = await client.post(url, headers=headers, json=body)
         except httpx2.TimeoutException:
             return _Outcome(TaskStatus.FAILURE, "no reply within the read timeout", retry=True)
         except httpx2.TransportError as exc:
