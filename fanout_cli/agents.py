@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fanout_cli.config import Rate, parse_rate
+from fanout_cli.config import Rate, int_at_least, parse_rate, parse_text
 from fanout_cli.models import AgentCall, TaskSpec
 
 APIS = ("openai", "anthropic")
@@ -20,6 +20,7 @@ OPENAI_URL = "https://api.openai.com/v1"
 ANTHROPIC_URL = "https://api.anthropic.com"
 DEFAULT_PROVIDER = "openai"
 DEFAULT_RETRIES = 4
+MAX_RETRIES = 20
 ATTACH_LIMIT_BYTES = 1 << 20
 
 # Keys of [agent] and of a task: the call's fields.
@@ -229,34 +230,19 @@ def _temperature(value: object) -> float:
     return number
 
 
-def _max_tokens(value: object) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"expected a whole number >= 1, got {value!r}")
-    return value
-
-
 def _retries(value: object) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 20:
-        raise ValueError(f"expected a whole number from 0 to 20, got {value!r}")
-    return value
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a non-empty string, got {value!r}")
-    return value
+    retries = int_at_least(value, 0)
+    if retries > MAX_RETRIES:
+        raise ValueError(f"expected a whole number from 0 to {MAX_RETRIES}, got {value!r}")
+    return retries
 
 
 AGENT_VALUE_PARSERS: Mapping[str, Callable[[object], Any]] = {
-    "provider": _text,
-    "model": _text,
-    "system": _text,
+    "provider": parse_text,
+    "model": parse_text,
+    "system": parse_text,
     "temperature": _temperature,
-    "max_tokens": _max_tokens,
+    "max_tokens": lambda value: int_at_least(value, 1),
     "retries": _retries,
     "rate": parse_rate,
 }

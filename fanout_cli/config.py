@@ -88,14 +88,14 @@ def parse_exit_codes(value: object) -> frozenset[int]:
 
 
 def _positive_int(value: object) -> int:
-    return _int_at_least(value, 1)
+    return int_at_least(value, 1)
 
 
 def _non_negative_int(value: object) -> int:
-    return _int_at_least(value, 0)
+    return int_at_least(value, 0)
 
 
-def _int_at_least(value: object, minimum: int) -> int:
+def int_at_least(value: object, minimum: int) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
@@ -128,14 +128,14 @@ def _flag(value: object) -> bool:
     return value
 
 
-def _text(value: object) -> str:
+def parse_text(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected a non-empty string, got {value!r}")
     return value
 
 
 def _regex(value: object) -> str:
-    text = _text(value)
+    text = parse_text(value)
     try:
         re.compile(text)
     except re.error as exc:
@@ -144,14 +144,14 @@ def _regex(value: object) -> str:
 
 
 def _vote_on(value: object) -> str:
-    text = _text(value)
+    text = parse_text(value)
     if text in ("stdout", "summary", "exit-code"):
         return text
     return _regex(text)
 
 
 def _run_id(value: object) -> str:
-    text = _text(value)
+    text = parse_text(value)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", text):
         raise ValueError(
             f"a run id is 1-128 characters of A-Z a-z 0-9 . _ - and starts with a "
@@ -247,12 +247,12 @@ OPTION_PARSERS: Mapping[str, Callable[[object], Any]] = {
     "min_successes": _non_negative_int,
     "min_success_ratio": _ratio,
     "score": _regex,
-    "scorer": _text,
+    "scorer": parse_text,
     "vote_on": _vote_on,
-    "output_dir": _text,
+    "output_dir": parse_text,
     "run_id": _run_id,
     "format": _choice(FORMATS),
-    "summary_chars": lambda value: _int_at_least(value, 20),
+    "summary_chars": lambda value: int_at_least(value, 20),
     "max_lines": _positive_int,
     "quiet": _flag,
     "rate": parse_rate,

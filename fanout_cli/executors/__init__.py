@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fanout_cli.models import Attempt, TaskSpec
+from fanout_cli.models import Attempt, TaskSpec, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,33 @@ class AttemptPlan:
     timeout: float | None
     grace: float
     ok_exit: frozenset[int]
+
+
+def ended_attempt(
+    plan: AttemptPlan,
+    started_at: float,
+    status: TaskStatus,
+    reason: str,
+    *,
+    exit_code: int | None = None,
+    signal: int | None = None,
+    retryable: bool = True,
+    agent: Mapping[str, Any] | None = None,
+) -> Attempt:
+    """The Attempt of `plan` that ends now."""
+    return Attempt(
+        number=plan.number,
+        started_at=started_at,
+        finished_at=time.time(),
+        status=status,
+        exit_code=exit_code,
+        signal=signal,
+        reason=reason,
+        stdout_path=os.path.basename(plan.stdout_path),
+        stderr_path=os.path.basename(plan.stderr_path),
+        retryable=retryable,
+        agent=agent,
+    )
 
 
 class Executor(Protocol):

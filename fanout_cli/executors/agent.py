@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
-import os
 import random
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -24,7 +23,7 @@ import anyio
 
 from fanout_cli.agents import AgentSettings, Provider, read_attachments
 from fanout_cli.config import format_duration
-from fanout_cli.executors import AttemptPlan, Executor
+from fanout_cli.executors import AttemptPlan, Executor, ended_attempt
 from fanout_cli.models import AgentCall, Attempt, TaskSpec, TaskStatus
 from fanout_cli.pacing import Pause, RateLimiter
 
@@ -177,7 +176,7 @@ class AgentExecutor:
         if problem is not None or provider is None:
             reason = problem or "unknown provider"
             _write(plan.stderr_path, reason + "\n")
-            return _attempt(plan, started_at, TaskStatus.ERROR, reason, retryable=False)
+            return ended_attempt(plan, started_at, TaskStatus.ERROR, reason, retryable=False)
         url, headers, body = build_request(provider, call, prompt)
         record: dict[str, Any] = {
             "provider": provider.name,
@@ -198,7 +197,7 @@ class AgentExecutor:
         if outcome.text is not None:
             _write(plan.stdout_path, outcome.text)
         retryable = outcome.status is TaskStatus.TIMEOUT or outcome.retry
-        return _attempt(
+        return ended_attempt(
             plan, started_at, outcome.status, outcome.reason, retryable=retryable, agent=record
         )
 
@@ -522,27 +521,3 @@ def _write(path: str, text: str) -> None:
 def _append(path: str, text: str) -> None:
     with open(path, "a", encoding="utf-8", errors="surrogateescape") as handle:
         handle.write(text)
-
-
-def _attempt(
-    plan: AttemptPlan,
-    started_at: float,
-    status: TaskStatus,
-    reason: str,
-    *,
-    retryable: bool,
-    agent: Mapping[str, Any] | None = None,
-) -> Attempt:
-    return Attempt(
-        number=plan.number,
-        started_at=started_at,
-        finished_at=time.time(),
-        status=status,
-        exit_code=None,
-        signal=None,
-        reason=reason,
-        stdout_path=os.path.basename(plan.stdout_path),
-        stderr_path=os.path.basename(plan.stderr_path),
-        retryable=retryable,
-        agent=agent,
-    )

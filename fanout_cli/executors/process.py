@@ -24,7 +24,7 @@ import anyio
 import anyio.abc
 
 from fanout_cli.config import format_duration
-from fanout_cli.executors import AttemptPlan
+from fanout_cli.executors import AttemptPlan, ended_attempt
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
 
 _GROUP_POLL_SECONDS = 0.02
@@ -218,8 +218,9 @@ class ProcessExecutor:
         try:
             process = self._spawn(argv, spec.cwd, env, plan)
         except OSError as exc:
-            return self._attempt(plan, started_at, TaskStatus.ERROR, None, None,
-                                 start_failure(exc, argv[0], spec.cwd))
+            return ended_attempt(
+                plan, started_at, TaskStatus.ERROR, start_failure(exc, argv[0], spec.cwd)
+            )
         timed_out = False
         self._live.add(process.pid)
         try:
@@ -319,10 +320,12 @@ class ProcessExecutor:
         signum = -returncode if returncode < 0 else None
         if timed_out:
             reason = f"timed out after {format_duration(plan.timeout or 0)}"
-            return self._attempt(plan, started_at, TaskStatus.TIMEOUT, exit_code, signum, reason)
+            return ended_attempt(
+                plan, started_at, TaskStatus.TIMEOUT, reason, exit_code=exit_code, signal=signum
+            )
         if exit_code is not None and exit_code in plan.ok_exit:
             reason = f"exit {exit_code}" if exit_code else ""
-            return self._attempt(plan, started_at, TaskStatus.SUCCESS, exit_code, None, reason)
+            return ended_attempt(plan, started_at, TaskStatus.SUCCESS, reason, exit_code=exit_code)
         if signum is not None:
             reason = f"killed by {describe_signal(signum)}"
         else:
@@ -330,27 +333,8 @@ class ProcessExecutor:
             meaning = _SHELL_EXIT_MEANINGS.get(exit_code or 0)
             if meaning and isinstance(spec.command, str):
                 reason += f" ({meaning})"
-        return self._attempt(plan, started_at, TaskStatus.FAILURE, exit_code, signum, reason)
-
-    @staticmethod
-    def _attempt(
-        plan: AttemptPlan,
-        started_at: float,
-        status: TaskStatus,
-        exit_code: int | None,
-        signum: int | None,
-        reason: str,
-    ) -> Attempt:
-        return Attempt(
-            number=plan.number,
-            started_at=started_at,
-            finished_at=time.time(),
-            status=status,
-            exit_code=exit_code,
-            signal=signum,
-            reason=reason,
-            stdout_path=os.path.basename(plan.stdout_path),
-            stderr_path=os.path.basename(plan.stderr_path),
+        return ended_attempt(
+            plan, started_at, TaskStatus.FAILURE, reason, exit_code=exit_code, signal=signum
         )
 
 
