@@ -293,7 +293,9 @@ def execute_run(
     if prepared.agents is not None:
         from fanout_cli.executors.agent import AgentExecutor
 
-        executor = AgentExecutor(prepared.agents, executor, connections=prepared.config.jobs)
+        executor = AgentExecutor(
+            prepared.agents, executor, connections=prepared.config.jobs, http=prepared.http_calls
+        )
         options["agent"] = prepared.agents.document()
     report = run_tasks(
         prepared.config,

@@ -38,7 +38,8 @@ class PreparedRun:
     config: RunConfig
     title: str
     resume: Resume | None
-    agents: AgentSettings | None = None  # set when the run has agent tasks
+    agents: AgentSettings | None = None  # set when the run has agent or agent-cli tasks
+    http_calls: bool = False  # some tasks are agent calls over HTTP
 
 
 def prepare_run(
@@ -98,7 +99,8 @@ def prepare_run(
         problem = agents.check(list(source.specs()))
         if problem is not None:
             raise UsageError(f"agent tasks cannot run: {problem}")
-    return PreparedRun(source, config, title, resume, agents)
+    http_calls = agents is not None and "agent" in _kinds(source, request)
+    return PreparedRun(source, config, title, resume, agents, http_calls)
 
 
 def _settings(file_agent: dict[str, Any], agent_options: dict[str, Any]) -> AgentSettings:
@@ -124,6 +126,11 @@ def _complete_request(
         if problem is not None:
             raise UsageError(f"agent tasks cannot run: {problem}")
     else:  # an agent CLI: only what the command line says; the tool has its defaults
+        unused = [name for name in agent_options if name not in ("model", "system")]
+        if unused:
+            names = ", ".join(f"--{name.replace('_', '-')}" for name in unused)
+            raise UsageError(f"{names}: not for --agent-cli, which takes --model and --system "
+                             "(pass other settings to the tool in a task file's args)")
         call = replace(call, model=agent_options.get("model"), system=agent_options.get("system"))
     return replace(request, agent=call)
 
@@ -135,11 +142,7 @@ def _agent_settings(
     agent_options: dict[str, Any],
 ) -> AgentSettings | None:
     """The run's agent settings when it has agent tasks (which need the HTTP client)."""
-    if isinstance(source, sources.ListSource):
-        kinds = {spec.kind for spec in source.specs()}
-    else:
-        kinds = {"process" if request.agent is None else
-                 "agent" if request.agent.tool is None else "agent-cli"}
+    kinds = _kinds(source, request)
     if kinds == {"process"}:
         if agent_options:
             names = ", ".join(f"--{name.replace('_', '-')}" for name in agent_options)
@@ -153,6 +156,14 @@ def _agent_settings(
         if problem is not None:
             raise UsageError(problem)
     return _settings(file_agent, agent_options)
+
+
+def _kinds(source: sources.Source, request: SourceRequest) -> set[str]:
+    if isinstance(source, sources.ListSource):
+        return {spec.kind for spec in source.specs()}
+    if request.agent is None:
+        return {"process"}
+    return {"agent" if request.agent.tool is None else "agent-cli"}
 
 
 def _complete(spec: TaskSpec, agents: AgentSettings) -> TaskSpec:

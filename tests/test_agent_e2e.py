@@ -932,6 +932,24 @@ def logged_argvs(tmp_path: Path) -> list[list[str]]:
     return [json.loads(line) for line in lines]
 
 
+def test_agent_cli_runs_need_no_http_client(tmp_path: Path) -> None:
+    """An agent CLI is a process: a run of them works without the agent extra, and
+    settings only HTTP calls take are refused."""
+    env = stub_tools(tmp_path)
+    poisoned = tmp_path / "poisoned"
+    (poisoned / "httpx2").mkdir(parents=True)
+    (poisoned / "httpx2" / "__init__.py").write_text("raise ImportError('httpx2 imported')\n")
+    env["PYTHONPATH"] = str(poisoned)
+    completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "Say {}", ":::", "a", **env)
+    assert completed.returncode == 0, completed.stderr
+    assert rows(completed)["a"]["summary"] == "stub says: Say a"
+
+    refused = fanout(None, "run", "--agent-cli", "llm", "--prompt", "{}", "--temperature", "0",
+                     ":::", "a", **env)
+    assert refused.returncode == 2
+    assert "--temperature: not for --agent-cli" in refused.stderr
+
+
 def test_agent_cli_llm_gets_the_preset_argv(tmp_path: Path) -> None:
     env = stub_tools(tmp_path)
     completed = fanout(

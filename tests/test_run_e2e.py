@@ -1010,3 +1010,27 @@ def test_a_tasks_own_env_and_path_reach_the_child(tmp_path: Path) -> None:
     assert rows["own-path"]["summary"] == "found with hello"
     assert rows["no-path"]["status"] == "error"
     assert rows["no-path"]["summary"] == "command not found: only-here"
+
+
+def test_rate_caps_how_often_process_attempts_start() -> None:
+    """--rate 3/s over seven quick tasks at -j 7: at most 3 starts in any second, so
+    the seventh starts two seconds after the first."""
+    completed = run_fanout("run", "--rate", "3/s", "-j", "7", "--", "true", ":::", *"abcdefg")
+    assert completed.returncode == 0, completed.stderr
+    starts = sorted(
+        journal_time(event)
+        for event in read_journal(completed.run_dir)
+        if event["event"] == "task_started"
+    )
+    assert len(starts) == 7
+    for first, fourth in zip(starts, starts[3:], strict=False):
+        assert fourth - first >= 0.99, starts  # journal times are in milliseconds
+    assert starts[-1] - starts[0] >= 1.99
+    assert completed.manifest()["options"]["rate"] == "3/s"
+
+
+def test_rate_must_say_per_what() -> None:
+    completed = run_fanout("run", "--rate", "60", "--", "true", ":::", "a")
+    assert completed.returncode == 2
+    assert "--rate: expected a rate such as 60/min" in completed.stderr
+    assert_clean(completed)

@@ -86,7 +86,9 @@ class AgentExecutor:
         processes: Executor,
         transport: httpx2.AsyncBaseTransport | None = None,  # tests: a MockTransport
         connections: int = 10,
+        http: bool = True,  # False: only agent CLIs, no HTTP client (nor its import)
     ) -> None:
+        self.http = http
         self.settings = settings
         self.connections = connections  # -j: keep that many connections alive
         self.processes = processes
@@ -104,7 +106,11 @@ class AgentExecutor:
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[None]:
-        import httpx2  # the optional extra: only runs with agent tasks import it
+        if not self.http:
+            async with self.processes.session():
+                yield
+            return
+        import httpx2  # the optional extra: only runs with agent calls import it
 
         timeout = httpx2.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
         # A pool scans all its idle connections for every request it places, so -j 50
