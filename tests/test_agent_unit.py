@@ -1226,3 +1226,11 @@ def test_settings_values_leaves_out_what_it_cannot_read() -> None:
 def test_settings_values_skips_a_provider_that_is_not_a_table() -> None:
     values = settings_values({"providers": {"odd": "text", "none": None}})
     assert values == {"providers": {}}
+
+
+def test_a_fastapi_detail_body_is_the_reason() -> None:
+    """llama.cpp's Python server answers a wrong key with {"detail": ...}."""
+    outcome = classify_response("openai", 401, {}, '{"detail": "Invalid API key"}')
+    assert outcome.status is TaskStatus.FAILURE
+    assert outcome.reason == "HTTP 401: Invalid API key"
+    assert outcome.retry is False

@@ -490,6 +490,9 @@ def _error_message(document: Any) -> str | None:
         return _one_line(error["message"], 300)
     if isinstance(error, str):
         return _one_line(error, 300)
+    detail = document.get("detail") if isinstance(document, dict) else None
+    if isinstance(detail, str):  # FastAPI-based servers (llama.cpp's Python server)
+        return _one_line(detail, 300)
     return None
 
 
