@@ -215,6 +215,39 @@ class Bench:
         return result
 
 
+    def sharding(self) -> Result:
+        result = Result("200 skewed tasks in 4 shards", "slowest shard / ideal",
+                        "<= 1.10 x ideal with accurate timings")
+        shards, durations = 4, _skewed_durations(200, 40.0)
+        ideal = sum(durations) / shards
+        values = self.scratch / "shard-values.txt"
+        values.write_text("".join(f"{d}\n" for d in durations))
+        timings = self.scratch / "shard-timings.json"
+        timings.write_text(json.dumps({"fanout_timings_version": 1, "tasks": {
+            str(d): {"durations": [d], "last_status": "success"} for d in durations}}))
+        by_time = [FANOUT, "run", "-q", "-j", "1", "--timings", str(timings), "--output-dir",
+                   str(self.scratch / "shard-time"), "--", "sleep"]
+        by_count = [FANOUT, "run", "-q", "-j", "1", "--output-dir", str(self.scratch / "shard-count"),
+                    "--", "sleep"]
+        plan = subprocess.run([*by_time[:2], "--shard", f"1/{shards}", "--dry-run", *by_time[2:]],
+                              stdin=open(values, "rb"), capture_output=True, text=True, check=True).stdout
+        estimated = max(float(line.rsplit("estimated ", 1)[1].split("s")[0])
+                        for line in plan.splitlines() if line.startswith("# shard "))
+        time_walls = _shard_walls(by_time, shards, values)
+        count_walls = _shard_walls(by_count, shards, values)
+        counted = [sum(float(row["task_id"]) for row in json.loads((run / "manifest.json").read_bytes())["tasks"])
+                   for run in (self.scratch / "shard-count").iterdir()]
+        result.fanout = max(time_walls)
+        result.peer, result.peer_name = ideal, f"ideal: total/{shards}"
+        result.ratio = result.fanout / ideal
+        result.passed = result.ratio <= 1.10
+        result.samples = {"by time": time_walls, "by count": count_walls}
+        result.note = (f"timing-based: estimated {estimated:.2f}s ({estimated / ideal:.2f} x), measured "
+                       f"{max(time_walls):.2f}s; count-based: estimated about {max(counted):.2f}s "
+                       f"({max(counted) / ideal:.2f} x), measured {max(count_walls):.2f}s "
+                       f"({max(count_walls) / ideal:.2f} x)")
+        return result
+
     def agent_calls(self) -> Result:
         result = Result("500 agent calls, 50 ms server, -j 50", "wall s / ideal", "<= 1.2 x ideal (0.5 s)")
         calls, jobs, latency = 500, 50, 0.05
@@ -248,6 +281,13 @@ class Bench:
             peer = statistics.median(samples["xargs+curl"])
             result.note += f"; xargs -P{jobs} curl: {peer:.3f}s (fanout {result.fanout / peer:.2f} x)"
         return result
+
+
+def _shard_walls(command: list[str], shards: int, values: Path) -> list[float]:
+    """Each shard's wall time, run one after another: on CI every shard has a machine
+    of its own, and four of them at once on this 2-core box would measure the box."""
+    return [timed([*command[:2], "--shard", f"{i}/{shards}", *command[2:]], str(values))
+            for i in range(1, shards + 1)]
 
 
 def _slow_chat_server(latency: float):  # type: ignore[no-untyped-def]
@@ -288,6 +328,14 @@ def _slow_chat_server(latency: float):  # type: ignore[no-untyped-def]
             server.server_close()
 
     return serving()
+
+
+def _skewed_durations(count: int, total: float) -> list[float]:
+    """A test suite's shape: most tasks quick, a few long (Pareto-like), in an order
+    that does not follow their length."""
+    raw = [1.0 / ((n * 7919 % count) + 1) ** 0.8 for n in range(count)]
+    scale = total / sum(raw)
+    return [round(value * scale, 3) for value in raw]
 
 
 def _sha256(path: Path) -> str:
@@ -334,7 +382,7 @@ WORKLOADS = {
     "tmpfs": Bench.tmpfs, "disk": Bench.disk, "startup": Bench.startup,
     "big-output": Bench.big_output, "dry-run": Bench.dry_run,
     "mixed-sleeps": Bench.mixed_sleeps, "early-exit": Bench.early_exit,
-    "agent-calls": Bench.agent_calls,
+    "agent-calls": Bench.agent_calls, "sharding": Bench.sharding,
 }
 
 

@@ -146,6 +146,18 @@ def run(
     resume_failed: Annotated[str | None, typer.Option("--resume-failed", metavar="RUN",
                              help="Like --resume, and also re-run RUN's failed, timed-out, "
                                   "cancelled and error tasks.")] = None,
+    shard: Annotated[Text, typer.Option(metavar="I/N",
+                     help="Run only shard I of N (1-based), balanced by recorded durations "
+                          "(env FANOUT_SHARD, or CI_NODE_INDEX/CI_NODE_TOTAL and the like).")] = None,
+    timings: Annotated[list[str] | None, typer.Option("--timings", metavar="FILE",
+                       help="Recorded durations for --shard and --order: fanout timings JSON, a "
+                            "manifest.json or JUnit XML (repeatable). [default: earlier runs in "
+                            "the output dir]")] = None,
+    order: Annotated[Text, typer.Option(metavar="ORDER",
+                     help="input, longest-first or failed-first (by recorded durations and "
+                          "results). [default: input]")] = None,
+    junit: Annotated[Text, typer.Option(metavar="FILE",
+                     help="Also write the run as JUnit XML, one testcase per task.")] = None,
     rate: Annotated[Text, typer.Option(metavar="N/PERIOD",
                     help="Start at most N attempts per PERIOD, run-wide: 60/min, 5/s, 10/30s.")] = None,
     agent: Annotated[bool, typer.Option("--agent",
@@ -211,7 +223,8 @@ def run(
         "vote_on": vote_on, "output_dir": output_dir, "run_id": run_id,
         "format": output_format, "summary_chars": summary_chars, "max_lines": max_lines,
         "quiet": quiet or None,  # not given: [run] quiet may still apply
-        "rate": rate,
+        "rate": rate, "shard": shard, "timings": timings or None, "order": order,
+        "junit": junit,
     }  # fmt: skip
     agent_options = {
         "provider": provider, "model": model, "system": system, "temperature": temperature,
@@ -280,11 +293,19 @@ def execute_run(
     from fanout_cli.executors import Executor
     from fanout_cli.executors.process import ProcessExecutor
     from fanout_cli.prepare import prepare_run
-    from fanout_cli.report import Console, make_renderer, print_dry_run
+    from fanout_cli.report import (
+        Console,
+        make_renderer,
+        print_dry_run,
+        print_shard_plan,
+        write_run_junit,
+    )
     from fanout_cli.runner import run_tasks
 
     prepared = prepare_run(request, command_line, resuming, stdin_is_terminal(), agent_options)
     if dry_run:
+        if prepared.shards is not None:
+            print_shard_plan(Console(), prepared.shards, prepared.config.shard, prepared.known)
         print_dry_run(Console(), prepared.source.commands(prepared.config.jobs))
         return EXIT_PASS
     renderer = make_renderer(prepared.config, Console())
@@ -306,6 +327,8 @@ def execute_run(
         options=options,
         resume=prepared.resume,
     )
+    if prepared.config.junit is not None:
+        write_run_junit(prepared.config.junit, report)
     renderer.finish(report)
     if report.interrupted is not None:
         return 128 + signal.Signals[report.interrupted].value  # 130 SIGINT, 143 SIGTERM
@@ -398,10 +421,83 @@ def clean(
     report.print_clean(report.Console(), folder, plan, dry_run=dry_run)
 
 
+@app.command()
+def merge(
+    runs: Annotated[list[str], typer.Argument(metavar="RUN_OR_DIR...",
+                    help="Runs to merge: run ids, run folders, or folders holding run folders "
+                         "(downloaded CI artifacts).")],
+    junit: Annotated[str | None, typer.Option(metavar="FILE",
+                     help="Also write the merged run as JUnit XML.")] = None,
+    timings_out: Annotated[str | None, typer.Option("--timings-out", metavar="FILE",
+                           help="Also write the merged timings here, for the next --shard.")] = None,
+    strategy: Annotated[str | None, typer.Option(metavar="S",
+                        help="Verdict strategy. [default: the one the runs used]")] = None,
+    required_successes: Annotated[str | None, typer.Option("--required-successes", metavar="N",
+                                  help="first-n-succeed: successes needed.")] = None,
+    min_successes: Annotated[str | None, typer.Option("--min-successes", metavar="N",
+                             help="partial-success: successes needed.")] = None,
+    min_success_ratio: Annotated[str | None, typer.Option("--min-success-ratio", metavar="R",
+                                 help="partial-success: share of all tasks needed, 0-1.")] = None,
+    output_format: Annotated[str | None, typer.Option("--format", metavar="F",
+                             help="human, aop or json. [default: human]")] = None,
+    output_dir: OutputDir = None,
+) -> None:
+    """Fan shard runs back in: one manifest, one verdict, one JUnit file, merged timings.
+
+    The merged run is a new folder in the output dir (its manifest lists every task
+    with the folder its files are in). A task found in several runs counts once: the
+    newest run's result.
+
+    Exit status: 0 verdict pass, 1 verdict fail, 2 usage error.
+
+    Example: fanout merge artifacts/ --junit report.xml --timings-out timings.json
+    """
+    from fanout_cli import merge as merging
+
+    options = {
+        "strategy": strategy, "required_successes": required_successes,
+        "min_successes": min_successes, "min_success_ratio": min_success_ratio,
+        "format": output_format,
+    }  # fmt: skip
+    raise typer.Exit(merging.run_merge(
+        runs, _output_dir(output_dir), options, junit=junit, timings_out=timings_out
+    ))
+
+
+timings_app = typer.Typer(
+    help="Recorded task durations, for --shard and --order.", no_args_is_help=True
+)
+app.add_typer(timings_app, name="timings")
+
+
+@timings_app.command("export")
+def timings_export(
+    runs: Annotated[list[str] | None, typer.Argument(metavar="[RUN_OR_DIR...]",
+                    help="Runs to read. [default: the newest 30 finished runs of the output dir]")] = None,
+    output: Annotated[str, typer.Option("-o", "--output", metavar="FILE",
+                      help="Where to write the timings JSON (- for stdout).")] = "-",
+    timings: Annotated[list[str] | None, typer.Option("--timings", metavar="FILE",
+                       help="Timings to start from: a timings file, manifest or JUnit XML "
+                            "(repeatable; runs are added after them).")] = None,
+    output_dir: OutputDir = None,
+) -> None:
+    """Write the recorded durations of runs as one timings file.
+
+    CI caches the file between pipelines and passes it to every shard with --timings,
+    so that all shards plan from the same data.
+
+    Example: fanout timings export -o .fanout-timings.json
+    """
+    from fanout_cli import merge as merging
+
+    merging.export_timings(runs or [], _output_dir(output_dir), output, timings or [])
+
+
 def options_document(config: RunConfig) -> dict[str, Any]:
     document = asdict(config)
     document["ok_exit"] = sorted(config.ok_exit)
     document["rate"] = None if config.rate is None else str(config.rate)
+    document["timings"] = list(config.timings)
     return document
 
 

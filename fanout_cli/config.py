@@ -11,6 +11,7 @@ from typing import Any
 
 STRATEGIES = ("all-succeed", "first-n-succeed", "best-of-n", "majority-vote", "partial-success")
 FORMATS = ("human", "aop", "json", "jsonl")
+ORDERS = ("input", "longest-first", "failed-first")
 DEFAULT_OUTPUT_DIR = ".cache/agent-outputs"
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
@@ -204,6 +205,19 @@ def parse_rate(value: object) -> Rate:
     return Rate(int(count_text), period, text)
 
 
+def _shard(value: object) -> object:
+    from fanout_cli.timings import parse_shard
+
+    return parse_shard(value)
+
+
+def _paths(value: object) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) and i for i in items):
+        raise ValueError(f"expected a file name or a list of them, got {value!r}")
+    return tuple(items)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Every option of `fanout run`, after the command line and [run] table are merged."""
@@ -230,6 +244,10 @@ class RunConfig:
     max_lines: int = 50
     quiet: bool = False
     rate: Rate | None = None
+    shard: str | None = None  # "2/4": run only shard 2 of 4
+    timings: tuple[str, ...] = ()  # files of recorded durations, for --shard and --order
+    order: str = "input"
+    junit: str | None = None  # write JUnit XML of the run here
 
 
 # Each option's parser accepts either the command line's string or the TOML value.
@@ -256,6 +274,10 @@ OPTION_PARSERS: Mapping[str, Callable[[object], Any]] = {
     "max_lines": _positive_int,
     "quiet": _flag,
     "rate": parse_rate,
+    "shard": lambda value: str(_shard(value)),
+    "timings": _paths,
+    "order": _choice(ORDERS),
+    "junit": parse_text,
 }
 
 assert set(OPTION_PARSERS) == {f.name for f in fields(RunConfig)}

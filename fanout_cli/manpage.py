@@ -88,6 +88,26 @@ that agent CLI headless as a process: claude -p --output-format json; codex exec
 The tool's answer, usage and cost are parsed into the details file's agent record,
 and summaries, scores and votes read the answer.
 """),
+    ("SHARDING", """\
+--shard I/N runs shard I of N (1-based); without it, FANOUT_SHARD=I/N or a CI
+system's variables choose one: CI_NODE_INDEX and CI_NODE_TOTAL (GitLab, 1-based),
+CIRCLE_NODE_INDEX and CIRCLE_NODE_TOTAL (CircleCI, 0-based), BUILDKITE_PARALLEL_JOB
+and BUILDKITE_PARALLEL_JOB_COUNT (0-based), SEMAPHORE_JOB_INDEX and
+SEMAPHORE_JOB_COUNT (1-based). Shards are disjoint and cover every task, whatever the
+input order: tasks are sorted by estimated duration and id, and each goes to the
+least-loaded shard (longest-processing-time-first). Estimates are the 85th percentile
+of a task's last 20 recorded durations, from --timings FILE (a fanout timings file, a
+manifest.json, or JUnit XML from any runner; repeatable; a missing file is a warning)
+or else the output dir's earlier runs; tasks with no history get the median of the
+known. --dry-run with --shard prints every shard's estimate first. --order
+longest-first or failed-first orders a run (or a shard) by the same data. --junit
+FILE writes JUnit XML: a testcase per task, failure or error with the summary, skipped
+for cancelled tasks, capped stdout and stderr tails, run id and shard as properties.
+fanout merge RUN_OR_DIR... reads shard runs (ids, run folders, or folders holding
+them), writes one merged run with one verdict, and with --junit and --timings-out
+the JUnit file and the merged timings. fanout timings export -o FILE writes the
+recorded durations of the output dir's runs (or of named runs) as one timings file.
+"""),
     ("FILES", """\
 Each run has a folder OUTPUT-DIR/RUN-ID/ (mode 0700) holding, per task,
 SEQ-SLUG.json (the details file: AOP header keys and fanout's full record),
@@ -155,15 +175,25 @@ fanout run answers.toml --strategy majority-vote --vote-on 'ANSWER: (\\w+)'
 git diff --name-only | fanout run --prompt 'Review {}' --attach {} --model gpt-4o-mini
 fanout run --prompt 'Is {} prime?' --base-url http://127.0.0.1:8080/v1 --model m ::: 7 9
 fanout run --agent-cli claude --prompt 'Summarise {}' --rate 30/min ::: docs/*.md
+fanout run tests.toml --shard 2/4 --timings timings.json --junit junit-2.xml
+fanout merge artifacts/ --junit report.xml --timings-out timings.json
 """),
     ("SEE ALSO", "parallel(1), xargs(1)\n"),
 ]
 
 
 def _commands() -> dict[str, Any]:
+    """Every command by its full name: "run", ..., and "timings export" for a group's."""
     group = typer.main.get_command(app)
     assert isinstance(group, typer.core.TyperGroup)
-    return dict(group.commands)
+    commands: dict[str, Any] = {}
+    for name, command in group.commands.items():
+        if isinstance(command, typer.core.TyperGroup):
+            for sub_name, sub in command.commands.items():
+                commands[f"{name} {sub_name}"] = sub
+        else:
+            commands[name] = command
+    return commands
 
 
 def option_rows(name: str = "run") -> list[tuple[str, str]]:
@@ -205,6 +235,12 @@ def render_manpage() -> str:
         ".B fanout clean",
         "[\\fB\\-\\-older\\-than\\fR \\fIDUR\\fR] [\\fB\\-\\-keep\\fR \\fIN\\fR] "
         "[\\fB\\-\\-all\\fR] [\\fIOPTIONS\\fR]",
+        ".br",
+        ".B fanout merge",
+        "\\fIRUN_OR_DIR\\fR... [\\fIOPTIONS\\fR]",
+        ".br",
+        ".B fanout timings export",
+        "[\\fIRUN_OR_DIR\\fR...] [\\fB\\-o\\fR \\fIFILE\\fR]",
         ".br",
         ".B fanout \\-\\-version",
         ".SH DESCRIPTION",

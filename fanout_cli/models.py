@@ -186,6 +186,7 @@ class RunReport:
     finished_at: float
     title: str  # "fanout run tasks.toml: 12 tasks, all-succeed"
     interrupted: str | None = None  # "SIGINT" / "SIGTERM" when the run was stopped
+    shard: str | None = None  # "2/4" when the run was one shard of a split
 
     @property
     def duration(self) -> float:

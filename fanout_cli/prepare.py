@@ -5,6 +5,8 @@ file's [run] table, the command line."""
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,12 +26,14 @@ from fanout_cli.sources import SourceRequest
 
 if TYPE_CHECKING:
     from fanout_cli.agents import AgentSettings
+    from fanout_cli.timings import ShardPlan
 
 # history, resume and taskfile are imported where they are needed: a plain run from
 # stdin or ::: starts faster without them.
 
 # Not carried over from the run being resumed: where it is, and how to print this time.
-_NOT_RESUMED = ("run_id", "output_dir", "quiet", "format")
+# A resumed shard run's saved task list is already that shard: never split it again.
+_NOT_RESUMED = ("run_id", "output_dir", "quiet", "format", "shard", "junit")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class PreparedRun:
     resume: Resume | None
     agents: AgentSettings | None = None  # set when the run has agent or agent-cli tasks
     http_calls: bool = False  # some tasks are agent calls over HTTP
+    shards: list[ShardPlan] | None = None  # --shard: every shard's plan (for --dry-run)
+    known: int = 0  # how many tasks had recorded durations
 
 
 def prepare_run(
@@ -67,24 +73,10 @@ def prepare_run(
         command_line = {**command_line, "output_dir": str(run_dir.parent), "run_id": run_dir.name}
         book = ResumeBook.load(run_dir, rerun_failed=resuming[1])
         resume = Resume(run_dir, book, from_saved_list=not names_a_source)
-    file_options: dict[str, object] = {}
-    file_agent: dict[str, Any] = saved_agent
-    source: sources.Source
     agent_options = {k: v for k, v in (agent_options or {}).items() if v is not None}
     if request.agent is not None:
         request = _complete_request(request, agent_options, saved_agent)
-    if resume is not None and resume.from_saved_list:
-        from fanout_cli.resume import saved_specs
-
-        source = sources.ListSource(resume.run_dir.name, saved_specs(resume.run_dir))
-    elif request.taskfile is not None:
-        source, file_options, file_agent = _task_file_source(request.taskfile)
-    elif request.values is not None:
-        source = sources.argument_source(sources.value_tasks(request), list(request.values))
-    elif request.globs:
-        source = sources.glob_source(sources.value_tasks(request), list(request.globs))
-    else:
-        source = sources.StdinSource(sources.value_tasks(request), request.null_separated)
+    source, file_options, file_agent = _source(request, resume)
     try:
         config = build_config(saved_options, file_options, command_line)
     except OptionError as exc:
@@ -92,7 +84,7 @@ def prepare_run(
     title = sources.describe_source(request)
     if resume is not None:
         title = f"fanout run --resume {resume.run_dir.name}"
-    agents = _agent_settings(source, request, file_agent, agent_options)
+    agents = _agent_settings(source, request, file_agent or saved_agent, agent_options)
     if agents is not None and isinstance(source, sources.ListSource):
         completed = [_complete(spec, agents) for spec in source.specs()]
         source = sources.ListSource(source.name, completed)
@@ -100,7 +92,82 @@ def prepare_run(
         if problem is not None:
             raise UsageError(f"agent tasks cannot run: {problem}")
     http_calls = agents is not None and "agent" in _kinds(source, request)
-    return PreparedRun(source, config, title, resume, agents, http_calls)
+    if config.junit is not None:
+        folder = os.path.dirname(os.path.abspath(config.junit))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--junit {config.junit}: no such folder {folder}")
+    shards, known = None, 0
+    if resume is None:
+        config = _shard_from_environment(config)
+    if config.shard is not None or config.order != "input":
+        source, shards, known = _split(source, config, resume)
+        if config.shard is not None:
+            title = f"{title} [shard {config.shard}]"
+    return PreparedRun(source, config, title, resume, agents, http_calls, shards, known)
+
+
+def _source(
+    request: SourceRequest, resume: Resume | None
+) -> tuple[sources.Source, dict[str, object], dict[str, Any]]:
+    """The task source the request names, with the task file's [run] and [agent]."""
+    if resume is not None and resume.from_saved_list:
+        from fanout_cli.resume import saved_specs
+
+        return sources.ListSource(resume.run_dir.name, saved_specs(resume.run_dir)), {}, {}
+    if request.taskfile is not None:
+        return _task_file_source(request.taskfile)
+    tasks = sources.value_tasks(request)
+    if request.values is not None:
+        return sources.argument_source(tasks, list(request.values)), {}, {}
+    if request.globs:
+        return sources.glob_source(tasks, list(request.globs)), {}, {}
+    return sources.StdinSource(tasks, request.null_separated), {}, {}
+
+
+def _shard_from_environment(config: RunConfig) -> RunConfig:
+    """--shard when given, else FANOUT_SHARD or a CI system's node index and total."""
+    if config.shard is not None:
+        return config
+    from fanout_cli.timings import shard_from_environment
+
+    try:
+        found = shard_from_environment(os.environ)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return config if found is None else replace(config, shard=str(found[0]))
+
+
+def _split(
+    source: sources.Source, config: RunConfig, resume: Resume | None
+) -> tuple[sources.ListSource, list[ShardPlan] | None, int]:
+    """This shard's tasks (all of them without --shard), in --order, planned from the
+    recorded durations: --timings files, else the output folder's earlier runs."""
+    from fanout_cli import timings as recorded
+
+    specs = list(source.specs())  # a shard needs the whole list: stdin is read to its end
+    if config.timings:
+        timings = recorded.Timings()
+        for path in config.timings:
+            if not os.path.exists(path):  # a first CI pipeline has no cached timings yet
+                sys.stderr.write(f"fanout: warning: --timings {path}: no such file; "
+                                 "tasks it does not cover are estimated alike\n")
+                continue
+            try:
+                timings.merge(recorded.load_timings(path))
+            except ValueError as exc:
+                raise UsageError(f"--timings {exc}") from None
+    else:
+        runs = Path(config.output_dir) if resume is None else resume.run_dir.parent
+        timings = recorded.timings_from_runs(runs)
+    estimates = timings.estimates(specs)
+    known = sum(1 for spec in specs if timings.known(spec.task_id) is not None)
+    plans = None
+    if config.shard is not None:
+        shard = recorded.parse_shard(config.shard)
+        plans = recorded.plan_shards(specs, estimates, shard.total)
+        specs = list(plans[shard.index - 1].tasks)
+    specs = recorded.ordered(specs, config.order, estimates, timings)
+    return sources.ListSource(source.name, specs), plans, known
 
 
 def _settings(file_agent: dict[str, Any], agent_options: dict[str, Any]) -> AgentSettings:

@@ -29,6 +29,7 @@ from fanout_cli.template import display_command
 
 if TYPE_CHECKING:  # runs/show/clean only; a plain run does not load history
     from fanout_cli.history import CleanPlan, RunInfo
+    from fanout_cli.timings import ShardPlan
 
 RESULT_VERSION = 1
 _COLORS = {
@@ -108,6 +109,46 @@ def print_dry_run(
     console.write_bytes(b"".join(batch))
 
 
+def print_shard_plan(
+    console: Console, plans: list[ShardPlan], shard: str | None, known: int
+) -> None:
+    """--dry-run --shard: every shard's size and estimated time, as shell comments."""
+    count = sum(len(plan.tasks) for plan in plans)
+    total = sum(plan.estimate for plan in plans)
+    if known:
+        basis = f"recorded durations of {known} of {count} tasks (the rest at their median)"
+        if known == count:
+            basis = "recorded durations of every task"
+        console.line(f"# {len(plans)} shards by {basis}: {format_seconds(total)} in all, "
+                     f"ideal {format_seconds(total / len(plans))} a shard")
+    else:
+        console.line(f"# {len(plans)} shards by task count: no recorded durations")
+    for number, plan in enumerate(plans, start=1):
+        marker = "  <- this shard" if f"{number}/{len(plans)}" == shard else ""
+        tasks = len(plan.tasks)
+        estimate = f", estimated {format_seconds(plan.estimate)}" if known else ""
+        console.line(f"# shard {number}/{len(plans)}: {tasks} task{'s' * (tasks != 1)}"
+                     f"{estimate}{marker}")
+
+
+def write_run_junit(path: str, report: RunReport) -> None:
+    from fanout_cli.junit import write_junit
+
+    rows = ({**row, "run_dir": report.run_dir} for row in report.rows())
+    try:
+        write_junit(
+            path,
+            rows,
+            suite=report.title,
+            run_id=report.run_id,
+            timestamp=report.started_at,
+            duration=report.duration,
+            shard=report.shard,
+        )
+    except OSError as exc:
+        error_line(f"--junit {path}: cannot write: {exc.strerror}")
+
+
 class HumanRenderer:
     """A line per task as it ends, then the verdict line."""
 
@@ -141,9 +182,10 @@ def verdict_line(report: RunReport, console: Console) -> str:
     verdict = report.verdict
     word = console.style("PASS", "1;32") if verdict.passed else console.style("FAIL", "1;31")
     tasks = verdict.counts["tasks"]
+    shard = f" of shard {report.shard}" if report.shard else ""
     return (
-        f"{word} {verdict.strategy}: {verdict.reason} · {tasks} task{'s' * (tasks != 1)} in "
-        f"{format_seconds(report.duration)} · {display_path(report.manifest_path)}"
+        f"{word} {verdict.strategy}: {verdict.reason} · {tasks} task{'s' * (tasks != 1)}{shard} "
+        f"in {format_seconds(report.duration)} · {display_path(report.manifest_path)}"
     )
 
 

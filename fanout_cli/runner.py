@@ -479,6 +479,7 @@ def run_tasks(
             finished_at=time.time(),
             title=f"{title}: {count} task{'s' * (count != 1)}, {config.strategy}",
             interrupted=interrupted,
+            shard=config.shard,
         )
         kept = {} if resume is None else {"resume": resume.book.summary()}
         store.journal(

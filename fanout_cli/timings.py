@@ -1,0 +1,260 @@
+"""Recorded task durations, and the shards and orders made from them.
+
+Durations come from earlier runs in the output folder, or from `--timings FILE`: a
+fanout timings file (`fanout timings export`), a run's manifest.json, or JUnit XML from
+any test runner. Each task's estimate is the 85th percentile of its last 20 recorded
+durations; a task with no history gets the median of the known estimates.
+
+A shard plan is longest-processing-time-first bin packing over tasks sorted by
+(estimate, id, command): every machine that has the same tasks and the same timings
+computes the same shards, whatever order the tasks came in."""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fanout_cli.models import TaskSpec
+
+TIMINGS_VERSION = 1
+HISTORY = 20  # durations kept per task
+PERCENTILE = 0.85
+RUNS_READ = 30  # newest runs of the output folder read for history
+UNKNOWN_SECONDS = 1.0  # every estimate when nothing at all is known: a split by count
+_MEASURED = ("success", "failure", "timeout")  # ran to an end: its duration means something
+_FAILED = ("failure", "timeout", "error")
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int  # 1-based
+    total: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.total}"
+
+
+def parse_shard(value: object) -> Shard:
+    """`2/4` -> Shard(2, 4): shard 2 of 4, 1-based."""
+    text = value.strip() if isinstance(value, str) else ""
+    index, slash, total = text.partition("/")
+    if not slash or not index.isdigit() or not total.isdigit():
+        raise ValueError(f"expected I/N such as 2/4 (shard I of N, 1-based), got {value!r}")
+    shard = Shard(int(index), int(total))
+    if not 1 <= shard.index <= shard.total:
+        raise ValueError(f"the shard number must be from 1 to {shard.total}, got {value!r}")
+    return shard
+
+
+# (index variable, total variable, index of the first node): what CI systems set on
+# each job of a parallel matrix. GitLab's `parallel:` keyword, CircleCI's
+# `parallelism`, Buildkite's `parallelism`, Semaphore's `parallelism`.
+CI_SHARD_VARIABLES = (
+    ("CI_NODE_INDEX", "CI_NODE_TOTAL", 1),
+    ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", 0),
+    ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0),
+    ("SEMAPHORE_JOB_INDEX", "SEMAPHORE_JOB_COUNT", 1),
+)
+
+
+def shard_from_environment(environ: Mapping[str, str]) -> tuple[Shard, str] | None:
+    """The shard the environment asks for, and the variable(s) that said so:
+    FANOUT_SHARD=I/N, else a CI system's node index and total (when total > 1)."""
+    if environ.get("FANOUT_SHARD"):
+        try:
+            return parse_shard(environ["FANOUT_SHARD"]), "FANOUT_SHARD"
+        except ValueError as exc:
+            raise ValueError(f"FANOUT_SHARD: {exc}") from None
+    for index_name, total_name, first in CI_SHARD_VARIABLES:
+        index, total = environ.get(index_name, ""), environ.get(total_name, "")
+        if index.isdigit() and total.isdigit() and int(total) > 1:
+            shard = Shard(int(index) - first + 1, int(total))
+            if not 1 <= shard.index <= shard.total:
+                raise ValueError(f"{index_name}={index} is outside 1..{total_name}={total}")
+            return shard, f"{index_name}/{total_name}"
+    return None
+
+
+@dataclass
+class Timings:
+    """Durations by task id (oldest first, at most HISTORY each), the latest status of
+    each task, and durations read from JUnit XML (matched to tasks by name)."""
+
+    durations: dict[str, list[float]] = field(default_factory=dict)
+    last_status: dict[str, str] = field(default_factory=dict)
+    junit: dict[str, float] = field(default_factory=dict)
+
+    def record(self, task_id: str, status: str, seconds: float | None) -> None:
+        self.last_status[task_id] = status
+        measured = seconds is not None and math.isfinite(seconds) and seconds >= 0
+        if status in _MEASURED and measured:
+            assert seconds is not None
+            history = self.durations.setdefault(task_id, [])
+            history.append(seconds)
+            del history[:-HISTORY]
+
+    def add_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """The task rows of one run (a manifest's "tasks"), oldest run first."""
+        for row in rows:
+            task_id, status = row.get("task_id"), row.get("status")
+            if not isinstance(task_id, str) or not isinstance(status, str):
+                continue
+            milliseconds = row.get("duration_ms")
+            seconds = milliseconds / 1000 if isinstance(milliseconds, int | float) else None
+            self.record(task_id, status, seconds)
+
+    def merge(self, other: Timings) -> None:
+        """Add `other`, as if it was recorded after this."""
+        for task_id, history in other.durations.items():
+            merged = self.durations.setdefault(task_id, [])
+            merged.extend(history)
+            del merged[:-HISTORY]
+        self.last_status.update(other.last_status)
+        self.junit.update(other.junit)
+
+    def known(self, task_id: str) -> float | None:
+        """The estimate from this task's own history, or None."""
+        history = self.durations.get(task_id)
+        if history:
+            ranked = sorted(history)
+            return ranked[max(math.ceil(PERCENTILE * len(ranked)) - 1, 0)]  # nearest rank
+        if self.junit:
+            from fanout_cli.junit import junit_key_candidates
+
+            for key in junit_key_candidates(task_id):
+                if key in self.junit:
+                    return self.junit[key]
+        return None
+
+    def estimates(self, specs: Sequence[TaskSpec]) -> dict[str, float]:
+        """Seconds for every task id: its own history, else the median of the known."""
+        known = {spec.task_id: self.known(spec.task_id) for spec in specs}
+        values = [seconds for seconds in known.values() if seconds is not None]
+        fallback = statistics.median(values) if values else UNKNOWN_SECONDS
+        return {
+            task_id: fallback if seconds is None else seconds for task_id, seconds in known.items()
+        }
+
+    def failed(self, task_id: str) -> bool:
+        return self.last_status.get(task_id) in _FAILED
+
+    def document(self) -> dict[str, Any]:
+        tasks = {
+            task_id: {
+                "durations": [round(s, 3) for s in self.durations.get(task_id, [])],
+                "last_status": self.last_status.get(task_id),
+            }
+            for task_id in sorted(set(self.durations) | set(self.last_status))
+        }
+        return {
+            "fanout_timings_version": TIMINGS_VERSION,
+            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "tasks": tasks,
+        }
+
+
+def load_timings(path: str) -> Timings:
+    """A fanout timings file, a run's manifest.json, or JUnit XML. Raises ValueError
+    with a one-line reason naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512).lstrip()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+    if head.startswith(b"<"):
+        from fanout_cli.junit import read_junit_durations
+
+        return Timings(junit=read_junit_durations(path))
+    try:
+        document = json.loads(Path(path).read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"{path}: neither JSON nor JUnit XML ({exc})") from None
+    timings = Timings()
+    if isinstance(document, dict) and isinstance(document.get("tasks"), dict):
+        for task_id, entry in document["tasks"].items():
+            if not isinstance(entry, dict):
+                continue
+            for seconds in entry.get("durations") or []:
+                if isinstance(seconds, int | float):
+                    timings.record(task_id, "success", float(seconds))
+            if isinstance(entry.get("last_status"), str):
+                timings.last_status[task_id] = entry["last_status"]
+        return timings
+    if isinstance(document, dict) and isinstance(document.get("tasks"), list):
+        timings.add_rows(row for row in document["tasks"] if isinstance(row, dict))
+        return timings
+    raise ValueError(f"{path}: not a fanout timings file, manifest or JUnit XML")
+
+
+def timings_from_runs(output_dir: Path, limit: int = RUNS_READ) -> Timings:
+    """History from the newest `limit` finished runs of an output folder."""
+    from fanout_cli import history
+
+    timings = Timings()
+    runs = [run for run in history.list_runs(output_dir) if run.status == "finished"][:limit]
+    for run in reversed(runs):  # oldest first: the newest duration is kept last
+        try:
+            document = json.loads((run.path / "manifest.json").read_bytes())
+        except (OSError, ValueError):
+            continue
+        rows = document.get("tasks") if isinstance(document, dict) else None
+        if isinstance(rows, list):
+            timings.add_rows(row for row in rows if isinstance(row, dict))
+    return timings
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    tasks: tuple[TaskSpec, ...]  # in input order
+    estimate: float  # seconds: the sum of its tasks' estimates
+
+
+def plan_shards(
+    specs: Sequence[TaskSpec], estimates: Mapping[str, float], total: int
+) -> list[ShardPlan]:
+    """Longest-processing-time-first: the longest task goes to the least-loaded shard
+    (ties: the lowest shard number). Sorting by (estimate, id, command) first makes the
+    plan independent of the input order."""
+    ranked = sorted(specs, key=lambda spec: (-estimates[spec.task_id], spec.task_id, spec.key))
+    loads = [(0.0, index) for index in range(total)]
+    members: list[list[TaskSpec]] = [[] for _ in range(total)]
+    for spec in ranked:
+        load, index = heapq.heappop(loads)
+        members[index].append(spec)
+        heapq.heappush(loads, (load + estimates[spec.task_id], index))
+    return [
+        ShardPlan(
+            tuple(sorted(tasks, key=lambda spec: spec.seq)),
+            sum(estimates[spec.task_id] for spec in tasks),
+        )
+        for tasks in members
+    ]
+
+
+def ordered(
+    specs: Sequence[TaskSpec], order: str, estimates: Mapping[str, float], timings: Timings
+) -> list[TaskSpec]:
+    """`input` keeps the order; `longest-first` sorts by estimate (ties in input order);
+    `failed-first` puts the tasks whose latest recorded run failed first, each group
+    longest first."""
+    if order == "input":
+        return list(specs)
+    if order == "longest-first":
+        return sorted(specs, key=lambda spec: -estimates[spec.task_id])
+    return sorted(
+        specs, key=lambda spec: (not timings.failed(spec.task_id), -estimates[spec.task_id])
+    )
+
+
+def write_timings(path: str, timings: Timings) -> None:
+    from fanout_cli.store import write_json_atomic
+
+    write_json_atomic(Path(os.path.abspath(path)), timings.document())
