@@ -129,6 +129,12 @@ def run(
                              help="Cap of each task's summary. [default: 500]")] = None,
     max_lines: Annotated[Text, typer.Option("--max-lines", metavar="N",
                          help="--format aop: task lines in the summary. [default: 50]")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress",
+                        help="Live progress on stderr. [default: when stderr is a terminal, "
+                             "not in CI]", show_default=False)] = None,
+    color: Annotated[Text, typer.Option(metavar="WHEN",
+                     help="Colour: auto, always or never (NO_COLOR is respected). "
+                          "[default: auto]")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet",
                      help="Print the verdict line only.", show_default=False)] = False,
     glob: Annotated[list[str] | None, typer.Option("--glob", metavar="PATTERN",
@@ -224,7 +230,7 @@ def run(
         "format": output_format, "summary_chars": summary_chars, "max_lines": max_lines,
         "quiet": quiet or None,  # not given: [run] quiet may still apply
         "rate": rate, "shard": shard, "timings": timings or None, "order": order,
-        "junit": junit,
+        "junit": junit, "progress": progress, "color": color,
     }  # fmt: skip
     agent_options = {
         "provider": provider, "model": model, "system": system, "temperature": temperature,
@@ -308,7 +314,7 @@ def execute_run(
             print_shard_plan(Console(), prepared.shards, prepared.config.shard, prepared.known)
         print_dry_run(Console(), prepared.source.commands(prepared.config.jobs))
         return EXIT_PASS
-    renderer = make_renderer(prepared.config, Console())
+    renderer = make_renderer(prepared.config, Console(color=color_choice(prepared.config.color)))
     executor: Executor = ProcessExecutor()
     options = options_document(prepared.config)
     if prepared.agents is not None:
@@ -333,6 +339,11 @@ def execute_run(
     if report.interrupted is not None:
         return 128 + signal.Signals[report.interrupted].value  # 130 SIGINT, 143 SIGTERM
     return EXIT_PASS if report.verdict.passed else EXIT_FAIL
+
+
+def color_choice(when: str) -> bool | None:
+    """--color: always or never decide; auto (None) asks the terminal and NO_COLOR."""
+    return {"always": True, "never": False}.get(when)
 
 
 def stdin_is_terminal() -> bool:

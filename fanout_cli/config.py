@@ -12,6 +12,7 @@ from typing import Any
 STRATEGIES = ("all-succeed", "first-n-succeed", "best-of-n", "majority-vote", "partial-success")
 FORMATS = ("human", "aop", "json", "jsonl")
 ORDERS = ("input", "longest-first", "failed-first")
+COLORS = ("auto", "always", "never")
 DEFAULT_OUTPUT_DIR = ".cache/agent-outputs"
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
@@ -248,6 +249,8 @@ class RunConfig:
     timings: tuple[str, ...] = ()  # files of recorded durations, for --shard and --order
     order: str = "input"
     junit: str | None = None  # write JUnit XML of the run here
+    progress: bool | None = None  # live progress on stderr; None: when it is a terminal
+    color: str = "auto"  # never, always, auto (NO_COLOR and FORCE_COLOR respected)
 
 
 # Each option's parser accepts either the command line's string or the TOML value.
@@ -278,6 +281,8 @@ OPTION_PARSERS: Mapping[str, Callable[[object], Any]] = {
     "timings": _paths,
     "order": _choice(ORDERS),
     "junit": parse_text,
+    "progress": _flag,
+    "color": _choice(COLORS),
 }
 
 assert set(OPTION_PARSERS) == {f.name for f in fields(RunConfig)}

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 # Not carried over from the run being resumed: where it is, and how to print this time.
 # A resumed shard run's saved task list is already that shard: never split it again.
-_NOT_RESUMED = ("run_id", "output_dir", "quiet", "format", "shard", "junit")
+_NOT_RESUMED = (
+    "run_id", "output_dir", "quiet", "format", "shard", "junit", "progress", "color",
+)
 
 
 @dataclass(frozen=True)

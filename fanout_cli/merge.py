@@ -1,0 +1,505 @@
+"""`fanout merge` and `fanout timings export`: fan shard runs back into one run.
+
+Each job of a CI matrix runs `fanout run --shard I/N` and uploads its run folder; a
+last job downloads them and merges: one manifest over every task, one verdict under
+the strategy, one JUnit file, and the timings the next pipeline plans its shards from.
+
+The merged run is a new folder of the output dir holding manifest.json, a two-event
+journal and timings.json. Nothing is copied: each task row names the `run_dir` its
+details and output files are in."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fanout_cli import history
+from fanout_cli.config import STRATEGIES, OptionError, build_config
+from fanout_cli.errors import EXIT_FAIL, EXIT_PASS, StoreError, UsageError
+from fanout_cli.models import Prior, RunReport, TaskStatus, Verdict
+from fanout_cli.report import Console, aop_lines, display_path, format_seconds, json_chunks
+from fanout_cli.store import (
+    MANIFEST_VERSION,
+    iso_time,
+    json_bytes,
+    json_with_tasks,
+    new_run_id,
+    verdict_document,
+    write_atomic,
+)
+from fanout_cli.strategies import StrategyOptions, Tracker
+from fanout_cli.timings import Shard, Timings, load_timings, parse_shard, timings_from_runs
+
+# Folders between a named folder and the run folders it holds:
+# artifacts/ shard-2/ .cache/ agent-outputs/ <run-id>/ is three in between.
+SEARCH_DEPTH = 3
+TIMINGS_FILE = "timings.json"
+FORMATS = ("human", "json", "aop")
+AOP_MAX_LINES = 50
+AOP_LINE_CHARS = 500
+# What a strategy reads from a run's options; the rest of a run's options (jobs,
+# timeouts) says how it ran, not how it is judged.
+_STRATEGY_OPTIONS = ("strategy", "required_successes", "min_successes", "min_success_ratio")
+# Task row fields the journal has and the manifest leaves out: a duplicate is told
+# by its key, and best-of-n and majority-vote read score and vote_key.
+_JOURNAL_FIELDS = ("key", "kind", "reason", "score", "vote_key", "interrupted")
+_STATUSES = frozenset(str(status) for status in TaskStatus)
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """One ended run being merged, with its task rows (each carrying `run_dir`)."""
+
+    path: Path  # absolute
+    status: str  # finished or interrupted
+    started_at: float
+    finished_at: float
+    options: Mapping[str, Any]
+    shard: Shard | None
+    rows: list[dict[str, Any]]
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+
+# --- finding and reading runs ---------------------------------------------------------
+
+
+def find_runs(names: Sequence[str], output_dir: Path) -> list[Path]:
+    """The run folders the names stand for, each once, in the order given: a run id,
+    unique prefix or `last` of the output dir, a run folder, or a folder holding run
+    folders (downloaded CI artifacts), searched SEARCH_DEPTH folders deep."""
+    found: dict[Path, None] = {}
+    for name in names:
+        folder = Path(name)
+        if folder.is_dir() and not history.is_run_folder(folder):
+            held = _run_folders_under(folder, SEARCH_DEPTH)
+            if not held:
+                raise UsageError(
+                    f"{name}: no run folders in it (looked {SEARCH_DEPTH + 1} levels deep)"
+                )
+            found.update(dict.fromkeys(held))
+        else:
+            found[history.resolve_run(output_dir, name).absolute()] = None
+    return list(found)
+
+
+def _run_folders_under(folder: Path, depth: int) -> list[Path]:
+    """Run folders inside `folder`, sorted, not descending into a run folder. Merged
+    runs are left out: merging the output dir again must not count their tasks twice."""
+    runs: list[Path] = []
+    try:
+        children = sorted(child for child in folder.iterdir() if child.is_dir())
+    except OSError:
+        return runs
+    for child in children:
+        if child.is_symlink():
+            continue
+        if history.is_run_folder(child):
+            if "merged_from" not in history.read_manifest_header(child):
+                runs.append(child.absolute())
+        elif depth > 0:
+            runs.extend(_run_folders_under(child, depth - 1))
+    return runs
+
+
+def load_run(run_dir: Path) -> SourceRun:
+    """A run that has ended, with its task rows; UsageError for one that has not."""
+    if not (run_dir / history.MANIFEST).is_file():
+        raise UsageError(f"{run_dir}: no manifest.json; not a run that ended, cannot merge it")
+    header = history.read_manifest_header(run_dir)
+    info = history.run_info(run_dir)
+    if info.status == "running":
+        raise UsageError(f"{run_dir}: still running; merge it once it has ended")
+    if info.status not in ("finished", "interrupted"):
+        raise UsageError(
+            f"{run_dir}: did not end ({info.status}); resume it first "
+            f"(fanout run --resume {run_dir.name}) or leave it out"
+        )
+    options = header.get("options") if isinstance(header.get("options"), dict) else {}
+    assert isinstance(options, dict)
+    shard = _shard_of(run_dir, options)
+    started_at = info.started_at or 0.0
+    finished_at = _epoch(header.get("finished_at"))
+    if finished_at is None:
+        finished_at = started_at + (header.get("duration_ms") or 0) / 1000
+    rows = [_complete_row(run_dir, row) for row in _rows_with_journal_fields(run_dir)]
+    return SourceRun(run_dir, info.status, started_at, finished_at, options, shard, rows)
+
+
+def _shard_of(run_dir: Path, options: Mapping[str, Any]) -> Shard | None:
+    """The shard the run was: its options say, or (a resumed run's options do not
+    carry it) the options its journal started with."""
+    text = options.get("shard")
+    if not text:
+        for event in history.read_journal(run_dir):
+            started = event.get("options") if event.get("event") == "run_started" else None
+            text = started.get("shard") if isinstance(started, dict) else None
+            break
+    try:
+        return parse_shard(text) if text else None
+    except ValueError as exc:
+        raise UsageError(f"{run_dir}: shard option: {exc}") from None
+
+
+def _rows_with_journal_fields(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """The manifest's task rows, completed from each task's last `task_ended` event."""
+    rows = history.task_rows(run_dir)
+    if all(all(name in row for name in _JOURNAL_FIELDS) for row in rows):
+        yield from rows  # a merged run's rows have them already; its journal does not
+        return
+    ended: dict[int, dict[str, Any]] = {}
+    for event in history.read_journal(run_dir):
+        if event.get("event") == "task_ended" and isinstance(event.get("seq"), int):
+            ended[event["seq"]] = event
+    for row in rows:
+        last = ended.get(row["seq"]) if isinstance(row.get("seq"), int) else None
+        missing = [name for name in _JOURNAL_FIELDS if name not in row] if last else []
+        yield {**row, **{name: last.get(name) for name in missing if last is not None}}
+
+
+def _complete_row(run_dir: Path, row: dict[str, Any]) -> dict[str, Any]:
+    seq, task_id, status = row.get("seq"), row.get("task_id"), row.get("status")
+    if not isinstance(seq, int) or not isinstance(task_id, str) or status not in _STATUSES:
+        raise UsageError(
+            f"{run_dir / history.MANIFEST}: a task row without a valid seq, task_id and "
+            f"status: {json_bytes(row).decode()[:200]}"
+        )
+    # A merged run's rows already point at the folder their files are in.
+    return {**row, "run_dir": row.get("run_dir") or str(run_dir)}
+
+
+def _epoch(stamp: object) -> float | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def load_runs(names: Sequence[str], output_dir: Path) -> list[SourceRun]:
+    """The runs the names stand for, oldest first."""
+    runs = [load_run(path) for path in find_runs(names, output_dir)]
+    return sorted(runs, key=lambda run: (run.started_at, str(run.path)))
+
+
+# --- merging ------------------------------------------------------------------------
+
+
+def merged_rows(runs: Sequence[SourceRun]) -> list[dict[str, Any]]:
+    """Every task once (by id and key): the result of the newest run that has it,
+    ordered by shard, then input order. `runs` is oldest first."""
+    newest: dict[tuple[str, object], tuple[int, dict[str, Any]]] = {}
+    for position, run in enumerate(runs):
+        for row in run.rows:
+            newest[(row["task_id"], row.get("key"))] = (position, row)
+
+    def order(entry: tuple[int, dict[str, Any]]) -> tuple[int, int, int]:
+        position, row = entry
+        shard = runs[position].shard
+        return (0 if shard is None else shard.index, row["seq"], position)
+
+    return [row for _, row in sorted(newest.values(), key=order)]
+
+
+def strategy_for(runs: Sequence[SourceRun], options: Mapping[str, str | None]) -> StrategyOptions:
+    """The merge command's strategy options, else the ones the runs agree on."""
+    given = {name: options.get(name) for name in _STRATEGY_OPTIONS}
+    strategy = given["strategy"] or _agreed(runs, "strategy", "all-succeed")
+    if strategy not in STRATEGIES:
+        raise UsageError(f"--strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    relevant = {
+        "first-n-succeed": ("required_successes",),
+        "partial-success": ("min_successes", "min_success_ratio"),
+    }.get(strategy, ())
+    saved: dict[str, object] = {"strategy": strategy}
+    # A threshold given replaces the runs' thresholds of either kind (count or ratio).
+    if not any(given[name] is not None for name in relevant):
+        for name in relevant:
+            saved[name] = _agreed(runs, name, None)
+    try:
+        config = build_config(saved, {name: value for name, value in given.items() if value})
+    except OptionError as exc:
+        raise UsageError(f"--{exc.name.replace('_', '-')}: {exc.problem}") from None
+    return StrategyOptions(
+        name=config.strategy,
+        required_successes=config.required_successes,
+        min_successes=config.min_successes,
+        min_success_ratio=config.min_success_ratio,
+    )
+
+
+def _agreed(runs: Sequence[SourceRun], name: str, default: object) -> Any:
+    """The value of option `name` the runs used; UsageError when they differ."""
+    values = {json_bytes(run.options.get(name, default)): run.options.get(name, default)
+              for run in runs}  # fmt: skip
+    if len(values) > 1:
+        shown = ", ".join(sorted(str(value) for value in values.values()))
+        flag = name.replace("_", "-")
+        raise UsageError(f"the runs used different --{flag} ({shown}); choose one with --{flag}")
+    return next(iter(values.values()), default)
+
+
+def judge(rows: Sequence[dict[str, Any]], options: StrategyOptions) -> Verdict:
+    tracker = Tracker(options, len(rows))
+    for row in rows:
+        tracker.observe(Prior(row, 0))
+    return tracker.verdict()
+
+
+def incomplete(runs: Sequence[SourceRun]) -> list[str]:
+    """Why the merged runs may not hold every task: a run was interrupted, or a shard
+    of the split is missing. UsageError when the runs are shards of different splits."""
+    problems = [f"run {run.run_id} was interrupted" for run in runs if run.status != "finished"]
+    shards = {run.shard for run in runs if run.shard is not None}
+    totals = sorted({shard.total for shard in shards})
+    if len(totals) > 1:
+        shown = ", ".join(sorted(str(shard) for shard in shards))
+        raise UsageError(f"the runs are shards of different splits ({shown}); merge one split")
+    if totals:
+        present = {shard.index for shard in shards}
+        missing = [f"{index}/{totals[0]}" for index in range(1, totals[0] + 1)
+                   if index not in present]  # fmt: skip
+        if missing:
+            problems.append(f"shard{'s' * (len(missing) > 1)} {', '.join(missing)} missing")
+    return problems
+
+
+def merged_timings(runs: Sequence[SourceRun]) -> Timings:
+    """Every duration the runs recorded, oldest run first (the newest status wins)."""
+    timings = Timings()
+    for run in runs:
+        timings.add_rows(run.rows)
+    return timings
+
+
+# --- fanout merge ---------------------------------------------------------------------
+
+
+def run_merge(
+    runs: list[str],
+    output_dir: Path,
+    options: dict[str, str | None],
+    *,
+    junit: str | None,
+    timings_out: str | None,
+) -> int:
+    """Merge the runs into a new run of `output_dir`, print it, return the exit code."""
+    output_format = options.get("format") or "human"
+    if output_format not in FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {output_format!r}")
+    for flag, path in (("--junit", junit), ("--timings-out", timings_out)):
+        if path is not None and path != "-":
+            _check_folder(flag, path)
+    sources = load_runs(runs, output_dir)
+    strategy = strategy_for(sources, options)
+    rows = merged_rows(sources)
+    verdict = judge(rows, strategy)
+    problems = incomplete(sources)
+    if problems:
+        verdict = replace(verdict, passed=False, reason=f"{verdict.reason}; {'; '.join(problems)}")
+    report = write_merged_run(output_dir, sources, rows, verdict, strategy)
+    timings = merged_timings(sources)
+    if junit is not None:
+        _write_junit(junit, report, rows, len(sources))
+    if timings_out is not None:
+        _write_timings(timings_out, timings, "--timings-out")
+    console = Console()
+    if output_format == "json":
+        for chunk in json_chunks(report):
+            console.write_bytes(chunk)
+    elif output_format == "aop":
+        for line in aop_lines(report, AOP_MAX_LINES, AOP_LINE_CHARS):
+            console.line(line)
+    else:
+        print_merge(console, report, sources, rows)
+    return EXIT_PASS if report.verdict.passed else EXIT_FAIL
+
+
+def write_merged_run(
+    output_dir: Path,
+    sources: Sequence[SourceRun],
+    rows: Sequence[dict[str, Any]],
+    verdict: Verdict,
+    strategy: StrategyOptions,
+) -> RunReport:
+    """The new run folder: manifest.json, journal.jsonl, timings.json."""
+    run_dir = _new_run_folder(output_dir)
+    started_at = min((run.started_at for run in sources), default=time.time())
+    finished_at = max((run.finished_at for run in sources), default=started_at)
+    count = len(rows)
+    report = RunReport(
+        run_id=run_dir.name,
+        run_dir=str(run_dir),
+        manifest_path=str(run_dir / history.MANIFEST),
+        verdict=verdict,
+        # The result envelope and AOP lines name details files relative to details_dir,
+        # which is the merged folder; the files are in the source runs' folders.
+        rows=lambda: (
+            {**row, "details_file": _beside(row["run_dir"], row.get("details_file"))}
+            for row in rows
+        ),
+        started_at=started_at,
+        finished_at=finished_at,
+        title=(
+            f"fanout merge of {len(sources)} run{'s' * (len(sources) != 1)}: "
+            f"{count} task{'s' * (count != 1)}, {strategy.name}"
+        ),
+    )
+    options = {
+        "strategy": strategy.name,
+        "fail_fast": False,
+        "required_successes": strategy.required_successes,
+        "min_successes": strategy.min_successes,
+        "min_success_ratio": strategy.min_success_ratio,
+        "shard": None,
+    }
+    argv = list(sys.argv)
+    merged_from = [str(run.path) for run in sources]
+    header = {
+        "fanout_manifest_version": MANIFEST_VERSION,
+        "run_id": report.run_id,
+        "status": "finished",
+        "merged_from": merged_from,
+        "argv": argv,
+        "cwd": os.getcwd(),
+        "options": options,
+        "started_at": iso_time(started_at),
+        "finished_at": iso_time(finished_at),
+        "duration_ms": round(report.duration * 1000),
+        "merged_at": iso_time(time.time()),
+        "verdict": verdict_document(report),
+    }
+    _write(run_dir / history.MANIFEST, json_with_tasks(header, rows))
+    now = iso_time(time.time())
+    events = [
+        {"event": "run_started", "time": now, "run_id": report.run_id, "argv": argv,
+         "options": options, "merged_from": merged_from},
+        {"event": "run_ended", "time": now, "status": "finished", "passed": verdict.passed,
+         "reason": verdict.reason, "counts": dict(verdict.counts)},
+    ]  # fmt: skip
+    _write(run_dir / history.JOURNAL, (json_bytes(event) + b"\n" for event in events))
+    _write_timings(str(run_dir / TIMINGS_FILE), merged_timings(sources), "merge")
+    return report
+
+
+def _new_run_folder(output_dir: Path) -> Path:
+    folder = output_dir.absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{output_dir}: cannot create the output folder: {exc.strerror}") from None
+    for _ in range(100):
+        run_dir = folder / new_run_id()
+        try:
+            run_dir.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise StoreError(f"{run_dir}: cannot create the run folder: {exc.strerror}") from None
+        run_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+        return run_dir
+    raise StoreError(f"{output_dir}: could not find a free run id")  # pragma: no cover
+
+
+def _beside(run_dir: str, details_file: object) -> str | None:
+    return os.path.join(run_dir, details_file) if isinstance(details_file, str) else None
+
+
+def _write(path: Path, chunks: Any) -> None:
+    try:
+        write_atomic(path, chunks)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot write: {exc.strerror}") from None
+
+
+def _check_folder(flag: str, path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{flag} {path}: no such folder {folder}")
+
+
+def _write_junit(path: str, report: RunReport, rows: Sequence[dict[str, Any]], runs: int) -> None:
+    from fanout_cli.junit import write_junit
+
+    try:
+        write_junit(
+            path,
+            rows,
+            suite=report.title,
+            run_id=report.run_id,
+            timestamp=report.started_at,
+            duration=report.duration,
+            properties={"merged_from": str(runs)},
+        )
+    except OSError as exc:
+        raise StoreError(f"--junit {path}: cannot write: {exc.strerror}") from None
+
+
+def _write_timings(path: str, timings: Timings, flag: str) -> None:
+    if path == "-":
+        Console().write_bytes(json_bytes(timings.document(), indent=2) + b"\n")
+        return
+    from fanout_cli.timings import write_timings
+
+    try:
+        write_timings(path, timings)
+    except OSError as exc:
+        raise StoreError(f"{flag} {path}: cannot write: {exc.strerror}") from None
+
+
+def print_merge(
+    console: Console,
+    report: RunReport,
+    sources: Sequence[SourceRun],
+    rows: Sequence[dict[str, Any]],
+) -> None:
+    """A line per merged run, a line per task that did not succeed (the shard jobs
+    printed the rest already), then the verdict line."""
+    from fanout_cli.report import verdict_line
+
+    for run in sources:
+        shard = f"shard {run.shard}, " if run.shard is not None else ""
+        tasks = len(run.rows)
+        console.line(
+            f"merged {run.run_id} ({shard}{run.status}): {tasks} task{'s' * (tasks != 1)} · "
+            f"{display_path(str(run.path))}"
+        )
+    for row in rows:
+        if row["status"] == "success":
+            continue
+        duration = format_seconds((row.get("duration_ms") or 0) / 1000)
+        console.line(f"{row['status']:<9} {row['task_id']}  {duration}  {row.get('summary')}")
+    console.line(verdict_line(report, console))
+
+
+# --- fanout timings export ------------------------------------------------------------
+
+
+def export_timings(runs: list[str], output_dir: Path, output: str, timing_files: list[str]) -> None:
+    """The --timings files, then the runs (oldest first; with none named, the output
+    dir's recent runs), as one timings file at `output` (`-`: stdout)."""
+    if output != "-":
+        _check_folder("--output", output)
+    timings = Timings()
+    for path in timing_files:
+        if not os.path.exists(path):  # as `fanout run --timings`: a first pipeline has none
+            sys.stderr.write(f"fanout: warning: --timings {path}: no such file\n")
+            continue
+        try:
+            timings.merge(load_timings(path))
+        except ValueError as exc:
+            raise UsageError(f"--timings {exc}") from None
+    if runs:
+        timings.merge(merged_timings(load_runs(runs, output_dir)))
+    else:
+        timings.merge(timings_from_runs(output_dir))
+    _write_timings(output, timings, "--output")
