@@ -433,6 +433,22 @@ def clean(
 
 
 @app.command()
+def init(
+    path: Annotated[str | None, typer.Argument(metavar="[PATH]",
+                    help="The file to write, or a folder for PATH/tasks.toml. [default: tasks.toml]")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter task file, ready to run.
+
+    Examples: fanout init; fanout init ci/checks.toml; fanout init --force
+    """
+    from fanout_cli.starter import write_starter
+
+    written = write_starter(path, force=force)
+    typer.echo(f"wrote {written}; run it with: fanout run {written}")
+
+
+@app.command()
 def merge(
     runs: Annotated[list[str], typer.Argument(metavar="RUN_OR_DIR...",
                     help="Runs to merge: run ids, run folders, or folders holding run folders "
