@@ -51,7 +51,7 @@ class RunCommand(TyperCommand):
 app = typer.Typer(
     name="fanout",
     help="Run shell and agent jobs in parallel, keep every output, print one verdict.",
-    add_completion=False,
+    add_completion=True,
     invoke_without_command=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,

@@ -3,6 +3,8 @@ exit codes and the one-line errors that scripts depend on."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from typer.testing import CliRunner
 from fanout_cli import __version__
 from fanout_cli import cli as cli_module
 from fanout_cli.cli import app, run_cli
-from tests.conftest import write_tasks
+from tests.conftest import FANOUT, write_tasks
 
 RUN_OPTIONS = [
     "-j", "--jobs", "--timeout", "--grace", "--deadline", "--ok-exit", "--retries",
@@ -157,3 +159,23 @@ def test_click_usage_errors_are_one_line_exit_2(
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1, lines
     assert fragment in lines[0]
+
+
+def test_shell_completion_offers_commands_and_options() -> None:
+    """Typer's completion, as `fanout --install-completion` sets it up for bash."""
+    def complete(words: str, index: int) -> list[str]:
+        completed = subprocess.run(
+            [str(FANOUT)],
+            env={**os.environ, "_FANOUT_COMPLETE": "complete_bash",
+                 "COMP_WORDS": words, "COMP_CWORD": str(index)},
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout.split()
+
+    assert complete("fanout ru", 1) == ["run", "runs"]
+    assert complete("fanout run --str", 2) == ["--strategy"]
+    assert "export" in complete("fanout timings ", 2)
+    script = subprocess.run([str(FANOUT), "--show-completion", "bash"], capture_output=True,
+                            text=True, timeout=30, check=False)
+    assert "_FANOUT_COMPLETE=complete_bash" in script.stdout
