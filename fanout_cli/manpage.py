@@ -182,7 +182,7 @@ fanout merge artifacts/ --junit report.xml --timings-out timings.json
 ]
 
 
-def _commands() -> dict[str, Any]:
+def commands() -> dict[str, Any]:
     """Every command by its full name: "run", ..., and "timings export" for a group's."""
     group = typer.main.get_command(app)
     assert isinstance(group, typer.core.TyperGroup)
@@ -198,7 +198,7 @@ def _commands() -> dict[str, Any]:
 
 def option_rows(name: str = "run") -> list[tuple[str, str]]:
     """(flags with metavar, help) for every option of a command, in --help order."""
-    command = _commands()[name]
+    command = commands()[name]
     rows = []
     for param in command.params:
         if not isinstance(param, typer.core.TyperOption):
@@ -247,7 +247,7 @@ def render_manpage() -> str:
         _roff(_DESCRIPTION),
     ]
     lines.append(".SH COMMANDS AND OPTIONS")
-    for name, command in _commands().items():
+    for name, command in commands().items():
         summary = " ".join((command.help or "").split("\n\n")[0].split())
         lines += [f".SS fanout {name}", _roff(summary)]
         for flags, help_text in option_rows(name):

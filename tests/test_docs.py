@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 
 import pytest
 
@@ -56,3 +57,23 @@ def test_readme_first_screen_has_the_two_setup_commands() -> None:
     assert "pytest" in commands[1]
     first_screen = 1500  # characters: about 25 lines of prose
     assert readme.index("<!-- setup:begin") < first_screen, "set-up commands off the first screen"
+
+
+def test_man_page_covers_every_command_and_section() -> None:
+    page = manpage.MAN_PATH.read_text()
+    for name in manpage.commands():
+        assert f".SS fanout {name}\n" in page, f"fanout {name} is not in the man page"
+        for flags, help_text in manpage.option_rows(name):
+            assert help_text, f"fanout {name} {flags} has no help text"
+    for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS AND OPTIONS", "TASK FILE",
+                    "AGENT TASKS", "SHARDING", "FILES", "STRATEGIES", "TASK STATUS",
+                    "EXIT STATUS", "ENVIRONMENT", "EXAMPLES", "SEE ALSO"):
+        assert f"\n.SH {section}\n" in page, f"no {section} section"
+
+
+def test_the_wheel_installs_the_man_page() -> None:
+    """`pip install fanout-cli` puts man/fanout.1 in share/man/man1 (checked by hand in
+    a built wheel: fanout_cli-*.data/data/share/man/man1/fanout.1); the declaration:"""
+    pyproject = tomllib.loads((manpage.MAN_PATH.parent.parent / "pyproject.toml").read_text())
+    data_files = pyproject["tool"]["setuptools"]["data-files"]
+    assert data_files == {"share/man/man1": ["man/fanout.1"]}
