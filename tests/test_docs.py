@@ -77,3 +77,8 @@ def test_the_wheel_installs_the_man_page() -> None:
     pyproject = tomllib.loads((manpage.MAN_PATH.parent.parent / "pyproject.toml").read_text())
     data_files = pyproject["tool"]["setuptools"]["data-files"]
     assert data_files == {"share/man/man1": ["man/fanout.1"]}
+
+
+def test_every_commands_help_has_examples() -> None:
+    for name, command in manpage.commands().items():
+        assert "Example" in (command.help or ""), f"fanout {name} --help shows no example"
