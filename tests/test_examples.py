@@ -5,15 +5,188 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
-from tests.conftest import run_fanout
+from tests.conftest import Completed, run_fanout
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+REPOSITORY = EXAMPLES.parent
+# The examples call `fanout`, `python`, `ruff` and `mypy` by name: this venv's.
+VENV_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+
+def run_script(script: str, *args: str, path: str = VENV_PATH) -> Completed:
+    """Run an example script from the current directory, as its header says."""
+    completed = subprocess.run(
+        [script, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PATH": path},
+        check=False,
+    )
+    return Completed(
+        completed.returncode,
+        completed.stdout,
+        completed.stderr,
+        Path(os.environ["FANOUT_OUTPUT_DIR"]),
+    )
+
+
+def tasks_by_id(completed: Completed) -> dict[str, dict[str, Any]]:
+    return {task["task_id"]: task for task in completed.manifest()["tasks"]}
+
+
+def test_examples_readme_lists_every_example() -> None:
+    index = (EXAMPLES / "README.md").read_text()
+    for entry in sorted(EXAMPLES.iterdir()):
+        if entry.name != "README.md" and not entry.name.startswith("."):
+            assert f"`{entry.name}" in index, f"examples/README.md does not list {entry.name}"
+
+
+def test_example_scripts_are_executable_posix_sh() -> None:
+    scripts = sorted(EXAMPLES.rglob("*.sh"))
+    assert len(scripts) >= 5
+    for script in scripts:
+        lines = script.read_text().splitlines()
+        assert os.access(script, os.X_OK), f"{script} is not executable"
+        assert lines[0] == "#!/bin/sh", script
+        assert "set -eu" in lines, script
+
+
+def test_quickstart_passes_from_the_repository_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README's first screen: `fanout run examples/quickstart.toml`."""
+    monkeypatch.chdir(REPOSITORY)
+    completed = run_fanout("run", "examples/quickstart.toml", env={"PATH": VENV_PATH})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert completed.stdout.splitlines()[-1].startswith("PASS all-succeed: 3 of 3 succeeded")
+    assert sorted(tasks_by_id(completed)) == ["count-modules", "python-version", "todo-search"]
+
+
+@pytest.mark.slow
+def test_project_checks_pass_on_this_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fanout run examples/project-checks.toml` from the root; the tools' caches go to
+    tmp_path so the run leaves nothing in the repository beyond __pycache__."""
+    monkeypatch.chdir(REPOSITORY)
+    env = {
+        "PATH": VENV_PATH,
+        "MYPY_CACHE_DIR": str(tmp_path / "mypy-cache"),
+        "RUFF_CACHE_DIR": str(tmp_path / "ruff-cache"),
+    }
+    completed = run_fanout("run", "examples/project-checks.toml", env=env, timeout=150)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    tasks = tasks_by_id(completed)
+    assert sorted(tasks) == ["compile", "docs-paths", "lint", "todo", "types", "unit-tests"]
+    assert {task["status"] for task in tasks.values()} == {"success"}
+    assert tasks["lint"]["summary"] == "All checks passed!"
+    assert tasks["types"]["summary"].startswith("Success: no issues found")
+    assert "passed" in tasks["unit-tests"]["summary"]
+    assert completed.stdout.splitlines()[-1].startswith("PASS all-succeed: 6 of 6 succeeded")
+
+
+def test_find_pipeline_prints_one_aop_block(tmp_path: Path) -> None:
+    """`examples/find-pipeline.sh`: samples in .cache/find-pipeline/, one broken."""
+    (tmp_path / "examples").mkdir()
+    shutil.copy2(EXAMPLES / "find-pipeline.sh", tmp_path / "examples")
+    completed = run_script("examples/find-pipeline.sh")
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith("[AOP:START] ")
+    assert lines[-1].startswith("[AOP:END] ")
+    summary = lines[lines.index("[AOP:SUMMARY]") + 1 : lines.index("[AOP:SUMMARY]") + 4]
+    broken = ".cache/find-pipeline/truncated.gz"
+    assert summary[0].startswith(f"- failure {broken}: ")
+    assert "(exit 1) -> " in summary[0]
+    assert sorted(line.split(" -> ")[0] for line in summary[1:]) == [
+        "- success .cache/find-pipeline/logs/app 2026-11-21.log.gz: intact",
+        "- success .cache/find-pipeline/logs/it's fine.log.gz: intact",
+    ]
+    assert "[AOP:METRICS] tasks: 3, success: 2, failure: 1, " in completed.stdout
+    assert "[AOP:VERDICT] pass strategy=partial-success" in lines
+    assert "[AOP:STATUS] partial" in lines
+    details = next(line for line in lines if line.startswith("[AOP:DETAILS_FILE] "))
+    assert Path(details.removeprefix("[AOP:DETAILS_FILE] ")).is_file()
+
+
+@pytest.mark.parametrize("with_rg", [False, True], ids=["as-installed", "rg-preferred"])
+def test_multi_repo_search_summarises_each_repository(tmp_path: Path, with_rg: bool) -> None:
+    """`examples/multi-repo-search/search.sh TODO`. The second case puts an `rg` first
+    on PATH (grep underneath, logging its calls) to show the script prefers it."""
+    shutil.copytree(
+        EXAMPLES / "multi-repo-search",
+        tmp_path / "multi-repo-search",
+        ignore=shutil.ignore_patterns("repos", ".cache"),
+    )
+    path = VENV_PATH
+    if with_rg:
+        shims = tmp_path / "shims"
+        shims.mkdir()
+        fake_rg = shims / "rg"
+        fake_rg.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/rg.log\nexec grep -r "$@"\n')
+        fake_rg.chmod(0o755)
+        path = f"{shims}{os.pathsep}{path}"
+    completed = run_script("multi-repo-search/search.sh", "TODO", path=path)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines()[-1].startswith(
+        "PASS partial-success: 3 of 3 succeeded (needed 2)"
+    )
+    tasks = tasks_by_id(completed)
+    assert sorted(tasks) == ["repos/billing/", "repos/docs-site/", "repos/scheduler/"]
+    assert tasks["repos/billing/"]["summary"] == "repos/billing/src/charge.py:2"
+    assert tasks["repos/scheduler/"]["summary"] == "repos/scheduler/lib/queue.py:1"
+    nothing_found = tasks["repos/docs-site/"]
+    assert (nothing_found["status"], nothing_found["exit_code"]) == ("success", 1)
+    if with_rg:
+        calls = (tmp_path / "rg.log").read_text().splitlines()
+        assert sorted(calls) == [f"-c -e TODO {repository}" for repository in sorted(tasks)]
+
+
+def run_folder_example(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """`cd examples/NAME && fanout run tasks.toml --format json`, on a copy."""
+    shutil.copytree(EXAMPLES / name, tmp_path / name, ignore=shutil.ignore_patterns(".cache"))
+    monkeypatch.chdir(tmp_path / name)
+    completed = run_fanout("run", "tasks.toml", "--format", "json", env={"PATH": VENV_PATH})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    document: dict[str, Any] = json.loads(completed.stdout)
+    return document
+
+
+def test_best_of_n_picks_the_highest_score(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_folder_example("best-of-n", tmp_path, monkeypatch)
+    verdict = result["verdict"]
+    assert verdict["passed"] is True
+    assert verdict["winner"] == {"task_id": "seed-5", "score": 0.96}
+    assert verdict["counts"]["success"] == 5
+    statuses = {task["task_id"]: task["status"] for task in result["tasks"]}
+    assert statuses["seed-4"] == "failure"  # diverged: scored nothing, cannot win
+
+
+def test_majority_vote_picks_the_answer_most_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run_folder_example("majority-vote", tmp_path, monkeypatch)
+    verdict = result["verdict"]
+    assert verdict["passed"] is True
+    assert verdict["reason"] == "'3' has 3 of 5 votes"
+    winner = verdict["winner"]
+    assert (winner["vote_key"], winner["votes"]) == ("3", 3)
+    assert sorted(winner["task_ids"]) == ["count-awk", "count-grep", "count-tr"]
+    counts = verdict["counts"]
+    # The two dissenters may still be running when the third "3" arrives: then they
+    # are stopped (cancelled) instead of counted, so only the total is fixed.
+    assert counts["tasks"] == 5
+    assert counts["success"] + counts["cancelled"] == 5
 
 
 @pytest.mark.slow
