@@ -399,7 +399,9 @@ def show(
     if task is None:
         report.print_run(console, history.run_info(run_dir), history.task_rows(run_dir))
     else:
-        report.print_task(console, run_dir, history.find_task(run_dir, task))
+        row = history.find_task(run_dir, task)
+        # A merged run's tasks keep their files in the run they came from.
+        report.print_task(console, Path(row.get("run_dir") or run_dir), row)
 
 
 @app.command()

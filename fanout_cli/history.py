@@ -127,7 +127,8 @@ def run_info(run_dir: Path) -> RunInfo:
         tasks = int(verdict.get("counts", {}).get("tasks", 0))
     else:
         tasks = sum(1 for event in read_journal(run_dir) if event.get("event") == "task_ended")
-    started = _parse_time(header.get("started_at"))
+    # A merge is as new as its making, not as its oldest shard: `last` is the merge.
+    started = _parse_time(header.get("merged_at") or header.get("started_at"))
     argv = header.get("argv")
     return RunInfo(
         run_id=run_dir.name,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,14 @@ from fanout_cli import history
 from fanout_cli.config import STRATEGIES, OptionError, build_config
 from fanout_cli.errors import EXIT_FAIL, EXIT_PASS, StoreError, UsageError
 from fanout_cli.models import Prior, RunReport, TaskStatus, Verdict
-from fanout_cli.report import Console, aop_lines, display_path, format_seconds, json_chunks
+from fanout_cli.report import (
+    Console,
+    aop_lines,
+    display_path,
+    format_seconds,
+    json_chunks,
+    verdict_line,
+)
 from fanout_cli.store import (
     MANIFEST_VERSION,
     iso_time,
@@ -34,7 +41,14 @@ from fanout_cli.store import (
     write_atomic,
 )
 from fanout_cli.strategies import StrategyOptions, Tracker
-from fanout_cli.timings import Shard, Timings, load_timings, parse_shard, timings_from_runs
+from fanout_cli.timings import (
+    Shard,
+    Timings,
+    load_timings,
+    parse_shard,
+    timings_from_runs,
+    write_timings,
+)
 
 # Folders between a named folder and the run folders it holds:
 # artifacts/ shard-2/ .cache/ agent-outputs/ <run-id>/ is three in between.
@@ -63,6 +77,8 @@ class SourceRun:
     options: Mapping[str, Any]
     shard: Shard | None
     rows: list[dict[str, Any]]
+    # The manifest's own stamps: back and forth through a float may lose a millisecond.
+    stamps: tuple[str | None, str | None] = (None, None)
 
     @property
     def run_id(self) -> str:
@@ -123,15 +139,17 @@ def load_run(run_dir: Path) -> SourceRun:
             f"{run_dir}: did not end ({info.status}); resume it first "
             f"(fanout run --resume {run_dir.name}) or leave it out"
         )
-    options = header.get("options") if isinstance(header.get("options"), dict) else {}
-    assert isinstance(options, dict)
+    options = header.get("options")
+    if not isinstance(options, dict):
+        options = {}
     shard = _shard_of(run_dir, options)
     started_at = info.started_at or 0.0
     finished_at = _epoch(header.get("finished_at"))
     if finished_at is None:
         finished_at = started_at + (header.get("duration_ms") or 0) / 1000
-    rows = [_complete_row(run_dir, row) for row in _rows_with_journal_fields(run_dir)]
-    return SourceRun(run_dir, info.status, started_at, finished_at, options, shard, rows)
+    rows = [_complete_row(run_dir, shard, row) for row in _rows_with_journal_fields(run_dir)]
+    stamps = (_text(header.get("started_at")), _text(header.get("finished_at")))
+    return SourceRun(run_dir, info.status, started_at, finished_at, options, shard, rows, stamps)
 
 
 def _shard_of(run_dir: Path, options: Mapping[str, Any]) -> Shard | None:
@@ -139,10 +157,9 @@ def _shard_of(run_dir: Path, options: Mapping[str, Any]) -> Shard | None:
     carry it) the options its journal started with."""
     text = options.get("shard")
     if not text:
-        for event in history.read_journal(run_dir):
-            started = event.get("options") if event.get("event") == "run_started" else None
-            text = started.get("shard") if isinstance(started, dict) else None
-            break
+        first = next(history.read_journal(run_dir), {})
+        started = first.get("options") if first.get("event") == "run_started" else None
+        text = started.get("shard") if isinstance(started, dict) else None
     try:
         return parse_shard(text) if text else None
     except ValueError as exc:
@@ -160,20 +177,39 @@ def _rows_with_journal_fields(run_dir: Path) -> Iterator[dict[str, Any]]:
         if event.get("event") == "task_ended" and isinstance(event.get("seq"), int):
             ended[event["seq"]] = event
     for row in rows:
-        last = ended.get(row["seq"]) if isinstance(row.get("seq"), int) else None
-        missing = [name for name in _JOURNAL_FIELDS if name not in row] if last else []
-        yield {**row, **{name: last.get(name) for name in missing if last is not None}}
+        last = ended.get(row["seq"], {}) if isinstance(row.get("seq"), int) else {}
+        yield {**row, **{name: last.get(name) for name in _JOURNAL_FIELDS if name not in row}}
 
 
-def _complete_row(run_dir: Path, row: dict[str, Any]) -> dict[str, Any]:
+def _complete_row(run_dir: Path, shard: Shard | None, row: dict[str, Any]) -> dict[str, Any]:
+    """The row with the folder its files are in and the shard it ran in (a merged
+    run's rows have both already)."""
     seq, task_id, status = row.get("seq"), row.get("task_id"), row.get("status")
+    problem = None
     if not isinstance(seq, int) or not isinstance(task_id, str) or status not in _STATUSES:
+        problem = "a task row without a valid seq, task_id and status"
+    elif row.get("shard") is not None and _row_shard(row) is None:
+        problem = "a task row with a shard that is not I/N"
+    if problem is not None:
         raise UsageError(
-            f"{run_dir / history.MANIFEST}: a task row without a valid seq, task_id and "
-            f"status: {json_bytes(row).decode()[:200]}"
+            f"{run_dir / history.MANIFEST}: {problem}: {json_bytes(row).decode()[:200]}"
         )
-    # A merged run's rows already point at the folder their files are in.
-    return {**row, "run_dir": row.get("run_dir") or str(run_dir)}
+    return {
+        **row,
+        "run_dir": row.get("run_dir") or str(run_dir),
+        "shard": row.get("shard") or (None if shard is None else str(shard)),
+    }
+
+
+def _row_shard(row: Mapping[str, Any]) -> Shard | None:
+    try:
+        return parse_shard(row["shard"]) if row.get("shard") else None
+    except ValueError:
+        return None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _epoch(stamp: object) -> float | None:
@@ -204,7 +240,7 @@ def merged_rows(runs: Sequence[SourceRun]) -> list[dict[str, Any]]:
 
     def order(entry: tuple[int, dict[str, Any]]) -> tuple[int, int, int]:
         position, row = entry
-        shard = runs[position].shard
+        shard = _row_shard(row)
         return (0 if shard is None else shard.index, row["seq"], position)
 
     return [row for _, row in sorted(newest.values(), key=order)]
@@ -259,7 +295,9 @@ def incomplete(runs: Sequence[SourceRun]) -> list[str]:
     """Why the merged runs may not hold every task: a run was interrupted, or a shard
     of the split is missing. UsageError when the runs are shards of different splits."""
     problems = [f"run {run.run_id} was interrupted" for run in runs if run.status != "finished"]
+    # A merged run's rows say which shards it holds; a shard run may have no rows.
     shards = {run.shard for run in runs if run.shard is not None}
+    shards |= {shard for run in runs for row in run.rows if (shard := _row_shard(row))}
     totals = sorted({shard.total for shard in shards})
     if len(totals) > 1:
         shown = ", ".join(sorted(str(shard) for shard in shards))
@@ -271,6 +309,10 @@ def incomplete(runs: Sequence[SourceRun]) -> list[str]:
         if missing:
             problems.append(f"shard{'s' * (len(missing) > 1)} {', '.join(missing)} missing")
     return problems
+
+
+def _shard_order(run: SourceRun) -> tuple[int, float]:
+    return (0 if run.shard is None else run.shard.index, run.started_at)
 
 
 def merged_timings(runs: Sequence[SourceRun]) -> Timings:
@@ -296,18 +338,21 @@ def run_merge(
     output_format = options.get("format") or "human"
     if output_format not in FORMATS:
         raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {output_format!r}")
+    if timings_out == "-":
+        raise UsageError("--timings-out: stdout holds the merge's result; name a file")
     for flag, path in (("--junit", junit), ("--timings-out", timings_out)):
-        if path is not None and path != "-":
+        if path is not None:
             _check_folder(flag, path)
-    sources = load_runs(runs, output_dir)
-    strategy = strategy_for(sources, options)
-    rows = merged_rows(sources)
+    by_age = load_runs(runs, output_dir)
+    strategy = strategy_for(by_age, options)
+    rows = merged_rows(by_age)
     verdict = judge(rows, strategy)
-    problems = incomplete(sources)
+    problems = incomplete(by_age)
     if problems:
         verdict = replace(verdict, passed=False, reason=f"{verdict.reason}; {'; '.join(problems)}")
-    report = write_merged_run(output_dir, sources, rows, verdict, strategy)
-    timings = merged_timings(sources)
+    timings = merged_timings(by_age)
+    sources = sorted(by_age, key=_shard_order)
+    report = write_merged_run(output_dir, sources, rows, verdict, strategy, timings)
     if junit is not None:
         _write_junit(junit, report, rows, len(sources))
     if timings_out is not None:
@@ -330,11 +375,14 @@ def write_merged_run(
     rows: Sequence[dict[str, Any]],
     verdict: Verdict,
     strategy: StrategyOptions,
+    timings: Timings,
 ) -> RunReport:
-    """The new run folder: manifest.json, journal.jsonl, timings.json."""
+    """The new run folder: manifest.json, journal.jsonl, timings.json; `sources` in
+    the order to list them (by shard)."""
     run_dir = _new_run_folder(output_dir)
-    started_at = min((run.started_at for run in sources), default=time.time())
-    finished_at = max((run.finished_at for run in sources), default=started_at)
+    first = min(sources, key=lambda run: run.started_at)
+    last = max(sources, key=lambda run: run.finished_at)
+    started_at, finished_at = first.started_at, last.finished_at
     count = len(rows)
     report = RunReport(
         run_id=run_dir.name,
@@ -372,8 +420,8 @@ def write_merged_run(
         "argv": argv,
         "cwd": os.getcwd(),
         "options": options,
-        "started_at": iso_time(started_at),
-        "finished_at": iso_time(finished_at),
+        "started_at": first.stamps[0] or iso_time(started_at),
+        "finished_at": last.stamps[1] or iso_time(finished_at),
         "duration_ms": round(report.duration * 1000),
         "merged_at": iso_time(time.time()),
         "verdict": verdict_document(report),
@@ -387,7 +435,7 @@ def write_merged_run(
          "reason": verdict.reason, "counts": dict(verdict.counts)},
     ]  # fmt: skip
     _write(run_dir / history.JOURNAL, (json_bytes(event) + b"\n" for event in events))
-    _write_timings(str(run_dir / TIMINGS_FILE), merged_timings(sources), "merge")
+    _write_timings(str(run_dir / TIMINGS_FILE), timings, "merge")
     return report
 
 
@@ -414,7 +462,7 @@ def _beside(run_dir: str, details_file: object) -> str | None:
     return os.path.join(run_dir, details_file) if isinstance(details_file, str) else None
 
 
-def _write(path: Path, chunks: Any) -> None:
+def _write(path: Path, chunks: Iterable[bytes]) -> None:
     try:
         write_atomic(path, chunks)
     except OSError as exc:
@@ -448,8 +496,6 @@ def _write_timings(path: str, timings: Timings, flag: str) -> None:
     if path == "-":
         Console().write_bytes(json_bytes(timings.document(), indent=2) + b"\n")
         return
-    from fanout_cli.timings import write_timings
-
     try:
         write_timings(path, timings)
     except OSError as exc:
@@ -464,8 +510,6 @@ def print_merge(
 ) -> None:
     """A line per merged run, a line per task that did not succeed (the shard jobs
     printed the rest already), then the verdict line."""
-    from fanout_cli.report import verdict_line
-
     for run in sources:
         shard = f"shard {run.shard}, " if run.shard is not None else ""
         tasks = len(run.rows)
@@ -501,5 +545,5 @@ def export_timings(runs: list[str], output_dir: Path, output: str, timing_files:
     if runs:
         timings.merge(merged_timings(load_runs(runs, output_dir)))
     else:
-        timings.merge(timings_from_runs(output_dir))
+        timings.merge(timings_from_runs(output_dir, shards=True))
     _write_timings(output, timings, "--output")

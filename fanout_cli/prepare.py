@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
 # Not carried over from the run being resumed: where it is, and how to print this time.
 # A resumed shard run's saved task list is already that shard: never split it again.
-_NOT_RESUMED = (
-    "run_id", "output_dir", "quiet", "format", "shard", "junit", "progress", "color",
-)
+# The shard stays: a resumed shard run is still that shard (its saved list is not
+# split again; a task source given again is).
+_NOT_RESUMED = ("run_id", "output_dir", "quiet", "format", "junit", "progress", "color")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,9 @@ def prepare_run(
         from fanout_cli.resume import ResumeBook
 
         run_dir = history.resolve_run(_output_dir(command_line), resuming[0])
+        if "merged_from" in history.read_manifest_header(run_dir):
+            raise UsageError(f"run {run_dir.name} is a merge of other runs; resume those "
+                             "(fanout merge them again afterwards)")
         saved_options = _saved_options(run_dir)
         saved_agent = _saved_agent_settings(run_dir)
         command_line = {**command_line, "output_dir": str(run_dir.parent), "run_id": run_dir.name}
@@ -99,7 +102,8 @@ def prepare_run(
         if not os.path.isdir(folder):
             raise UsageError(f"--junit {config.junit}: no such folder {folder}")
     shards, known = None, 0
-    if resume is None:
+    from_saved_list = resume is not None and resume.from_saved_list
+    if not from_saved_list:
         config = _shard_from_environment(config)
     if config.shard is not None or config.order != "input":
         source, shards, known = _split(source, config, resume)
@@ -164,7 +168,7 @@ def _split(
     estimates = timings.estimates(specs)
     known = sum(1 for spec in specs if timings.known(spec.task_id) is not None)
     plans = None
-    if config.shard is not None:
+    if config.shard is not None and not (resume is not None and resume.from_saved_list):
         shard = recorded.parse_shard(config.shard)
         plans = recorded.plan_shards(specs, estimates, shard.total)
         specs = list(plans[shard.index - 1].tasks)

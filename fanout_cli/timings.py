@@ -49,6 +49,8 @@ def parse_shard(value: object) -> Shard:
     if not slash or not index.isdigit() or not total.isdigit():
         raise ValueError(f"expected I/N such as 2/4 (shard I of N, 1-based), got {value!r}")
     shard = Shard(int(index), int(total))
+    if shard.total < 1:
+        raise ValueError(f"the number of shards must be at least 1, got {value!r}")
     if not 1 <= shard.index <= shard.total:
         raise ValueError(f"the shard number must be from 1 to {shard.total}, got {value!r}")
     return shard
@@ -78,7 +80,9 @@ def shard_from_environment(environ: Mapping[str, str]) -> tuple[Shard, str] | No
         if index.isdigit() and total.isdigit() and int(total) > 1:
             shard = Shard(int(index) - first + 1, int(total))
             if not 1 <= shard.index <= shard.total:
-                raise ValueError(f"{index_name}={index} is outside 1..{total_name}={total}")
+                last = int(total) - 1 + first
+                raise ValueError(f"{index_name}={index} is outside {first}..{last} "
+                                 f"({total_name}={total}, counting from {first})")
             return shard, f"{index_name}/{total_name}"
     return None
 
@@ -194,19 +198,35 @@ def load_timings(path: str) -> Timings:
     raise ValueError(f"{path}: not a fanout timings file, manifest or JUnit XML")
 
 
-def timings_from_runs(output_dir: Path, limit: int = RUNS_READ) -> Timings:
-    """History from the newest `limit` finished runs of an output folder."""
+def timings_from_runs(
+    output_dir: Path, limit: int = RUNS_READ, *, shards: bool = False
+) -> Timings:
+    """History from the newest `limit` finished runs of an output folder; shard runs
+    only with `shards` (a plan leaves them out: a shard run one after another in the
+    same folder would change the next shard's plan). A run a merge covers counts once."""
     from fanout_cli import history
 
     timings = Timings()
     runs = [run for run in history.list_runs(output_dir) if run.status == "finished"][:limit]
-    for run in reversed(runs):  # oldest first: the newest duration is kept last
+    documents = []
+    merged: set[str] = set()  # folders a merge already counts
+    for run in runs:
         try:
             document = json.loads((run.path / "manifest.json").read_bytes())
         except (OSError, ValueError):
             continue
-        rows = document.get("tasks") if isinstance(document, dict) else None
-        if isinstance(rows, list):
+        if not isinstance(document, dict):
+            continue
+        options = document.get("options")
+        if not shards and isinstance(options, dict) and options.get("shard"):
+            continue
+        sources = document.get("merged_from")
+        if isinstance(sources, list):
+            merged.update(os.path.realpath(str(path)) for path in sources)
+        documents.append((run.path, document))
+    for path, document in reversed(documents):  # oldest first: the newest is kept last
+        rows = document.get("tasks")
+        if os.path.realpath(path) not in merged and isinstance(rows, list):
             timings.add_rows(row for row in rows if isinstance(row, dict))
     return timings
 

@@ -24,6 +24,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     monkeypatch.delenv("FANOUT_CHILD_WATCHER", raising=False)
+    # This suite may itself run as one job of a CI matrix: no test is sharded by that.
+    for name in ("FANOUT_SHARD", "CI_NODE_INDEX", "CI_NODE_TOTAL", "CIRCLE_NODE_INDEX",
+                 "CIRCLE_NODE_TOTAL", "BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT",
+                 "SEMAPHORE_JOB_INDEX", "SEMAPHORE_JOB_COUNT"):
+        monkeypatch.delenv(name, raising=False)
     yield tmp_path
 
 

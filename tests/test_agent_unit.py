@@ -866,7 +866,7 @@ def test_exhausted_quota_is_not_retried(error: dict[str, Any]) -> None:
         (500, json.dumps({"error": "plain string"}), "HTTP 500: plain string"),
         (502, "Bad Gateway\n<html>\n  nginx</html>", "HTTP 502: Bad Gateway <html> nginx</html>"),
         (503, "", "HTTP 503: no message"),
-        (500, json.dumps({"detail": "x"}), 'HTTP 500: {"detail": "x"}'),
+        (500, json.dumps({"other": "x"}), 'HTTP 500: {"other": "x"}'),
         (500, json.dumps({"error": {"message": "m" * 400}}), "HTTP 500: " + "m" * 299 + "…"),
     ],
     ids=["string-error", "html", "empty", "other-json", "long"],
