@@ -333,9 +333,9 @@ def execute_run(
         options=options,
         resume=prepared.resume,
     )
-    if prepared.config.junit is not None:
-        write_run_junit(prepared.config.junit, report)
     renderer.finish(report)
+    if prepared.config.junit is not None:
+        write_run_junit(prepared.config.junit, report)  # a StoreError (exit 2) if it cannot
     if report.interrupted is not None:
         return 128 + signal.Signals[report.interrupted].value  # 130 SIGINT, 143 SIGTERM
     return EXIT_PASS if report.verdict.passed else EXIT_FAIL

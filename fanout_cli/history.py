@@ -108,7 +108,7 @@ def held_by(run_dir: Path) -> int | None:
     return None
 
 
-def _parse_time(stamp: object) -> float | None:
+def parse_time(stamp: object) -> float | None:
     if not isinstance(stamp, str):
         return None
     try:
@@ -128,7 +128,7 @@ def run_info(run_dir: Path) -> RunInfo:
     else:
         tasks = sum(1 for event in read_journal(run_dir) if event.get("event") == "task_ended")
     # A merge is as new as its making, not as its oldest shard: `last` is the merge.
-    started = _parse_time(header.get("merged_at") or header.get("started_at"))
+    started = parse_time(header.get("merged_at") or header.get("started_at"))
     argv = header.get("argv")
     return RunInfo(
         run_id=run_dir.name,

@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from fanout_cli.report import (
     format_seconds,
     json_chunks,
     verdict_line,
+    write_run_junit,
 )
 from fanout_cli.store import (
     MANIFEST_VERSION,
@@ -144,7 +144,7 @@ def load_run(run_dir: Path) -> SourceRun:
         options = {}
     shard = _shard_of(run_dir, options)
     started_at = info.started_at or 0.0
-    finished_at = _epoch(header.get("finished_at"))
+    finished_at = history.parse_time(header.get("finished_at"))
     if finished_at is None:
         finished_at = started_at + (header.get("duration_ms") or 0) / 1000
     rows = [_complete_row(run_dir, shard, row) for row in _rows_with_journal_fields(run_dir)]
@@ -210,15 +210,6 @@ def _row_shard(row: Mapping[str, Any]) -> Shard | None:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _epoch(stamp: object) -> float | None:
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def load_runs(names: Sequence[str], output_dir: Path) -> list[SourceRun]:
@@ -354,7 +345,7 @@ def run_merge(
     sources = sorted(by_age, key=_shard_order)
     report = write_merged_run(output_dir, sources, rows, verdict, strategy, timings)
     if junit is not None:
-        _write_junit(junit, report, rows, len(sources))
+        write_run_junit(junit, report, rows, {"merged_from": str(len(sources))})
     if timings_out is not None:
         _write_timings(timings_out, timings, "--timings-out")
     console = Console()
@@ -473,23 +464,6 @@ def _check_folder(flag: str, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"{flag} {path}: no such folder {folder}")
-
-
-def _write_junit(path: str, report: RunReport, rows: Sequence[dict[str, Any]], runs: int) -> None:
-    from fanout_cli.junit import write_junit
-
-    try:
-        write_junit(
-            path,
-            rows,
-            suite=report.title,
-            run_id=report.run_id,
-            timestamp=report.started_at,
-            duration=report.duration,
-            properties={"merged_from": str(runs)},
-        )
-    except OSError as exc:
-        raise StoreError(f"--junit {path}: cannot write: {exc.strerror}") from None
 
 
 def _write_timings(path: str, timings: Timings, flag: str) -> None:
