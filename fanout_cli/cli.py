@@ -164,6 +164,12 @@ def run(
                           "results). [default: input]")] = None,
     junit: Annotated[Text, typer.Option(metavar="FILE",
                      help="Also write the run as JUnit XML, one testcase per task.")] = None,
+    executor: Annotated[Text, typer.Option(metavar="E",
+                        help="local, or dask://HOST:PORT: run process tasks on a Dask cluster "
+                             "(pip install 'fanout-cli[dask]'). [default: local]")] = None,
+    resources: Annotated[list[str] | None, typer.Option("--resources", metavar="NAME=N",
+                         help="Dask: a worker resource every task needs, e.g. GPU=1 "
+                              "(repeatable).")] = None,
     rate: Annotated[Text, typer.Option(metavar="N/PERIOD",
                     help="Start at most N attempts per PERIOD, run-wide: 60/min, 5/s, 10/30s.")] = None,
     agent: Annotated[bool, typer.Option("--agent",
@@ -230,7 +236,8 @@ def run(
         "format": output_format, "summary_chars": summary_chars, "max_lines": max_lines,
         "quiet": quiet or None,  # not given: [run] quiet may still apply
         "rate": rate, "shard": shard, "timings": timings or None, "order": order,
-        "junit": junit, "progress": progress, "color": color,
+        "junit": junit, "progress": progress, "color": color, "executor": executor,
+        "resources": resources or None,
     }  # fmt: skip
     agent_options = {
         "provider": provider, "model": model, "system": system, "temperature": temperature,
@@ -316,6 +323,11 @@ def execute_run(
         return EXIT_PASS
     renderer = make_renderer(prepared.config, Console(color=color_choice(prepared.config.color)))
     executor: Executor = ProcessExecutor()
+    if prepared.config.executor != "local":
+        from fanout_cli.executors.dask import connect_executor
+
+        # Connects (or exits 2 within seconds) before the run folder is made.
+        executor = connect_executor(prepared.config)
     options = options_document(prepared.config)
     if prepared.agents is not None:
         from fanout_cli.executors.agent import AgentExecutor
@@ -527,6 +539,7 @@ def options_document(config: RunConfig) -> dict[str, Any]:
     document["ok_exit"] = sorted(config.ok_exit)
     document["rate"] = None if config.rate is None else str(config.rate)
     document["timings"] = list(config.timings)
+    document["resources"] = list(config.resources)
     return document
 
 

@@ -219,6 +219,29 @@ def _paths(value: object) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _executor(value: object) -> str:
+    text = parse_text(value)
+    if text == "local":
+        return text
+    match = re.fullmatch(r"(?:dask|tcp)://([^:/\s]+):(\d{1,5})/?", text)
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise ValueError(f"expected local or dask://HOST:PORT, got {value!r}")
+    return f"dask://{match.group(1)}:{int(match.group(2))}"
+
+
+def _resources(value: object) -> tuple[str, ...]:
+    items = _paths(value)
+    for item in items:
+        name, equals, amount = item.partition("=")
+        try:
+            number = float(amount)
+        except ValueError:
+            number = float("nan")
+        if not equals or not name or not math.isfinite(number) or number <= 0:
+            raise ValueError(f"expected NAME=AMOUNT such as GPU=1, got {item!r}")
+    return items
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Every option of `fanout run`, after the command line and [run] table are merged."""
@@ -251,6 +274,8 @@ class RunConfig:
     junit: str | None = None  # write JUnit XML of the run here
     progress: bool | None = None  # live progress on stderr; None: when it is a terminal
     color: str = "auto"  # never, always, auto (NO_COLOR and FORCE_COLOR respected)
+    executor: str = "local"  # or dask://HOST:PORT: process tasks run on a Dask cluster
+    resources: tuple[str, ...] = ()  # NAME=AMOUNT worker resources each task needs (Dask)
 
 
 # Each option's parser accepts either the command line's string or the TOML value.
@@ -283,6 +308,8 @@ OPTION_PARSERS: Mapping[str, Callable[[object], Any]] = {
     "junit": parse_text,
     "progress": _flag,
     "color": _choice(COLORS),
+    "executor": _executor,
+    "resources": _resources,
 }
 
 assert set(OPTION_PARSERS) == {f.name for f in fields(RunConfig)}
