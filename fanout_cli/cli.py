@@ -22,6 +22,7 @@ from fanout_cli.errors import (
     EXIT_SIGINT,
     EXIT_USAGE,
     FanoutError,
+    OutputClosedError,
     UsageError,
 )
 from fanout_cli.models import AgentCall
@@ -130,11 +131,12 @@ def run(
     max_lines: Annotated[Text, typer.Option("--max-lines", metavar="N",
                          help="--format aop: task lines in the summary. [default: 50]")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress",
-                        help="Live progress on stderr. [default: when stderr is a terminal, "
-                             "not in CI]", show_default=False)] = None,
+                        help="Live progress on stderr, and a table of the tasks at the end. "
+                             "[default: when stdout and stderr are the terminal, not in CI]",
+                        show_default=False)] = None,
     color: Annotated[Text, typer.Option(metavar="WHEN",
-                     help="Colour: auto, always or never (NO_COLOR is respected). "
-                          "[default: auto]")] = None,
+                     help="Colour: auto, always or never (auto respects NO_COLOR; always "
+                          "and never override it). [default: auto]")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet",
                      help="Print the verdict line only.", show_default=False)] = False,
     glob: Annotated[list[str] | None, typer.Option("--glob", metavar="PATTERN",
@@ -321,7 +323,12 @@ def execute_run(
             print_shard_plan(Console(), prepared.shards, prepared.config.shard, prepared.known)
         print_dry_run(Console(), prepared.source.commands(prepared.config.jobs))
         return EXIT_PASS
-    renderer = make_renderer(prepared.config, Console(color=color_choice(prepared.config.color)))
+    renderer = make_renderer(
+        prepared.config,
+        Console(color=color_choice(prepared.config.color)),
+        # On --resume, results that stand are not reported again: no total to count to.
+        total=None if prepared.resume is not None else prepared.source.total,
+    )
     executor: Executor = ProcessExecutor()
     if prepared.config.executor != "local":
         from fanout_cli.executors.dask import connect_executor
@@ -559,6 +566,8 @@ def run_cli(argv: list[str]) -> int:
     except click.ClickException as exc:  # click's usage errors: one line, exit 2
         sys.stderr.write(f"fanout: error: {exc.format_message()} (see fanout --help)\n")
         return getattr(exc, "exit_code", EXIT_USAGE)
+    except OutputClosedError:  # stdout's reader went away: a SIGPIPE exit, silently
+        return 128 + signal.SIGPIPE
     except click.exceptions.Abort:
         return EXIT_SIGINT
     except KeyboardInterrupt:

@@ -36,3 +36,8 @@ class TaskFileError(FanoutError):
 
 class StoreError(FanoutError):
     """The output folder cannot be created or written."""
+
+
+class OutputClosedError(Exception):
+    """Standard output was closed by its reader (`fanout run | head`): nothing more
+    can be printed, and the run stops as for SIGPIPE."""

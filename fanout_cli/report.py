@@ -12,9 +12,10 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 
 from fanout_cli.config import RunConfig
+from fanout_cli.errors import OutputClosedError
 from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.store import (
     iso_time,
@@ -39,6 +40,7 @@ _COLORS = {
     TaskStatus.CANCELLED: "90",
     TaskStatus.ERROR: "35",
 }
+_CODES = {str(status): code for status, code in _COLORS.items()}
 
 
 def use_color(stream: TextIO) -> bool:
@@ -53,6 +55,7 @@ class Console:
     """The one place fanout writes its output."""
 
     def __init__(self, stream: TextIO | None = None, color: bool | None = None) -> None:
+        self.closed = False  # its reader went away: nothing more is written
         self.stream = stream or sys.stdout
         self.color = use_color(self.stream) if color is None else color
 
@@ -61,13 +64,22 @@ class Console:
         self.write_bytes((text + "\n").encode("utf-8", "surrogateescape"))
 
     def write_bytes(self, data: bytes) -> None:
+        if self.closed:
+            return
         buffer = getattr(self.stream, "buffer", None)
-        if buffer is None:  # a text-only stream (tests); it cannot take raw bytes
-            self.stream.write(data.decode("utf-8", "replace"))
-        else:
-            self.stream.flush()
-            buffer.write(data)
-            buffer.flush()
+        try:
+            if buffer is None:  # a text-only stream (tests); it cannot take raw bytes
+                self.stream.write(data.decode("utf-8", "replace"))
+            else:
+                self.stream.flush()
+                buffer.write(data)
+                buffer.flush()
+        except BrokenPipeError:  # the reader went away (`fanout run | head`)
+            self.closed = True
+            with contextlib.suppress(OSError, ValueError):
+                # Whatever Python still holds for it (and flushes at exit) goes nowhere.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            raise OutputClosedError(str(getattr(self.stream, "name", "stdout"))) from None
 
     def style(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
@@ -131,10 +143,19 @@ def print_shard_plan(
                      f"{estimate}{marker}")
 
 
-def write_run_junit(path: str, report: RunReport) -> None:
+def write_run_junit(
+    path: str,
+    report: RunReport,
+    rows: Iterable[Mapping[str, Any]] | None = None,
+    properties: Mapping[str, str] | None = None,
+) -> None:
+    """--junit FILE of a run (its rows read back from disk, each with its folder) or of a
+    merge (`rows` given). Raises StoreError naming the file when it cannot be written."""
+    from fanout_cli.errors import StoreError
     from fanout_cli.junit import write_junit
 
-    rows = ({**row, "run_dir": report.run_dir} for row in report.rows())
+    if rows is None:
+        rows = ({**row, "run_dir": report.run_dir} for row in report.rows())
     try:
         write_junit(
             path,
@@ -144,13 +165,38 @@ def write_run_junit(path: str, report: RunReport) -> None:
             timestamp=report.started_at,
             duration=report.duration,
             shard=report.shard,
+            properties=properties,
         )
     except OSError as exc:
-        error_line(f"--junit {path}: cannot write: {exc.strerror}")
+        raise StoreError(f"--junit {path}: cannot write: {exc.strerror}") from None
+
+
+def task_line(result: TaskResult) -> tuple[str, str]:
+    """A task's line as it ends: its status (padded), and the rest."""
+    duration = format_seconds(result.duration) if result.attempts else "-"
+    retries = f" [{len(result.attempts)} attempts]" if len(result.attempts) > 1 else ""
+    return f"{result.status:<9}", f" {result.task_id}  {duration}{retries}  {result.summary}"
+
+
+def status_label(console: Console, label: str) -> str:
+    """A (padded) status word in its colour."""
+    code = _CODES.get(label.strip())
+    return label if code is None else console.style(label, code)
+
+
+class Renderer(Protocol):
+    """Receives the run's events as they happen (runner.Listener), then its report."""
+
+    def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None: ...
+
+    def task_ended(self, result: TaskResult) -> None: ...
+
+    def finish(self, report: RunReport) -> None: ...
 
 
 class HumanRenderer:
-    """A line per task as it ends, then the verdict line."""
+    """A line per task as it ends, then the verdict line (in a pipe, a CI log; on a
+    terminal, progress.LiveRenderer)."""
 
     def __init__(self, console: Console, config: RunConfig) -> None:
         self.console = console
@@ -166,10 +212,8 @@ class HumanRenderer:
         if not result.attempts:
             self.not_started[result.summary] = self.not_started.get(result.summary, 0) + 1
             return
-        status = self.console.style(f"{result.status:<9}", _COLORS[result.status])
-        duration = format_seconds(result.duration) if result.attempts else "-"
-        retries = f" [{len(result.attempts)} attempts]" if len(result.attempts) > 1 else ""
-        self.console.line(f"{status} {result.task_id}  {duration}{retries}  {result.summary}")
+        label, rest = task_line(result)
+        self.console.line(status_label(self.console, label) + rest)
 
     def finish(self, report: RunReport) -> None:
         for summary, count in self.not_started.items():
@@ -232,12 +276,58 @@ class SilentRenderer:
                 self.console.line(line)
 
 
-Renderer = HumanRenderer | JsonLinesRenderer | SilentRenderer
+# Set by CI services (CI by most of them); a live area would only fill their logs.
+CI_VARIABLES = (
+    "CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI", "JENKINS_URL", "TF_BUILD",
+)  # fmt: skip
+ProgressMode = Literal["off", "terminal", "stderr"]
 
 
-def make_renderer(config: RunConfig, console: Console) -> Renderer:
+def in_ci(env: Mapping[str, str]) -> bool:
+    """A CI service runs us. `CI=false` (or 0) is how a user says it does not."""
+    return any(
+        env.get(name, "").strip().lower() not in ("", "0", "false", "no") for name in CI_VARIABLES
+    )
+
+
+def terminal_streams(stdout: TextIO, stderr: TextIO) -> tuple[bool, bool]:
+    """(stderr is a terminal, stdout is that same terminal)."""
+    try:
+        stderr_fd, stdout_fd = stderr.fileno(), stdout.fileno()
+        if not os.isatty(stderr_fd):
+            return False, False
+        if not os.isatty(stdout_fd):
+            return True, False
+        return True, os.fstat(stdout_fd).st_rdev == os.fstat(stderr_fd).st_rdev
+    except (AttributeError, OSError, ValueError):  # a stream with no file (tests), or closed
+        return False, False
+
+
+def progress_mode(
+    config: RunConfig, env: Mapping[str, str], stderr_terminal: bool, stdout_same_terminal: bool
+) -> ProgressMode:
+    """The human format's live progress. `terminal`: a live area on stderr, task lines
+    scrolling up above it, the run's table at the end. `stderr`: only the live area
+    (--progress while stdout goes elsewhere: stdout keeps its plain lines). `off`: the
+    plain lines, as in a pipe or a CI log."""
+    if config.format != "human" or config.quiet or config.progress is False:
+        return "off"
+    if not stderr_terminal or env.get("TERM") == "dumb":
+        return "off"
+    if config.progress is None and (in_ci(env) or not stdout_same_terminal):
+        return "off"
+    return "terminal" if stdout_same_terminal else "stderr"
+
+
+def make_renderer(config: RunConfig, console: Console, total: int | None = None) -> Renderer:
+    """`total`: the number of tasks when known up front (the live bar's end)."""
     if config.format == "human" or config.quiet:
-        return HumanRenderer(console, config)
+        mode = progress_mode(config, os.environ, *terminal_streams(console.stream, sys.stderr))
+        if mode == "off":
+            return HumanRenderer(console, config)
+        from fanout_cli.progress import LiveRenderer  # only on a terminal: it brings rich
+
+        return LiveRenderer(console, config, total, lines_on_stdout=mode == "stderr")
     if config.format == "jsonl":
         return JsonLinesRenderer(console)
     return SilentRenderer(console, config)

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +23,7 @@ import anyio
 
 from fanout_cli import summaries
 from fanout_cli.config import RunConfig, format_duration
+from fanout_cli.errors import OutputClosedError
 from fanout_cli.executors import AttemptPlan, Executor
 from fanout_cli.models import Attempt, Prior, RunReport, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.pacing import RateLimiter
@@ -169,6 +170,16 @@ class Runner:
         if decision is not None:
             self.stop(f"stopped: {decision.reason}", TaskStatus.CANCELLED)
 
+    def _tell(self, event: Callable[..., None], *args: Any) -> None:
+        """Pass an event to the listener. When stdout is closed (`fanout run | head`),
+        the run stops as it does for a signal: SIGPIPE, exit 141, tasks stopped."""
+        try:
+            event(*args)
+        except OutputClosedError:
+            if self.interrupted is None:
+                self.interrupted = signal.SIGPIPE
+                self.stop("output closed (SIGPIPE)", TaskStatus.CANCELLED, signal.SIGPIPE)
+
     def _keep(self, prior: Prior) -> None:
         """An earlier result stands (resume): it counts, and it is not run again."""
         self.rows.add(prior.seq, prior.offset)
@@ -177,7 +188,7 @@ class Runner:
     def _record(self, result: TaskResult) -> None:
         offset = self.store.journal("task_ended", **journal_row(result))
         self.rows.add(result.seq, offset)
-        self.listener.task_ended(result)
+        self._tell(self.listener.task_ended, result)
         self._on_decision(self.tracker.observe(result))
 
     async def _run_task(self, spec: TaskSpec, slot: int) -> None:
@@ -222,7 +233,7 @@ class Runner:
                     self.store.journal(
                         "task_started", seq=spec.seq, task_id=spec.task_id, attempt=number
                     )
-                    self.listener.task_started(spec, number, slot)
+                    self._tell(self.listener.task_started, spec, number, slot)
                     in_flight = time.time()
                     attempt = await self.executor.run_attempt(spec, plan)
                     in_flight = None

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 import time
 import uuid
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Completed, process_running, run_fanout, write_tasks
+from tests.conftest import FANOUT, Completed, process_running, run_fanout, write_tasks
 
 PY = sys.executable
 TASKS = "tasks.toml"
@@ -1034,3 +1035,21 @@ def test_rate_must_say_per_what() -> None:
     assert completed.returncode == 2
     assert "--rate: expected a rate such as 60/min" in completed.stderr
     assert_clean(completed)
+
+
+@pytest.mark.parametrize("output_format", ["human", "jsonl"])
+def test_a_closed_stdout_stops_the_run_as_sigpipe(output_format: str, tmp_path: Path) -> None:
+    """`fanout run | head -1`: no traceback, exit 141 (128 + SIGPIPE), the tasks still
+    running are stopped and the run is recorded as interrupted."""
+    script = (
+        f"seq 1 50 | {FANOUT} run -j 2 --format {output_format} -- sh -c 'echo $1; sleep 0.2'"
+        " sh {} | head -1; echo \"status=${PIPESTATUS[1]}\""
+    )
+    completed = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                               timeout=60, check=False)
+    assert completed.stdout.strip().splitlines()[-1] == "status=141", completed.stderr
+    assert completed.stderr == ""
+    [run_dir] = list((tmp_path / "out").iterdir())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert manifest["verdict"]["counts"]["tasks"] < 50
