@@ -108,6 +108,16 @@ them), writes one merged run with one verdict, and with --junit and --timings-ou
 the JUnit file and the merged timings. fanout timings export -o FILE writes the
 recorded durations of the output dir's runs (or of named runs) as one timings file.
 """),
+    ("OUTPUT", """\
+The human format prints a line per task as it ends, then the verdict line. When
+standard output and standard error are a terminal (and not in CI: CI, GITHUB_ACTIONS,
+GITLAB_CI, BUILDKITE, CIRCLECI, JENKINS_URL, TF_BUILD), a live area on standard error
+shows tasks done, running and failed, a bar with an ETA, and the slowest running
+tasks; the run ends with a table of every task in input order (failures first when it
+does not fit the screen) before the verdict line. --no-progress turns the live area
+off; --progress turns it on in CI. --color auto|always|never; auto respects NO_COLOR.
+--format aop, json and jsonl print no live area.
+"""),
     ("FILES", """\
 Each run has a folder OUTPUT-DIR/RUN-ID/ (mode 0700) holding, per task,
 SEQ-SLUG.json (the details file: AOP header keys and fanout's full record),
@@ -154,7 +164,8 @@ again. A run another fanout holds (its lock file) is refused.
     ("EXIT STATUS", """\
 0 the verdict passed; 1 the verdict failed; 2 usage, option or task-file error;
 70 internal error (a bug; FANOUT_DEBUG=1 prints the traceback); 128 plus the signal
-number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
+number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP, and 141 when standard
+output's reader went away (fanout run | head): the run stops as for a signal.
 """),
     ("ENVIRONMENT", """\
 FANOUT_OUTPUT_DIR sets the default --output-dir. FANOUT_PROVIDER and FANOUT_MODEL
