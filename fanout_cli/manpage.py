@@ -118,6 +118,19 @@ does not fit the screen) before the verdict line. --no-progress turns the live a
 off; --progress turns it on in CI. --color auto|always|never; auto respects NO_COLOR.
 --format aop, json and jsonl print no live area.
 """),
+    ("DASK CLUSTERS", """\
+--executor dask://HOST:PORT (pip install 'fanout-cli[dask]') runs process and agent-cli
+tasks on the workers of a Dask distributed cluster; agent HTTP calls, the verdict and
+the run folder stay with fanout. Every worker needs the same fanout version (checked
+when connecting; an unreachable scheduler is exit 2 within 5 s). Each attempt runs in
+its own process group on a worker, with its own --timeout (from the moment the process
+starts) and TERM, --grace, KILL; early verdicts, --deadline and Ctrl-C stop remote
+processes. Outputs come back when a task ends: the last 1 MiB of stdout and of stderr
+each, the drop noted in the attempt's reason. A worker that dies mid-task makes that
+attempt error ("worker died: ..."); its processes are ended by a guardian process.
+--resources NAME=N makes each task need a worker resource; tasks wait for one, bounded
+by --deadline. Commands, paths and tools must exist on the workers.
+"""),
     ("FILES", """\
 Each run has a folder OUTPUT-DIR/RUN-ID/ (mode 0700) holding, per task,
 SEQ-SLUG.json (the details file: AOP header keys and fanout's full record),
@@ -143,7 +156,7 @@ success (exit 0 or a code in --ok-exit), failure (any other exit, or killed by a
 signal), timeout, cancelled (ended by the strategy or --fail-fast before it
 finished), error (could not start: command not found, not executable, missing
 working directory; for agent tasks: no API key, unknown provider, unreadable
-attachment). An agent call fails on an HTTP error reply once its retries are spent.
+attachment; on a Dask cluster: the worker died). An agent call fails on an HTTP error reply once its retries are spent.
 A task that prints [AOP:STATUS] failure counts as failed.
 """),
     ("INTERRUPTS AND RESUME", """\

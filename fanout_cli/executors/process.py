@@ -239,7 +239,7 @@ class ProcessExecutor:
         finally:
             self._live.discard(process.pid)
             self._sweep_leftovers(process.pid, plan.grace)
-        return self._classify(spec, plan, started_at, returncode, timed_out)
+        return classify_exit(spec, plan, started_at, returncode, timed_out)
 
     def _spawn(
         self, argv: list[str], cwd: str | None, env: dict[str, str] | None, plan: AttemptPlan
@@ -313,29 +313,33 @@ class ProcessExecutor:
                     await anyio.sleep(_GROUP_POLL_SECONDS)
             signal_group(pgid, signal.SIGKILL)
 
-    def _classify(
-        self, spec: TaskSpec, plan: AttemptPlan, started_at: float, returncode: int, timed_out: bool
-    ) -> Attempt:
-        exit_code = returncode if returncode >= 0 else None
-        signum = -returncode if returncode < 0 else None
-        if timed_out:
-            reason = f"timed out after {format_duration(plan.timeout or 0)}"
-            return ended_attempt(
-                plan, started_at, TaskStatus.TIMEOUT, reason, exit_code=exit_code, signal=signum
-            )
-        if exit_code is not None and exit_code in plan.ok_exit:
-            reason = f"exit {exit_code}" if exit_code else ""
-            return ended_attempt(plan, started_at, TaskStatus.SUCCESS, reason, exit_code=exit_code)
-        if signum is not None:
-            reason = f"killed by {describe_signal(signum)}"
-        else:
-            reason = f"exit {exit_code}"
-            meaning = _SHELL_EXIT_MEANINGS.get(exit_code or 0)
-            if meaning and isinstance(spec.command, str):
-                reason += f" ({meaning})"
+
+def classify_exit(
+    spec: TaskSpec, plan: AttemptPlan, started_at: float, returncode: int, timed_out: bool
+) -> Attempt:
+    """The Attempt of a process that ended with `returncode` (negative: killed by that
+    signal): success, failure or timeout, with the reason a summary shows. Shared by
+    every executor that runs processes, so that a remote run reads like a local one."""
+    exit_code = returncode if returncode >= 0 else None
+    signum = -returncode if returncode < 0 else None
+    if timed_out:
+        reason = f"timed out after {format_duration(plan.timeout or 0)}"
         return ended_attempt(
-            plan, started_at, TaskStatus.FAILURE, reason, exit_code=exit_code, signal=signum
+            plan, started_at, TaskStatus.TIMEOUT, reason, exit_code=exit_code, signal=signum
         )
+    if exit_code is not None and exit_code in plan.ok_exit:
+        reason = f"exit {exit_code}" if exit_code else ""
+        return ended_attempt(plan, started_at, TaskStatus.SUCCESS, reason, exit_code=exit_code)
+    if signum is not None:
+        reason = f"killed by {describe_signal(signum)}"
+    else:
+        reason = f"exit {exit_code}"
+        meaning = _SHELL_EXIT_MEANINGS.get(exit_code or 0)
+        if meaning and isinstance(spec.command, str):
+            reason += f" ({meaning})"
+    return ended_attempt(
+        plan, started_at, TaskStatus.FAILURE, reason, exit_code=exit_code, signal=signum
+    )
 
 
 def start_failure(error: OSError, program: str, cwd: str | None) -> str:

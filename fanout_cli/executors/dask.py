@@ -1,0 +1,410 @@
+"""Run process tasks on a Dask cluster: `--executor dask://HOST:PORT`.
+
+What runs where. fanout (the coordinator) keeps everything but the processes: the
+runner's window (`--jobs` tasks in flight on the cluster), retries, strategies, the AOP
+folder, agent HTTP calls (those never reach this executor). Each attempt of a process
+or agent-cli task is one Dask task, `run_command_on_worker`, which runs the command on
+a worker in its own process group, with its own `--timeout` (counted from the moment
+the process starts, as locally) and TERM, `--grace`, KILL; it returns the exit status
+and the outputs, and the coordinator writes them into the run folder, so the folder
+reads like a local run's. Workers import this module: they need fanout-cli installed,
+the same version as the coordinator (checked when connecting, and by every task).
+
+On the worker, a command runs in the coordinator's working directory if that path
+exists there (a shared filesystem or the same checkout path), else in the worker's
+own; a task's relative `cwd` is resolved against the coordinator's directory and must
+exist on the worker. Its environment is the worker process's plus the task's `env`.
+
+Decisions:
+- Outputs: the worker captures stdout and stderr in unlinked temporary files and
+  returns the last OUTPUT_CAP_BYTES (1 MiB) of each with its total size. The files in
+  the run folder then hold that tail; when bytes were dropped, the attempt's reason
+  says how many ("stdout capped: first 451424 of 1500000 bytes dropped"). The files
+  are written when the attempt ends, not streamed while it runs.
+- Stopping: `future.cancel()` cannot stop a running task, so each attempt has Dask
+  Events (`<key>/stop`, `<key>/kill`) that the task polls every POLL_SECONDS. A
+  cancelled scope (early verdict, deadline, Ctrl-C) sets `stop` and waits, shielded,
+  for the task to end its group (TERM, grace, KILL) and report; kill_all (the second
+  Ctrl-C) sets `kill` too, and the group is killed at once.
+- A worker that dies after it started an attempt's command: the attempt is `error`,
+  "worker died: tcp://...". Dask would re-run the task on another worker (up to
+  `distributed.scheduler.allowed-failures`), but a command is only ever run again as
+  a new fanout attempt that the run records; so the task claims an attempt with an
+  Event `<key>/started` before it starts the command, and a re-run that finds it set
+  reports the loss instead of running. The coordinator learns of the death from the
+  scheduler's `remove-worker` event at once (the task also set `<key>/ran-on/<worker>`,
+  so it knows the attempt had started there). Attempts the dead worker held but had
+  not started are left to Dask, which runs them elsewhere. A run clears its Events.
+  A guardian process per worker (see `dask_worker.guard_process_groups`) ends the process groups
+  of a worker that died, so nothing it started keeps running.
+- Resources (`--resources GPU=1`): a task waits on the scheduler until a worker with
+  the resource is free, as Dask does (workers may join later). `--timeout` starts with
+  the process, so it does not bound that wait; `--deadline` and Ctrl-C do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+import anyio.abc
+
+import fanout_cli
+from fanout_cli.config import RunConfig
+from fanout_cli.errors import UsageError
+from fanout_cli.executors import AttemptPlan, ended_attempt
+from fanout_cli.executors.dask_worker import (
+    ClusterClient,
+    RemoteCommand,
+    RemoteOutcome,
+    run_command_on_worker,
+    worker_fanout_version,
+)
+from fanout_cli.executors.process import classify_exit, start_failure
+from fanout_cli.models import Attempt, TaskSpec, TaskStatus
+
+if TYPE_CHECKING:
+    import distributed
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+OUTPUT_CAP_BYTES = 1 << 20  # of each of stdout and stderr, the tail kept
+STOP_MARGIN_SECONDS = 5.0  # beyond --grace, to hear back from a task told to stop
+_CLUSTER_CALL_SECONDS = 5.0  # bound on one bookkeeping call to the scheduler
+_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+# --- the coordinator ------------------------------------------------------------------
+
+
+def connect_executor(config: RunConfig) -> DaskExecutor:
+    """The executor for `config.executor` (dask://HOST:PORT), once the scheduler has
+    answered and its workers run this fanout; a UsageError (exit 2) otherwise."""
+    try:
+        import distributed  # noqa: F401  # the optional extra
+    except ImportError:
+        raise UsageError(
+            f"--executor {config.executor}: needs the dask extra: pip install 'fanout-cli[dask]'"
+        ) from None
+    if not os.environ.get("FANOUT_DEBUG"):
+        _quiet_distributed_logs()
+    executor = DaskExecutor(config.executor, parse_resources(config.resources))
+    anyio.run(executor.check_cluster)
+    return executor
+
+
+def _quiet_distributed_logs() -> None:
+    """The client logs lost connections and the like on stderr; fanout says what they
+    mean for each task in its record instead. (FANOUT_DEBUG=1 keeps the logs.) Some
+    child loggers have levels of their own (distributed.client): set them all."""
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def parse_resources(items: Iterable[str]) -> dict[str, float]:
+    """("GPU=1", "licence=0.5") -> {"GPU": 1.0, "licence": 0.5} (validated by config)."""
+    return {name: float(amount) for name, _, amount in (item.partition("=") for item in items)}
+
+
+@dataclass
+class _Live:
+    """An attempt in flight on the cluster."""
+
+    key: str
+    waiting: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    lost_on: str | None = None  # the worker that died while running it
+    kill: bool = False  # kill_all: no grace
+
+
+class DaskExecutor:
+    def __init__(self, executor: str, resources: dict[str, float]) -> None:
+        self.executor = executor  # as the user wrote it, for messages
+        self.address = "tcp://" + executor.removeprefix("dask://")
+        self.resources = resources
+        # Keys and Event names are unique to this fanout process: runs never mix.
+        self._tag = uuid.uuid4().hex[:12]
+        self._directory = os.getcwd()
+        self._client: ClusterClient | None = None
+        self._group: anyio.abc.TaskGroup | None = None
+        self._live: dict[str, _Live] = {}
+        self._clear_at_end: set[str] = set()  # Events a late task start may still read
+
+    async def check_cluster(self) -> None:
+        """Connect once before the run folder is made: an unreachable scheduler or a
+        worker without this fanout is exit 2 now, not a run of errors."""
+        client = await self._connect()
+        versions: dict[str, Any] = {}
+        try:
+            # A worker that does not answer in time is not waited for: each task checks
+            # the version of the worker it runs on as well.
+            with anyio.move_on_after(CONNECT_TIMEOUT_SECONDS):
+                versions = await client.run(worker_fanout_version, on_error="return")
+        finally:
+            await _close(client)
+        for worker, version in sorted(versions.items()):
+            if version != fanout_cli.__version__:
+                found = (
+                    f"runs fanout {version}"
+                    if isinstance(version, str)
+                    else (f"cannot run fanout ({type(version).__name__}: {version})")
+                )
+                raise UsageError(
+                    f"--executor {self.executor}: worker {worker} {found}; install "
+                    f"fanout-cli=={fanout_cli.__version__} on every worker"
+                )
+
+    async def _connect(self) -> ClusterClient:
+        import distributed
+
+        try:
+            with anyio.fail_after(CONNECT_TIMEOUT_SECONDS + 2):
+                client = await distributed.Client(  # type: ignore[no-untyped-call]  # unannotated
+                    self.address,
+                    asynchronous=True,
+                    timeout=CONNECT_TIMEOUT_SECONDS,
+                    set_as_default=False,
+                    name="fanout",
+                )
+        except OSError as exc:  # refused, unresolvable, timed out (TimeoutError)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(
+                f"--executor {self.executor}: cannot reach the Dask scheduler at "
+                f"{self.address} ({reason})"
+            ) from None
+        return cast(ClusterClient, client)
+
+    def kill_all(self) -> None:
+        for live in self._live.values():
+            live.kill = True
+            if self._group is not None:
+                self._group.start_soon(self._set_events, [f"{live.key}/kill", f"{live.key}/stop"])
+
+    def abandoned(self, spec: TaskSpec) -> None:
+        return None  # the outputs are in the run folder already
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        client = await self._connect()
+        self._client = client
+        try:
+            client.subscribe_topic("all", self._on_cluster_event)
+            async with anyio.create_task_group() as group:
+                self._group = group
+                try:
+                    yield
+                finally:
+                    self._group = None
+                    with anyio.CancelScope(shield=True):
+                        await self._clear_events(sorted(self._clear_at_end))
+        finally:
+            self._client = None
+            # Else the scheduler tries to tell this closing client that it left, and
+            # logs a CRITICAL "Closed comm" for every run.
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic("all")
+            with anyio.CancelScope(shield=True):
+                await _close(client)
+
+    async def run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
+        client = self._client
+        assert client is not None, "run_attempt outside session()"
+        started_at = time.time()
+        command = spec.command_for_slot(plan.slot)
+        argv = ("/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
+        key = f"fanout-{self._tag}-{spec.seq}-{plan.number}"
+        remote = RemoteCommand(
+            argv=argv,
+            cwd=None if spec.cwd is None else os.path.join(self._directory, spec.cwd),
+            default_cwd=self._directory,
+            env=dict(spec.env),
+            timeout=plan.timeout,
+            grace=plan.grace,
+            signals=key,
+            output_cap=OUTPUT_CAP_BYTES,
+            fanout_version=fanout_cli.__version__,
+        )
+        live = _Live(key)
+        self._live[key] = live
+        future = client.submit(
+            run_command_on_worker,
+            remote,
+            key=key,
+            pure=False,
+            resources=self.resources or None,
+            retries=0,
+        )
+        result: RemoteOutcome | Exception | None = None
+        try:
+            result = await self._result(live, future)
+        except BaseException:  # the runner stopped it: end the remote group first
+            with anyio.CancelScope(shield=True):
+                result = await self._stop(live, future, plan.grace)
+                _write_outputs(plan, result)
+            raise
+        finally:
+            del self._live[key]
+            self._forget(live, future, result)
+        _write_outputs(plan, result)
+        return _describe(spec, plan, started_at, remote, live, result)
+
+    async def _result(
+        self, live: _Live, future: distributed.Future[RemoteOutcome]
+    ) -> RemoteOutcome | Exception | None:
+        """The task's outcome; its exception (the cluster failed it); or None when the
+        worker that started it died (the cluster-event handler cancels `waiting`)."""
+        with live.waiting:
+            try:
+                return cast(RemoteOutcome, await future)
+            except Exception as exc:  # KilledWorker, cancelled by the scheduler, ...
+                return exc
+        return None
+
+    async def _stop(
+        self, live: _Live, future: distributed.Future[Any], grace: float
+    ) -> RemoteOutcome | None:
+        """Tell the task to stop and, if it has begun, wait for it to end its process
+        group and report; a task that has not begun is cancelled and never starts."""
+        assert self._client is not None
+        scheduler = self._client.scheduler
+        self._clear_at_end.update(f"{live.key}/{name}" for name in ("started", "stop", "kill"))
+        outcome = None
+        with anyio.move_on_after(grace + STOP_MARGIN_SECONDS):
+            with contextlib.suppress(Exception):
+                if live.kill:
+                    await scheduler.event_set(name=f"{live.key}/kill")
+                await scheduler.event_set(name=f"{live.key}/stop")
+                # Set `stop` first: a task claims `started` before it reads `stop`.
+                if await scheduler.event_is_set(name=f"{live.key}/started"):
+                    result = await future
+                    outcome = result if isinstance(result, RemoteOutcome) else None
+        with anyio.move_on_after(_CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
+            await self._client.cancel([future], reason="stopped by fanout")
+        return outcome
+
+    def _forget(self, live: _Live, future: distributed.Future[Any], result: object) -> None:
+        """Let the cluster drop the result, and the attempt's Events once nothing can
+        read them any more (a stopped or lost attempt's wait for the session's end)."""
+        future.release()  # type: ignore[no-untyped-call]  # distributed leaves it unannotated
+        if isinstance(result, RemoteOutcome) and not result.lost and live.lost_on is None:
+            names = [f"{live.key}/started", f"{live.key}/ran-on/{result.worker}"]
+            if self._group is not None:
+                self._group.start_soon(self._clear_events, names)
+        else:
+            self._clear_at_end.update(f"{live.key}/{name}" for name in ("started", "stop", "kill"))
+
+    def _on_cluster_event(self, event: tuple[float, Any]) -> None:
+        """The scheduler's "all" topic: a worker that leaves fails the attempts it had
+        started (checked through their `ran-on` Event; the rest Dask runs elsewhere)."""
+        _, message = event
+        if not isinstance(message, dict) or message.get("action") != "remove-worker":
+            return
+        worker = str(message.get("worker"))
+        for key in message.get("processing-tasks") or ():
+            live = self._live.get(key) if isinstance(key, str) else None
+            if live is not None and self._group is not None:
+                self._group.start_soon(self._check_lost, live, worker)
+
+    async def _check_lost(self, live: _Live, worker: str) -> None:
+        assert self._client is not None
+        name = f"{live.key}/ran-on/{worker}"
+        self._clear_at_end.add(name)
+        with anyio.move_on_after(_CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
+            if await self._client.scheduler.event_is_set(name=name):
+                live.lost_on = worker
+                live.waiting.cancel()
+
+    async def _set_events(self, names: list[str]) -> None:
+        if self._client is None:
+            return
+        with anyio.move_on_after(_CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
+            for name in names:
+                await self._client.scheduler.event_set(name=name)
+
+    async def _clear_events(self, names: list[str]) -> None:
+        """Events live on the scheduler until cleared: clear this run's."""
+        if self._client is None or self._client.status != "running" or not names:
+            return  # a scheduler that went away took its Events with it
+        scheduler = self._client.scheduler
+        with anyio.move_on_after(_CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
+            async with anyio.create_task_group() as group:
+                for name in names:
+                    group.start_soon(functools.partial(scheduler.event_clear, name=name))
+
+
+async def _close(client: ClusterClient) -> None:
+    if client.status == "closed":
+        return
+    with anyio.move_on_after(_CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
+        await client.close()
+
+
+def _write_outputs(plan: AttemptPlan, outcome: RemoteOutcome | Exception | None) -> None:
+    """The run folder's stdout and stderr files: what the worker sent back, or empty."""
+    remote = outcome if isinstance(outcome, RemoteOutcome) else None
+    for path, output in (
+        (plan.stdout_path, remote.stdout if remote else None),
+        (plan.stderr_path, remote.stderr if remote else None),
+    ):
+        with open(os.open(path, _OUTPUT_FLAGS, 0o600), "wb") as handle:
+            if output is not None:
+                handle.write(output.data)
+
+
+def _describe(
+    spec: TaskSpec,
+    plan: AttemptPlan,
+    started_at: float,
+    remote: RemoteCommand,
+    live: _Live,
+    result: RemoteOutcome | Exception | None,
+) -> Attempt:
+    """Classify the task's outcome exactly as a local run's (process.classify_exit)."""
+    if result is None or (isinstance(result, RemoteOutcome) and result.lost):
+        reason = f"worker died: {live.lost_on or 'the worker that started it was lost'}"
+        return ended_attempt(plan, started_at, TaskStatus.ERROR, reason)
+    if isinstance(result, Exception):
+        return ended_attempt(plan, started_at, TaskStatus.ERROR, cluster_failure(result))
+    if result.problem is not None:
+        return ended_attempt(plan, started_at, TaskStatus.ERROR, result.problem)
+    if result.start_error is not None:
+        reason = start_failure(result.start_error, remote.argv[0], remote.cwd)
+        return ended_attempt(plan, started_at, TaskStatus.ERROR, reason)
+    if result.returncode is None:  # stopped before it started: only seen when cancelled
+        return ended_attempt(plan, started_at, TaskStatus.CANCELLED, "stopped before it started")
+    attempt = classify_exit(spec, plan, started_at, result.returncode, result.timed_out)
+    notes = [
+        f"{name} capped: first {output.dropped} of {output.size} bytes dropped"
+        for name, output in (("stdout", result.stdout), ("stderr", result.stderr))
+        if output.dropped
+    ]
+    if notes:
+        attempt = replace(attempt, reason="; ".join(filter(None, [attempt.reason, *notes])))
+    return attempt
+
+
+def cluster_failure(error: Exception) -> str:
+    """Why the cluster could not give an attempt's result, in one line."""
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(error, KilledWorker):
+        return f"worker died: {error.last_worker.address}"
+    if isinstance(error, FutureCancelledError) and error.reason == "scheduler-connection-lost":
+        return "lost the connection to the Dask scheduler"
+    if isinstance(error, FutureCancelledError):
+        return f"cancelled on the cluster: {error.reason}"
+    if isinstance(error, ImportError):  # the worker could not load fanout's task function
+        return (
+            f"the worker cannot run fanout ({error}); install "
+            f"fanout-cli=={fanout_cli.__version__} on every worker"
+        )
+    text = str(error).strip().splitlines()
+    return f"cluster error: {type(error).__name__}" + (f": {text[0]}" if text else "")

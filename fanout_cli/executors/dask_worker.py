@@ -1,0 +1,321 @@
+"""The worker side of the Dask executor: what runs in a Dask worker process (a task
+thread, or the guardian). Plain data in and out; distributed is imported by the task
+itself. See executors/dask.py for what runs where, and why."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
+
+import fanout_cli
+from fanout_cli.executors.process import group_alive, signal_group
+
+if TYPE_CHECKING:
+    import distributed
+
+POLL_SECONDS = 0.1  # how often a running task asks whether the coordinator stops it
+_GROUP_POLL_SECONDS = 0.02
+_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+class ClusterClient(Protocol):
+    """The part of distributed.Client this module uses. distributed leaves most of its
+    Client unannotated; one cast to this keeps the rest of the module type-checked."""
+
+    scheduler: Any  # an RPC proxy: `await scheduler.event_set(name=...)`
+    status: str  # "running" while connected
+
+    def submit(
+        self,
+        func: Callable[[RemoteCommand], RemoteOutcome],
+        command: RemoteCommand,
+        *,
+        key: str,
+        pure: bool,
+        resources: dict[str, float] | None,
+        retries: int,
+    ) -> distributed.Future[RemoteOutcome]: ...
+
+    def run(self, function: Callable[[], str], *, on_error: str) -> Awaitable[dict[str, Any]]: ...
+
+    def subscribe_topic(self, topic: str, handler: Callable[[tuple[float, Any]], None]) -> None: ...
+
+    def unsubscribe_topic(self, topic: str) -> None: ...
+
+    def cancel(self, futures: list[distributed.Future[Any]], *, reason: str) -> Awaitable[None]: ...
+
+    def close(self) -> Awaitable[None]: ...
+
+    def sync(self, func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any: ...
+
+
+
+
+@dataclass(frozen=True)
+class RemoteCommand:
+    """One attempt, as sent to a worker (pickled: plain data only)."""
+
+    argv: tuple[str, ...]
+    cwd: str | None  # absolute; the attempt is an error when the worker lacks it
+    default_cwd: str  # the coordinator's directory: used when the worker has it
+    env: dict[str, str]
+    timeout: float | None
+    grace: float
+    signals: str  # the prefix of this attempt's Event names (its Dask key)
+    output_cap: int
+    fanout_version: str
+
+
+@dataclass(frozen=True)
+class RemoteOutput:
+    data: bytes  # the last output_cap bytes
+    size: int  # every byte the command wrote
+
+    @property
+    def dropped(self) -> int:
+        return self.size - len(self.data)
+
+
+_NO_OUTPUT = RemoteOutput(b"", 0)
+
+
+@dataclass(frozen=True)
+class RemoteOutcome:
+    """What a worker reports of one attempt."""
+
+    worker: str
+    returncode: int | None = None  # negative: killed by that signal
+    timed_out: bool = False
+    start_error: OSError | None = None
+    problem: str | None = None  # this worker cannot run fanout's tasks
+    lost: bool = False  # a re-run of an attempt whose worker died: not run again
+    stdout: RemoteOutput = _NO_OUTPUT
+    stderr: RemoteOutput = _NO_OUTPUT
+
+
+def worker_fanout_version() -> str:
+    return fanout_cli.__version__
+
+
+def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
+    """The Dask task: run one attempt's command and report how it ended."""
+    import distributed
+
+    worker = distributed.get_worker()
+    if command.fanout_version != fanout_cli.__version__:
+        return RemoteOutcome(
+            worker.address,
+            problem=f"worker {worker.address} runs fanout {fanout_cli.__version__}, "
+            f"not {command.fanout_version}; install the same version on every worker",
+        )
+    client = cast(ClusterClient, distributed.get_client())
+    claim = client.sync(_claim, client, command.signals, worker.address)
+    if claim is not None:
+        return RemoteOutcome(worker.address, lost=claim == "lost")
+    with (
+        tempfile.TemporaryFile(dir=worker.local_directory) as stdout,
+        tempfile.TemporaryFile(dir=worker.local_directory) as stderr,
+    ):
+        try:
+            process = subprocess.Popen(
+                command.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=_working_directory(command),
+                env={**os.environ, **command.env},
+                start_new_session=True,  # own process group: pgid == pid
+            )
+        except OSError as exc:
+            return RemoteOutcome(worker.address, start_error=exc)
+        guardian = _guardian()
+        guardian.tell(f"watch {process.pid} {command.grace}")
+        try:
+            returncode, timed_out = _supervise(process, command, _Signals(client, command))
+        finally:
+            guardian.tell(f"done {process.pid}")  # it sweeps what the group left running
+        return RemoteOutcome(
+            worker.address,
+            returncode=returncode,
+            timed_out=timed_out,
+            stdout=_tail(stdout, command.output_cap),
+            stderr=_tail(stderr, command.output_cap),
+        )
+
+
+async def _claim(client: ClusterClient, signals: str, address: str) -> str | None:
+    """Before the command starts: "lost" when an earlier run of this attempt started it
+    (its worker died; Dask re-ran the task), "stopped" when the coordinator already
+    stopped it; else mark it started here. One trip to the worker's event loop."""
+    scheduler = client.scheduler
+    if await scheduler.event_is_set(name=f"{signals}/started"):
+        return "lost"
+    await scheduler.event_set(name=f"{signals}/started")
+    await scheduler.event_set(name=f"{signals}/ran-on/{address}")
+    if await scheduler.event_is_set(name=f"{signals}/stop"):
+        return "stopped"
+    return None
+
+
+class _Signals:
+    """The coordinator's requests for one attempt, read from the scheduler."""
+
+    def __init__(self, client: ClusterClient, command: RemoteCommand) -> None:
+        self._client = client
+        self._stop = f"{command.signals}/stop"
+        self._kill = f"{command.signals}/kill"
+
+    def stop(self) -> bool:
+        return bool(self._client.sync(self._client.scheduler.event_is_set, name=self._stop))
+
+    def kill(self) -> bool:
+        return bool(self._client.sync(self._client.scheduler.event_is_set, name=self._kill))
+
+
+def _working_directory(command: RemoteCommand) -> str | None:
+    if command.cwd is not None:
+        return command.cwd
+    return command.default_cwd if os.path.isdir(command.default_cwd) else None
+
+
+def _supervise(
+    process: subprocess.Popen[bytes], command: RemoteCommand, signals: _Signals
+) -> tuple[int, bool]:
+    """Wait for the command, its deadline or a stop from the coordinator; returns the
+    returncode and whether it timed out. Never leaves the group running."""
+    deadline = None if command.timeout is None else time.monotonic() + command.timeout
+    try:
+        while True:
+            left = POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            try:
+                return process.wait(max(0.0, min(POLL_SECONDS, left))), False
+            except subprocess.TimeoutExpired:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                return _end_group(process, command.grace, signals), True
+            if signals.stop():
+                grace = 0.0 if signals.kill() else command.grace
+                return _end_group(process, grace, signals), False
+    except BaseException:  # the scheduler is gone, the worker is closing: no orphans
+        _end_group(process, 0.0, None)
+        raise
+
+
+def _end_group(process: subprocess.Popen[bytes], grace: float, signals: _Signals | None) -> int:
+    """SIGTERM the group, wait up to `grace` for it to empty (a kill request cuts the
+    wait short), then SIGKILL."""
+    signal_group(process.pid, signal.SIGTERM)
+    now = time.monotonic()
+    end, next_poll = now + grace, now + POLL_SECONDS
+    while time.monotonic() < end:
+        if process.poll() is not None and not group_alive(process.pid):
+            break
+        if signals is not None and time.monotonic() >= next_poll:
+            next_poll += POLL_SECONDS
+            if signals.kill():
+                break
+        time.sleep(_GROUP_POLL_SECONDS)
+    signal_group(process.pid, signal.SIGKILL)
+    return process.wait()
+
+
+def _tail(handle: IO[bytes], cap: int) -> RemoteOutput:
+    size = os.fstat(handle.fileno()).st_size
+    handle.seek(max(0, size - cap))
+    return RemoteOutput(handle.read(cap), size)
+
+
+# --- the guardian: no orphans when a worker dies ---------------------------------------
+
+
+class _Guardian:
+    """A process of its own (own session), started by a worker on its first task. The
+    worker tells it each attempt's process group; when the worker's end of the pipe
+    closes (the worker died, even of SIGKILL, or exited) it ends the groups still
+    running, TERM then KILL after their grace. It also sweeps what a finished
+    command left running in its group, as the local executor does."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from fanout_cli.executors.dask_worker import guard_process_groups as g; g()",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._lock = threading.Lock()
+
+    def tell(self, line: str) -> None:
+        with self._lock:
+            assert self.process.stdin is not None
+            with contextlib.suppress(OSError):  # it died: the next task starts another
+                self.process.stdin.write(line.encode() + b"\n")
+                self.process.stdin.flush()
+
+
+_guardian_lock = threading.Lock()
+_guardian_process: _Guardian | None = None
+
+
+def _guardian() -> _Guardian:
+    global _guardian_process  # noqa: PLW0603  # one per worker process, made on first use
+    with _guardian_lock:
+        if _guardian_process is None or _guardian_process.process.poll() is not None:
+            _guardian_process = _Guardian()
+        return _guardian_process
+
+
+def guard_process_groups() -> None:
+    """The guardian's main loop. Reads "watch PGID GRACE" and "done PGID" lines."""
+    watched: dict[int, float] = {}  # group -> its grace
+    doomed: dict[int, float] = {}  # group sent SIGTERM -> when it gets SIGKILL
+    stdin = sys.stdin.buffer.fileno()
+    pending = b""
+    open_ = True
+
+    def end(group: int, grace: float) -> None:
+        if group_alive(group):
+            signal_group(group, signal.SIGTERM)
+            doomed[group] = time.monotonic() + grace
+
+    while open_ or doomed:
+        ready = [stdin]
+        if open_:
+            ready, _, _ = select.select([stdin], [], [], 0.05 if doomed else None)
+        else:
+            time.sleep(_GROUP_POLL_SECONDS)
+        if open_ and ready:
+            chunk = os.read(stdin, 65536)
+            if not chunk:  # the worker is gone
+                open_ = False
+                for group, grace in watched.items():
+                    end(group, grace)
+                watched.clear()
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                words = line.split()
+                if len(words) == 3 and words[0] == b"watch":
+                    watched[int(words[1])] = float(words[2])
+                elif len(words) == 2 and words[0] == b"done":
+                    group = int(words[1])
+                    end(group, watched.pop(group, 0.0))
+        for group, kill_at in list(doomed.items()):
+            if not group_alive(group):
+                del doomed[group]
+            elif time.monotonic() >= kill_at:
+                signal_group(group, signal.SIGKILL)
+                del doomed[group]
