@@ -84,6 +84,18 @@ def write_tasks(path: Path, text: str) -> Path:
     return path
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Terminate a server or worker a test started; kill it if it does not go."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def process_running(pid: int) -> bool:
     """Alive and not a zombie (an orphan's zombie may linger when PID 1 does not reap)."""
     try:

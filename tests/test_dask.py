@@ -27,7 +27,14 @@ from typing import Any
 import pytest
 
 import fanout_cli
-from tests.conftest import FANOUT, Completed, process_running, run_fanout, write_tasks
+from tests.conftest import (
+    FANOUT,
+    Completed,
+    process_running,
+    run_fanout,
+    stop_process,
+    write_tasks,
+)
 
 distributed: Any = pytest.importorskip(
     "distributed", reason="the dask extra is not installed: pip install 'fanout-cli[dask]'"
@@ -511,12 +518,7 @@ def started(*argv: str, env: dict[str, str] | None = None) -> Iterator[subproces
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=WAIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, WAIT_SECONDS)
 
 
 @pytest.mark.slow
