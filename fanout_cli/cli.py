@@ -213,8 +213,12 @@ def run(
     or Anthropic; set [agent] in a task file, or --provider/--model/--base-url);
     --agent-cli TOOL runs claude, codex, llm or aider headless instead.
 
+    Sharding: --shard I/N runs one of N parts balanced by recorded durations;
+    --junit FILE writes JUnit XML; fanout merge joins the parts. --executor
+    dask://HOST:PORT runs the processes on a Dask cluster.
+
     Exit status: 0 verdict pass, 1 verdict fail, 2 usage or task-file error,
-    130 interrupted.
+    130 interrupted (128 + the signal; 141 when stdout is closed).
 
     Examples:
 
@@ -227,6 +231,8 @@ def run(
       fanout run -- 'gzip -c {} > {}.gz' ::: a.log b.log
 
       fanout run --prompt 'Summarise {}' --attach {} --model gpt-4o-mini ::: a.md b.md
+
+      fanout run tests.toml --shard 2/4 --timings timings.json --junit junit.xml
     """
     command_line = {
         "jobs": jobs, "timeout": timeout, "grace": grace, "deadline": deadline,
