@@ -156,8 +156,9 @@ success (exit 0 or a code in --ok-exit), failure (any other exit, or killed by a
 signal), timeout, cancelled (ended by the strategy or --fail-fast before it
 finished), error (could not start: command not found, not executable, missing
 working directory; for agent tasks: no API key, unknown provider, unreadable
-attachment; on a Dask cluster: the worker died). An agent call fails on an HTTP error reply once its retries are spent.
-A task that prints [AOP:STATUS] failure counts as failed.
+attachment; on a Dask cluster: the worker died). An agent call fails on an HTTP
+error reply once its retries are spent. A task that prints [AOP:STATUS] failure
+counts as failed.
 """),
     ("INTERRUPTS AND RESUME", """\
 The first SIGINT (Ctrl-C), SIGTERM or SIGHUP stops starting tasks, sends SIGTERM to
