@@ -49,25 +49,21 @@ class ValueTasks:
 
     def command(self, seq: int, value: str, slot: int | None = None) -> tuple[str, ...] | str:
         if self.agent is not None:
-            call = self.call(seq, value)
-            return agent_line(call) if call.tool is None else agent_cli_command(call)
+            call = render_call(self.agent, value, seq)
+            return agent_line(call) if call.tool is None else agent_command(call)
         return value if self.template is None else self.template.render(value, seq, slot)
-
-    def call(self, seq: int, value: str) -> AgentCall:
-        assert self.agent is not None
-        return replace(
-            self.agent,
-            prompt=render_text(self.agent.prompt, value, seq),
-            attach=tuple(render_text(path, value, seq) for path in self.agent.attach),
-        )
 
     def spec(self, seq: int, value: str, origin: str) -> TaskSpec:
         task_id = display_value(value) or f"task-{seq}"
         if self.agent is not None:
-            call = self.call(seq, value)
-            command = () if call.tool is None else agent_cli_command(call)
+            call = render_call(self.agent, value, seq)
             return TaskSpec(
-                seq=seq, task_id=task_id, command=command, origin=origin, input=value, agent=call
+                seq=seq,
+                task_id=task_id,
+                command=agent_command(call),
+                origin=origin,
+                input=value,
+                agent=call,
             )
         if self.template is None:
             return TaskSpec(seq=seq, task_id=task_id, command=value, origin=origin, input=value)
@@ -87,10 +83,22 @@ def agent_line(call: AgentCall) -> str:
     return f"agent {call.provider}/{call.model}{attach}: {display_value(call.prompt, 10_000)}"
 
 
-def agent_cli_command(call: AgentCall) -> tuple[str, ...]:
+def render_call(call: AgentCall, value: str, seq: int) -> AgentCall:
+    """A call whose prompt and attach are templates, filled from one value."""
+    return replace(
+        call,
+        prompt=render_text(call.prompt, value, seq),
+        attach=tuple(render_text(path, value, seq) for path in call.attach),
+    )
+
+
+def agent_command(call: AgentCall) -> tuple[str, ...]:
+    """The process an agent task runs: none for an HTTP call, the tool's argv for an
+    agent CLI (built from its preset)."""
+    if call.tool is None:
+        return ()
     from fanout_cli import agent_cli
 
-    assert call.tool is not None
     return agent_cli.build_command(
         call.tool, call.prompt, model=call.model, system=call.system, extra_args=call.args
     )

@@ -16,7 +16,7 @@ from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
 from fanout_cli.config import OPTION_PARSERS, parse_duration, parse_exit_codes
 from fanout_cli.errors import TaskFileError
 from fanout_cli.models import AgentCall, TaskSpec
-from fanout_cli.sources import display_value, glob_matches
+from fanout_cli.sources import agent_command, display_value, glob_matches, render_call
 from fanout_cli.template import Template, has_replacement, render_text
 
 TOP_LEVEL_KEYS = ("run", "defaults", "agent", "task")
@@ -158,6 +158,7 @@ class _Validator:
             command = self.command(entry["cmd"], (*where, "cmd"), label)
         else:
             call = self.agent_call(kind, entry, where, label)
+            command = agent_command(call)
         values = {**defaults, **self.task_values(entry, where, label)}
         env = {**defaults.get("env", {}), **values.get("env", {})}
         base = TaskSpec(
@@ -176,19 +177,17 @@ class _Validator:
         if fan_out is None:
             return [base]
         if call is not None:
+            calls = [render_call(call, value, seq) for seq, value in enumerate(fan_out, first_seq)]
             return [
                 replace(
                     base,
                     seq=seq,
                     task_id=self.expanded_id(entry.get("id"), value, seq),
                     input=value,
-                    agent=replace(
-                        call,
-                        prompt=render_text(call.prompt, value, seq),
-                        attach=tuple(render_text(path, value, seq) for path in call.attach),
-                    ),
+                    agent=rendered,
+                    command=agent_command(rendered),
                 )
-                for seq, value in enumerate(fan_out, start=first_seq)
+                for seq, (value, rendered) in enumerate(zip(fan_out, calls, strict=True), first_seq)
             ]
         template = Template(
             (command,) if isinstance(command, str) else command, shell=isinstance(command, str)

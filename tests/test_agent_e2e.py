@@ -932,6 +932,32 @@ def logged_argvs(tmp_path: Path) -> list[list[str]]:
     return [json.loads(line) for line in lines]
 
 
+def test_agent_cli_tasks_from_a_task_file_run_their_preset(tmp_path: Path) -> None:
+    """kind = "agent-cli" in TOML, plain and with foreach: the preset's argv runs."""
+    env = stub_tools(tmp_path)
+    (tmp_path / "tasks.toml").write_text(
+        '[[task]]\nid = "one"\nkind = "agent-cli"\ntool = "llm"\nprompt = "Say one"\n'
+        'model = "tiny"\nargs = ["--option", "x"]\n\n'
+        '[[task]]\nid = "v-{}"\nkind = "agent-cli"\ntool = "llm"\nprompt = "Say {}"\n'
+        'foreach = ["a", "b"]\n'
+    )
+    planned = fanout(None, "run", "tasks.toml", "--dry-run", **env)
+    assert planned.stdout.splitlines() == [
+        "llm prompt --no-log --model=tiny --option x -- 'Say one'",
+        "llm prompt --no-log -- 'Say a'",
+        "llm prompt --no-log -- 'Say b'",
+    ]
+    completed = fanout(None, "run", "tasks.toml", **env)
+    assert completed.returncode == 0, completed.stderr
+    assert sorted(logged_argvs(tmp_path)) == [
+        ["prompt", "--no-log", "--", "Say a"],
+        ["prompt", "--no-log", "--", "Say b"],
+        ["prompt", "--no-log", "--model=tiny", "--option", "x", "--", "Say one"],
+    ]
+    assert rows(completed)["v-b"]["summary"] == "stub says: Say b"
+    assert details(completed, "one")["kind"] == "agent-cli"
+
+
 def test_agent_cli_runs_need_no_http_client(tmp_path: Path) -> None:
     """An agent CLI is a process: a run of them works without the agent extra, and
     settings only HTTP calls take are refused."""
