@@ -16,7 +16,6 @@ escaping is done here and ElementTree is imported inside `read_junit_durations`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 import re
@@ -116,28 +115,25 @@ def write_junit(
     missing, not writable) propagates; the caller decides how to report it."""
     if output_chars < 0:
         raise ValueError(f"output_chars must be >= 0, not {output_chars}")
-    folder, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+    from fanout_cli.store import replacing  # not at import: it loads json and more
+
     head = _Head(suite, timestamp, duration)
-    try:
-        with open(temporary, "xb", buffering=1 << 16) as out:
-            reserved = head.render(None)
-            out.write(reserved)
-            out.write(_properties(run_id, shard, properties))
-            counts = _Counts()
-            for row in rows:
-                out.write(_render_testcase(row, output_chars, counts).encode("utf-8"))
-            out.write(b"  </testsuite>\n</testsuites>\n")
-            final = head.render(counts)
-            if len(final) != len(reserved):  # cannot happen while counts fit their digits
-                raise RuntimeError("JUnit header outgrew its reserved space")
-            out.seek(0)
-            out.write(final)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    with (
+        replacing(os.path.abspath(path), 0o644) as descriptor,
+        open(descriptor, "wb", buffering=1 << 16, closefd=False) as out,
+    ):
+        reserved = head.render(None)
+        out.write(reserved)
+        out.write(_properties(run_id, shard, properties))
+        counts = _Counts()
+        for row in rows:
+            out.write(_render_testcase(row, output_chars, counts).encode("utf-8"))
+        out.write(b"  </testsuite>\n</testsuites>\n")
+        final = head.render(counts)
+        if len(final) != len(reserved):  # cannot happen while counts fit their digits
+            raise RuntimeError("JUnit header outgrew its reserved space")
+        out.seek(0)
+        out.write(final)
 
 
 class _Head:

@@ -76,17 +76,16 @@ def json_bytes(document: object, indent: int | None = None) -> bytes:
         return json.dumps(document, indent=indent, ensure_ascii=True).encode("ascii")
 
 
-def write_atomic(path: Path | str, chunks: Iterable[bytes]) -> None:
-    """Write to a temporary name in the same folder, then rename over `path`."""
+@contextlib.contextmanager
+def replacing(path: Path | str, mode: int = 0o600) -> Iterator[int]:
+    """A descriptor on a temporary file beside `path`, renamed over `path` when the
+    block ends well and removed when it does not: readers never see half a file."""
     folder, name = os.path.split(path)
     temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
         try:
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(descriptor, view) :]
+            yield descriptor
         finally:
             os.close(descriptor)
         os.replace(temporary, path)
@@ -94,6 +93,15 @@ def write_atomic(path: Path | str, chunks: Iterable[bytes]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def write_atomic(path: Path | str, chunks: Iterable[bytes]) -> None:
+    """Write to a temporary name in the same folder, then rename over `path`."""
+    with replacing(path) as descriptor:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(descriptor, view) :]
 
 
 def write_json_atomic(path: Path, document: object) -> None:
