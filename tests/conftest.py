@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import configuration, settings
+
+# Property tests keep nothing in the checkout (.hypothesis/: an example database and
+# a cache): their home is a temporary folder, removed when the test run ends.
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="fanout-tests-hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+configuration.set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+settings.register_profile("fanout", database=None)
+settings.load_profile("fanout")
 
 FANOUT = Path(sys.executable).with_name("fanout")
 
