@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
-EXIT_PASS = 0
-EXIT_FAIL = 1
-EXIT_USAGE = 2
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+import signal
+from typing import Protocol
+
+# Every exit status of fanout (the man page's EXIT STATUS lists the same).
+EXIT_PASS = 0  # the verdict passed (or nothing had to run: --dry-run, merge with --help)
+EXIT_FAIL = 1  # the verdict failed
+EXIT_USAGE = 2  # usage, option, task-file or output-folder error
+EXIT_INTERNAL = 70  # a bug in fanout (EX_SOFTWARE); FANOUT_DEBUG=1 shows the traceback
+EXIT_SIGINT = 128 + signal.SIGINT  # 130: interrupted; 128 + the signal for the others
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
+EXIT_SIGPIPE = 128 + signal.SIGPIPE  # 141: standard output's reader went away
+
+
+class Outcome(Protocol):
+    """What a finished run says about itself: enough to choose its exit status."""
+
+    @property
+    def passed(self) -> bool: ...
+
+    @property
+    def interrupted(self) -> str | None: ...  # the signal's name: "SIGINT"
+
+
+def run_exit_status(outcome: Outcome) -> int:
+    """0 or 1 by the verdict; 128 + the signal when a signal stopped the run."""
+    if outcome.interrupted is not None:
+        return 128 + signal.Signals[outcome.interrupted].value  # 130 SIGINT, 143 SIGTERM
+    return EXIT_PASS if outcome.passed else EXIT_FAIL
 
 
 class FanoutError(Exception):

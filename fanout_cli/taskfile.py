@@ -13,11 +13,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
-from fanout_cli.config import OPTION_PARSERS, parse_duration, parse_exit_codes
 from fanout_cli.errors import TaskFileError
 from fanout_cli.models import AgentCall, TaskSpec
+from fanout_cli.options import RUN_KEYS
 from fanout_cli.sources import agent_command, display_value, glob_matches, render_call
 from fanout_cli.template import Template, has_replacement, render_text
+from fanout_cli.values import non_negative_int, parse_duration, parse_exit_codes
 
 TOP_LEVEL_KEYS = ("run", "defaults", "agent", "task")
 DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit")
@@ -83,8 +84,8 @@ class _Validator:
         self.reject_unknown(data, TOP_LEVEL_KEYS, (), "at the top level")
         run = self.table(data, "run")
         for name in run:
-            if name not in OPTION_PARSERS:
-                raise self.fail(("run", name), self.unknown(name, OPTION_PARSERS, "in [run]"))
+            if name not in RUN_KEYS:
+                raise self.fail(("run", name), self.unknown(name, RUN_KEYS, "in [run]"))
         agent_table = self.table(data, "agent")
         self.agent = parse_agent_table(
             agent_table, lambda key_path, problem: self.fail(("agent", *key_path), problem)
@@ -311,7 +312,7 @@ class _Validator:
         values: dict[str, Any] = {}
         for key, parse in (
             ("timeout", parse_duration),
-            ("retries", OPTION_PARSERS["retries"]),
+            ("retries", non_negative_int),
             ("ok_exit", parse_exit_codes),
         ):
             if key in table:

@@ -1,45 +1,49 @@
-"""From what the command line named to a source and a RunConfig, ready to run.
+"""Plan a run: from what was asked to the tasks to run and the options to run them with.
 
-Option layers, lowest first: the options a resumed run was started with, the task
-file's [run] table, the command line."""
+One straight line: the run being resumed (if any) -> the task source -> the options
+of every layer, lowest first (the options the resumed run was started with, the task
+file's [run] table, the command line) -> the agent settings -> this shard's tasks in
+their order. The environment comes in with the request, not from os.environ."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fanout_cli import sources
-from fanout_cli.config import (
-    OPTION_PARSERS,
-    OptionError,
-    RunConfig,
-    build_config,
-    default_output_dir,
-)
+from fanout_cli.config import OptionError, RunConfig, build_config
 from fanout_cli.errors import TaskFileError, UsageError
 from fanout_cli.models import TaskSpec
+from fanout_cli.options import RUN_KEYS, flag_of
 from fanout_cli.runner import Resume
 from fanout_cli.sources import SourceRequest
+from fanout_cli.values import default_output_dir
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr; the run goes on."""
+    sys.stderr.write(f"fanout: warning: {message}\n")
 
 if TYPE_CHECKING:
     from fanout_cli.agents import AgentSettings
+    from fanout_cli.commands.run import RunRequest
     from fanout_cli.timings import ShardPlan
 
 # history, resume and taskfile are imported where they are needed: a plain run from
 # stdin or ::: starts faster without them.
 
 # Not carried over from the run being resumed: where it is, and how to print this time.
-# A resumed shard run's saved task list is already that shard: never split it again.
 # The shard stays: a resumed shard run is still that shard (its saved list is not
 # split again; a task source given again is).
 _NOT_RESUMED = ("run_id", "output_dir", "quiet", "format", "junit", "progress", "color")
 
 
 @dataclass(frozen=True)
-class PreparedRun:
+class RunPlan:
     source: sources.Source
     config: RunConfig
     title: str
@@ -50,66 +54,99 @@ class PreparedRun:
     known: int = 0  # how many tasks had recorded durations
 
 
-def prepare_run(
-    request: SourceRequest,
-    command_line: dict[str, Any],
-    resuming: tuple[str, bool] | None,
-    stdin_is_terminal: bool,
-    agent_options: dict[str, Any] | None = None,
-) -> PreparedRun:
+@dataclass(frozen=True)
+class _SavedRun:
+    """What a resumed run brings: its folder's results and the settings it started with."""
+
+    resume: Resume
+    options: dict[str, object]
+    agent: dict[str, Any]
+
+
+def plan_run(request: RunRequest) -> RunPlan:
+    """The plan of the run the request asks for. Raises UsageError / TaskFileError."""
+    environ = os.environ if request.environ is None else request.environ
+    wanted = request.source
     names_a_source = bool(
-        request.taskfile or request.values is not None or request.globs or request.command
+        wanted.taskfile or wanted.values is not None or wanted.globs or wanted.command
     )
     # Resuming with no source named means the run's saved list, not a terminal stdin.
-    sources.check_one_source(request, stdin_is_terminal and (names_a_source or not resuming))
-    saved_options: dict[str, object] = {}
-    saved_agent: dict[str, Any] = {}
-    resume: Resume | None = None
-    if resuming is not None:
-        from fanout_cli import history
-        from fanout_cli.resume import ResumeBook
-
-        run_dir = history.resolve_run(_output_dir(command_line), resuming[0])
-        if "merged_from" in history.read_manifest_header(run_dir):
-            raise UsageError(f"run {run_dir.name} is a merge of other runs; resume those "
-                             "(fanout merge them again afterwards)")
-        saved_options = _saved_options(run_dir)
-        saved_agent = _saved_agent_settings(run_dir)
-        command_line = {**command_line, "output_dir": str(run_dir.parent), "run_id": run_dir.name}
-        book = ResumeBook.load(run_dir, rerun_failed=resuming[1])
-        resume = Resume(run_dir, book, from_saved_list=not names_a_source)
-    agent_options = {k: v for k, v in (agent_options or {}).items() if v is not None}
-    if request.agent is not None:
-        request = _complete_request(request, agent_options, saved_agent)
-    source, file_options, file_agent = _source(request, resume)
+    sources.check_one_source(
+        wanted, request.stdin_is_terminal and (names_a_source or not request.resuming)
+    )
+    saved = _saved_run(request, names_a_source, environ)
+    command_line = dict(request.run_options)
+    if saved is not None:
+        run_dir = saved.resume.run_dir
+        command_line |= {"output_dir": str(run_dir.parent), "run_id": run_dir.name}
+    agent_options = {k: v for k, v in request.agent_options.items() if v is not None}
+    if wanted.agent is not None:
+        wanted = _complete_request(wanted, agent_options, saved, environ)
+    resume = None if saved is None else saved.resume
+    source, file_options, file_agent = _source(wanted, resume)
     try:
-        config = build_config(saved_options, file_options, command_line)
+        config = build_config(
+            {"output_dir": default_output_dir(environ)},
+            {} if saved is None else saved.options,
+            file_options,
+            command_line,
+        )
     except OptionError as exc:
-        raise UsageError(f"--{exc.name.replace('_', '-')}: {exc.problem}") from None
-    title = sources.describe_source(request)
+        raise UsageError(f"{flag_of(exc.name)}: {exc.problem}") from None
+    title = sources.describe_source(wanted)
     if resume is not None:
         title = f"fanout run --resume {resume.run_dir.name}"
-    agents = _agent_settings(source, request, file_agent or saved_agent, agent_options)
+    saved_agent = {} if saved is None else saved.agent
+    agents = _agent_settings(source, wanted, file_agent or saved_agent, agent_options, environ)
     if agents is not None and isinstance(source, sources.ListSource):
-        completed = [_complete(spec, agents) for spec in source.specs()]
-        source = sources.ListSource(source.name, completed)
-        problem = agents.check(list(source.specs()))
-        if problem is not None:
-            raise UsageError(f"agent tasks cannot run: {problem}")
-    http_calls = agents is not None and "agent" in _kinds(source, request)
-    if config.junit is not None:
-        folder = os.path.dirname(os.path.abspath(config.junit))
-        if not os.path.isdir(folder):
-            raise UsageError(f"--junit {config.junit}: no such folder {folder}")
+        source = _completed_source(source, agents)
+    http_calls = agents is not None and "agent" in _kinds(source, wanted)
+    _check_junit_folder(config)
     shards, known = None, 0
-    from_saved_list = resume is not None and resume.from_saved_list
-    if not from_saved_list:
-        config = _shard_from_environment(config)
+    if resume is None or not resume.from_saved_list:
+        config = _shard_from_environment(config, environ)
     if config.shard is not None or config.order != "input":
         source, shards, known = _split(source, config, resume)
         if config.shard is not None:
             title = f"{title} [shard {config.shard}]"
-    return PreparedRun(source, config, title, resume, agents, http_calls, shards, known)
+    return RunPlan(source, config, title, resume, agents, http_calls, shards, known)
+
+
+def _saved_run(
+    request: RunRequest, names_a_source: bool, environ: Mapping[str, str]
+) -> _SavedRun | None:
+    """--resume RUN / --resume-failed RUN: that run's results and saved settings."""
+    if request.resuming is None:
+        return None
+    from fanout_cli import history
+    from fanout_cli.resume import ResumeBook
+
+    name, rerun_failed = request.resuming
+    given = request.run_options.get("output_dir")
+    output_dir = Path(given if isinstance(given, str) else default_output_dir(environ))
+    run_dir = history.resolve_run(output_dir, name)
+    if "merged_from" in history.read_manifest_header(run_dir):
+        raise UsageError(f"run {run_dir.name} is a merge of other runs; resume those "
+                         "(fanout merge them again afterwards)")
+    book = ResumeBook.load(run_dir, rerun_failed=rerun_failed)
+    resume = Resume(run_dir, book, from_saved_list=not names_a_source)
+    return _SavedRun(resume, _saved_options(run_dir), _saved_agent_settings(run_dir))
+
+
+def _completed_source(source: sources.ListSource, agents: AgentSettings) -> sources.ListSource:
+    specs = [_complete(spec, agents) for spec in source.specs()]
+    completed = sources.ListSource(source.name, specs)
+    problem = agents.check(list(completed.specs()))
+    if problem is not None:
+        raise UsageError(f"agent tasks cannot run: {problem}")
+    return completed
+
+
+def _check_junit_folder(config: RunConfig) -> None:
+    if config.junit is not None:
+        folder = os.path.dirname(os.path.abspath(config.junit))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--junit {config.junit}: no such folder {folder}")
 
 
 def _source(
@@ -130,14 +167,14 @@ def _source(
     return sources.StdinSource(tasks, request.null_separated), {}, {}
 
 
-def _shard_from_environment(config: RunConfig) -> RunConfig:
+def _shard_from_environment(config: RunConfig, environ: Mapping[str, str]) -> RunConfig:
     """--shard when given, else FANOUT_SHARD or a CI system's node index and total."""
     if config.shard is not None:
         return config
     from fanout_cli.timings import shard_from_environment
 
     try:
-        found = shard_from_environment(os.environ)
+        found = shard_from_environment(environ)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return config if found is None else replace(config, shard=str(found[0]))
@@ -155,8 +192,8 @@ def _split(
         timings = recorded.Timings()
         for path in config.timings:
             if not os.path.exists(path):  # a first CI pipeline has no cached timings yet
-                sys.stderr.write(f"fanout: warning: --timings {path}: no such file; "
-                                 "tasks it does not cover are estimated alike\n")
+                warn(f"--timings {path}: no such file; tasks it does not cover are "
+                     "estimated alike")
                 continue
             try:
                 timings.merge(recorded.load_timings(path))
@@ -176,24 +213,29 @@ def _split(
     return sources.ListSource(source.name, specs), plans, known
 
 
-def _settings(file_agent: dict[str, Any], agent_options: dict[str, Any]) -> AgentSettings:
+def _settings(
+    file_agent: dict[str, Any], agent_options: dict[str, Any], environ: Mapping[str, str]
+) -> AgentSettings:
     from fanout_cli.agents import build_settings
 
     try:
-        return build_settings(file_agent, agent_options)
+        return build_settings(file_agent, agent_options, environ)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
 
 def _complete_request(
-    request: SourceRequest, agent_options: dict[str, Any], saved_agent: dict[str, Any]
+    request: SourceRequest,
+    agent_options: dict[str, Any],
+    saved: _SavedRun | None,
+    environ: Mapping[str, str],
 ) -> SourceRequest:
     """Values become agent calls: fill the call template's open fields now, so that the
     tasks (and their keys, saved for --resume) say exactly what is asked."""
     assert request.agent is not None
     call = request.agent
     if call.tool is None:
-        settings = _settings(saved_agent, agent_options)
+        settings = _settings({} if saved is None else saved.agent, agent_options, environ)
         call = settings.complete(call)
         problem = settings.problem(call)
         if problem is not None:
@@ -201,7 +243,7 @@ def _complete_request(
     else:  # an agent CLI: only what the command line says; the tool has its defaults
         unused = [name for name in agent_options if name not in ("model", "system")]
         if unused:
-            names = ", ".join(f"--{name.replace('_', '-')}" for name in unused)
+            names = ", ".join(flag_of(name) for name in unused)
             raise UsageError(f"{names}: not for --agent-cli, which takes --model and --system "
                              "(pass other settings to the tool in a task file's args)")
         call = replace(call, model=agent_options.get("model"), system=agent_options.get("system"))
@@ -213,12 +255,13 @@ def _agent_settings(
     request: SourceRequest,
     file_agent: dict[str, Any],
     agent_options: dict[str, Any],
+    environ: Mapping[str, str],
 ) -> AgentSettings | None:
     """The run's agent settings when it has agent tasks (which need the HTTP client)."""
     kinds = _kinds(source, request)
     if kinds == {"process"}:
         if agent_options:
-            names = ", ".join(f"--{name.replace('_', '-')}" for name in agent_options)
+            names = ", ".join(flag_of(name) for name in agent_options)
             raise UsageError(f"{names}: only for agent tasks (add --prompt, or kind = "
                              '"agent" in the task file)')
         return None
@@ -228,7 +271,7 @@ def _agent_settings(
         problem = missing_http_client()
         if problem is not None:
             raise UsageError(problem)
-    return _settings(file_agent, agent_options)
+    return _settings(file_agent, agent_options, environ)
 
 
 def _kinds(source: sources.Source, request: SourceRequest) -> set[str]:
@@ -245,11 +288,6 @@ def _complete(spec: TaskSpec, agents: AgentSettings) -> TaskSpec:
     return replace(spec, agent=agents.complete(spec.agent))
 
 
-def _output_dir(command_line: dict[str, Any]) -> Path:
-    given = command_line.get("output_dir")
-    return Path(given if isinstance(given, str) else default_output_dir())
-
-
 def _saved_options(run_dir: Path) -> dict[str, object]:
     from fanout_cli import history
 
@@ -259,7 +297,7 @@ def _saved_options(run_dir: Path) -> dict[str, object]:
     saved = {
         name: value
         for name, value in options.items()
-        if name in OPTION_PARSERS and name not in _NOT_RESUMED
+        if name in RUN_KEYS and name not in _NOT_RESUMED
     }
     try:
         build_config(saved)

@@ -1,0 +1,138 @@
+"""`fanout run`, wired in one place: settings -> plan -> executor -> runner -> render.
+
+cli.py builds a RunRequest from the command line; `run_command` resolves it into a
+plan (plan.py: the source, the options of every layer, resume matching, shards and
+order), opens the executor the plan names, runs the tasks, and has the renderer print
+the outcome. It returns the outcome; cli.py turns that into an exit status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from fanout_cli.errors import UsageError
+from fanout_cli.models import AgentCall
+from fanout_cli.sources import SourceRequest
+
+if TYPE_CHECKING:
+    from fanout_cli.config import RunConfig
+    from fanout_cli.executors import Executor
+    from fanout_cli.plan import RunPlan
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What `fanout run` was asked: the task source, the options as given (None: not
+    given), and the environment it runs in."""
+
+    source: SourceRequest
+    run_options: Mapping[str, object]  # the command line's layer of [run] options
+    agent_options: Mapping[str, object]  # the command line's [agent] settings
+    dry_run: bool = False
+    resuming: tuple[str, bool] | None = None  # (RUN, re-run failed tasks too)
+    stdin_is_terminal: bool = False
+    environ: Mapping[str, str] | None = None  # None: the process's environment
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How the run ended, for the exit status."""
+
+    passed: bool
+    interrupted: str | None = None  # the signal that stopped it: "SIGINT"
+
+
+def agent_call(
+    agent: bool, prompt: str | None, tool: str | None, attach: tuple[str, ...] | None
+) -> AgentCall | None:
+    """The agent call the options describe (prompt and attach are templates), or None."""
+    if tool is not None:
+        from fanout_cli.agent_cli import TOOLS
+
+        if tool not in TOOLS:
+            raise UsageError(f"--agent-cli: expected one of {', '.join(TOOLS)}, got {tool!r}")
+        if prompt is None:
+            raise UsageError("--agent-cli needs --prompt 'TEMPLATE' (the values fill {})")
+        if agent:
+            raise UsageError("give --agent (HTTP calls) or --agent-cli TOOL, not both")
+        if attach:
+            raise UsageError("--attach applies to --agent calls; name the files in the "
+                             "prompt for an agent CLI, which reads them itself")
+    elif not (agent or prompt is not None):
+        if attach:
+            raise UsageError("--attach applies to agent tasks: add --prompt 'TEMPLATE'")
+        return None
+    if prompt is not None and not prompt.strip():
+        raise UsageError("--prompt is empty")
+    return AgentCall(prompt=prompt or "{}", attach=tuple(attach or ()), tool=tool)
+
+
+def run_command(request: RunRequest) -> RunOutcome:
+    """Run (or resume, or only show with --dry-run) the tasks the request names."""
+    # Imported here so that `fanout --help` does not pay for the engine.
+    from fanout_cli.plan import plan_run
+    from fanout_cli.report import Console, make_renderer, write_run_junit
+    from fanout_cli.runner import run_tasks
+
+    plan = plan_run(request)
+    if request.dry_run:
+        show_dry_run(plan)
+        return RunOutcome(passed=True)
+    config = plan.config
+    renderer = make_renderer(
+        config,
+        Console(color=color_choice(config.color)),
+        # On --resume, results that stand are not reported again: no total to count to.
+        total=None if plan.resume is not None else plan.source.total,
+    )
+    executor = open_executor(plan)  # before the run folder exists: a bad cluster is exit 2
+    options = options_document(config)
+    if plan.agents is not None:
+        options["agent"] = plan.agents.document()
+    report = run_tasks(config, plan.source, executor, renderer, title=plan.title,
+                       options=options, resume=plan.resume)  # fmt: skip
+    renderer.finish(report)
+    if config.junit is not None:
+        write_run_junit(config.junit, report)  # a StoreError (exit 2) if it cannot
+    return RunOutcome(report.verdict.passed, report.interrupted)
+
+
+def show_dry_run(plan: RunPlan) -> None:
+    from fanout_cli.report import Console, print_dry_run, print_shard_plan
+
+    if plan.shards is not None:
+        print_shard_plan(Console(), plan.shards, plan.config.shard, plan.known)
+    print_dry_run(Console(), plan.source.commands(plan.config.jobs))
+
+
+def open_executor(plan: RunPlan) -> Executor:
+    """The executor the options name; agent calls go through the agent executor."""
+    from fanout_cli.executors.process import ProcessExecutor
+
+    executor: Executor = ProcessExecutor()
+    if plan.config.executor != "local":
+        from fanout_cli.executors.dask import connect_executor
+
+        executor = connect_executor(plan.config)  # connects, or exits 2 within seconds
+    if plan.agents is not None:
+        from fanout_cli.executors.agent import AgentExecutor
+
+        executor = AgentExecutor(plan.agents, executor, connections=plan.config.jobs,
+                                 http=plan.http_calls)  # fmt: skip
+    return executor
+
+
+def color_choice(when: str) -> bool | None:
+    """--color: always or never decide; auto (None) asks the terminal and NO_COLOR."""
+    return {"always": True, "never": False}.get(when)
+
+
+def options_document(config: RunConfig) -> dict[str, Any]:
+    """The run's options as the manifest keeps them (read back by --resume)."""
+    document = asdict(config)
+    document["ok_exit"] = sorted(config.ok_exit)
+    document["rate"] = None if config.rate is None else str(config.rate)
+    document["timings"] = list(config.timings)
+    document["resources"] = list(config.resources)
+    return document

@@ -1,0 +1,175 @@
+"""Every option of `fanout run`, declared once, as data.
+
+From this one table come the command line's parameters (and so `--help`, the man
+page's option list and the README's table, which are generated from the parser), the
+keys a task file's `[run]` and `[agent]` tables accept, and the parsers that read a
+value from either place. `RunConfig` (config.py) is checked against it.
+
+To add an option: one `Option(...)` line here, a field in its group's record in
+config.py (for `[run]` options), and the code that uses it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fanout_cli import values as v
+
+# What an option is for; each group is one frozen record of RunConfig (config.py),
+# except "source" (what the tasks are) and "agent" (the agent settings).
+Group = Literal["source", "policy", "strategy", "output", "shard", "agent"]
+# value: takes a value; flag: present or not; switch: --x/--no-x; repeat: repeatable value.
+Kind = Literal["value", "flag", "switch", "repeat"]
+# The task-file table that takes the same key (None: the command line only).
+Table = Literal["run", "agent"] | None
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its key (RunConfig field, task-file key, parameter name), how it is
+    written on the command line, how its value is read, and its help."""
+
+    name: str
+    flags: tuple[str, ...]  # long form last; a switch is "--x/--no-x"
+    help: str
+    group: Group
+    parse: Callable[[object], Any] | None = None  # None: the value is used as given
+    metavar: str | None = None
+    kind: Kind = "value"
+    table: Table = "run"
+
+    @property
+    def flag(self) -> str:
+        """The long flag, for messages: --ok-exit."""
+        return self.flags[-1].split("/")[0]
+
+
+def _value(name: str, metavar: str, help: str, group: Group, parse: Callable[[object], Any],
+           *short: str, table: Table = "run") -> Option:  # fmt: skip
+    return Option(name, (*short, "--" + name.replace("_", "-")), help, group, parse, metavar,
+                  table=table)  # fmt: skip
+
+
+_STRATEGY_NAMES = ", ".join(v.STRATEGIES)
+
+RUN_OPTIONS: tuple[Option, ...] = (
+    _value("jobs", "N", "Tasks in flight at once (a sliding window). [default: CPU count]",
+           "policy", v.positive_int, "-j"),
+    _value("timeout", "DUR", "Per task: 500ms, 30s, 5m, 1h; a bare number is seconds.",
+           "policy", v.parse_duration),
+    _value("grace", "DUR", "Between SIGTERM and SIGKILL of a task's process group. "
+           "[default: 5s]", "policy", v.parse_duration),
+    _value("deadline", "DUR", "Whole run; unfinished tasks end as timeout.",
+           "policy", v.parse_duration),
+    _value("ok_exit", "CODES", "Exit codes that count as success, e.g. 0,1 for grep. "
+           "[default: 0]", "policy", v.parse_exit_codes),
+    _value("retries", "N", "Extra attempts for a failed or timed-out task. [default: 0]",
+           "policy", v.non_negative_int),
+    _value("retry_delay", "DUR", "First back-off before a retry; doubles each time, "
+           "jittered. [default: 1s]", "policy", v.parse_duration),
+    _value("strategy", "S", f"Verdict: {_STRATEGY_NAMES}. [default: all-succeed]",
+           "strategy", v.choice(v.STRATEGIES)),
+    Option("fail_fast", ("--fail-fast/--no-fail-fast",), "all-succeed: stop at the first "
+           "failure.", "strategy", v.parse_flag, kind="switch"),
+    _value("required_successes", "N", "first-n-succeed: pass once N succeed. [default: 1]",
+           "strategy", v.positive_int),
+    _value("min_successes", "N", "partial-success: successes needed. [default: 1]",
+           "strategy", v.non_negative_int),
+    _value("min_success_ratio", "R", "partial-success: share of all tasks needed, 0-1.",
+           "strategy", v.parse_ratio),
+    _value("score", "REGEX", "best-of-n: the score is group 1 of the last match in stdout. "
+           "[default: the [AOP:SCORE] line]", "strategy", v.parse_regex),
+    _value("scorer", "CMD", "best-of-n: a command given the details file path; prints the "
+           "score.", "strategy", v.parse_text),
+    _value("vote_on", "WHAT", "majority-vote key: stdout, summary, exit-code, or a REGEX "
+           "(group 1). [default: stdout]", "strategy", v.parse_vote_on),
+    _value("output_dir", "DIR", "Where runs are kept (env FANOUT_OUTPUT_DIR). "
+           "[default: .cache/agent-outputs]", "output", v.parse_text),
+    _value("run_id", "ID", "Name of this run's folder. [default: time-based, unique]",
+           "output", v.parse_run_id),
+    _value("format", "F", "human, aop, json or jsonl. [default: human]",
+           "output", v.choice(v.FORMATS)),
+    _value("summary_chars", "N", "Cap of each task's summary. [default: 500]",
+           "output", v.summary_chars),
+    _value("max_lines", "N", "--format aop: task lines in the summary. [default: 50]",
+           "output", v.positive_int),
+    Option("progress", ("--progress/--no-progress",), "Live progress on stderr, and a table "
+           "of the tasks at the end. [default: when stdout and stderr are the terminal, not "
+           "in CI]", "output", v.parse_flag, kind="switch"),
+    _value("color", "WHEN", "Colour: auto, always or never (auto respects NO_COLOR; always "
+           "and never override it). [default: auto]", "output", v.choice(v.COLORS)),
+    Option("quiet", ("-q", "--quiet"), "Print the verdict line only.", "output",
+           v.parse_flag, kind="flag"),
+    Option("glob", ("--glob",), "Task source: one task per matching path (repeatable; ** "
+           "recurses; sorted; hidden files only when the pattern names them).", "source",
+           metavar="PATTERN", kind="repeat", table=None),
+    Option("null", ("-0", "--null"), "Values on stdin are NUL-separated (find -print0).",
+           "source", kind="flag", table=None),
+    Option("shell", ("--shell",), "Run the command under sh -c (values are shell-quoted).",
+           "source", kind="flag", table=None),
+    Option("dry_run", ("--dry-run",), "Print each command that would run, shell-quoted; run "
+           "nothing.", "source", kind="flag", table=None),
+    Option("resume", ("--resume",), "Run only the tasks of RUN (an id, or last) that have no "
+           "result yet, into RUN. With a task source, match it to RUN's results.", "source",
+           metavar="RUN", table=None),
+    Option("resume_failed", ("--resume-failed",), "Like --resume, and also re-run RUN's "
+           "failed, timed-out, cancelled and error tasks.", "source", metavar="RUN",
+           table=None),
+    _value("shard", "I/N", "Run only shard I of N (1-based), balanced by recorded durations "
+           "(env FANOUT_SHARD, or CI_NODE_INDEX/CI_NODE_TOTAL and the like).", "shard",
+           v.parse_shard_text),
+    Option("timings", ("--timings",), "Recorded durations for --shard and --order: fanout "
+           "timings JSON, a manifest.json or JUnit XML (repeatable). [default: earlier runs "
+           "in the output dir]", "shard", v.parse_paths, "FILE", kind="repeat"),
+    _value("order", "ORDER", "input, longest-first or failed-first (by recorded durations "
+           "and results). [default: input]", "shard", v.choice(v.ORDERS)),
+    _value("junit", "FILE", "Also write the run as JUnit XML, one testcase per task.",
+           "output", v.parse_text),
+    _value("executor", "E", "local, or dask://HOST:PORT: run process tasks on a Dask cluster "
+           "(pip install 'fanout-cli[dask]'). [default: local]", "policy", v.parse_executor),
+    Option("resources", ("--resources",), "Dask: a worker resource every task needs, e.g. "
+           "GPU=1 (repeatable).", "policy", v.parse_resources, "NAME=N", kind="repeat"),
+    _value("rate", "N/PERIOD", "Start at most N attempts per PERIOD, run-wide: 60/min, 5/s, "
+           "10/30s.", "policy", v.parse_rate),
+    Option("agent", ("--agent",), "Tasks are LLM calls: each value fills --prompt (or is the "
+           "prompt).", "source", kind="flag", table=None),
+    Option("prompt", ("--prompt",), "Agent tasks: the prompt, with {} {.} {/} {#} ... filled "
+           "from each value. Implies --agent.", "source", metavar="TEMPLATE", table=None),
+    Option("agent_cli", ("--agent-cli",), "Tasks run a headless agent CLI with --prompt: "
+           "claude, codex, llm or aider.", "source", metavar="TOOL", table=None),
+    _value("provider", "NAME", "Agent tasks: openai, anthropic, or a name from "
+           "[agent.providers] (env FANOUT_PROVIDER). [default: openai]", "agent", v.parse_text,
+           table="agent"),
+    _value("model", "MODEL", "Agent tasks: the model (env FANOUT_MODEL).", "agent",
+           v.parse_text, table="agent"),
+    _value("system", "TEXT", "Agent tasks: the system prompt.", "agent", v.parse_text,
+           table="agent"),
+    _value("temperature", "T", "Agent tasks: sampling temperature, 0-2.", "agent",
+           v.parse_temperature, table="agent"),
+    _value("max_tokens", "N", "Agent tasks: reply length cap. [default: the server's; 1024 "
+           "for anthropic]", "agent", v.positive_int, table="agent"),
+    _value("base_url", "URL", "Agent tasks: the provider's URL, e.g. http://127.0.0.1:8080/v1 "
+           "for a local OpenAI-compatible server.", "agent", v.parse_url, table="agent"),
+    Option("attach", ("--attach",), "Agent tasks: append this file's contents to the prompt "
+           "(repeatable; {} etc. filled from each value).", "source", metavar="TEMPLATE",
+           kind="repeat", table=None),
+)
+
+BY_NAME: Mapping[str, Option] = {option.name: option for option in RUN_OPTIONS}
+# The [run] table's keys (the run's settings) and the [agent] table's from the command line.
+RUN_KEYS: tuple[str, ...] = tuple(o.name for o in RUN_OPTIONS if o.table == "run")
+AGENT_KEYS: tuple[str, ...] = tuple(o.name for o in RUN_OPTIONS if o.table == "agent")
+
+
+def parser(name: str) -> Callable[[object], Any]:
+    """The parser of a [run] or [agent] key."""
+    parse = BY_NAME[name].parse
+    assert parse is not None, f"{name} has no parser"
+    return parse
+
+
+def flag_of(name: str) -> str:
+    """The flag that sets a key, for messages: "min_successes" -> "--min-successes"."""
+    option = BY_NAME.get(name)
+    return option.flag if option is not None else "--" + name.replace("_", "-")
