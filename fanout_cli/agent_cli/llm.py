@@ -1,0 +1,36 @@
+"""llm prompt: Simon Willison's llm, which prints the reply alone."""
+
+from __future__ import annotations
+
+from fanout_cli.agent_cli.common import (
+    CliReply,
+    Preset,
+    plain_reply,
+)
+
+
+def command(
+    prompt: str, model: str | None, system: str | None, extra_args: tuple[str, ...]
+) -> tuple[str, ...]:
+    # The `prompt` subcommand is named: bare `llm WORD` runs WORD when it is one of llm's
+    # commands ("models", "logs", ...). --no-log keeps parallel runs out of llm's SQLite
+    # log. click honours `--`, so a prompt starting with `-` stays the prompt.
+    argv = ["llm", "prompt", "--no-log"]
+    if model is not None:
+        argv.append(f"--model={model}")
+    if system is not None:
+        argv.append(f"--system={system}")
+    return (*argv, *extra_args, "--", prompt)
+
+
+def parse(stdout: str) -> CliReply:
+    """llm prints the reply and nothing else (usage only with -u, and then on stderr)."""
+    return plain_reply(stdout)
+
+
+PRESET = Preset(
+    "llm",
+    "llm prompt --no-log [--model=M] [--system=S] ARGS... -- PROMPT",
+    command,
+    parse,
+)
