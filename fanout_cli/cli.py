@@ -26,7 +26,7 @@ from fanout_cli.errors import (
     run_exit_status,
 )
 from fanout_cli.options import AGENT_KEYS, RUN_KEYS, RUN_OPTIONS, Option
-from fanout_cli.sources import SourceRequest, split_command
+from fanout_cli.sources.request import SourceRequest, split_command
 from fanout_cli.values import default_output_dir, parse_duration
 
 if TYPE_CHECKING:

@@ -14,13 +14,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fanout_cli import sources
 from fanout_cli.config import OptionError, RunConfig, build_config
-from fanout_cli.errors import TaskFileError, UsageError
+from fanout_cli.errors import UsageError
 from fanout_cli.models import TaskSpec
 from fanout_cli.options import RUN_KEYS, flag_of
 from fanout_cli.runner import Resume
-from fanout_cli.sources import SourceRequest
+from fanout_cli.sources.open import Source, open_source
+from fanout_cli.sources.request import SourceRequest, check_one_source, describe_source
+from fanout_cli.sources.values import ListSource
 from fanout_cli.values import default_output_dir
 
 
@@ -44,7 +45,7 @@ _NOT_RESUMED = ("run_id", "output_dir", "quiet", "format", "junit", "progress", 
 
 @dataclass(frozen=True)
 class RunPlan:
-    source: sources.Source
+    source: Source
     config: RunConfig
     title: str
     resume: Resume | None
@@ -71,7 +72,7 @@ def plan_run(request: RunRequest) -> RunPlan:
         wanted.taskfile or wanted.values is not None or wanted.globs or wanted.command
     )
     # Resuming with no source named means the run's saved list, not a terminal stdin.
-    sources.check_one_source(
+    check_one_source(
         wanted, request.stdin_is_terminal and (names_a_source or not request.resuming)
     )
     saved = _saved_run(request, names_a_source, environ)
@@ -83,7 +84,8 @@ def plan_run(request: RunRequest) -> RunPlan:
     if wanted.agent is not None:
         wanted = _complete_request(wanted, agent_options, saved, environ)
     resume = None if saved is None else saved.resume
-    source, file_options, file_agent = _source(wanted, resume)
+    saved_list = resume.run_dir if resume is not None and resume.from_saved_list else None
+    source, file_options, file_agent = open_source(wanted, saved_list)
     try:
         config = build_config(
             {"output_dir": default_output_dir(environ)},
@@ -93,12 +95,12 @@ def plan_run(request: RunRequest) -> RunPlan:
         )
     except OptionError as exc:
         raise UsageError(f"{flag_of(exc.name)}: {exc.problem}") from None
-    title = sources.describe_source(wanted)
+    title = describe_source(wanted)
     if resume is not None:
         title = f"fanout run --resume {resume.run_dir.name}"
     saved_agent = {} if saved is None else saved.agent
     agents = _agent_settings(source, wanted, file_agent or saved_agent, agent_options, environ)
-    if agents is not None and isinstance(source, sources.ListSource):
+    if agents is not None and isinstance(source, ListSource):
         source = _completed_source(source, agents)
     http_calls = agents is not None and "agent" in _kinds(source, wanted)
     _check_junit_folder(config)
@@ -133,9 +135,9 @@ def _saved_run(
     return _SavedRun(resume, _saved_options(run_dir), _saved_agent_settings(run_dir))
 
 
-def _completed_source(source: sources.ListSource, agents: AgentSettings) -> sources.ListSource:
+def _completed_source(source: ListSource, agents: AgentSettings) -> ListSource:
     specs = [_complete(spec, agents) for spec in source.specs()]
-    completed = sources.ListSource(source.name, specs)
+    completed = ListSource(source.name, specs)
     problem = agents.check(list(completed.specs()))
     if problem is not None:
         raise UsageError(f"agent tasks cannot run: {problem}")
@@ -147,24 +149,6 @@ def _check_junit_folder(config: RunConfig) -> None:
         folder = os.path.dirname(os.path.abspath(config.junit))
         if not os.path.isdir(folder):
             raise UsageError(f"--junit {config.junit}: no such folder {folder}")
-
-
-def _source(
-    request: SourceRequest, resume: Resume | None
-) -> tuple[sources.Source, dict[str, object], dict[str, Any]]:
-    """The task source the request names, with the task file's [run] and [agent]."""
-    if resume is not None and resume.from_saved_list:
-        from fanout_cli.resume import saved_specs
-
-        return sources.ListSource(resume.run_dir.name, saved_specs(resume.run_dir)), {}, {}
-    if request.taskfile is not None:
-        return _task_file_source(request.taskfile)
-    tasks = sources.value_tasks(request)
-    if request.values is not None:
-        return sources.argument_source(tasks, list(request.values)), {}, {}
-    if request.globs:
-        return sources.glob_source(tasks, list(request.globs)), {}, {}
-    return sources.StdinSource(tasks, request.null_separated), {}, {}
 
 
 def _shard_from_environment(config: RunConfig, environ: Mapping[str, str]) -> RunConfig:
@@ -181,8 +165,8 @@ def _shard_from_environment(config: RunConfig, environ: Mapping[str, str]) -> Ru
 
 
 def _split(
-    source: sources.Source, config: RunConfig, resume: Resume | None
-) -> tuple[sources.ListSource, list[ShardPlan] | None, int]:
+    source: Source, config: RunConfig, resume: Resume | None
+) -> tuple[ListSource, list[ShardPlan] | None, int]:
     """This shard's tasks (all of them without --shard), in --order, planned from the
     recorded durations: --timings files, else the output folder's earlier runs."""
     from fanout_cli import timings as recorded
@@ -210,7 +194,7 @@ def _split(
         plans = recorded.plan_shards(specs, estimates, shard.total)
         specs = list(plans[shard.index - 1].tasks)
     specs = recorded.ordered(specs, config.order, estimates, timings)
-    return sources.ListSource(source.name, specs), plans, known
+    return ListSource(source.name, specs), plans, known
 
 
 def _settings(
@@ -251,7 +235,7 @@ def _complete_request(
 
 
 def _agent_settings(
-    source: sources.Source,
+    source: Source,
     request: SourceRequest,
     file_agent: dict[str, Any],
     agent_options: dict[str, Any],
@@ -274,8 +258,8 @@ def _agent_settings(
     return _settings(file_agent, agent_options, environ)
 
 
-def _kinds(source: sources.Source, request: SourceRequest) -> set[str]:
-    if isinstance(source, sources.ListSource):
+def _kinds(source: Source, request: SourceRequest) -> set[str]:
+    if isinstance(source, ListSource):
         return {spec.kind for spec in source.specs()}
     if request.agent is None:
         return {"process"}
@@ -314,18 +298,3 @@ def _saved_agent_settings(run_dir: Path) -> dict[str, Any]:
     options = history.read_manifest_header(run_dir).get("options")
     saved = options.get("agent") if isinstance(options, dict) else None
     return settings_values(saved) if isinstance(saved, dict) else {}
-
-
-def _task_file_source(
-    path: str,
-) -> tuple[sources.ListSource, dict[str, object], dict[str, Any]]:
-    from fanout_cli.taskfile import load_task_file
-
-    task_file = load_task_file(path)
-    file_options = dict(task_file.run_options)
-    try:
-        build_config(file_options)  # alone first, so that its errors name the file
-    except OptionError as exc:
-        line = task_file.run_option_lines.get(exc.name)
-        raise TaskFileError(path, line, f"[run] {exc.name}: {exc.problem}") from None
-    return sources.ListSource(path, task_file.specs), file_options, dict(task_file.agent)

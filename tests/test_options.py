@@ -13,7 +13,7 @@ from fanout_cli import manpage
 from fanout_cli.cli import app
 from fanout_cli.config import RunConfig, build_config
 from fanout_cli.options import AGENT_KEYS, BY_NAME, RUN_KEYS, RUN_OPTIONS, flag_of, parser
-from fanout_cli.taskfile import load_task_file
+from fanout_cli.sources.taskfile import load_task_file
 
 
 def run_command_params() -> dict[str, object]:

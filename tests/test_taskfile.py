@@ -8,7 +8,7 @@ import pytest
 
 from fanout_cli.errors import EXIT_USAGE, TaskFileError
 from fanout_cli.models import TaskSpec
-from fanout_cli.taskfile import load_task_file, parse_task_file
+from fanout_cli.sources.taskfile import load_task_file, parse_task_file
 
 FULL_FILE = """\
 # a complete task file

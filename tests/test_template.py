@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from fanout_cli.sources import ValueTasks, display_value
+from fanout_cli.sources.values import ValueTasks, display_value
 from fanout_cli.template import Template
 from tests.conftest import FANOUT, run_fanout
 

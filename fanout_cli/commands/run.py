@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fanout_cli.errors import UsageError
 from fanout_cli.models import AgentCall
-from fanout_cli.sources import SourceRequest
+from fanout_cli.sources.request import SourceRequest
 
 if TYPE_CHECKING:
     from fanout_cli.config import RunConfig

@@ -16,7 +16,8 @@ from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
 from fanout_cli.errors import TaskFileError
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS
-from fanout_cli.sources import agent_command, display_value, glob_matches, render_call
+from fanout_cli.sources.toml_lines import KeyLines, KeyPath
+from fanout_cli.sources.values import agent_command, display_value, glob_matches, render_call
 from fanout_cli.template import Template, has_replacement, render_text
 from fanout_cli.values import non_negative_int, parse_duration, parse_exit_codes
 
@@ -27,7 +28,6 @@ AGENT_KEYS = ("prompt", *CALL_KEYS, "attach")
 AGENT_CLI_KEYS = ("prompt", "tool", "model", "system", "args")
 TASK_KEYS = ("id", "kind", "cmd", "glob", "foreach", *DEFAULT_KEYS, *AGENT_KEYS, "tool", "args")
 
-KeyPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def parse_task_file(text: str, path: str = "tasks.toml") -> TaskFile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _decode_error(path, str(exc), text.count("\n") + 1) from None
-    lines = _KeyLines(text)
+    lines = KeyLines(text)
     return _Validator(path, lines).task_file(data)
 
 
@@ -73,7 +73,7 @@ def _decode_error(path: str, message: str, last_line: int) -> TaskFileError:
 
 
 class _Validator:
-    def __init__(self, path: str, lines: _KeyLines) -> None:
+    def __init__(self, path: str, lines: KeyLines) -> None:
         self.path = path
         self.lines = lines
 
@@ -134,32 +134,13 @@ class _Validator:
     ) -> list[TaskSpec]:
         """One [[task]] entry: one task, or one per value of its glob or foreach."""
         where: KeyPath = ("task", index)
-        label = f"[[task]] #{index + 1}"
-        task_id = entry.get("id", f"task-{first_seq}")
-        if not isinstance(task_id, str) or not task_id:
-            raise self.fail((*where, "id"), f"{label}: id must be a non-empty string")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in task_id):
-            raise self.fail((*where, "id"), f"{label}: id must not contain control characters")
-        if "id" in entry:
-            label = f"[[task]] {task_id!r}"
+        task_id, label = self.task_id(entry, index, first_seq)
         self.reject_unknown(entry, TASK_KEYS, where, f"in {label}")
         kind = entry.get("kind", "process")
         if kind not in KINDS:
             raise self.fail((*where, "kind"), f"{label}: kind must be one of {', '.join(KINDS)}, "
                             f"got {kind!r}")
-        call: AgentCall | None = None
-        command: tuple[str, ...] | str = ()
-        if kind == "process":
-            for key in entry:
-                if key in AGENT_KEYS or key in ("tool", "args"):
-                    raise self.fail((*where, key), f"{label}: {key} is for agent tasks; add "
-                                    'kind = "agent" (or "agent-cli")')
-            if "cmd" not in entry:
-                raise self.fail(where, f"{label}: missing cmd (a list of words, or a shell string)")
-            command = self.command(entry["cmd"], (*where, "cmd"), label)
-        else:
-            call = self.agent_call(kind, entry, where, label)
-            command = agent_command(call)
+        call, command = self.what_runs(kind, entry, where, label)
         values = {**defaults, **self.task_values(entry, where, label)}
         env = {**defaults.get("env", {}), **values.get("env", {})}
         base = TaskSpec(
@@ -177,33 +158,59 @@ class _Validator:
         fan_out = self.fan_out_values(entry, where, label)
         if fan_out is None:
             return [base]
-        if call is not None:
-            calls = [render_call(call, value, seq) for seq, value in enumerate(fan_out, first_seq)]
+        return self.expanded(base, entry.get("id"), fan_out)
+
+    def task_id(self, entry: dict[str, Any], index: int, first_seq: int) -> tuple[str, str]:
+        """The entry's id (checked) and the label that names it in messages."""
+        where: KeyPath = ("task", index)
+        task_id = entry.get("id", f"task-{first_seq}")
+        label = f"[[task]] #{index + 1}"
+        if not isinstance(task_id, str) or not task_id:
+            raise self.fail((*where, "id"), f"{label}: id must be a non-empty string")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in task_id):
+            raise self.fail((*where, "id"), f"{label}: id must not contain control characters")
+        if "id" in entry:
+            label = f"[[task]] {task_id!r}"
+        return task_id, label
+
+    def what_runs(
+        self, kind: str, entry: dict[str, Any], where: KeyPath, label: str
+    ) -> tuple[AgentCall | None, tuple[str, ...] | str]:
+        """The agent call (None for a process) and the command of an entry."""
+        if kind != "process":
+            call = self.agent_call(kind, entry, where, label)
+            return call, agent_command(call)
+        for key in entry:
+            if key in AGENT_KEYS or key in ("tool", "args"):
+                raise self.fail((*where, key), f"{label}: {key} is for agent tasks; add "
+                                'kind = "agent" (or "agent-cli")')
+        if "cmd" not in entry:
+            raise self.fail(where, f"{label}: missing cmd (a list of words, or a shell string)")
+        return None, self.command(entry["cmd"], (*where, "cmd"), label)
+
+    def expanded(
+        self, base: TaskSpec, id_template: str | None, fan_out: list[str]
+    ) -> list[TaskSpec]:
+        """One task per value of a glob or foreach, numbered on from the base's seq."""
+        numbered = list(enumerate(fan_out, start=base.seq))
+        if base.agent is not None:
+            call = base.agent
             return [
-                replace(
-                    base,
-                    seq=seq,
-                    task_id=self.expanded_id(entry.get("id"), value, seq),
-                    input=value,
-                    agent=rendered,
-                    command=agent_command(rendered),
-                )
-                for seq, (value, rendered) in enumerate(zip(fan_out, calls, strict=True), first_seq)
-            ]
+                replace(base, seq=seq, task_id=self.expanded_id(id_template, value, seq),
+                        input=value, agent=rendered, command=agent_command(rendered))
+                for seq, value in numbered
+                for rendered in (render_call(call, value, seq),)
+            ]  # fmt: skip
+        command = base.command
         template = Template(
             (command,) if isinstance(command, str) else command, shell=isinstance(command, str)
         )
         return [
-            replace(
-                base,
-                seq=seq,
-                task_id=self.expanded_id(entry.get("id"), value, seq),
-                command=template.render(value, seq),
-                input=value,
-                template=template if template.uses_slot else None,
-            )
-            for seq, value in enumerate(fan_out, start=first_seq)
-        ]
+            replace(base, seq=seq, task_id=self.expanded_id(id_template, value, seq),
+                    command=template.render(value, seq), input=value,
+                    template=template if template.uses_slot else None)
+            for seq, value in numbered
+        ]  # fmt: skip
 
     @staticmethod
     def expanded_id(id_template: str | None, value: str, seq: int) -> str:
@@ -358,130 +365,3 @@ def _kind(value: object) -> str:
     names = {bool: "a boolean", int: "a number", float: "a number", str: "a string",
              list: "an array", dict: "a table"}
     return names.get(type(value), type(value).__name__)
-
-
-_BARE_KEY = r"[A-Za-z0-9_-]+"
-_KEY = rf"(?:{_BARE_KEY}|\"(?:[^\"\\]|\\.)*\"|'[^']*')"
-_DOTTED_KEY = rf"{_KEY}(?:\s*\.\s*{_KEY})*"
-_HEADER = re.compile(rf"\s*(\[\[?)\s*({_DOTTED_KEY})\s*\]\]?")
-_ASSIGNMENT = re.compile(rf"\s*({_DOTTED_KEY})\s*=")
-_KEY_PART = re.compile(_KEY)
-
-
-def _key_parts(dotted: str) -> list[str]:
-    parts = []
-    for match in _KEY_PART.finditer(dotted):
-        part = match.group(0)
-        if part[0] in "\"'":
-            part = part[1:-1]
-        parts.append(part)
-    return parts
-
-
-class _KeyLines:
-    """Line numbers of TOML table headers and keys, by key path.
-
-    Paths look like ("run", "jobs"), ("task", 2), ("task", 2, "env", "CI"); the n-th
-    [[task]] header gets index n. Keys inside inline tables and arrays are not
-    located; `find` falls back to the nearest enclosing key or header."""
-
-    def __init__(self, text: str) -> None:
-        self.lines: dict[KeyPath, int] = {}
-        self._scan(text)
-
-    def find(self, path: KeyPath) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return None
-
-    def _scan(self, text: str) -> None:
-        table: KeyPath = ()
-        array_counts: dict[KeyPath, int] = {}
-        depth = 0  # open [ and { of values spanning lines
-        closing_quote: str | None = None  # inside a multi-line string
-        for number, line in enumerate(text.splitlines(), start=1):
-            position = 0
-            if closing_quote is not None:
-                end = _find_closing(line, 0, closing_quote)
-                if end < 0:
-                    continue
-                closing_quote, position = None, end
-            elif depth == 0:
-                header = _HEADER.match(line)
-                assignment = _ASSIGNMENT.match(line)
-                if header and not assignment:
-                    names = _table_path(_key_parts(header.group(2)), array_counts)
-                    if header.group(1) == "[[":
-                        index = array_counts.get(names, 0)
-                        array_counts[names] = index + 1
-                        table = (*names, index)
-                    else:
-                        table = names
-                    self.lines.setdefault(table, number)
-                    continue
-                if assignment:
-                    key = (*table, *_key_parts(assignment.group(1)))
-                    self.lines.setdefault(key, number)
-                    position = assignment.end()
-            depth, closing_quote = _scan_value(line, position, depth)
-
-
-def _table_path(parts: list[str], array_counts: dict[KeyPath, int]) -> KeyPath:
-    """`[task.env]` after the third `[[task]]` is ("task", 2, "env")."""
-    path: KeyPath = ()
-    for position, part in enumerate(parts):
-        path = (*path, part)
-        if path in array_counts and position < len(parts) - 1:
-            path = (*path, array_counts[path] - 1)
-    return path
-
-
-def _find_closing(line: str, start: int, quote: str) -> int:
-    """Index just past the closing triple quote, or -1."""
-    index = start
-    while True:
-        found = line.find(quote, index)
-        if found < 0:
-            return -1
-        if quote == '"""' and _escaped(line, found):
-            index = found + 1
-            continue
-        end = found + 3
-        while line[end : end + 1] == quote[0]:  # up to two quotes may precede the closer
-            end += 1
-        return end
-
-
-def _escaped(line: str, index: int) -> bool:
-    backslashes = 0
-    while index - backslashes - 1 >= 0 and line[index - backslashes - 1] == "\\":
-        backslashes += 1
-    return backslashes % 2 == 1
-
-
-def _scan_value(line: str, position: int, depth: int) -> tuple[int, str | None]:
-    """Follow brackets and strings through one line of a value."""
-    index = position
-    while index < len(line):
-        char = line[index]
-        if char == "#":
-            break
-        if char in "\"'":
-            triple = char * 3
-            if line.startswith(triple, index):
-                end = _find_closing(line, index + 3, triple)
-                if end < 0:
-                    return depth, triple
-                index = end
-                continue
-            index += 1
-            while index < len(line) and line[index] != char:
-                index += 2 if char == '"' and line[index] == "\\" else 1
-        elif char in "[{":
-            depth += 1
-        elif char in "]}":
-            depth = max(depth - 1, 0)
-        index += 1
-    return depth, None
