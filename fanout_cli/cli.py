@@ -26,7 +26,6 @@ from fanout_cli.errors import (
     run_exit_status,
 )
 from fanout_cli.options import AGENT_KEYS, RUN_KEYS, RUN_OPTIONS, Option
-from fanout_cli.sources.request import SourceRequest, split_command
 from fanout_cli.values import default_output_dir, parse_duration
 
 if TYPE_CHECKING:
@@ -159,6 +158,7 @@ def run_request(
 ) -> "RunRequest":
     """What `fanout run` was asked, from its parsed options and the words after -- or :::."""
     from fanout_cli.commands.run import RunRequest, agent_call
+    from fanout_cli.sources.request import SourceRequest, split_command
 
     call = agent_call(given["agent"], given["prompt"], given["agent_cli"], given["attach"])
     if values_after is not None:

@@ -42,13 +42,12 @@ from fanout_cli.store import (
 )
 from fanout_cli.strategies import StrategyOptions, Tracker
 from fanout_cli.timings import (
-    Shard,
     Timings,
     load_timings,
-    parse_shard,
     timings_from_runs,
     write_timings,
 )
+from fanout_cli.values import Shard, parse_shard
 
 # Folders between a named folder and the run folders it holds:
 # artifacts/ shard-2/ .cache/ agent-outputs/ <run-id>/ is three in between.

@@ -22,7 +22,7 @@ from fanout_cli.runner import Resume
 from fanout_cli.sources.open import Source, open_source
 from fanout_cli.sources.request import SourceRequest, check_one_source, describe_source
 from fanout_cli.sources.values import ListSource
-from fanout_cli.values import default_output_dir
+from fanout_cli.values import Shard, default_output_dir, parse_shard
 
 
 def warn(message: str) -> None:
@@ -151,12 +151,41 @@ def _check_junit_folder(config: RunConfig) -> None:
             raise UsageError(f"--junit {config.junit}: no such folder {folder}")
 
 
+# (index variable, total variable, index of the first node): what CI systems set on
+# each job of a parallel matrix. GitLab's `parallel:` keyword, CircleCI's
+# `parallelism`, Buildkite's `parallelism`, Semaphore's `parallelism`.
+CI_SHARD_VARIABLES = (
+    ("CI_NODE_INDEX", "CI_NODE_TOTAL", 1),
+    ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", 0),
+    ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0),
+    ("SEMAPHORE_JOB_INDEX", "SEMAPHORE_JOB_COUNT", 1),
+)
+
+
+def shard_from_environment(environ: Mapping[str, str]) -> tuple[Shard, str] | None:
+    """The shard the environment asks for, and the variable(s) that said so:
+    FANOUT_SHARD=I/N, else a CI system's node index and total (when total > 1)."""
+    if environ.get("FANOUT_SHARD"):
+        try:
+            return parse_shard(environ["FANOUT_SHARD"]), "FANOUT_SHARD"
+        except ValueError as exc:
+            raise ValueError(f"FANOUT_SHARD: {exc}") from None
+    for index_name, total_name, first in CI_SHARD_VARIABLES:
+        index, total = environ.get(index_name, ""), environ.get(total_name, "")
+        if index.isdigit() and total.isdigit() and int(total) > 1:
+            shard = Shard(int(index) - first + 1, int(total))
+            if not 1 <= shard.index <= shard.total:
+                last = int(total) - 1 + first
+                raise ValueError(f"{index_name}={index} is outside {first}..{last} "
+                                 f"({total_name}={total}, counting from {first})")
+            return shard, f"{index_name}/{total_name}"
+    return None
+
+
 def _shard_from_environment(config: RunConfig, environ: Mapping[str, str]) -> RunConfig:
     """--shard when given, else FANOUT_SHARD or a CI system's node index and total."""
     if config.shard is not None:
         return config
-    from fanout_cli.timings import shard_from_environment
-
     try:
         found = shard_from_environment(environ)
     except ValueError as exc:
@@ -190,7 +219,7 @@ def _split(
     known = sum(1 for spec in specs if timings.known(spec.task_id) is not None)
     plans = None
     if config.shard is not None and not (resume is not None and resume.from_saved_list):
-        shard = recorded.parse_shard(config.shard)
+        shard = parse_shard(config.shard)
         plans = recorded.plan_shards(specs, estimates, shard.total)
         specs = list(plans[shard.index - 1].tasks)
     specs = recorded.ordered(specs, config.order, estimates, timings)

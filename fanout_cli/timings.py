@@ -33,60 +33,6 @@ _MEASURED = ("success", "failure", "timeout")  # ran to an end: its duration mea
 _FAILED = ("failure", "timeout", "error")
 
 
-@dataclass(frozen=True)
-class Shard:
-    index: int  # 1-based
-    total: int
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.total}"
-
-
-def parse_shard(value: object) -> Shard:
-    """`2/4` -> Shard(2, 4): shard 2 of 4, 1-based."""
-    text = value.strip() if isinstance(value, str) else ""
-    index, slash, total = text.partition("/")
-    if not slash or not index.isdigit() or not total.isdigit():
-        raise ValueError(f"expected I/N such as 2/4 (shard I of N, 1-based), got {value!r}")
-    shard = Shard(int(index), int(total))
-    if shard.total < 1:
-        raise ValueError(f"the number of shards must be at least 1, got {value!r}")
-    if not 1 <= shard.index <= shard.total:
-        raise ValueError(f"the shard number must be from 1 to {shard.total}, got {value!r}")
-    return shard
-
-
-# (index variable, total variable, index of the first node): what CI systems set on
-# each job of a parallel matrix. GitLab's `parallel:` keyword, CircleCI's
-# `parallelism`, Buildkite's `parallelism`, Semaphore's `parallelism`.
-CI_SHARD_VARIABLES = (
-    ("CI_NODE_INDEX", "CI_NODE_TOTAL", 1),
-    ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", 0),
-    ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0),
-    ("SEMAPHORE_JOB_INDEX", "SEMAPHORE_JOB_COUNT", 1),
-)
-
-
-def shard_from_environment(environ: Mapping[str, str]) -> tuple[Shard, str] | None:
-    """The shard the environment asks for, and the variable(s) that said so:
-    FANOUT_SHARD=I/N, else a CI system's node index and total (when total > 1)."""
-    if environ.get("FANOUT_SHARD"):
-        try:
-            return parse_shard(environ["FANOUT_SHARD"]), "FANOUT_SHARD"
-        except ValueError as exc:
-            raise ValueError(f"FANOUT_SHARD: {exc}") from None
-    for index_name, total_name, first in CI_SHARD_VARIABLES:
-        index, total = environ.get(index_name, ""), environ.get(total_name, "")
-        if index.isdigit() and total.isdigit() and int(total) > 1:
-            shard = Shard(int(index) - first + 1, int(total))
-            if not 1 <= shard.index <= shard.total:
-                last = int(total) - 1 + first
-                raise ValueError(f"{index_name}={index} is outside {first}..{last} "
-                                 f"({total_name}={total}, counting from {first})")
-            return shard, f"{index_name}/{total_name}"
-    return None
-
-
 @dataclass
 class Timings:
     """Durations by task id (oldest first, at most HISTORY each), the latest status of

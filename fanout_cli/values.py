@@ -208,10 +208,31 @@ def parse_rate(value: object) -> Rate:
     return Rate(int(count_text), period, text)
 
 
+@dataclass(frozen=True)
+class Shard:
+    index: int  # 1-based
+    total: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.total}"
+
+
+def parse_shard(value: object) -> Shard:
+    """`2/4` -> Shard(2, 4): shard 2 of 4, 1-based."""
+    text = value.strip() if isinstance(value, str) else ""
+    index, slash, total = text.partition("/")
+    if not slash or not index.isdigit() or not total.isdigit():
+        raise ValueError(f"expected I/N such as 2/4 (shard I of N, 1-based), got {value!r}")
+    shard = Shard(int(index), int(total))
+    if shard.total < 1:
+        raise ValueError(f"the number of shards must be at least 1, got {value!r}")
+    if not 1 <= shard.index <= shard.total:
+        raise ValueError(f"the shard number must be from 1 to {shard.total}, got {value!r}")
+    return shard
+
+
 def parse_shard_text(value: object) -> str:
     """`2/4` -> "2/4", checked (shard I of N, 1-based)."""
-    from fanout_cli.timings import parse_shard
-
     return str(parse_shard(value))
 
 

@@ -3,7 +3,6 @@ sources known in full before a run starts (::: values, --glob matches, task file
 
 from __future__ import annotations
 
-import glob
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -129,6 +128,8 @@ def argument_source(tasks: ValueTasks, values: list[str]) -> ListSource:
 
 def glob_matches(pattern: str) -> list[str]:
     """Sorted matches; `**` recurses; hidden files only when the pattern names them."""
+    import glob  # only --glob and task-file globs need it: plain runs start faster
+
     return sorted(glob.glob(pattern, recursive=True))
 
 
