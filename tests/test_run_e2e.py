@@ -16,23 +16,31 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import FANOUT, Completed, process_running, run_fanout, write_tasks
+from tests.helpers import (
+    FANOUT,
+    Completed,
+    assert_all_gone,
+    assert_clean,
+    details_by_id,
+    journal_time,
+    manifest_rows,
+    needs_procfs,
+    read_journal,
+    read_pids,
+    rows_by_id,
+    run_fanout,
+    write_tasks,
+)
 
 PY = sys.executable
 TASKS = "tasks.toml"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 AOP_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-needs_procfs = pytest.mark.skipif(
-    not Path("/proc/self/stat").exists(), reason="leftover checks read /proc"
-)
-
 
 # --- building task files --------------------------------------------------------------
 
@@ -92,50 +100,7 @@ def run_json(*args: str, env: dict[str, str] | None = None) -> tuple[Completed, 
     return completed, document
 
 
-def rows_by_id(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    return {row["task_id"]: row for row in document["tasks"]}
-
-
-def manifest_rows(completed: Completed) -> dict[str, dict[str, Any]]:
-    return rows_by_id(completed.manifest())
-
-
-def details_by_id(completed: Completed, task_id: str) -> dict[str, Any]:
-    row = manifest_rows(completed)[task_id]
-    assert row["details_file"], f"{task_id} has no details file: {row}"
-    return completed.details(row["details_file"])
-
-
-def read_journal(run_dir: Path) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for line in (run_dir / "journal.jsonl").read_text(encoding="utf-8").splitlines():
-        event: dict[str, Any] = json.loads(line)
-        events.append(event)
-    return events
-
-
-def journal_time(event: Mapping[str, Any]) -> float:
-    return datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp()
-
-
-def assert_clean(completed: Completed) -> None:
-    assert "Traceback" not in completed.stderr, completed.stderr
-    assert "internal error" not in completed.stderr, completed.stderr
-
-
 # --- processes ------------------------------------------------------------------------
-
-
-def read_pids(*paths: Path) -> list[int]:
-    pids: list[int] = []
-    for path in paths:
-        pids += [int(word) for word in path.read_text().split()]
-    return pids
-
-
-def assert_all_gone(pids: Sequence[int]) -> None:
-    survivors = [pid for pid in pids if process_running(pid)]
-    assert not survivors, f"processes outlived the run: {survivors}"
 
 
 def sleeper(pid_file: str, seconds: int = 30) -> list[str]:
