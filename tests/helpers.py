@@ -93,6 +93,15 @@ def run_fanout(
     )
 
 
+def run_json(*args: str, env: dict[str, str] | None = None) -> tuple[Completed, dict[str, Any]]:
+    """`fanout run --format json ARGS...` and the document it printed."""
+    completed = run_fanout("run", "--format", "json", *args, env=env)
+    assert "Traceback" not in completed.stderr, completed.stderr
+    assert completed.stdout, completed.stderr
+    document: dict[str, Any] = json.loads(completed.stdout)
+    return completed, document
+
+
 def write_tasks(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import Completed, read_journal, run_fanout, write_tasks
+from tests.helpers import read_journal, run_fanout, run_json, write_tasks
 
 # --- a small shape language -------------------------------------------------------------
 #
@@ -230,13 +230,6 @@ cmd = ["fanout-contract-no-such-command"]
 id = "flaky"
 cmd = ["sh", "-c", "test -e flaky.once && echo second || { touch flaky.once; exit 1; }"]
 """
-
-
-def run_json(*args: str) -> tuple[Completed, dict[str, Any]]:
-    completed = run_fanout("run", "--format", "json", *args)
-    assert "Traceback" not in completed.stderr, completed.stderr
-    document: dict[str, Any] = json.loads(completed.stdout)
-    return completed, document
 
 
 def test_a_run_with_every_ending_fits_the_envelope_manifest_details_and_journal() -> None:

@@ -40,6 +40,7 @@ from tests.helpers import (
     wait_until,
     write_tasks,
 )
+from tests.helpers import run_json as run_fanout_json
 
 distributed: Any = pytest.importorskip(
     "distributed", reason="the dask extra is not installed: pip install 'fanout-cli[dask]'"
@@ -138,11 +139,9 @@ def describe(pids: list[int]) -> list[str]:
 
 
 def run_json(*args: str, executor: str | None = None) -> tuple[Completed, dict[str, Any]]:
+    """`fanout run --format json` on the local executor, or on the one named."""
     chosen = ("--executor", executor) if executor else ()
-    completed = run_fanout("run", "--format", "json", *chosen, *args)
-    assert completed.stdout, completed.stderr
-    document: dict[str, Any] = json.loads(completed.stdout)
-    return completed, document
+    return run_fanout_json(*chosen, *args)
 
 
 def outputs(document: dict[str, Any], details_file: str) -> tuple[bytes, bytes]:

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -34,6 +33,7 @@ from tests.helpers import (
     read_pids,
     rows_by_id,
     run_fanout,
+    run_json,
     write_tasks,
 )
 
@@ -91,13 +91,6 @@ def python(code: str) -> list[str]:
 
 
 # --- reading results ------------------------------------------------------------------
-
-
-def run_json(*args: str, env: dict[str, str] | None = None) -> tuple[Completed, dict[str, Any]]:
-    completed = run_fanout(*args, "--format", "json", env=env)
-    assert "Traceback" not in completed.stderr, completed.stderr
-    document: dict[str, Any] = json.loads(completed.stdout)
-    return completed, document
 
 
 # --- processes ------------------------------------------------------------------------
@@ -651,7 +644,7 @@ def test_ok_exit_makes_grep_without_a_match_a_success(where: str, tmp_path: Path
         run={"ok_exit": [0, 1]} if where == "[run]" else None,
         defaults={"ok_exit": [0, 1]} if where == "[defaults]" else None,
     )
-    completed, document = run_json("run", TASKS, *args)
+    completed, document = run_json(TASKS, *args)
     assert completed.returncode == 1, completed  # grep's exit 2 is still a failure
     rows = rows_by_id(document)
     assert rows["no-match"]["status"] == "success"
@@ -664,7 +657,7 @@ def test_ok_exit_makes_grep_without_a_match_a_success(where: str, tmp_path: Path
 def test_without_ok_exit_grep_without_a_match_fails(tmp_path: Path) -> None:
     (tmp_path / "haystack.txt").write_text("hay\n")
     task_file(task("no-match", ["grep", "needle", "haystack.txt"]))
-    completed, document = run_json("run", TASKS)
+    completed, document = run_json(TASKS)
     assert completed.returncode == 1
     assert rows_by_id(document)["no-match"]["status"] == "failure"
 
@@ -680,7 +673,7 @@ def test_best_of_n_picks_the_highest_aop_score() -> None:
         task("tied-later", ["printf", "draft\\n[AOP:SCORE] 0.9\\n"]),
         task("failed-high", ["sh", "-c", "echo '[AOP:SCORE] 0.99'; exit 1"]),
     )
-    completed, document = run_json("run", TASKS, "--strategy", "best-of-n")
+    completed, document = run_json(TASKS, "--strategy", "best-of-n")
     assert completed.returncode == 0, completed
     verdict = document["verdict"]
     assert verdict["passed"] is True
@@ -695,7 +688,7 @@ def test_best_of_n_with_a_score_regex() -> None:
         task("c", ["printf", "score=7\\n"]),
     )
     completed, document = run_json(
-        "run", TASKS, "--strategy", "best-of-n", "--score", r"score=(\d+)"
+        TASKS, "--strategy", "best-of-n", "--score", r"score=(\d+)"
     )
     assert completed.returncode == 0, completed
     assert document["verdict"]["winner"] == {"task_id": "b", "score": 30}
@@ -703,7 +696,7 @@ def test_best_of_n_with_a_score_regex() -> None:
 
 def test_best_of_n_fails_when_nothing_succeeds() -> None:
     task_file(task("a", ["false"]), task("b", ["sh", "-c", "echo '[AOP:SCORE] 1'; exit 2"]))
-    completed, document = run_json("run", TASKS, "--strategy", "best-of-n")
+    completed, document = run_json(TASKS, "--strategy", "best-of-n")
     assert completed.returncode == 1
     assert document["verdict"]["passed"] is False
     assert document["verdict"]["winner"] is None
@@ -715,7 +708,7 @@ def test_majority_vote_on_normalised_stdout() -> None:
         task("b", ["printf", "  42 \\n\\n"]),
         task("c", ["printf", "41\\n"]),
     )
-    completed, document = run_json("run", TASKS, "--strategy", "majority-vote", "-j", "1")
+    completed, document = run_json(TASKS, "--strategy", "majority-vote", "-j", "1")
     assert completed.returncode == 0, completed
     verdict = document["verdict"]
     assert verdict["passed"] is True
@@ -728,7 +721,7 @@ def test_majority_vote_without_a_majority_fails() -> None:
     task_file(
         task("a", ["echo", "1"]), task("b", ["echo", "2"]), task("c", ["echo", "3"]),
     )  # fmt: skip
-    completed, document = run_json("run", TASKS, "--strategy", "majority-vote")
+    completed, document = run_json(TASKS, "--strategy", "majority-vote")
     assert completed.returncode == 1
     assert document["verdict"]["passed"] is False
 
@@ -739,7 +732,7 @@ def test_partial_success_with_a_min_success_ratio(ratio: str, passes: bool) -> N
         task("a", ["true"]), task("b", ["true"]), task("c", ["false"]), task("d", ["true"]),
     )  # fmt: skip
     completed, document = run_json(
-        "run", TASKS, "--strategy", "partial-success", "--min-success-ratio", ratio
+        TASKS, "--strategy", "partial-success", "--min-success-ratio", ratio
     )
     assert completed.returncode == (0 if passes else 1), completed
     assert document["verdict"]["passed"] is passes
@@ -793,7 +786,7 @@ def test_quiet_prints_only_the_verdict_line() -> None:
 
 def test_json_format_is_one_versioned_document() -> None:
     mixed_tasks()
-    completed, document = run_json("run", TASKS)
+    completed, document = run_json(TASKS)
     assert completed.returncode == 1
     assert document["fanout_result_version"] == 1
     assert document["run_id"] == completed.run_dir.name
