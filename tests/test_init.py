@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from tests.conftest import run_fanout
+from tests.helpers import run_fanout
 
 
 def test_init_writes_a_commented_file_that_runs(tmp_path: Path) -> None:

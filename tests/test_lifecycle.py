@@ -24,15 +24,23 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FANOUT, Completed, process_running, run_fanout, write_tasks
+from tests.helpers import (
+    FANOUT,
+    WAIT_SECONDS,
+    assert_all_gone,
+    assert_clean,
+    needs_procfs,
+    one_error_line,
+    process_running,
+    read_journal,
+    read_manifest,
+    read_pids,
+    run_fanout,
+    wait_until,
+    write_tasks,
+)
 
 TASKS = "tasks.toml"
-POLL_SECONDS = 0.01
-WAIT_SECONDS = 20.0  # deadlines are generous: the machine is shared and slow at times
-
-needs_procfs = pytest.mark.skipif(
-    not Path("/proc/self/stat").exists(), reason="leftover checks read /proc"
-)
 
 
 # --- task files -----------------------------------------------------------------------
@@ -66,24 +74,8 @@ def line_counts(path: Path) -> Counter[str]:
 # --- reading a run folder -------------------------------------------------------------
 
 
-def journal_events(run_dir: Path) -> list[dict[str, Any]]:
-    """Every complete journal line (a line still being written is not counted)."""
-    try:
-        data = (run_dir / "journal.jsonl").read_bytes()
-    except FileNotFoundError:
-        return []
-    complete = data[: data.rfind(b"\n") + 1]
-    events: list[dict[str, Any]] = [json.loads(line) for line in complete.splitlines()]
-    return events
-
-
 def events_named(run_dir: Path, name: str) -> list[dict[str, Any]]:
-    return [event for event in journal_events(run_dir) if event["event"] == name]
-
-
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((run_dir / "manifest.json").read_text())
-    return document
+    return [event for event in read_journal(run_dir, running=True) if event["event"] == name]
 
 
 def manifest_statuses(run_dir: Path) -> dict[str, str]:
@@ -98,20 +90,6 @@ def run_ids(output_dir: Path = Path("out")) -> list[str]:
     return sorted(path.name for path in output_dir.iterdir() if path.is_dir())
 
 
-def one_error_line(completed: Completed) -> str:
-    """A usage error: exit 2 and exactly one line on stderr, no traceback."""
-    assert completed.returncode == 2, (completed.returncode, completed.stdout, completed.stderr)
-    assert "Traceback" not in completed.stderr, completed.stderr
-    lines = completed.stderr.splitlines()
-    assert len(lines) == 1, completed.stderr
-    return lines[0]
-
-
-def assert_clean(completed: Completed) -> None:
-    assert "Traceback" not in completed.stderr, completed.stderr
-    assert "internal error" not in completed.stderr, completed.stderr
-
-
 def rewrite_started_at(run_dir: Path, when: datetime) -> None:
     """Make a run look started at `when` (the manifest header's started_at)."""
     path = run_dir / "manifest.json"
@@ -124,12 +102,6 @@ def rewrite_started_at(run_dir: Path, when: datetime) -> None:
 
 
 # --- processes ------------------------------------------------------------------------
-
-
-def read_pids(path: Path) -> list[int]:
-    if not path.exists():
-        return []
-    return [int(word) for word in path.read_text().split()]
 
 
 def processes_in(folder: Path) -> list[int]:
@@ -149,34 +121,12 @@ def processes_in(folder: Path) -> list[int]:
     return found
 
 
-def assert_all_gone(pids: Sequence[int]) -> None:
-    survivors = [pid for pid in pids if process_running(pid)]
-    assert not survivors, f"processes outlived fanout: {survivors}"
-
-
 def kill_leftovers(folder: Path) -> None:
     """SIGKILL, by pid, whatever the tasks of this test left running."""
-    for pid in set(read_pids(folder / "pids")) | set(processes_in(folder)):
+    for pid in set(read_pids(folder / "pids", missing_ok=True)) | set(processes_in(folder)):
         if process_running(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-
-
-def wait_until(
-    condition: Callable[[], bool],
-    what: str,
-    *,
-    process: subprocess.Popen[bytes] | None = None,
-    timeout: float = WAIT_SECONDS,
-) -> None:
-    """Poll `condition` until it holds; fail if the deadline passes or fanout exits."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"fanout exited with {process.returncode} before {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout}s waiting for {what}")
-        time.sleep(POLL_SECONDS)
 
 
 @contextlib.contextmanager
@@ -214,7 +164,7 @@ def tasks_started(run_dir: Path, count: int, pid_lines: int) -> Callable[[], boo
 
     def check() -> bool:
         started = len(events_named(run_dir, "task_started"))
-        return started >= count and len(read_pids(Path("pids"))) >= pid_lines
+        return started >= count and len(read_pids(Path("pids"), missing_ok=True)) >= pid_lines
 
     return check
 
@@ -244,7 +194,7 @@ def test_first_signal_cancels_running_tasks_and_leaves_the_rest_for_resume(
     assert "Traceback" not in stderr, stderr
     # The tasks obey SIGTERM, so a 20 s grace must not have been waited out.
     assert stopped_after < 10, stopped_after
-    assert_all_gone(read_pids(tmp_path / "pids"))
+    assert_all_gone(read_pids(tmp_path / "pids", missing_ok=True))
     assert not leftovers, f"processes outlived fanout: {leftovers}"
 
     manifest = read_manifest(run_dir)
@@ -293,7 +243,7 @@ def test_second_sigint_kills_at_once_instead_of_waiting_out_the_grace(tmp_path: 
     assert returncode == 130, (returncode, stdout, stderr)
     assert "Traceback" not in stderr, stderr
     assert stopped_after < 6, f"the second Ctrl-C took {stopped_after:.1f}s to end the run"
-    assert_all_gone(read_pids(tmp_path / "pids"))
+    assert_all_gone(read_pids(tmp_path / "pids", missing_ok=True))
     assert not leftovers, f"processes outlived fanout: {leftovers}"
     manifest = read_manifest(run_dir)
     assert manifest["status"] == "interrupted"
@@ -337,7 +287,7 @@ def test_kill_9_at_a_random_point_then_resume_never_reruns_finished_work(
     kill_after_lines = rng.randint(2, 24)
     with fanout_in_background("run", TASKS, "-j", "3", "--run-id", "crash") as fo:
         deadline = time.monotonic() + WAIT_SECONDS
-        while len(journal_events(run_dir)) < kill_after_lines and fo.poll() is None:
+        while len(read_journal(run_dir, running=True)) < kill_after_lines and fo.poll() is None:
             assert time.monotonic() < deadline, "the run made no progress"
             time.sleep(0.002)
         time.sleep(rng.uniform(0, 0.03))  # a random moment, not synchronisation
@@ -455,7 +405,7 @@ def test_resuming_a_run_another_fanout_holds_is_refused(tmp_path: Path) -> None:
         os.kill(fo.pid, signal.SIGTERM)
         returncode, _, stderr = finish(fo)
     assert returncode == 143, stderr
-    assert_all_gone(read_pids(tmp_path / "pids"))
+    assert_all_gone(read_pids(tmp_path / "pids", missing_ok=True))
 
 
 def test_resume_names_a_run_by_id_or_last_and_rejects_bad_requests(tmp_path: Path) -> None:
@@ -700,7 +650,7 @@ def test_clean_keeps_a_run_still_in_progress(tmp_path: Path) -> None:
         returncode, _, stderr = finish(fo)
     assert returncode == 130, stderr
     assert read_manifest(run_dir)["status"] == "interrupted"
-    assert_all_gone(read_pids(tmp_path / "pids"))
+    assert_all_gone(read_pids(tmp_path / "pids", missing_ok=True))
 
 
 def test_resume_after_torn_last_lines_starts_appending_on_a_fresh_line(tmp_path: Path) -> None:

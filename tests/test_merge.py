@@ -13,7 +13,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,21 +20,14 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.conftest import FANOUT, Completed, run_fanout
-from tests.test_sharding import NINE, SHARD_VARIABLES, run_all
+from tests.helpers import FANOUT, Completed, run_fanout, wait_until
+from tests.test_sharding import NINE, run_all
 
 SHARDS = ["shard-1", "shard-2", "shard-3"]
 SHARD_TASKS = [["t1", "t4", "t7"], ["t2", "t5", "t8"], ["t3", "t6", "t9"]]
 MERGED_ORDER = [task for shard in SHARD_TASKS for task in shard]
 # Prints a line, and fails for t5 unless a file `fixed` is in the current folder.
 T5_FAILS = ["sh", "-c", "echo out-{}; test {} != t5 || test -e fixed"]
-
-
-@pytest.fixture(autouse=True)
-def no_shard_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests may themselves run as one job of a CI matrix."""
-    for name in SHARD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 def run_shards(folder: Path, *options: str, run_ids: Sequence[str] = SHARDS,
@@ -326,13 +318,6 @@ def test_json_and_aop_formats(tmp_path: Path) -> None:
 # --- runs that cannot be merged, or only with a warning ---------------------------------
 
 
-def wait_for(predicate: Any, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
-
-
 def test_running_crashed_and_unended_runs_are_refused_and_an_interrupted_one_marked(
     tmp_path: Path,
 ) -> None:
@@ -343,7 +328,8 @@ def test_running_crashed_and_unended_runs_are_refused_and_an_interrupted_one_mar
     )  # fmt: skip
     try:
         journal = output_dir / "busy" / "journal.jsonl"
-        wait_for(lambda: journal.exists() and "task_started" in journal.read_text())
+        wait_until(lambda: journal.exists() and "task_started" in journal.read_text(),
+                   "the busy run to start a task", timeout=10)
         refused = run_fanout("merge", "busy")
         assert refused.returncode == 2
         assert (

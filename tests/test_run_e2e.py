@@ -16,23 +16,31 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import FANOUT, Completed, process_running, run_fanout, write_tasks
+from tests.helpers import (
+    FANOUT,
+    Completed,
+    assert_all_gone,
+    assert_clean,
+    details_by_id,
+    journal_time,
+    manifest_rows,
+    needs_procfs,
+    read_journal,
+    read_pids,
+    rows_by_id,
+    run_fanout,
+    run_json,
+    write_tasks,
+)
 
 PY = sys.executable
 TASKS = "tasks.toml"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 AOP_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-needs_procfs = pytest.mark.skipif(
-    not Path("/proc/self/stat").exists(), reason="leftover checks read /proc"
-)
-
 
 # --- building task files --------------------------------------------------------------
 
@@ -85,57 +93,7 @@ def python(code: str) -> list[str]:
 # --- reading results ------------------------------------------------------------------
 
 
-def run_json(*args: str, env: dict[str, str] | None = None) -> tuple[Completed, dict[str, Any]]:
-    completed = run_fanout(*args, "--format", "json", env=env)
-    assert "Traceback" not in completed.stderr, completed.stderr
-    document: dict[str, Any] = json.loads(completed.stdout)
-    return completed, document
-
-
-def rows_by_id(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    return {row["task_id"]: row for row in document["tasks"]}
-
-
-def manifest_rows(completed: Completed) -> dict[str, dict[str, Any]]:
-    return rows_by_id(completed.manifest())
-
-
-def details_by_id(completed: Completed, task_id: str) -> dict[str, Any]:
-    row = manifest_rows(completed)[task_id]
-    assert row["details_file"], f"{task_id} has no details file: {row}"
-    return completed.details(row["details_file"])
-
-
-def read_journal(run_dir: Path) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for line in (run_dir / "journal.jsonl").read_text(encoding="utf-8").splitlines():
-        event: dict[str, Any] = json.loads(line)
-        events.append(event)
-    return events
-
-
-def journal_time(event: Mapping[str, Any]) -> float:
-    return datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp()
-
-
-def assert_clean(completed: Completed) -> None:
-    assert "Traceback" not in completed.stderr, completed.stderr
-    assert "internal error" not in completed.stderr, completed.stderr
-
-
 # --- processes ------------------------------------------------------------------------
-
-
-def read_pids(*paths: Path) -> list[int]:
-    pids: list[int] = []
-    for path in paths:
-        pids += [int(word) for word in path.read_text().split()]
-    return pids
-
-
-def assert_all_gone(pids: Sequence[int]) -> None:
-    survivors = [pid for pid in pids if process_running(pid)]
-    assert not survivors, f"processes outlived the run: {survivors}"
 
 
 def sleeper(pid_file: str, seconds: int = 30) -> list[str]:
@@ -686,7 +644,7 @@ def test_ok_exit_makes_grep_without_a_match_a_success(where: str, tmp_path: Path
         run={"ok_exit": [0, 1]} if where == "[run]" else None,
         defaults={"ok_exit": [0, 1]} if where == "[defaults]" else None,
     )
-    completed, document = run_json("run", TASKS, *args)
+    completed, document = run_json(TASKS, *args)
     assert completed.returncode == 1, completed  # grep's exit 2 is still a failure
     rows = rows_by_id(document)
     assert rows["no-match"]["status"] == "success"
@@ -699,7 +657,7 @@ def test_ok_exit_makes_grep_without_a_match_a_success(where: str, tmp_path: Path
 def test_without_ok_exit_grep_without_a_match_fails(tmp_path: Path) -> None:
     (tmp_path / "haystack.txt").write_text("hay\n")
     task_file(task("no-match", ["grep", "needle", "haystack.txt"]))
-    completed, document = run_json("run", TASKS)
+    completed, document = run_json(TASKS)
     assert completed.returncode == 1
     assert rows_by_id(document)["no-match"]["status"] == "failure"
 
@@ -715,7 +673,7 @@ def test_best_of_n_picks_the_highest_aop_score() -> None:
         task("tied-later", ["printf", "draft\\n[AOP:SCORE] 0.9\\n"]),
         task("failed-high", ["sh", "-c", "echo '[AOP:SCORE] 0.99'; exit 1"]),
     )
-    completed, document = run_json("run", TASKS, "--strategy", "best-of-n")
+    completed, document = run_json(TASKS, "--strategy", "best-of-n")
     assert completed.returncode == 0, completed
     verdict = document["verdict"]
     assert verdict["passed"] is True
@@ -730,7 +688,7 @@ def test_best_of_n_with_a_score_regex() -> None:
         task("c", ["printf", "score=7\\n"]),
     )
     completed, document = run_json(
-        "run", TASKS, "--strategy", "best-of-n", "--score", r"score=(\d+)"
+        TASKS, "--strategy", "best-of-n", "--score", r"score=(\d+)"
     )
     assert completed.returncode == 0, completed
     assert document["verdict"]["winner"] == {"task_id": "b", "score": 30}
@@ -738,7 +696,7 @@ def test_best_of_n_with_a_score_regex() -> None:
 
 def test_best_of_n_fails_when_nothing_succeeds() -> None:
     task_file(task("a", ["false"]), task("b", ["sh", "-c", "echo '[AOP:SCORE] 1'; exit 2"]))
-    completed, document = run_json("run", TASKS, "--strategy", "best-of-n")
+    completed, document = run_json(TASKS, "--strategy", "best-of-n")
     assert completed.returncode == 1
     assert document["verdict"]["passed"] is False
     assert document["verdict"]["winner"] is None
@@ -750,7 +708,7 @@ def test_majority_vote_on_normalised_stdout() -> None:
         task("b", ["printf", "  42 \\n\\n"]),
         task("c", ["printf", "41\\n"]),
     )
-    completed, document = run_json("run", TASKS, "--strategy", "majority-vote", "-j", "1")
+    completed, document = run_json(TASKS, "--strategy", "majority-vote", "-j", "1")
     assert completed.returncode == 0, completed
     verdict = document["verdict"]
     assert verdict["passed"] is True
@@ -763,7 +721,7 @@ def test_majority_vote_without_a_majority_fails() -> None:
     task_file(
         task("a", ["echo", "1"]), task("b", ["echo", "2"]), task("c", ["echo", "3"]),
     )  # fmt: skip
-    completed, document = run_json("run", TASKS, "--strategy", "majority-vote")
+    completed, document = run_json(TASKS, "--strategy", "majority-vote")
     assert completed.returncode == 1
     assert document["verdict"]["passed"] is False
 
@@ -774,7 +732,7 @@ def test_partial_success_with_a_min_success_ratio(ratio: str, passes: bool) -> N
         task("a", ["true"]), task("b", ["true"]), task("c", ["false"]), task("d", ["true"]),
     )  # fmt: skip
     completed, document = run_json(
-        "run", TASKS, "--strategy", "partial-success", "--min-success-ratio", ratio
+        TASKS, "--strategy", "partial-success", "--min-success-ratio", ratio
     )
     assert completed.returncode == (0 if passes else 1), completed
     assert document["verdict"]["passed"] is passes
@@ -828,7 +786,7 @@ def test_quiet_prints_only_the_verdict_line() -> None:
 
 def test_json_format_is_one_versioned_document() -> None:
     mixed_tasks()
-    completed, document = run_json("run", TASKS)
+    completed, document = run_json(TASKS)
     assert completed.returncode == 1
     assert document["fanout_result_version"] == 1
     assert document["run_id"] == completed.run_dir.name

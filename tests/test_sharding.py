@@ -14,12 +14,11 @@ import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
-from tests.conftest import Completed, run_fanout
+from tests.helpers import Completed, read_journal, read_manifest, run_fanout
 
 SHARD_LINE = re.compile(
     r"^# shard (\d+)/(\d+): (\d+) tasks?(?:, estimated (\S+))?(  <- this shard)?$"
@@ -27,20 +26,6 @@ SHARD_LINE = re.compile(
 NINE = [f"t{number}" for number in range(1, 10)]
 # Without recorded durations a split is by count, dealt in id order: t1 t4 t7 / t2 t5 t8 / ...
 COUNT_SPLIT_OF_NINE = [{"t1", "t4", "t7"}, {"t2", "t5", "t8"}, {"t3", "t6", "t9"}]
-SHARD_VARIABLES = (
-    "FANOUT_SHARD",
-    "CI_NODE_INDEX", "CI_NODE_TOTAL",
-    "CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL",
-    "BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT",
-    "SEMAPHORE_JOB_INDEX", "SEMAPHORE_JOB_COUNT",
-)  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def no_shard_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests may themselves run as one job of a CI matrix."""
-    for name in SHARD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -113,16 +98,11 @@ def write_timings(path: Path, durations: Mapping[str, Sequence[float]],
 
 
 def manifest_ids(run_dir: Path) -> list[str]:
-    document = json.loads((run_dir / "manifest.json").read_text())
-    return [row["task_id"] for row in document["tasks"]]
-
-
-def journal(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    return [row["task_id"] for row in read_manifest(run_dir)["tasks"]]
 
 
 def started_order(run_dir: Path) -> list[str]:
-    return [event["task_id"] for event in journal(run_dir) if event["event"] == "task_started"]
+    return [event["task_id"] for event in read_journal(run_dir) if event["event"] == "task_started"]
 
 
 # --- the partition ----------------------------------------------------------------------
@@ -367,7 +347,7 @@ def test_resume_of_a_shard_run_does_not_split_it_again() -> None:
     resumed = run_fanout("run", "-q", "--resume-failed", "s2", env={"FANOUT_SHARD": "1/3"})
     assert resumed.returncode == 1
     assert manifest_ids(first.run_dir) == ["t2", "t5", "t8"]
-    events = journal(first.run_dir)
+    events = read_journal(first.run_dir)
     resumed_at = [event["event"] for event in events].index("run_resumed")
     restarted = [e["task_id"] for e in events[resumed_at:] if e["event"] == "task_started"]
     assert restarted == ["t5"]

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,19 +21,23 @@ import pytest
 
 import fanout_cli.cli as cli_module
 from fanout_cli.cli import run_cli
-from tests.conftest import FANOUT, Completed, run_fanout, write_tasks
+from tests.helpers import (
+    FANOUT,
+    Completed,
+    assert_clean,
+    one_error_line,
+    read_journal,
+    read_manifest,
+    run_fanout,
+    wait_until,
+    write_tasks,
+)
 
 PY = sys.executable
 TASKS = "tasks.toml"
-POLL_SECONDS = 0.02
 
 
 # --- reading results ------------------------------------------------------------------
-
-
-def assert_clean(completed: Completed) -> None:
-    assert "Traceback" not in completed.stderr, completed.stderr
-    assert "internal error" not in completed.stderr, completed.stderr
 
 
 def task_rows(completed: Completed) -> list[dict[str, Any]]:
@@ -53,8 +57,7 @@ def all_details(completed: Completed) -> list[dict[str, Any]]:
 
 def run_details(run_dir: Path) -> list[dict[str, Any]]:
     """The details files of one run among several in the output dir, in input order."""
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    rows = sorted(manifest["tasks"], key=lambda row: int(row["seq"]))
+    rows = sorted(read_manifest(run_dir)["tasks"], key=lambda row: int(row["seq"]))
     return [json.loads((run_dir / row["details_file"]).read_text()) for row in rows]
 
 
@@ -71,42 +74,11 @@ def outputs_by_id(completed: Completed) -> dict[str, bytes]:
     return outputs
 
 
-def read_journal(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a journal that may still be being written."""
-    if not path.exists():
-        return []
-    text = path.read_text(encoding="utf-8")
-    events: list[dict[str, Any]] = []
-    for line in text.split("\n")[:-1]:  # the last piece is empty or a line in progress
-        event: dict[str, Any] = json.loads(line)
-        events.append(event)
-    return events
-
-
 def event_index(events: Sequence[Mapping[str, Any]], event: str, task_id: str) -> int:
     for index, row in enumerate(events):
         if row["event"] == event and row.get("task_id") == task_id:
             return index
     raise AssertionError(f"no {event} event for {task_id!r} in {events}")
-
-
-def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    """Poll `condition` until it holds; fail with `what` once `seconds` have passed."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {seconds}s waiting for {what}")
-        time.sleep(POLL_SECONDS)
-
-
-def one_error_line(completed: Completed) -> str:
-    """A usage error: exit 2, exactly one line on stderr, nothing run."""
-    assert completed.returncode == 2, (completed.returncode, completed.stdout, completed.stderr)
-    assert_clean(completed)
-    lines = completed.stderr.splitlines()
-    assert len(lines) == 1, completed.stderr
-    assert completed.run_dirs() == [], "a usage error must not create a run folder"
-    return lines[0]
 
 
 def line_of(text: str, fragment: str, occurrence: int = 1) -> int:
@@ -249,7 +221,7 @@ def test_repeated_globs_run_a_file_matched_twice_once() -> None:
 def test_a_glob_without_a_match_is_exit_2_naming_the_pattern(patterns: list[str]) -> None:
     make_files("a.txt")
     args = [word for pattern in patterns for word in ("--glob", pattern)]
-    line = one_error_line(run_fanout("run", *args, "--", "echo", "{}"))
+    line = one_error_line(run_fanout("run", *args, "--", "echo", "{}"), no_run_folder=True)
     assert "nothing/*.zz" in line
 
 
@@ -301,7 +273,7 @@ def test_task_file_glob_without_a_match_is_exit_2_with_file_and_line() -> None:
         '[[task]]\nid = "lint-{/.}"\ncmd = ["true"]\nglob = "missing/**/*.py"\n'
     )
     write_tasks(Path(TASKS), text)
-    line = one_error_line(run_fanout("run", TASKS))
+    line = one_error_line(run_fanout("run", TASKS), no_run_folder=True)
     accepted = {f"{TASKS}:{line_of(text, 'glob =')}", f"{TASKS}:{line_of(text, '[[task]]', 2)}"}
     assert any(line.startswith(f"fanout: error: {where}:") for where in accepted), line
     assert "missing/**/*.py" in line
@@ -338,27 +310,29 @@ TWO_SOURCES: dict[str, list[str]] = {
 def test_two_sources_are_exit_2_with_one_usage_line(case: str) -> None:
     make_files("a.txt")
     write_tasks(Path(TASKS), '[[task]]\nid = "t"\ncmd = ["true"]\n')
-    line = one_error_line(run_fanout(*TWO_SOURCES[case], input=b"x\n"))
+    line = one_error_line(run_fanout(*TWO_SOURCES[case], input=b"x\n"), no_run_folder=True)
     assert "usage" in line.lower() and "fanout run" in line, line
 
 
 def test_null_separated_with_triple_colon_is_exit_2() -> None:
-    line = one_error_line(run_fanout("run", "-0", "--", "echo", "{}", ":::", "a"))
+    completed = run_fanout("run", "-0", "--", "echo", "{}", ":::", "a")
+    line = one_error_line(completed, no_run_folder=True)
     assert "-0" in line
 
 
 def test_triple_colon_without_double_dash_asks_for_the_command_after_it() -> None:
-    line = one_error_line(run_fanout("run", "echo", ":::", "a"))
+    line = one_error_line(run_fanout("run", "echo", ":::", "a"), no_run_folder=True)
     assert "after --" in line, line
 
 
 def test_a_second_triple_colon_group_is_exit_2() -> None:
-    line = one_error_line(run_fanout("run", "--", "echo", "{}", ":::", "a", ":::", "b"))
+    completed = run_fanout("run", "--", "echo", "{}", ":::", "a", ":::", "b")
+    line = one_error_line(completed, no_run_folder=True)
     assert ":::" in line
 
 
 def test_triple_colon_without_a_command_is_exit_2() -> None:
-    line = one_error_line(run_fanout("run", "--", ":::", "a", "b"))
+    line = one_error_line(run_fanout("run", "--", ":::", "a", "b"), no_run_folder=True)
     assert "command" in line, line
 
 
@@ -380,7 +354,7 @@ def test_empty_stdin_is_zero_tasks_and_the_strategy_decides(strategy: str, exit_
 
 
 def test_first_task_ends_before_stdin_is_closed(tmp_path: Path) -> None:
-    journal = tmp_path / "out" / "stream" / "journal.jsonl"
+    run_dir = tmp_path / "out" / "stream"
     with open(tmp_path / "fanout.log", "wb") as log:
         process = subprocess.Popen(
             [str(FANOUT), "run", "--run-id", "stream", "--", "echo", "{}"],
@@ -393,9 +367,9 @@ def test_first_task_ends_before_stdin_is_closed(tmp_path: Path) -> None:
             wait_until(
                 lambda: process.poll() is not None
                 or any(e["event"] == "task_ended" and e.get("task_id") == "a"
-                       for e in read_journal(journal)),
-                seconds=20,
-                what="task a to end while stdin is still open",
+                       for e in read_journal(run_dir, running=True)),
+                "task a to end while stdin is still open",
+                timeout=20,
             )  # fmt: skip
             assert process.poll() is None, (tmp_path / "fanout.log").read_text()
             process.stdin.write(b"b\n")
@@ -403,7 +377,7 @@ def test_first_task_ends_before_stdin_is_closed(tmp_path: Path) -> None:
             assert process.wait(timeout=30) == 0, (tmp_path / "fanout.log").read_text()
         finally:
             stop(process)
-    events = read_journal(journal)
+    events = read_journal(run_dir)
     assert event_index(events, "task_ended", "a") < event_index(events, "task_started", "b")
     assert events[-1]["event"] == "run_ended"
     assert events[-1]["counts"]["success"] == 2

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from fanout_cli.sources.values import ValueTasks, display_value
 from fanout_cli.template import Template
-from tests.conftest import FANOUT, run_fanout
+from tests.helpers import FANOUT, run_fanout
 
 # The child writes its first argument back as the exact bytes it received.
 ECHO_ARG = "import os, sys; sys.stdout.buffer.write(os.fsencode(sys.argv[1]))"
