@@ -29,7 +29,7 @@ from fanout_cli.options import AGENT_KEYS, RUN_KEYS, RUN_OPTIONS, Option
 from fanout_cli.values import default_output_dir, parse_duration
 
 if TYPE_CHECKING:
-    from fanout_cli.commands.run import RunRequest
+    from fanout_cli.request import RunRequest
 
 COMMAND_KEY = "fanout.command"
 VALUES_KEY = "fanout.values"
@@ -157,7 +157,7 @@ def run_request(
     values_after: list[str] | None,
 ) -> "RunRequest":
     """What `fanout run` was asked, from its parsed options and the words after -- or :::."""
-    from fanout_cli.commands.run import RunRequest, agent_call
+    from fanout_cli.request import RunRequest, agent_call
     from fanout_cli.sources.request import SourceRequest, split_command
 
     call = agent_call(given["agent"], given["prompt"], given["agent_cli"], given["attach"])

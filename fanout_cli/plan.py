@@ -31,7 +31,7 @@ def warn(message: str) -> None:
 
 if TYPE_CHECKING:
     from fanout_cli.agents import AgentSettings
-    from fanout_cli.commands.run import RunRequest
+    from fanout_cli.request import RunRequest
     from fanout_cli.timings import ShardPlan
 
 # history, resume and taskfile are imported where they are needed: a plain run from

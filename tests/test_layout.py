@@ -273,7 +273,6 @@ def test_no_function_over_60_lines(modules: dict[str, Module]) -> None:
     assert not offenders, report(f"functions over {MAX_FUNCTION_LINES} lines", offenders)
 
 
-@pending_refactor
 def test_no_function_over_12_parameters(modules: dict[str, Module]) -> None:
     offenders = wide_signatures(modules)
     assert not offenders, report(f"functions over {MAX_PARAMETERS} parameters", offenders)

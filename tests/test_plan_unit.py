@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from fanout_cli.commands.run import RunRequest
 from fanout_cli.errors import UsageError
 from fanout_cli.models import Prior, TaskSpec, TaskStatus
 from fanout_cli.options import AGENT_KEYS, RUN_KEYS
 from fanout_cli.plan import plan_run, shard_from_environment
+from fanout_cli.request import RunRequest
 from fanout_cli.resume import ResumeBook
 from fanout_cli.sources.request import SourceRequest
 from fanout_cli.timings import Timings, ordered, plan_shards

@@ -9,7 +9,8 @@ from fanout_cli.config import OptionError, build_config
 from fanout_cli.errors import TaskFileError
 from fanout_cli.sources.request import SourceRequest
 from fanout_cli.sources.stdin import StdinSource
-from fanout_cli.sources.values import ListSource, argument_source, glob_source, value_tasks
+from fanout_cli.sources.values import ListSource, ValueTasks, argument_source, glob_source
+from fanout_cli.template import Template
 
 Source = StdinSource | ListSource
 
@@ -44,3 +45,11 @@ def _task_file_source(path: str) -> tuple[ListSource, dict[str, object], dict[st
         line = task_file.run_option_lines.get(exc.name)
         raise TaskFileError(path, line, f"[run] {exc.name}: {exc.problem}") from None
     return ListSource(path, task_file.specs), file_options, dict(task_file.agent)
+
+
+def value_tasks(request: SourceRequest) -> ValueTasks:
+    if request.agent is not None:
+        return ValueTasks(None, request.agent)
+    if not request.command:
+        return ValueTasks(None)
+    return ValueTasks(Template.parse(request.command, force_shell=request.shell))

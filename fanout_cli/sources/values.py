@@ -6,14 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from fanout_cli.errors import UsageError
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.template import Template, render_text
-
-if TYPE_CHECKING:
-    from fanout_cli.sources.request import SourceRequest
 
 ID_CHARS = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -145,11 +141,3 @@ def glob_source(tasks: ValueTasks, patterns: list[str]) -> ListSource:
                 seen.add(match)
                 specs.append(tasks.spec(len(specs) + 1, match, f"glob:{display_value(match)}"))
     return ListSource("--glob", specs)
-
-
-def value_tasks(request: SourceRequest) -> ValueTasks:
-    if request.agent is not None:
-        return ValueTasks(None, request.agent)
-    if not request.command:
-        return ValueTasks(None)
-    return ValueTasks(Template.parse(request.command, force_shell=request.shell))
