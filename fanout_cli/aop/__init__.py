@@ -1,5 +1,5 @@
 """The run folder `<output-dir>/<run-id>/`: the one package that names, writes and reads
-its files (AOP: agent output protocol).
+its files (the Agent Output Protocol folder).
 
 - `layout`: every name inside a run folder (`RunFolder`), the slug rules.
 - `documents`: the JSON documents (details, task list, journal rows, manifest), built
