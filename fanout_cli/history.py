@@ -1,153 +1,38 @@
-"""Runs kept in the output folder: list them, find one, read its tasks, clean them up.
+"""Runs kept in the output folder: find one by name, find a task in it, plan a clean-up.
 
-Reads only what fanout wrote, and tolerates what a crash (kill -9) leaves behind: a
-manifest still marked running, a journal whose last line is torn."""
+The run folders themselves are read and removed through `fanout_cli.aop`."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
-import os
-import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fanout_cli.aop.reader import (
+    RunInfo,
+    is_run_folder,
+    list_runs,
+    read_manifest_header,
+    run_info,
+    task_rows,
+)
+from fanout_cli.aop.writer import remove_run_folder
 from fanout_cli.errors import UsageError
 
-JOURNAL = "journal.jsonl"
-MANIFEST = "manifest.json"
-LOCK = "lock"
-_TASKS_MARKER = b'\n  "tasks": ['
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    run_id: str
-    path: Path
-    started_at: float | None  # epoch seconds
-    status: str  # finished, interrupted, running, crashed
-    tasks: int
-    passed: bool | None
-    duration_ms: int | None
-    title: str
-
-
-def is_run_folder(path: Path) -> bool:
-    return (
-        path.is_dir()
-        and not path.is_symlink()
-        and ((path / JOURNAL).is_file() or (path / MANIFEST).is_file())
-    )
-
-
-def read_journal_at(run_dir: Path) -> Iterator[tuple[dict[str, Any], int]]:
-    """(event, byte offset of its line) for every complete event; a torn line (a
-    crash mid-write) is skipped."""
-    try:
-        handle = open(run_dir / JOURNAL, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        return
-    with handle:
-        offset = 0
-        for line in handle:
-            start, offset = offset, offset + len(line)
-            if not line.endswith(b"\n"):
-                return  # torn: the writer died before finishing this line
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a torn line that a later writer ended with a newline
-            if isinstance(event, dict):
-                yield event, start
-
-
-def read_journal(run_dir: Path) -> Iterator[dict[str, Any]]:
-    """Every complete event of the journal."""
-    return (event for event, _ in read_journal_at(run_dir))
-
-
-def read_manifest_header(run_dir: Path) -> dict[str, Any]:
-    """The manifest without its task list (which may hold a million rows)."""
-    try:
-        with open(run_dir / MANIFEST, "rb") as handle:
-            head = b""
-            while _TASKS_MARKER not in head:
-                chunk = handle.read(1 << 16)
-                if not chunk:
-                    break
-                head += chunk
-    except FileNotFoundError:
-        return {}
-    cut = head.find(_TASKS_MARKER)
-    text = head[:cut].rstrip().rstrip(b",") + b"\n}" if cut >= 0 else head
-    try:
-        document = json.loads(text)
-    except ValueError:
-        return {}
-    return document if isinstance(document, dict) else {}
-
-
-def held_by(run_dir: Path) -> int | None:
-    """The pid of a live fanout that holds the run's lock, if any."""
-    try:
-        handle = open(run_dir / LOCK, "r+")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = handle.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
-
-
-def parse_time(stamp: object) -> float | None:
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def run_info(run_dir: Path) -> RunInfo:
-    header = read_manifest_header(run_dir)
-    verdict = header.get("verdict") if isinstance(header.get("verdict"), dict) else None
-    status = str(header.get("status") or "crashed")
-    if status == "running":
-        status = "running" if held_by(run_dir) else "crashed"
-    if verdict is not None:
-        tasks = int(verdict.get("counts", {}).get("tasks", 0))
-    else:
-        tasks = sum(1 for event in read_journal(run_dir) if event.get("event") == "task_ended")
-    # A merge is as new as its making, not as its oldest shard: `last` is the merge.
-    started = parse_time(header.get("merged_at") or header.get("started_at"))
-    argv = header.get("argv")
-    return RunInfo(
-        run_id=run_dir.name,
-        path=run_dir,
-        started_at=started if started is not None else run_dir.stat().st_mtime,
-        status=status,
-        tasks=tasks,
-        passed=None if verdict is None else bool(verdict.get("passed")),
-        duration_ms=header.get("duration_ms"),
-        title=" ".join(argv[1:]) if isinstance(argv, list) else "",
-    )
-
-
-def list_runs(output_dir: Path) -> list[RunInfo]:
-    """Every run in the output folder, newest first."""
-    if not output_dir.is_dir():
-        return []
-    runs = [run_info(path) for path in output_dir.iterdir() if is_run_folder(path)]
-    return sorted(runs, key=lambda run: (run.started_at or 0.0, run.run_id), reverse=True)
+# list_runs, run_info, task_rows and read_manifest_header moved to fanout_cli.aop.reader;
+# cli.py and prepare.py still call them through this module.
+__all__ = [
+    "CleanPlan",
+    "find_task",
+    "list_runs",
+    "plan_clean",
+    "read_manifest_header",
+    "remove_run",
+    "resolve_run",
+    "run_info",
+    "task_rows",
+]
 
 
 def resolve_run(output_dir: Path, name: str) -> Path:
@@ -168,21 +53,6 @@ def resolve_run(output_dir: Path, name: str) -> Path:
         raise UsageError(f"no run {name!r} in {output_dir} (fanout runs lists them)")
     shown = ", ".join(run.run_id for run in matches[:5])
     raise UsageError(f"{name!r} matches {len(matches)} runs ({shown}); give more of the id")
-
-
-def task_rows(run_dir: Path) -> list[dict[str, Any]]:
-    """The tasks of a run, in input order: the manifest's list once the run has ended;
-    for a run still going or crashed, the latest row of each task in the journal."""
-    if read_manifest_header(run_dir).get("status") in ("finished", "interrupted"):
-        with contextlib.suppress(OSError, ValueError):
-            tasks = json.loads((run_dir / MANIFEST).read_bytes()).get("tasks")
-            if isinstance(tasks, list):
-                return [row for row in tasks if isinstance(row, dict)]
-    rows: dict[int, dict[str, Any]] = {}
-    for event in read_journal(run_dir):
-        if event.get("event") == "task_ended" and isinstance(event.get("seq"), int):
-            rows[event["seq"]] = event
-    return [rows[seq] for seq in sorted(rows)]
 
 
 def find_task(run_dir: Path, name: str) -> dict[str, Any]:
@@ -228,13 +98,4 @@ def plan_clean(
 def remove_run(output_dir: Path, run: RunInfo) -> int:
     """Delete one run folder (never a symlink, never outside the output folder);
     return the bytes freed."""
-    path = run.path
-    if path.is_symlink() or path.resolve().parent != output_dir.resolve():
-        raise UsageError(f"{path}: not a run folder inside {output_dir}; left alone")
-    size = sum(
-        entry.stat(follow_symlinks=False).st_size
-        for entry in os.scandir(path)
-        if entry.is_file(follow_symlinks=False)
-    )
-    shutil.rmtree(path)
-    return size
+    return remove_run_folder(output_dir, run.path)

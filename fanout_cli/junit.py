@@ -115,7 +115,7 @@ def write_junit(
     missing, not writable) propagates; the caller decides how to report it."""
     if output_chars < 0:
         raise ValueError(f"output_chars must be >= 0, not {output_chars}")
-    from fanout_cli.store import replacing  # not at import: it loads json and more
+    from fanout_cli.aop.writer import replacing  # not at import: it loads json and more
 
     head = _Head(suite, timestamp, duration)
     with (

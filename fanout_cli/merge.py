@@ -13,12 +13,22 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from fanout_cli import history
+from fanout_cli.aop import reader
+from fanout_cli.aop.documents import (
+    iso_time,
+    journal_event,
+    json_bytes,
+    merged_manifest_header,
+    parse_time,
+)
+from fanout_cli.aop.layout import RunFolder
+from fanout_cli.aop.writer import create_run_folder, write_whole_run
 from fanout_cli.config import STRATEGIES, OptionError, build_config
 from fanout_cli.errors import EXIT_FAIL, EXIT_PASS, StoreError, UsageError
 from fanout_cli.models import Prior, RunReport, TaskStatus, Verdict
@@ -30,15 +40,6 @@ from fanout_cli.report import (
     json_chunks,
     verdict_line,
     write_run_junit,
-)
-from fanout_cli.store import (
-    MANIFEST_VERSION,
-    iso_time,
-    json_bytes,
-    json_with_tasks,
-    new_run_id,
-    verdict_document,
-    write_atomic,
 )
 from fanout_cli.strategies import StrategyOptions, Tracker
 from fanout_cli.timings import (
@@ -52,7 +53,6 @@ from fanout_cli.values import Shard, parse_shard
 # Folders between a named folder and the run folders it holds:
 # artifacts/ shard-2/ .cache/ agent-outputs/ <run-id>/ is three in between.
 SEARCH_DEPTH = 3
-TIMINGS_FILE = "timings.json"
 FORMATS = ("human", "json", "aop")
 AOP_MAX_LINES = 50
 AOP_LINE_CHARS = 500
@@ -94,7 +94,7 @@ def find_runs(names: Sequence[str], output_dir: Path) -> list[Path]:
     found: dict[Path, None] = {}
     for name in names:
         folder = Path(name)
-        if folder.is_dir() and not history.is_run_folder(folder):
+        if folder.is_dir() and not reader.is_run_folder(folder):
             held = _run_folders_under(folder, SEARCH_DEPTH)
             if not held:
                 raise UsageError(
@@ -117,8 +117,8 @@ def _run_folders_under(folder: Path, depth: int) -> list[Path]:
     for child in children:
         if child.is_symlink():
             continue
-        if history.is_run_folder(child):
-            if "merged_from" not in history.read_manifest_header(child):
+        if reader.is_run_folder(child):
+            if "merged_from" not in reader.read_manifest_header(child):
                 runs.append(child.absolute())
         elif depth > 0:
             runs.extend(_run_folders_under(child, depth - 1))
@@ -127,10 +127,10 @@ def _run_folders_under(folder: Path, depth: int) -> list[Path]:
 
 def load_run(run_dir: Path) -> SourceRun:
     """A run that has ended, with its task rows; UsageError for one that has not."""
-    if not (run_dir / history.MANIFEST).is_file():
+    if not reader.has_manifest(run_dir):
         raise UsageError(f"{run_dir}: no manifest.json; not a run that ended, cannot merge it")
-    header = history.read_manifest_header(run_dir)
-    info = history.run_info(run_dir)
+    header = reader.read_manifest_header(run_dir)
+    info = reader.run_info(run_dir)
     if info.status == "running":
         raise UsageError(f"{run_dir}: still running; merge it once it has ended")
     if info.status not in ("finished", "interrupted"):
@@ -143,7 +143,7 @@ def load_run(run_dir: Path) -> SourceRun:
         options = {}
     shard = _shard_of(run_dir, options)
     started_at = info.started_at or 0.0
-    finished_at = history.parse_time(header.get("finished_at"))
+    finished_at = parse_time(header.get("finished_at"))
     if finished_at is None:
         finished_at = started_at + (header.get("duration_ms") or 0) / 1000
     rows = [_complete_row(run_dir, shard, row) for row in _rows_with_journal_fields(run_dir)]
@@ -156,7 +156,7 @@ def _shard_of(run_dir: Path, options: Mapping[str, Any]) -> Shard | None:
     carry it) the options its journal started with."""
     text = options.get("shard")
     if not text:
-        first = next(history.read_journal(run_dir), {})
+        first = next(reader.read_journal(run_dir), {})
         started = first.get("options") if first.get("event") == "run_started" else None
         text = started.get("shard") if isinstance(started, dict) else None
     try:
@@ -167,14 +167,11 @@ def _shard_of(run_dir: Path, options: Mapping[str, Any]) -> Shard | None:
 
 def _rows_with_journal_fields(run_dir: Path) -> Iterator[dict[str, Any]]:
     """The manifest's task rows, completed from each task's last `task_ended` event."""
-    rows = history.task_rows(run_dir)
+    rows = reader.task_rows(run_dir)
     if all(all(name in row for name in _JOURNAL_FIELDS) for row in rows):
         yield from rows  # a merged run's rows have them already; its journal does not
         return
-    ended: dict[int, dict[str, Any]] = {}
-    for event in history.read_journal(run_dir):
-        if event.get("event") == "task_ended" and isinstance(event.get("seq"), int):
-            ended[event["seq"]] = event
+    ended = reader.ended_rows(run_dir)
     for row in rows:
         last = ended.get(row["seq"], {}) if isinstance(row.get("seq"), int) else {}
         yield {**row, **{name: last.get(name) for name in _JOURNAL_FIELDS if name not in row}}
@@ -191,7 +188,7 @@ def _complete_row(run_dir: Path, shard: Shard | None, row: dict[str, Any]) -> di
         problem = "a task row with a shard that is not I/N"
     if problem is not None:
         raise UsageError(
-            f"{run_dir / history.MANIFEST}: {problem}: {json_bytes(row).decode()[:200]}"
+            f"{RunFolder(run_dir).manifest}: {problem}: {json_bytes(row).decode()[:200]}"
         )
     return {
         **row,
@@ -369,7 +366,8 @@ def write_merged_run(
 ) -> RunReport:
     """The new run folder: manifest.json, journal.jsonl, timings.json; `sources` in
     the order to list them (by shard)."""
-    run_dir = _new_run_folder(output_dir)
+    folder = RunFolder(create_run_folder(output_dir))
+    run_dir = folder.path
     first = min(sources, key=lambda run: run.started_at)
     last = max(sources, key=lambda run: run.finished_at)
     started_at, finished_at = first.started_at, last.finished_at
@@ -377,7 +375,7 @@ def write_merged_run(
     report = RunReport(
         run_id=run_dir.name,
         run_dir=str(run_dir),
-        manifest_path=str(run_dir / history.MANIFEST),
+        manifest_path=str(folder.manifest),
         verdict=verdict,
         # The result envelope and AOP lines name details files relative to details_dir,
         # which is the merged folder; the files are in the source runs' folders.
@@ -402,61 +400,22 @@ def write_merged_run(
     }
     argv = list(sys.argv)
     merged_from = [str(run.path) for run in sources]
-    header = {
-        "fanout_manifest_version": MANIFEST_VERSION,
-        "run_id": report.run_id,
-        "status": "finished",
-        "merged_from": merged_from,
-        "argv": argv,
-        "cwd": os.getcwd(),
-        "options": options,
-        "started_at": first.stamps[0] or iso_time(started_at),
-        "finished_at": last.stamps[1] or iso_time(finished_at),
-        "duration_ms": round(report.duration * 1000),
-        "merged_at": iso_time(time.time()),
-        "verdict": verdict_document(report),
-    }
-    _write(run_dir / history.MANIFEST, json_with_tasks(header, rows))
+    header = merged_manifest_header(report, merged_from=merged_from, argv=argv, options=options,
+                                    stamps=(first.stamps[0], last.stamps[1]))  # fmt: skip
     now = iso_time(time.time())
     events = [
-        {"event": "run_started", "time": now, "run_id": report.run_id, "argv": argv,
-         "options": options, "merged_from": merged_from},
-        {"event": "run_ended", "time": now, "status": "finished", "passed": verdict.passed,
-         "reason": verdict.reason, "counts": dict(verdict.counts)},
+        journal_event("run_started", now, {"run_id": report.run_id, "argv": argv,
+                                           "options": options, "merged_from": merged_from}),
+        journal_event("run_ended", now, {"status": "finished", "passed": verdict.passed,
+                                         "reason": verdict.reason, "counts": dict(verdict.counts)}),
     ]  # fmt: skip
-    _write(run_dir / history.JOURNAL, (json_bytes(event) + b"\n" for event in events))
-    _write_timings(str(run_dir / TIMINGS_FILE), timings, "merge")
+    write_whole_run(folder, header, rows, events)
+    _write_timings(str(folder.timings), timings, "merge")
     return report
 
 
-def _new_run_folder(output_dir: Path) -> Path:
-    folder = output_dir.absolute()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"{output_dir}: cannot create the output folder: {exc.strerror}") from None
-    for _ in range(100):
-        run_dir = folder / new_run_id()
-        try:
-            run_dir.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise StoreError(f"{run_dir}: cannot create the run folder: {exc.strerror}") from None
-        run_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
-        return run_dir
-    raise StoreError(f"{output_dir}: could not find a free run id")  # pragma: no cover
-
-
 def _beside(run_dir: str, details_file: object) -> str | None:
-    return os.path.join(run_dir, details_file) if isinstance(details_file, str) else None
-
-
-def _write(path: Path, chunks: Iterable[bytes]) -> None:
-    try:
-        write_atomic(path, chunks)
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot write: {exc.strerror}") from None
+    return RunFolder(run_dir).member(details_file) if isinstance(details_file, str) else None
 
 
 def _check_folder(flag: str, path: str) -> None:

@@ -14,10 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 
-from fanout_cli.config import RunConfig
-from fanout_cli.errors import OutputClosedError
-from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus
-from fanout_cli.store import (
+from fanout_cli.aop.documents import (
     iso_time,
     journal_row,
     json_bytes,
@@ -25,11 +22,15 @@ from fanout_cli.store import (
     report_row,
     verdict_document,
 )
+from fanout_cli.config import RunConfig
+from fanout_cli.errors import OutputClosedError
+from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.summaries import cap
 from fanout_cli.template import display_command
 
 if TYPE_CHECKING:  # runs/show/clean only; a plain run does not load history
-    from fanout_cli.history import CleanPlan, RunInfo
+    from fanout_cli.aop.reader import RunInfo
+    from fanout_cli.history import CleanPlan
     from fanout_cli.timings import ShardPlan
 
 RESULT_VERSION = 1

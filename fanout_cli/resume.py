@@ -7,18 +7,16 @@ key matches the n-th earlier one, so repeated stdin lines are told apart."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
+from fanout_cli.aop.documents import REDACTED, spec_from_document
+from fanout_cli.aop.layout import TASK_LIST
+from fanout_cli.aop.reader import read_journal_at, read_task_list
 from fanout_cli.errors import UsageError
-from fanout_cli.history import read_journal_at
-from fanout_cli.models import AgentCall, Prior, TaskSpec, TaskStatus
-from fanout_cli.store import REDACTED, TASK_LIST
-from fanout_cli.template import Template
+from fanout_cli.models import Prior, TaskSpec, TaskStatus
 
 
 @dataclass
@@ -97,49 +95,19 @@ class ResumeBook:
 
 def saved_specs(run_dir: Path) -> list[TaskSpec]:
     """The task list a run saved when it started (or as it read a stream)."""
-    path = run_dir / TASK_LIST
-    if not path.exists():
+    documents = read_task_list(run_dir)
+    if documents is None:
         raise UsageError(
             f"run {run_dir.name} has no saved task list ({TASK_LIST}); "
             "give its task source again along with --resume"
         )
     specs = []
-    with open(path, "rb") as handle:
-        for line in handle:
-            try:
-                document = json.loads(line)
-            except ValueError:
-                continue  # torn by a crash: that task had not started yet
-            if not line.endswith(b"\n") or not isinstance(document, dict):
-                continue
-            if REDACTED in document.get("env", {}).values():
-                raise UsageError(
-                    f"run {run_dir.name}: task {document['task_id']!r} has secret env values, "
-                    "which are never saved; resume with its task file: "
-                    f"fanout run TASKFILE --resume {run_dir.name}"
-                )
-            specs.append(spec_from_document(document))
+    for document in documents:
+        if REDACTED in document.get("env", {}).values():
+            raise UsageError(
+                f"run {run_dir.name}: task {document['task_id']!r} has secret env values, "
+                "which are never saved; resume with its task file: "
+                f"fanout run TASKFILE --resume {run_dir.name}"
+            )
+        specs.append(spec_from_document(document))
     return specs
-
-
-def spec_from_document(document: dict[str, Any]) -> TaskSpec:
-    command = document["command"]
-    template = document.get("template")
-    ok_exit = document.get("ok_exit")
-    agent = document.get("agent")
-    return TaskSpec(
-        seq=int(document["seq"]),
-        task_id=str(document["task_id"]),
-        command=command if isinstance(command, str) else tuple(command),
-        origin=str(document["origin"]),
-        cwd=document.get("cwd"),
-        env=dict(document.get("env") or {}),
-        timeout=document.get("timeout"),
-        retries=document.get("retries"),
-        ok_exit=None if ok_exit is None else frozenset(ok_exit),
-        input=document.get("input"),
-        template=None if template is None else Template(tuple(template["words"]), template["shell"]),  # noqa: E501
-        agent=None if agent is None else AgentCall(
-            **{**agent, "attach": tuple(agent["attach"]), "args": tuple(agent["args"])}
-        ),
-    )

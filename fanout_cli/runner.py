@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 
 from fanout_cli import summaries
+from fanout_cli.aop.documents import iso_time, journal_row, manifest_header
+from fanout_cli.aop.writer import RowIndex, RunStore
 from fanout_cli.config import RunConfig, format_duration
 from fanout_cli.errors import OutputClosedError
 from fanout_cli.executors import AttemptPlan, Executor
 from fanout_cli.models import Attempt, Prior, RunReport, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.pacing import RateLimiter
-from fanout_cli.store import RowIndex, RunStore, iso_time, journal_row, manifest_header
 from fanout_cli.strategies import StrategyOptions, Tracker
 
 if TYPE_CHECKING:
@@ -459,7 +460,7 @@ def run_tasks(
         )
         store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
     else:
-        from fanout_cli.history import read_manifest_header  # only when resuming
+        from fanout_cli.aop.reader import read_manifest_header  # only when resuming
 
         store = RunStore.reopen(resume.run_dir)
         header = {**read_manifest_header(store.run_dir), "options": options}

@@ -100,7 +100,7 @@ def write_starter(path: str | None, *, force: bool) -> str:
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise UsageError(f"{target}: no such folder {folder}")
-    from fanout_cli.store import write_atomic
+    from fanout_cli.aop.writer import write_atomic
 
     try:
         write_atomic(target, [starter_text(target).encode("utf-8")])

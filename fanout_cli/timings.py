@@ -15,7 +15,6 @@ import heapq
 import json
 import math
 import os
-import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,7 +87,12 @@ class Timings:
         """Seconds for every task id: its own history, else the median of the known."""
         known = {spec.task_id: self.known(spec.task_id) for spec in specs}
         values = [seconds for seconds in known.values() if seconds is not None]
-        fallback = statistics.median(values) if values else UNKNOWN_SECONDS
+        if values:
+            import statistics  # not at import: a plain run never estimates (6 modules)
+
+            fallback = statistics.median(values)
+        else:
+            fallback = UNKNOWN_SECONDS
         return {
             task_id: fallback if seconds is None else seconds for task_id, seconds in known.items()
         }
@@ -150,18 +154,15 @@ def timings_from_runs(
     """History from the newest `limit` finished runs of an output folder; shard runs
     only with `shards` (a plan leaves them out: a shard run one after another in the
     same folder would change the next shard's plan). A run a merge covers counts once."""
-    from fanout_cli import history
+    from fanout_cli.aop import reader
 
     timings = Timings()
-    runs = [run for run in history.list_runs(output_dir) if run.status == "finished"][:limit]
+    runs = [run for run in reader.list_runs(output_dir) if run.status == "finished"][:limit]
     documents = []
     merged: set[str] = set()  # folders a merge already counts
     for run in runs:
-        try:
-            document = json.loads((run.path / "manifest.json").read_bytes())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(document, dict):
+        document = reader.read_manifest(run.path)
+        if document is None:
             continue
         options = document.get("options")
         if not shards and isinstance(options, dict) and options.get("shard"):
@@ -221,6 +222,6 @@ def ordered(
 
 
 def write_timings(path: str, timings: Timings) -> None:
-    from fanout_cli.store import write_json_atomic
+    from fanout_cli.aop.writer import write_json_atomic
 
     write_json_atomic(Path(os.path.abspath(path)), timings.document())

@@ -1,0 +1,285 @@
+"""Writing a run folder: a run as it goes (RunStore), a merged run written whole, and the
+atomic replacement every record goes through.
+
+Every file that is read back later (details, manifest) is written to a temporary name
+and renamed into place, so a crash never leaves a half-written record behind."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from fanout_cli.aop.documents import (
+    details_document,
+    iso_time,
+    journal_event,
+    json_bytes,
+    json_with_tasks,
+    manifest_chunks,
+    spec_document,
+)
+from fanout_cli.aop.layout import RunFolder, details_name
+from fanout_cli.errors import StoreError, UsageError
+from fanout_cli.models import OutputInfo, RunReport, TaskResult, TaskSpec
+
+
+def new_run_id() -> str:
+    """Time-based, sortable and unique: 20261122T101530-3f9a."""
+    # os.urandom(2).hex() is what secrets.token_hex(2) returns, without loading
+    # secrets and hmac on every run.
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + os.urandom(2).hex()
+
+
+@contextlib.contextmanager
+def replacing(path: Path | str, mode: int = 0o600) -> Iterator[int]:
+    """A descriptor on a temporary file beside `path`, renamed over `path` when the
+    block ends well and removed when it does not: readers never see half a file."""
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            yield descriptor
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def write_atomic(path: Path | str, chunks: Iterable[bytes]) -> None:
+    """Write to a temporary name in the same folder, then rename over `path`."""
+    with replacing(path) as descriptor:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(descriptor, view) :]
+
+
+def write_json_atomic(path: Path, document: object) -> None:
+    write_atomic(path, [json_bytes(document, indent=2), b"\n"])
+
+
+def create_run_folder(output_dir: Path | str, run_id: str | None = None) -> Path:
+    """A new private (0700) folder in `output_dir` (created if need be), named `run_id`,
+    or a fresh id when none is given. StoreError when it cannot be made."""
+    folder = Path(output_dir).absolute()  # reports name it; cwd may differ
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{output_dir}: cannot create the output folder: {exc.strerror}") from None
+    for _ in range(100):
+        run_dir = folder / (run_id or new_run_id())
+        try:
+            run_dir.mkdir(mode=0o700)
+        except FileExistsError:
+            if run_id:
+                raise StoreError(
+                    f"{run_dir}: a run with this id already exists; choose another --run-id"
+                ) from None
+            continue
+        except OSError as exc:
+            raise StoreError(f"{run_dir}: cannot create the run folder: {exc.strerror}") from None
+        run_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+        return run_dir
+    raise StoreError(f"{folder}: could not find a free run id")  # pragma: no cover
+
+
+def write_whole_run(
+    folder: RunFolder,
+    header: Mapping[str, Any],
+    rows: Iterable[Mapping[str, Any]],
+    events: Iterable[Mapping[str, Any]],
+) -> None:
+    """A run written at once (a merge): its manifest over `rows`, then its journal."""
+    _write_or_fail(folder.manifest, json_with_tasks(header, rows))
+    _write_or_fail(folder.journal, (json_bytes(event) + b"\n" for event in events))
+
+
+def _write_or_fail(path: Path, chunks: Iterable[bytes]) -> None:
+    try:
+        write_atomic(path, chunks)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot write: {exc.strerror}") from None
+
+
+def remove_run_folder(output_dir: Path, path: Path) -> int:
+    """Delete one run folder (never a symlink, never outside the output folder);
+    return the bytes freed."""
+    if path.is_symlink() or path.resolve().parent != output_dir.resolve():
+        raise UsageError(f"{path}: not a run folder inside {output_dir}; left alone")
+    size = sum(
+        entry.stat(follow_symlinks=False).st_size
+        for entry in os.scandir(path)
+        if entry.is_file(follow_symlinks=False)
+    )
+    shutil.rmtree(path)
+    return size
+
+
+class RowIndex:
+    """Where each task's `task_ended` line starts in the journal, by seq: eight bytes a
+    task, so a run of a million tasks need not keep its results in memory."""
+
+    def __init__(self) -> None:
+        self._offsets = array("q")
+
+    def add(self, seq: int, offset: int) -> None:
+        if len(self._offsets) < seq:
+            self._offsets.extend([-1] * (seq - len(self._offsets)))
+        self._offsets[seq - 1] = offset
+
+    def __len__(self) -> int:
+        return sum(1 for offset in self._offsets if offset >= 0)
+
+    def offsets(self) -> Iterator[int]:
+        return (offset for offset in self._offsets if offset >= 0)
+
+
+class RunStore:
+    """Owns `<output-dir>/<run-id>/` while a run writes it. All paths it hands out stay
+    inside that folder."""
+
+    def __init__(self, output_dir: str, run_id: str | None) -> None:
+        self.run_dir = create_run_folder(output_dir, run_id)
+        self.output_dir = self.run_dir.parent
+        self.run_id = self.run_dir.name
+        self._open()
+
+    @classmethod
+    def reopen(cls, run_dir: Path) -> RunStore:
+        """An existing run folder, to add to it (--resume)."""
+        store = cls.__new__(cls)
+        store.run_dir = run_dir.absolute()
+        store.output_dir = store.run_dir.parent
+        store.run_id = run_dir.name
+        store._open()
+        return store
+
+    def _open(self) -> None:
+        self.folder = RunFolder(self.run_dir)
+        # The lock says "a fanout is writing here": --resume and clean keep off. flock
+        # is released by the kernel when the process dies, even by kill -9.
+        self._lock = open(self.folder.lock, "a+")  # noqa: SIM115 - closed in close()
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or "?"
+            self._lock.close()
+            raise StoreError(
+                f"run {self.run_id} is in use by another fanout (pid {holder}); "
+                "wait for it to end or stop it first"
+            ) from None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(f"{os.getpid()}\n")
+        self._lock.flush()
+        self._journal = open(self.folder.journal, "ab")  # noqa: SIM115 - closed in close()
+        self._journal.seek(0, os.SEEK_END)
+        self._end_torn_line(self.folder.journal, self._journal)
+        self._task_list = open(self.folder.task_list, "ab")  # noqa: SIM115 - closed in close()
+        self._end_torn_line(self.folder.task_list, self._task_list)
+
+    @staticmethod
+    def _end_torn_line(path: Path, handle: IO[bytes]) -> None:
+        """A crash can leave a half-written last line; end it, so that what is
+        appended now (a resume) starts on a line of its own. Readers skip the torn one."""
+        if handle.tell() == 0:
+            return
+        with open(path, "rb") as reader:
+            reader.seek(-1, os.SEEK_END)
+            if reader.read(1) != b"\n":
+                handle.write(b"\n")
+                handle.flush()
+
+    def close(self) -> None:
+        self._journal.close()
+        self._task_list.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.folder.lock)
+        self._lock.close()
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder.manifest
+
+    # --- streams -----------------------------------------------------------------
+
+    def output_paths(self, spec: TaskSpec, attempt: int | None = None) -> tuple[str, str]:
+        """The stdout and stderr files of a task; earlier attempts keep a `.aN` suffix."""
+        return self.folder.outputs(spec, attempt)
+
+    def set_aside_attempt(self, spec: TaskSpec, attempt: int) -> tuple[str, str]:
+        """Before a retry, keep the previous attempt's outputs under `.aN` names."""
+        current = self.output_paths(spec)
+        kept = self.output_paths(spec, attempt)
+        for source, target in zip(current, kept, strict=True):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(source, target)
+        return os.path.basename(kept[0]), os.path.basename(kept[1])
+
+    def describe_output(self, path: str, tail: bytes, size: int) -> OutputInfo:
+        excerpt = tail[-4096:]
+        return OutputInfo(
+            path=os.path.basename(path),
+            bytes=size,
+            excerpt=excerpt.decode("utf-8", errors="replace"),
+            truncated=size > len(excerpt),
+        )
+
+    # --- records -----------------------------------------------------------------
+
+    def journal(self, event: str, **fields: object) -> int:
+        """Append one event line and flush it; return the offset where it starts."""
+        record = journal_event(event, iso_time(time.time()), fields)
+        offset = self._journal.tell()
+        self._journal.write(json_bytes(record) + b"\n")
+        self._journal.flush()
+        return offset
+
+    def rows(self, index: RowIndex) -> Iterator[dict[str, Any]]:
+        """The task rows of the journal, in input order."""
+        with open(self.folder.journal, "rb") as journal:
+            for offset in index.offsets():
+                journal.seek(offset)
+                row: dict[str, Any] = json.loads(journal.readline())
+                del row["event"], row["time"]
+                yield row
+
+    def save_specs(self, specs: Iterable[TaskSpec]) -> None:
+        """Append tasks to the run's saved task list (secrets redacted), flushed so
+        that a task never starts before it is on the list."""
+        for spec in specs:
+            self._task_list.write(json_bytes(spec_document(spec)) + b"\n")
+        self._task_list.flush()
+
+    def replace_task_list(self, specs: Iterable[TaskSpec]) -> None:
+        """Make `specs` the saved task list (atomically), and append to it from now on."""
+        path = self.folder.task_list
+        write_atomic(path, (json_bytes(spec_document(spec)) + b"\n" for spec in specs))
+        self._task_list.close()
+        self._task_list = open(path, "ab")  # noqa: SIM115 - closed in close()
+
+    def write_details(self, result: TaskResult, run_id: str) -> str:
+        """One compact JSON line (the C encoder: indenting costs ten times as much);
+        `fanout show` prints it readably."""
+        name = details_name(result.spec)
+        path = os.path.join(self.folder.root, name)
+        write_atomic(path, [json_bytes(details_document(result, run_id)), b"\n"])
+        return name
+
+    def write_manifest(
+        self, header: Mapping[str, Any], report: RunReport | None, status: str
+    ) -> None:
+        write_atomic(self.manifest_path, manifest_chunks(header, report, status))
