@@ -121,13 +121,14 @@ def _saved_run(
     if request.resuming is None:
         return None
     from fanout_cli import history
+    from fanout_cli.aop import reader
     from fanout_cli.resume import ResumeBook
 
     name, rerun_failed = request.resuming
     given = request.run_options.get("output_dir")
     output_dir = Path(given if isinstance(given, str) else default_output_dir(environ))
     run_dir = history.resolve_run(output_dir, name)
-    if "merged_from" in history.read_manifest_header(run_dir):
+    if "merged_from" in reader.read_manifest_header(run_dir):
         raise UsageError(f"run {run_dir.name} is a merge of other runs; resume those "
                          "(fanout merge them again afterwards)")
     book = ResumeBook.load(run_dir, rerun_failed=rerun_failed)
@@ -302,9 +303,9 @@ def _complete(spec: TaskSpec, agents: AgentSettings) -> TaskSpec:
 
 
 def _saved_options(run_dir: Path) -> dict[str, object]:
-    from fanout_cli import history
+    from fanout_cli.aop import reader
 
-    options = history.read_manifest_header(run_dir).get("options")
+    options = reader.read_manifest_header(run_dir).get("options")
     if not isinstance(options, dict):
         return {}
     saved = {
@@ -321,9 +322,9 @@ def _saved_options(run_dir: Path) -> dict[str, object]:
 
 def _saved_agent_settings(run_dir: Path) -> dict[str, Any]:
     """The agent settings a resumed run started with, as settings values."""
-    from fanout_cli import history
     from fanout_cli.agents import settings_values
+    from fanout_cli.aop import reader
 
-    options = history.read_manifest_header(run_dir).get("options")
+    options = reader.read_manifest_header(run_dir).get("options")
     saved = options.get("agent") if isinstance(options, dict) else None
     return settings_values(saved) if isinstance(saved, dict) else {}
