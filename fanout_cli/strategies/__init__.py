@@ -50,6 +50,7 @@ __all__ = [
     "count_statuses",
     "majority_threshold",
     "required_for_partial",
+    "uses_votes",
     "verdict",
 ]
 
