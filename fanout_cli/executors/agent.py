@@ -11,9 +11,6 @@ an exhausted quota) end the task at once. The reply text is the task's stdout.""
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import json
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -23,23 +20,24 @@ import anyio
 from fanout_cli.agents import AgentSettings, Provider, read_attachments
 from fanout_cli.config import format_duration
 from fanout_cli.executors import AttemptPlan, Executor, ended_attempt
+from fanout_cli.executors.exchange import (
+    PAUSING_STATUSES,
+    Outcome,
+    build_request,
+    classify_response,
+    note_response,
+    one_line,
+    redact_headers,
+)
 from fanout_cli.models import AgentCall, Attempt, TaskSpec, TaskStatus
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, Pause, RateLimiter
-from fanout_cli.providers import WIRE_FORMATS
 
 if TYPE_CHECKING:
     import httpx2
 
-TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-PAUSING_STATUSES = frozenset({429, 503, 529})  # the server asks everyone to slow down
-MAX_RETRY_AFTER_SECONDS = 600.0
 READ_TIMEOUT_SECONDS = 600.0  # a reply can take minutes; --timeout is the user's bound
 CONNECT_TIMEOUT_SECONDS = 30.0
-RESPONSE_TEXT_LIMIT = 64 << 10
 POOL_SLOTS = 8  # worker slots that share one connection pool
-_RATE_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-", "retry-after")
-_SECRET_HEADERS = ("authorization", "x-api-key")
-_QUOTA_CODES = ("insufficient_quota", "billing_hard_limit_reached")
 # Between tries of a transient error the server gave no wait for: 1s, 2s, 4s ... 60s,
 # jittered so that tasks that failed together do not come back together.
 HTTP_BACKOFF = Backoff(base=1.0)
@@ -60,20 +58,6 @@ class _Endpoint:
 
     pause: Pause
     limiter: RateLimiter | None
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """One HTTP exchange, classified."""
-
-    status: TaskStatus
-    reason: str
-    retry: bool = False  # worth another try within this attempt
-    retry_after: float | None = None  # the server said how long to wait
-    text: str | None = None
-    response: Any = None
-    http_status: int | None = None
-    headers: Mapping[str, str] | None = None
 
 
 class AgentExecutor:
@@ -167,7 +151,7 @@ class AgentExecutor:
         if status is TaskStatus.SUCCESS and reply.is_error:
             status, reason = TaskStatus.FAILURE, f"{call.tool} reported an error"
             if reply.error:
-                reason = f"{reason}: {_one_line(reply.error, 200)}"
+                reason = f"{reason}: {one_line(reply.error, 200)}"
         return replace(attempt, status=status, reason=reason, agent=record)
 
     # --- HTTP calls ------------------------------------------------------------------
@@ -227,10 +211,10 @@ class AgentExecutor:
         body: dict[str, Any],
         plan: AttemptPlan,
         record: dict[str, Any],
-    ) -> _Outcome:
+    ) -> Outcome:
         """Send, and send again while the failure is transient and retries remain."""
         endpoint = self._endpoint(provider)
-        outcome = _Outcome(TaskStatus.FAILURE, "no request made")
+        outcome = Outcome(TaskStatus.FAILURE, "no request made")
         with anyio.CancelScope() as timer:
             for number in range(1, self.settings.retries + 2):
                 waited = await self._wait_turn(endpoint)
@@ -254,7 +238,7 @@ class AgentExecutor:
                 exchange["status"] = outcome.http_status
                 exchange["error"] = None if outcome.status is TaskStatus.SUCCESS else outcome.reason
                 exchange["retry_after_s"] = outcome.retry_after
-                _note_response(record, provider, outcome)
+                note_response(record, provider, outcome)
                 if outcome.status is not TaskStatus.SUCCESS:
                     _append(plan.stderr_path, f"request {number}: {outcome.reason}\n")
                 last_try = number > self.settings.retries
@@ -276,7 +260,7 @@ class AgentExecutor:
             _append(plan.stderr_path, reason + "\n")
             if record["exchanges"] and record["exchanges"][-1]["status"] is None:
                 record["exchanges"][-1]["error"] = reason
-            return _Outcome(TaskStatus.TIMEOUT, reason)
+            return Outcome(TaskStatus.TIMEOUT, reason)
         return outcome
 
     async def _wait_turn(self, endpoint: _Endpoint) -> float:
@@ -295,7 +279,7 @@ class AgentExecutor:
         headers: dict[str, str],
         body: dict[str, Any],
         slot: int,
-    ) -> _Outcome:
+    ) -> Outcome:
         import httpx2
 
         assert self._clients, "run_attempt outside session()"
@@ -303,137 +287,13 @@ class AgentExecutor:
         try:
             response = await client.post(url, headers=headers, json=body)
         except httpx2.TimeoutException:
-            return _Outcome(TaskStatus.FAILURE, "no reply within the read timeout", retry=True)
+            return Outcome(TaskStatus.FAILURE, "no reply within the read timeout", retry=True)
         except httpx2.TransportError as exc:
             reason = f"connection failed: {type(exc).__name__}: {exc}".rstrip(": ")
-            return _Outcome(TaskStatus.FAILURE, reason, retry=True)
+            return Outcome(TaskStatus.FAILURE, reason, retry=True)
         return classify_response(
             provider.api, response.status_code, dict(response.headers), response.text
         )
-
-
-def build_request(
-    provider: Provider, call: AgentCall, prompt: str
-) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The URL, headers (with the key) and JSON body of one call."""
-    headers, body = WIRE_FORMATS[provider.api].request(call, prompt, provider.api_key())
-    if call.temperature is not None:
-        body["temperature"] = call.temperature
-    return provider.endpoint, headers, body
-
-
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name: "***" if name.lower() in _SECRET_HEADERS else value
-        for name, value in headers.items()
-    }
-
-
-def classify_response(api: str, status: int, headers: Mapping[str, str], text: str) -> _Outcome:
-    """What one HTTP response means for the task."""
-    headers = {name.lower(): value for name, value in headers.items()}
-    try:
-        document: Any = json.loads(text) if text else None
-    except ValueError:
-        document = None
-    response = document if document is not None else _cap(text)
-    if 200 <= status < 300:
-        reply = WIRE_FORMATS[api].reply_text(document)
-        if reply is None:
-            reason = f"HTTP {status}: the reply has no text ({_cap(text, 200)!r})"
-            return _Outcome(TaskStatus.FAILURE, reason, http_status=status, headers=headers,
-                            response=response)
-        return _Outcome(TaskStatus.SUCCESS, "", text=reply, http_status=status, headers=headers,
-                        response=response)
-    message = _error_message(document) or _one_line(text, 300) or "no message"
-    quota = status == 429 and _error_code(document) in _QUOTA_CODES
-    return _Outcome(
-        TaskStatus.FAILURE,
-        f"HTTP {status}: {message}",
-        retry=(status in TRANSIENT_STATUSES or status >= 500) and not quota,
-        retry_after=retry_after(headers),
-        http_status=status,
-        headers=headers,
-        response=response,
-    )
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asked for: retry-after-ms, else Retry-After (seconds or an
-    HTTP date). A value that is unreadable, negative or beyond any sensible wait is
-    passed over; None when nothing usable is left."""
-    candidates: list[float] = []
-    with contextlib.suppress(KeyError, ValueError):
-        candidates.append(float(headers["retry-after-ms"]) / 1000)
-    value = headers.get("retry-after", "").strip()
-    try:
-        candidates.append(float(value))
-    except ValueError:
-        with contextlib.suppress(TypeError, ValueError, IndexError):
-            candidates.append(email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    for seconds in candidates:
-        if 0 <= seconds <= MAX_RETRY_AFTER_SECONDS:  # NaN fails both
-            return seconds
-    return None
-
-
-def _usage(api: str, document: Any) -> dict[str, int | None] | None:
-    usage = document.get("usage") if isinstance(document, dict) else None
-    return WIRE_FORMATS[api].usage(usage) if isinstance(usage, dict) else None
-
-
-def _finish_reason(api: str, document: Any) -> str | None:
-    if not isinstance(document, dict):
-        return None
-    reason = WIRE_FORMATS[api].finish_reason(document)
-    return reason if isinstance(reason, str) else None
-
-
-def _note_response(record: dict[str, Any], provider: Provider, outcome: _Outcome) -> None:
-    """Keep what the last response said: model, text, usage, rate-limit headers."""
-    if outcome.http_status is None:
-        return
-    document = outcome.response
-    record["response"] = document
-    record["rate_limit"] = {
-        name: value
-        for name, value in (outcome.headers or {}).items()
-        if name.startswith(_RATE_HEADER_PREFIXES)
-    }
-    model = document.get("model") if isinstance(document, dict) else None
-    record["model"] = model if isinstance(model, str) else None
-    record["text"] = outcome.text
-    record["usage"] = _usage(provider.api, document)
-    record["finish_reason"] = _finish_reason(provider.api, document)
-
-
-def _error_message(document: Any) -> str | None:
-    error = document.get("error") if isinstance(document, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return _one_line(error["message"], 300)
-    if isinstance(error, str):
-        return _one_line(error, 300)
-    detail = document.get("detail") if isinstance(document, dict) else None
-    if isinstance(detail, str):  # FastAPI-based servers (llama.cpp's Python server)
-        return _one_line(detail, 300)
-    return None
-
-
-def _error_code(document: Any) -> str | None:
-    error = document.get("error") if isinstance(document, dict) else None
-    if not isinstance(error, dict):
-        return None
-    code = error.get("code") or error.get("type")
-    return code if isinstance(code, str) else None
-
-
-def _one_line(text: str, limit: int) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _cap(text: str, limit: int = RESPONSE_TEXT_LIMIT) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _read_text(path: str, limit: int = 16 << 20) -> str:
