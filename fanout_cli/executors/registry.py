@@ -16,13 +16,19 @@ import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
-if TYPE_CHECKING:
-    from fanout_cli.config import RunConfig
-    from fanout_cli.executors import Executor
+from fanout_cli.executors import Executor
 
 _ADDRESS = re.compile(r"([a-z][a-z0-9+.-]*)://([^:/\s]+):(\d{1,5})/?")
+
+
+class Chosen(Protocol):
+    """What opening an executor reads: a RunConfig (its opener reads the rest, such as
+    --resources). Named as a protocol so that this module does not import config."""
+
+    @property
+    def executor(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -70,10 +76,10 @@ def executor_kind(url: str) -> ExecutorKind:
     return EXECUTORS[scheme]
 
 
-def open_executor(config: RunConfig) -> Executor:
+def open_executor(config: Chosen) -> Executor:
     """The executor `config.executor` names, ready to run (a remote one has answered;
     a UsageError, exit 2, when it cannot be reached or its extra is not installed)."""
     module_name, _, function = executor_kind(config.executor).opener.partition(":")
     opener: Any = getattr(importlib.import_module(module_name), function)
-    return cast("Executor", opener(config))
+    return cast(Executor, opener(config))
 
