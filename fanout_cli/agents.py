@@ -14,10 +14,11 @@ from typing import Any
 
 from fanout_cli.config import Rate, int_at_least, parse_rate, parse_text
 from fanout_cli.models import AgentCall, TaskSpec
+from fanout_cli.providers import WIRE_FORMATS
 
-APIS = ("openai", "anthropic")
-OPENAI_URL = "https://api.openai.com/v1"
-ANTHROPIC_URL = "https://api.anthropic.com"
+APIS = tuple(WIRE_FORMATS)  # a provider's `api`: the wire format its calls use
+OPENAI_URL = WIRE_FORMATS["openai"].default_url
+ANTHROPIC_URL = WIRE_FORMATS["anthropic"].default_url
 DEFAULT_PROVIDER = "openai"
 DEFAULT_RETRIES = 4
 MAX_RETRIES = 20
@@ -35,7 +36,7 @@ class Provider:
     environment when a call is made, and never stored, written or printed."""
 
     name: str
-    api: str  # openai (Chat Completions) or anthropic (Messages)
+    api: str  # a key of WIRE_FORMATS: openai (Chat Completions), anthropic (Messages)
     base_url: str
     api_key_env: str | None  # None: send no key
     key_required: bool
@@ -43,8 +44,7 @@ class Provider:
 
     @property
     def endpoint(self) -> str:
-        base = self.base_url.rstrip("/")
-        return f"{base}/chat/completions" if self.api == "openai" else f"{base}/v1/messages"
+        return WIRE_FORMATS[self.api].endpoint(self.base_url)
 
     def api_key(self) -> str | None:
         if self.api_key_env is None:
@@ -207,13 +207,16 @@ def _provider(
     if builtin is not None and builtin.api == api:
         # Overriding a built-in: its key variable stays, required only at its own URL.
         url = base_url or builtin.base_url
-        required = key_env is not None or url in (OPENAI_URL, ANTHROPIC_URL)
+        required = key_env is not None or url in _DEFAULT_URLS
         return Provider(name, api, url, key_env or builtin.api_key_env, required, rate)
     if base_url is None:
-        base_url = OPENAI_URL if api == "openai" else ANTHROPIC_URL
+        base_url = WIRE_FORMATS[api].default_url
     # A named provider sends a key only when told which: a local server must never
     # receive the OPENAI_API_KEY meant for api.openai.com.
     return Provider(name, api, base_url, key_env, key_env is not None, rate)
+
+
+_DEFAULT_URLS = frozenset(wire.default_url for wire in WIRE_FORMATS.values())
 
 
 def _is_url(value: object) -> bool:

@@ -41,7 +41,7 @@ from fanout_cli.report import (
     verdict_line,
     write_run_junit,
 )
-from fanout_cli.strategies import StrategyOptions, Tracker
+from fanout_cli.strategies.base import StrategyOptions, Tracker
 from fanout_cli.timings import (
     Timings,
     load_timings,

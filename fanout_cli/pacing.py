@@ -1,16 +1,57 @@
-"""How fast work may start: a sliding-window rate limit and a shared pause.
+"""How fast work may start, and where time comes from.
 
-Both are shared by every task of a run: `--rate 60/min` caps attempt starts across
-the run, a provider's `rate` caps its HTTP requests, and a 429 seen by one task
-pauses the next request of every task to that provider."""
+`RateLimiter` and `Pause` are shared by every task of a run: `--rate 60/min` caps
+attempt starts across the run, a provider's `rate` caps its HTTP requests, and a 429
+seen by one task pauses the next request of every task to that provider.
+
+`Clock` and `Backoff` are what the runner and the agent executor wait with; tests
+pass their own so that nothing really sleeps and no private function is patched."""
 
 from __future__ import annotations
 
 import collections
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import anyio
 
 from fanout_cli.config import Rate
+
+MAX_BACKOFF_SECONDS = 60.0
+
+
+def _jitter() -> float:
+    return random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """`now` and `sleep` measure and wait (monotonic, the event loop's clock); `wall`
+    stamps what is recorded (seconds since the epoch)."""
+
+    now: Callable[[], float] = anyio.current_time
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+    wall: Callable[[], float] = time.time
+
+
+SYSTEM_CLOCK = Clock()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential back-off with jitter: base * 2^(n-1) after n failures, capped, then
+    scaled by `jitter()` (0.5-1.0 by default) so that tasks that failed together do
+    not come back together."""
+
+    base: float = 1.0
+    cap: float = MAX_BACKOFF_SECONDS
+    jitter: Callable[[], float] = _jitter
+
+    def delay(self, failures: int) -> float:
+        exponential: float = self.base * 2 ** (failures - 1)
+        return min(exponential, self.cap) * self.jitter()
 
 
 class RateLimiter:
@@ -19,44 +60,46 @@ class RateLimiter:
     Waiters are served in arrival order (one lock), so a busy run cannot starve a
     task. A cancelled waiter takes no slot."""
 
-    def __init__(self, rate: Rate) -> None:
+    def __init__(self, rate: Rate, clock: Clock = SYSTEM_CLOCK) -> None:
         self.rate = rate
+        self.clock = clock
         self._starts: collections.deque[float] = collections.deque()
         self._lock = anyio.Lock()
 
     async def acquire(self) -> float:
         """Wait for a free slot in the window; return the seconds waited."""
-        began = anyio.current_time()
+        began = self.clock.now()
         async with self._lock:
             while True:
-                now = anyio.current_time()
+                now = self.clock.now()
                 while self._starts and self._starts[0] <= now - self.rate.period:
                     self._starts.popleft()
                 if len(self._starts) < self.rate.count:
                     self._starts.append(now)
                     return now - began
-                await anyio.sleep(self._starts[0] + self.rate.period - now)
+                await self.clock.sleep(self._starts[0] + self.rate.period - now)
 
 
 class Pause:
     """A point in time before which no new request may start (a server said: slow
     down). Any task can push it later; every task waits for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self._until = 0.0
 
     def extend(self, seconds: float) -> None:
-        self._until = max(self._until, anyio.current_time() + seconds)
+        self._until = max(self._until, self.clock.now() + seconds)
 
     @property
     def remaining(self) -> float:
-        return max(self._until - anyio.current_time(), 0.0)
+        return max(self._until - self.clock.now(), 0.0)
 
     async def wait(self) -> float:
         """Sleep until the pause is over (it may be extended meanwhile); return the
         seconds waited."""
         waited = 0.0
         while (left := self.remaining) > 0:
-            await anyio.sleep(left)
+            await self.clock.sleep(left)
             waited += left
         return waited

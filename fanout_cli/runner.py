@@ -8,37 +8,31 @@ from __future__ import annotations
 
 import functools
 import os
-import random
-import shlex
 import signal
 import sys
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import anyio
 
-from fanout_cli import summaries
+from fanout_cli import interpret
 from fanout_cli.aop.documents import iso_time, journal_row, manifest_header
 from fanout_cli.aop.writer import RowIndex, RunStore
 from fanout_cli.config import RunConfig, format_duration
 from fanout_cli.errors import OutputClosedError
 from fanout_cli.executors import AttemptPlan, Executor
+from fanout_cli.intake import Resume, Source, planned_items
 from fanout_cli.models import Attempt, Prior, RunReport, TaskResult, TaskSpec, TaskStatus
-from fanout_cli.pacing import RateLimiter
-from fanout_cli.strategies import StrategyOptions, Tracker
+from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
+from fanout_cli.strategies.base import StrategyOptions, Tracker
 
-if TYPE_CHECKING:
-    from fanout_cli.resume import ResumeBook
+# Resume and Source are fanout_cli.intake's, named here too for older imports.
+__all__ = ["STOP_SIGNALS", "Halt", "Listener", "Resume", "Runner", "Source", "run_tasks"]
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_MAX_BACKOFF_SECONDS = 60.0
-_THREAD_ANALYSIS_BYTES = 4 << 20
-_SCORER_TIMEOUT_SECONDS = 60.0
 
 
 class Listener(Protocol):
@@ -68,13 +62,10 @@ def strategy_options(config: RunConfig) -> StrategyOptions:
     )
 
 
-def backoff_delay(config: RunConfig, failed_attempts: int) -> float:
-    """Exponential back-off with jitter: base * 2^(n-1), scaled by a random 0.5-1.0."""
-    base: float = config.retry_delay * 2 ** (failed_attempts - 1)
-    return min(base, _MAX_BACKOFF_SECONDS) * random.uniform(0.5, 1.0)
-
-
 class Runner:
+    """Runs the tasks of one run. `clock` and `backoff` are how it waits (tests pass
+    their own); by default the event loop's clock and --retry-delay's back-off."""
+
     def __init__(
         self,
         config: RunConfig,
@@ -82,8 +73,13 @@ class Runner:
         store: RunStore,
         listener: Listener,
         total: int | None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        backoff: Backoff | None = None,
     ) -> None:
         self.config = config
+        self.clock = clock
+        self.backoff = Backoff(config.retry_delay) if backoff is None else backoff
         self.executor = executor
         self.store = store
         self.listener = listener
@@ -94,7 +90,7 @@ class Runner:
         self._free_slots = list(range(config.jobs, 0, -1))
         self._streaming = total is None
         self.interrupted: int | None = None  # the first stopping signal received
-        self._rate = None if config.rate is None else RateLimiter(config.rate)
+        self._rate = None if config.rate is None else RateLimiter(config.rate, clock)
 
     async def run(self, specs: AsyncIterator[TaskSpec | Prior]) -> None:
         self._window = anyio.Semaphore(self.config.jobs)
@@ -154,7 +150,7 @@ class Runner:
                     self.executor.kill_all()
 
     async def _deadline(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
+        await self.clock.sleep(seconds)
         self.stop(f"run deadline of {format_duration(seconds)} reached", TaskStatus.TIMEOUT)
 
     def stop(self, reason: str, status: TaskStatus, signum: int | None = None) -> None:
@@ -202,10 +198,11 @@ class Runner:
             self._window.release()
 
     async def _attempts(self, spec: TaskSpec, slot: int) -> tuple[list[Attempt], Halt | None]:
-        config = self.config
-        retries = config.retries if spec.retries is None else spec.retries
+        """Run attempts until one ends for good or retries run out; with the halt that
+        cancelled the task, if one did."""
+        retries = self.config.retries if spec.retries is None else spec.retries
         attempts: list[Attempt] = []
-        in_flight: float | None = None
+        in_flight: float | None = None  # when the attempt now running began
         scope = anyio.CancelScope()
         self._running[spec.seq] = scope
         if self.halt is not None:
@@ -214,28 +211,15 @@ class Runner:
             with scope:
                 for number in range(1, retries + 2):
                     if number > 1:
-                        kept = self.store.set_aside_attempt(spec, number - 1)
-                        attempts[-1] = replace(
-                            attempts[-1], stdout_path=kept[0], stderr_path=kept[1]
-                        )
-                        await anyio.sleep(backoff_delay(config, number - 1))
+                        await self._before_retry(spec, attempts)
                     if self._rate is not None:
                         await self._rate.acquire()
-                    stdout_path, stderr_path = self.store.output_paths(spec)
-                    plan = AttemptPlan(
-                        number=number,
-                        slot=slot,
-                        stdout_path=stdout_path,
-                        stderr_path=stderr_path,
-                        timeout=config.timeout if spec.timeout is None else spec.timeout,
-                        grace=config.grace,
-                        ok_exit=config.ok_exit if spec.ok_exit is None else spec.ok_exit,
-                    )
+                    plan = self._plan(spec, number, slot)
                     self.store.journal(
                         "task_started", seq=spec.seq, task_id=spec.task_id, attempt=number
                     )
                     self._tell(self.listener.task_started, spec, number, slot)
-                    in_flight = time.time()
+                    in_flight = self.clock.wall()
                     attempt = await self.executor.run_attempt(spec, plan)
                     in_flight = None
                     attempts.append(attempt)
@@ -247,22 +231,44 @@ class Runner:
             return attempts, None
         halt = self.halt or Halt("cancelled", TaskStatus.CANCELLED)
         if in_flight is not None:
-            stdout_path, stderr_path = self.store.output_paths(spec)
-            attempts.append(
-                Attempt(
-                    number=len(attempts) + 1,
-                    started_at=in_flight,
-                    finished_at=time.time(),
-                    status=halt.status,
-                    exit_code=None,
-                    signal=None,
-                    reason=halt.reason,
-                    stdout_path=os.path.basename(stdout_path),
-                    stderr_path=os.path.basename(stderr_path),
-                    agent=self.executor.abandoned(spec),
-                )
-            )
+            attempts.append(self._cut_short(spec, len(attempts) + 1, in_flight, halt))
         return attempts, halt
+
+    async def _before_retry(self, spec: TaskSpec, attempts: list[Attempt]) -> None:
+        """Keep the failed attempt's output under its own name, then back off."""
+        failed = len(attempts)
+        kept = self.store.set_aside_attempt(spec, failed)
+        attempts[-1] = replace(attempts[-1], stdout_path=kept[0], stderr_path=kept[1])
+        await self.clock.sleep(self.backoff.delay(failed))
+
+    def _plan(self, spec: TaskSpec, number: int, slot: int) -> AttemptPlan:
+        config = self.config
+        stdout_path, stderr_path = self.store.output_paths(spec)
+        return AttemptPlan(
+            number=number,
+            slot=slot,
+            stdout_path=stdout_path,
+            stderr_path=stderr_path,
+            timeout=config.timeout if spec.timeout is None else spec.timeout,
+            grace=config.grace,
+            ok_exit=config.ok_exit if spec.ok_exit is None else spec.ok_exit,
+        )
+
+    def _cut_short(self, spec: TaskSpec, number: int, started_at: float, halt: Halt) -> Attempt:
+        """The attempt that was running when the run stopped."""
+        stdout_path, stderr_path = self.store.output_paths(spec)
+        return Attempt(
+            number=number,
+            started_at=started_at,
+            finished_at=self.clock.wall(),
+            status=halt.status,
+            exit_code=None,
+            signal=None,
+            reason=halt.reason,
+            stdout_path=os.path.basename(stdout_path),
+            stderr_path=os.path.basename(stderr_path),
+            agent=self.executor.abandoned(spec),
+        )
 
     def _not_started(self, spec: TaskSpec, halt: Halt) -> TaskResult:
         return TaskResult(
@@ -278,97 +284,18 @@ class Runner:
         if not attempts:  # cancelled before its first attempt began
             assert halt is not None
             return self._not_started(spec, halt)
-        last = attempts[-1]
-        status, reason = (halt.status, halt.reason) if halt else (last.status, last.reason)
-        stdout_path, stderr_path = self.store.output_paths(spec)
-        stdout_tail, stdout_size = summaries.read_tail(stdout_path)
-        stderr_tail, stderr_size = summaries.read_tail(stderr_path)
-        stdout_text = summaries.decode(stdout_tail)
-        stderr_text = summaries.decode(stderr_tail)
-        # An agent's reply is what its summary, score and vote come from (for an agent
-        # CLI, the answer parsed out of the tool's JSON, not the JSON itself).
-        reply = last.agent.get("text") if last.agent else None
-        if isinstance(reply, str):
-            stdout_text = reply[-summaries.TAIL_BYTES :]
-        markers = summaries.parse_markers(stdout_text)
-        if status is TaskStatus.SUCCESS and markers.status in ("failure", "failed", "error"):
-            status, reason = TaskStatus.FAILURE, f"reported {markers.status}"
-        succeeded = status is TaskStatus.SUCCESS
-        summary = summaries.build_summary(
-            succeeded,
-            stdout_text,
-            stderr_text,
-            reason,
-            markers,
-            self.config.summary_chars,
-            first_lines=isinstance(reply, str),
-        )
-        if succeeded and summary == "(no output)" and reason:
-            summary = f"(no output, {reason})"
-        result = TaskResult(
-            spec=spec,
-            status=status,
-            summary=summary,
-            attempts=tuple(attempts),
-            exit_code=last.exit_code,
-            signal=last.signal,
-            reason=reason,
-            started_at=attempts[0].started_at,
-            finished_at=last.finished_at,
-            stdout=self.store.describe_output(stdout_path, stdout_tail, stdout_size),
-            stderr=self.store.describe_output(stderr_path, stderr_tail, stderr_size),
-            score=self._score(markers, stdout_text),
-            vote_key=await self._vote_key(
-                status, summary, last, stdout_path, stdout_text, reply
-            ),
-            metrics=markers.metrics,
-            reported_status=markers.status,
-            interrupted=halt is not None and halt.signal is not None,
-        )
+        ending = None
+        if halt is not None:
+            ending = interpret.Ending(halt.status, halt.reason, halt.signal is not None)
+        result = await interpret.read_result(self.config, self.store, spec, attempts, ending)
         details_file = self.store.write_details(result, self.store.run_id)
         result = replace(result, details_file=details_file)
-        if self.config.scorer and succeeded:
-            score = await self._run_scorer(self.store.run_dir / details_file)
+        if self.config.scorer and result.status is TaskStatus.SUCCESS:
+            details_path = self.store.run_dir / details_file
+            score = await interpret.run_scorer(self.config.scorer, details_path)
             result = replace(result, score=score)
             self.store.write_details(result, self.store.run_id)
         return result
-
-    def _score(self, markers: summaries.Markers, stdout_text: str) -> float | None:
-        if self.config.score:
-            return summaries.score_from_regex(self.config.score, stdout_text)
-        return markers.score
-
-    async def _vote_key(
-        self,
-        status: TaskStatus,
-        summary: str,
-        last: Attempt,
-        stdout_path: str,
-        stdout_text: str,
-        reply: object,
-    ) -> str | None:
-        if self.config.strategy != "majority-vote" or status is not TaskStatus.SUCCESS:
-            return None
-        vote_on = self.config.vote_on
-        if vote_on == "summary":
-            return summary
-        if vote_on == "exit-code":
-            return str(last.exit_code)
-        if vote_on == "stdout" and isinstance(reply, str):
-            return summaries.normalised_text_key(reply)
-        if vote_on == "stdout":
-            if os.path.getsize(stdout_path) > _THREAD_ANALYSIS_BYTES:
-                return await anyio.to_thread.run_sync(summaries.normalised_stdout_key, stdout_path)
-            return summaries.normalised_stdout_key(stdout_path)
-        return summaries.vote_from_regex(vote_on, stdout_text)
-
-    async def _run_scorer(self, details_path: Any) -> float | None:
-        command = f"{self.config.scorer} {shlex.quote(str(details_path))}"
-        with anyio.move_on_after(_SCORER_TIMEOUT_SECONDS):
-            completed = await anyio.run_process(command, check=False)
-            if completed.returncode == 0:
-                return summaries.parse_number(summaries.decode(completed.stdout))
-        return None
 
 
 async def _closing(
@@ -384,58 +311,6 @@ async def _closing(
             await aclose()
 
 
-class Source(Protocol):
-    name: str
-    total: int | None  # None for a stream whose length is known only at its end
-
-    def specs(self) -> Iterator[TaskSpec]: ...
-
-    def commands(self, jobs: int) -> Iterator[tuple[tuple[str, ...] | str, str | None]]: ...
-
-    def stream(self) -> AsyncIterator[TaskSpec]: ...
-
-
-@dataclass(frozen=True)
-class Resume:
-    run_dir: Path
-    book: ResumeBook
-    from_saved_list: bool  # the tasks come from the run's own saved list
-
-
-def _planned_items(
-    store: RunStore, source: Source, resume: Resume | None
-) -> AsyncIterator[TaskSpec | Prior]:
-    """The tasks to run (and, on resume, the earlier results that stand), with the run's
-    saved task list brought up to date first: a task is never started before it is on
-    the list, so a resume after a crash knows it."""
-    if resume is None:
-        if source.total is None:
-            return _saving(store, source.stream())
-        store.save_specs(source.specs())
-        return source.stream()
-    if resume.from_saved_list:
-        return resume.book.plan(source.stream(), None)
-    # A source given again replaces the saved list: an edited task file is now the run's.
-    if source.total is None:
-        store.replace_task_list([])
-        return resume.book.plan(source.stream(), lambda spec: store.save_specs([spec]))
-    planned = [resume.book.classify(spec) for spec in source.specs()]
-    store.replace_task_list(numbered for _, numbered in planned)
-    return _from_list([item for item, _ in planned])
-
-
-async def _from_list(items: list[TaskSpec | Prior]) -> AsyncIterator[TaskSpec | Prior]:
-    for item in items:
-        yield item
-
-
-async def _saving(store: RunStore, specs: AsyncIterator[TaskSpec]) -> AsyncIterator[TaskSpec]:
-    """Save each task of a stream to the run's task list as it is read."""
-    async for spec in specs:
-        store.save_specs([spec])
-        yield spec
-
-
 def run_tasks(
     config: RunConfig,
     source: Source,
@@ -445,30 +320,18 @@ def run_tasks(
     title: str,
     options: dict[str, Any],
     resume: Resume | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    backoff: Backoff | None = None,
 ) -> RunReport:
     """Create the run folder (or reopen it, to resume), run the tasks, return the report.
 
     `title` is completed with the task count and strategy: "fanout run x.toml: 12
     tasks, all-succeed". On Ctrl-C the manifest is still written (status interrupted)
-    before the KeyboardInterrupt goes on."""
-    started_at = time.time()
-    argv = list(sys.argv)
-    if resume is None:
-        store = RunStore(config.output_dir, config.run_id)
-        header = manifest_header(
-            run_id=store.run_id, argv=argv, options=options, started_at=started_at
-        )
-        store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
-    else:
-        from fanout_cli.aop.reader import read_manifest_header  # only when resuming
-
-        store = RunStore.reopen(resume.run_dir)
-        header = {**read_manifest_header(store.run_dir), "options": options}
-        header["resumed_at"] = iso_time(started_at)
-        store.journal("run_resumed", run_id=store.run_id, argv=argv, options=options)
-    store.write_manifest(header, None, "running")
-    items = _planned_items(store, source, resume)
-    runner = Runner(config, executor, store, listener, total=source.total)
+    before the KeyboardInterrupt goes on. `clock` and `backoff`: see Runner."""
+    started_at = clock.wall()
+    store, header = _open_run(config, resume, options, started_at)
+    items = planned_items(store, source, resume)
+    runner = Runner(config, executor, store, listener, source.total, clock=clock, backoff=backoff)
     interrupted: str | None = "SIGINT"  # unless the run comes back normally
     try:
         anyio.run(runner.run, items)
@@ -488,20 +351,49 @@ def run_tasks(
             verdict=outcome,
             rows=functools.partial(store.rows, runner.rows),
             started_at=started_at,
-            finished_at=time.time(),
+            finished_at=clock.wall(),
             title=f"{title}: {count} task{'s' * (count != 1)}, {config.strategy}",
             interrupted=interrupted,
             shard=config.shard,
         )
-        kept = {} if resume is None else {"resume": resume.book.summary()}
-        store.journal(
-            "run_ended",
-            **kept,
-            status=status,
-            passed=outcome.passed,
-            reason=outcome.reason,
-            counts=dict(outcome.counts),
-        )
-        store.write_manifest(header, report, status)
-        store.close()
+        _close_run(store, header, report, status, resume)
     return report
+
+
+def _open_run(
+    config: RunConfig, resume: Resume | None, options: dict[str, Any], started_at: float
+) -> tuple[RunStore, dict[str, Any]]:
+    """The run's store and manifest header: a new run folder, or the resumed one."""
+    argv = list(sys.argv)
+    if resume is None:
+        store = RunStore(config.output_dir, config.run_id)
+        header = manifest_header(
+            run_id=store.run_id, argv=argv, options=options, started_at=started_at
+        )
+        store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
+    else:
+        from fanout_cli.aop.reader import read_manifest_header  # only when resuming
+
+        store = RunStore.reopen(resume.run_dir)
+        header = {**read_manifest_header(store.run_dir), "options": options}
+        header["resumed_at"] = iso_time(started_at)
+        store.journal("run_resumed", run_id=store.run_id, argv=argv, options=options)
+    store.write_manifest(header, None, "running")
+    return store, header
+
+
+def _close_run(
+    store: RunStore, header: dict[str, Any], report: RunReport, status: str, resume: Resume | None
+) -> None:
+    outcome = report.verdict
+    kept = {} if resume is None else {"resume": resume.book.summary()}
+    store.journal(
+        "run_ended",
+        **kept,
+        status=status,
+        passed=outcome.passed,
+        reason=outcome.reason,
+        counts=dict(outcome.counts),
+    )
+    store.write_manifest(header, report, status)
+    store.close()

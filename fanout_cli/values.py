@@ -10,7 +10,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-STRATEGIES = ("all-succeed", "first-n-succeed", "best-of-n", "majority-vote", "partial-success")
+from fanout_cli.strategies import STRATEGY_NAMES
+
+STRATEGIES = STRATEGY_NAMES  # the strategy table's names, in its order
 FORMATS = ("human", "aop", "json", "jsonl")
 ORDERS = ("input", "longest-first", "failed-first")
 COLORS = ("auto", "always", "never")
@@ -244,13 +246,10 @@ def parse_paths(value: object) -> tuple[str, ...]:
 
 
 def parse_executor(value: object) -> str:
-    text = parse_text(value)
-    if text == "local":
-        return text
-    match = re.fullmatch(r"(?:dask|tcp)://([^:/\s]+):(\d{1,5})/?", text)
-    if match is None or not 0 < int(match.group(2)) < 65536:
-        raise ValueError(f"expected local or dask://HOST:PORT, got {value!r}")
-    return f"dask://{match.group(1)}:{int(match.group(2))}"
+    """`local`, `dask://HOST:PORT`, ...: one of the executor table's forms."""
+    from fanout_cli.executors.registry import parse_executor_url  # only when given
+
+    return parse_executor_url(parse_text(value))
 
 
 def parse_resources(value: object) -> tuple[str, ...]:

@@ -30,11 +30,11 @@ from fanout_cli.agents import (
 )
 from fanout_cli.config import Rate, parse_rate
 from fanout_cli.executors import AttemptPlan
-from fanout_cli.executors import agent as agent_module
-from fanout_cli.executors.agent import AgentExecutor, _backoff, classify_response, retry_after
+from fanout_cli.executors.agent import HTTP_BACKOFF, AgentExecutor
+from fanout_cli.executors.exchange import classify_response, retry_after
 from fanout_cli.executors.process import ProcessExecutor
 from fanout_cli.models import AgentCall, Attempt, TaskSpec, TaskStatus
-from fanout_cli.pacing import Pause, RateLimiter
+from fanout_cli.pacing import Backoff, Pause, RateLimiter
 
 KEY = "sk-test-SECRET-4242-do-not-leak"
 OPENAI_BASE = "http://llm.test/v1"
@@ -58,17 +58,25 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FANOUT_TEST_KEY", KEY)
 
 
-@pytest.fixture(autouse=True)
-def backoffs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+@dataclass(frozen=True)
+class ShortBackoff(Backoff):
     """Back-off without Retry-After: 10 ms instead of seconds; records each call."""
-    calls: list[int] = []
 
-    def short(failures: int) -> float:
-        calls.append(failures)
+    calls: list[int] = field(default_factory=list)
+
+    def delay(self, failures: int) -> float:
+        self.calls.append(failures)
         return 0.01
 
-    monkeypatch.setattr(agent_module, "_backoff", short)
-    return calls
+
+SHORT_BACKOFF = ShortBackoff()
+
+
+@pytest.fixture(autouse=True)
+def backoffs() -> list[int]:
+    """The failure counts the executors of this test backed off after."""
+    SHORT_BACKOFF.calls.clear()
+    return SHORT_BACKOFF.calls
 
 
 # --- the mock server -------------------------------------------------------------------
@@ -201,7 +209,9 @@ async def _run_many(
     agent_settings: AgentSettings, server: Server, specs: list[TaskSpec],
     plans: list[AttemptPlan],
 ) -> list[Attempt]:
-    executor = AgentExecutor(agent_settings, ProcessExecutor(), transport=server.transport())
+    executor = AgentExecutor(
+        agent_settings, ProcessExecutor(), transport=server.transport(), backoff=SHORT_BACKOFF
+    )
     attempts: dict[int, Attempt] = {}
 
     async def one(index: int) -> None:
@@ -632,7 +642,7 @@ def test_a_429_on_the_last_try_still_pauses_other_tasks(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         executor = AgentExecutor(settings(retries=0), ProcessExecutor(),
-                                 transport=server.transport())
+                                 transport=server.transport(), backoff=SHORT_BACKOFF)
         async with executor.session():
             first = await executor.run_attempt(spec_of("first"), plan_of(tmp_path, 1))
             assert first.status is TaskStatus.FAILURE
@@ -937,7 +947,7 @@ def test_content_parts_without_text_are_a_failure(parts: list[dict[str, Any]]) -
 def test_backoff_grows_with_jitter_and_a_cap() -> None:
     for failures, low, high in ((1, 0.5, 1.0), (2, 1.0, 2.0), (4, 4.0, 8.0), (30, 30.0, 60.0)):
         for _ in range(20):
-            assert low <= _backoff(failures) <= high
+            assert low <= HTTP_BACKOFF.delay(failures) <= high
 
 
 # --- RateLimiter and Pause -------------------------------------------------------------

@@ -7,13 +7,16 @@ from collections.abc import Sequence
 import pytest
 
 from fanout_cli.models import TaskResult, TaskSpec, TaskStatus
-from fanout_cli.strategies import (
+from fanout_cli.strategies.base import (
+    STRATEGIES,
     Decision,
     StrategyOptions,
+    Tally,
     Tracker,
     count_statuses,
     majority_threshold,
     required_for_partial,
+    uses_votes,
     verdict,
 )
 
@@ -642,3 +645,64 @@ def test_tracker_set_total_decides(
     else:
         assert decision is not None
         assert decision.passed is expected
+
+
+# --- the registry ----------------------------------------------------------------------
+
+
+def test_the_registry_lists_every_strategy_in_help_order() -> None:
+    assert tuple(STRATEGIES) == STRATEGY_NAMES
+    assert all(STRATEGIES[name].name == name for name in STRATEGIES)
+
+
+@pytest.mark.parametrize(
+    ("name", "threshold_options", "votes"),
+    [
+        ("all-succeed", (), False),
+        ("first-n-succeed", ("required_successes",), False),
+        ("best-of-n", (), False),
+        ("majority-vote", (), True),
+        ("partial-success", ("min_successes", "min_success_ratio"), False),
+    ],
+)
+def test_what_each_strategy_reads(
+    name: str, threshold_options: tuple[str, ...], votes: bool
+) -> None:
+    strategy = STRATEGIES[name]
+    assert strategy.threshold_options == threshold_options
+    assert strategy.votes is votes
+    assert uses_votes(name) is votes
+
+
+@pytest.mark.parametrize(
+    ("name", "statuses", "passed", "decided_at"),
+    [
+        ("all-succeed", "S S S", True, None),
+        ("first-n-succeed", "F S S", True, 2),
+        ("best-of-n", "F S F", True, None),
+        ("majority-vote", "F F F", False, 2),
+        ("partial-success", "F F S", True, None),
+    ],
+)
+def test_each_registered_strategy_decides_and_judges(
+    name: str, statuses: str, passed: bool, decided_at: int | None
+) -> None:
+    """Through the registry's class alone, as the Tracker uses it."""
+    strategy = STRATEGIES[name](StrategyOptions(name))
+    tally = Tally(total=3)
+    decided = None
+    for position, finished in enumerate(results_from(statuses), start=1):
+        tally.add(finished)
+        if decided is None and strategy.decide(tally, finished) is not None:
+            decided = position
+    assert decided == decided_at
+    assert strategy.verdict(tally).passed is passed
+    assert strategy.verdict(tally).strategy == name
+
+
+def test_an_unknown_strategy_decides_nothing_and_has_no_verdict() -> None:
+    tracker = Tracker(StrategyOptions("coin-flip"), 1)
+    assert tracker.observe(result(1)) is None
+    assert not uses_votes("coin-flip")
+    with pytest.raises(ValueError, match="unknown strategy 'coin-flip'"):
+        tracker.verdict()

@@ -64,14 +64,11 @@ def show_dry_run(plan: RunPlan) -> None:
 
 
 def open_executor(plan: RunPlan) -> Executor:
-    """The executor the options name; agent calls go through the agent executor."""
-    from fanout_cli.executors.process import ProcessExecutor
+    """The executor the options name (by its URL scheme); agent calls go through the
+    agent executor, which hands it every task that is not an HTTP call."""
+    from fanout_cli.executors.registry import open_executor as open_by_scheme
 
-    executor: Executor = ProcessExecutor()
-    if plan.config.executor != "local":
-        from fanout_cli.executors.dask import connect_executor
-
-        executor = connect_executor(plan.config)  # connects, or exits 2 within seconds
+    executor = open_by_scheme(plan.config)  # a remote one connects, or exits 2 within seconds
     if plan.agents is not None:
         from fanout_cli.executors.agent import AgentExecutor
 

@@ -11,10 +11,6 @@ an exhausted quota) end the task at once. The reply text is the task's stdout.""
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import json
-import random
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -24,25 +20,27 @@ import anyio
 from fanout_cli.agents import AgentSettings, Provider, read_attachments
 from fanout_cli.config import format_duration
 from fanout_cli.executors import AttemptPlan, Executor, ended_attempt
+from fanout_cli.executors.exchange import (
+    PAUSING_STATUSES,
+    Outcome,
+    build_request,
+    classify_response,
+    note_response,
+    one_line,
+    redact_headers,
+)
 from fanout_cli.models import AgentCall, Attempt, TaskSpec, TaskStatus
-from fanout_cli.pacing import Pause, RateLimiter
+from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, Pause, RateLimiter
 
 if TYPE_CHECKING:
     import httpx2
 
-ANTHROPIC_VERSION = "2023-06-01"
-ANTHROPIC_DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens
-TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-PAUSING_STATUSES = frozenset({429, 503, 529})  # the server asks everyone to slow down
-MAX_BACKOFF_SECONDS = 60.0
-MAX_RETRY_AFTER_SECONDS = 600.0
 READ_TIMEOUT_SECONDS = 600.0  # a reply can take minutes; --timeout is the user's bound
 CONNECT_TIMEOUT_SECONDS = 30.0
-RESPONSE_TEXT_LIMIT = 64 << 10
 POOL_SLOTS = 8  # worker slots that share one connection pool
-_RATE_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-", "retry-after")
-_SECRET_HEADERS = ("authorization", "x-api-key")
-_QUOTA_CODES = ("insufficient_quota", "billing_hard_limit_reached")
+# Between tries of a transient error the server gave no wait for: 1s, 2s, 4s ... 60s,
+# jittered so that tasks that failed together do not come back together.
+HTTP_BACKOFF = Backoff(base=1.0)
 
 
 def missing_http_client() -> str | None:
@@ -62,20 +60,6 @@ class _Endpoint:
     limiter: RateLimiter | None
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    """One HTTP exchange, classified."""
-
-    status: TaskStatus
-    reason: str
-    retry: bool = False  # worth another try within this attempt
-    retry_after: float | None = None  # the server said how long to wait
-    text: str | None = None
-    response: Any = None
-    http_status: int | None = None
-    headers: Mapping[str, str] | None = None
-
-
 class AgentExecutor:
     """Runs `agent` tasks over HTTP; hands `agent-cli` and process tasks to `processes`
     (an agent CLI's output is parsed into the same `agent` record afterwards)."""
@@ -87,8 +71,13 @@ class AgentExecutor:
         transport: httpx2.AsyncBaseTransport | None = None,  # tests: a MockTransport
         connections: int = 10,
         http: bool = True,  # False: only agent CLIs, no HTTP client (nor its import)
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        backoff: Backoff = HTTP_BACKOFF,
     ) -> None:
         self.http = http
+        self.clock = clock
+        self.backoff = backoff
         self.settings = settings
         self.connections = connections  # -j: keep that many connections alive
         self.processes = processes
@@ -96,7 +85,7 @@ class AgentExecutor:
         self._clients: list[httpx2.AsyncClient] = []  # one per POOL_SLOTS worker slots
         self._endpoints: dict[str, _Endpoint] = {}
         self._in_flight: dict[int, dict[str, Any]] = {}  # by seq: records of open calls
-        self._run_limiter = None if settings.rate is None else RateLimiter(settings.rate)
+        self._run_limiter = None if settings.rate is None else RateLimiter(settings.rate, clock)
 
     def kill_all(self) -> None:
         self.processes.kill_all()  # HTTP calls end with the cancelled scopes
@@ -162,13 +151,13 @@ class AgentExecutor:
         if status is TaskStatus.SUCCESS and reply.is_error:
             status, reason = TaskStatus.FAILURE, f"{call.tool} reported an error"
             if reply.error:
-                reason = f"{reason}: {_one_line(reply.error, 200)}"
+                reason = f"{reason}: {one_line(reply.error, 200)}"
         return replace(attempt, status=status, reason=reason, agent=record)
 
     # --- HTTP calls ------------------------------------------------------------------
 
     async def _call(self, spec: TaskSpec, call: AgentCall, plan: AttemptPlan) -> Attempt:
-        started_at = time.time()
+        started_at = self.clock.wall()
         problem = self.settings.problem(call)
         provider = self.settings.providers.get(call.provider or "")
         prompt = call.prompt
@@ -210,8 +199,8 @@ class AgentExecutor:
     def _endpoint(self, provider: Provider) -> _Endpoint:
         endpoint = self._endpoints.get(provider.name)
         if endpoint is None:
-            limiter = None if provider.rate is None else RateLimiter(provider.rate)
-            endpoint = self._endpoints[provider.name] = _Endpoint(Pause(), limiter)
+            limiter = None if provider.rate is None else RateLimiter(provider.rate, self.clock)
+            endpoint = self._endpoints[provider.name] = _Endpoint(Pause(self.clock), limiter)
         return endpoint
 
     async def _exchanges(
@@ -222,16 +211,16 @@ class AgentExecutor:
         body: dict[str, Any],
         plan: AttemptPlan,
         record: dict[str, Any],
-    ) -> _Outcome:
+    ) -> Outcome:
         """Send, and send again while the failure is transient and retries remain."""
         endpoint = self._endpoint(provider)
-        outcome = _Outcome(TaskStatus.FAILURE, "no request made")
+        outcome = Outcome(TaskStatus.FAILURE, "no request made")
         with anyio.CancelScope() as timer:
             for number in range(1, self.settings.retries + 2):
                 waited = await self._wait_turn(endpoint)
                 if number == 1 and plan.timeout is not None:
                     timer.deadline = anyio.current_time() + plan.timeout
-                began = time.monotonic()
+                began = self.clock.now()
                 # Listed before it is sent: a request cut short is still on the record.
                 exchange: dict[str, Any] = {
                     "n": number,
@@ -245,11 +234,11 @@ class AgentExecutor:
                 try:
                     outcome = await self._send(provider, url, headers, body, plan.slot)
                 finally:
-                    exchange["duration_ms"] = round((time.monotonic() - began) * 1000)
+                    exchange["duration_ms"] = round((self.clock.now() - began) * 1000)
                 exchange["status"] = outcome.http_status
                 exchange["error"] = None if outcome.status is TaskStatus.SUCCESS else outcome.reason
                 exchange["retry_after_s"] = outcome.retry_after
-                _note_response(record, provider, outcome)
+                note_response(record, provider, outcome)
                 if outcome.status is not TaskStatus.SUCCESS:
                     _append(plan.stderr_path, f"request {number}: {outcome.reason}\n")
                 last_try = number > self.settings.retries
@@ -258,20 +247,20 @@ class AgentExecutor:
                     break
                 delay = outcome.retry_after
                 if delay is None:
-                    delay = _backoff(number)
+                    delay = self.backoff.delay(number)
                 if pausing:  # every task waits, whether or not this one tries again
                     endpoint.pause.extend(delay)
                 if last_try:
                     break
                 if not pausing:
-                    await anyio.sleep(delay)
+                    await self.clock.sleep(delay)
         if timer.cancelled_caught:
             assert plan.timeout is not None
             reason = f"timed out after {format_duration(plan.timeout)}"
             _append(plan.stderr_path, reason + "\n")
             if record["exchanges"] and record["exchanges"][-1]["status"] is None:
                 record["exchanges"][-1]["error"] = reason
-            return _Outcome(TaskStatus.TIMEOUT, reason)
+            return Outcome(TaskStatus.TIMEOUT, reason)
         return outcome
 
     async def _wait_turn(self, endpoint: _Endpoint) -> float:
@@ -290,7 +279,7 @@ class AgentExecutor:
         headers: dict[str, str],
         body: dict[str, Any],
         slot: int,
-    ) -> _Outcome:
+    ) -> Outcome:
         import httpx2
 
         assert self._clients, "run_attempt outside session()"
@@ -298,219 +287,13 @@ class AgentExecutor:
         try:
             response = await client.post(url, headers=headers, json=body)
         except httpx2.TimeoutException:
-            return _Outcome(TaskStatus.FAILURE, "no reply within the read timeout", retry=True)
+            return Outcome(TaskStatus.FAILURE, "no reply within the read timeout", retry=True)
         except httpx2.TransportError as exc:
             reason = f"connection failed: {type(exc).__name__}: {exc}".rstrip(": ")
-            return _Outcome(TaskStatus.FAILURE, reason, retry=True)
+            return Outcome(TaskStatus.FAILURE, reason, retry=True)
         return classify_response(
             provider.api, response.status_code, dict(response.headers), response.text
         )
-
-
-def build_request(
-    provider: Provider, call: AgentCall, prompt: str
-) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The URL, headers (with the key) and JSON body of one call."""
-    key = provider.api_key()
-    headers = {"content-type": "application/json", "user-agent": "fanout"}
-    body: dict[str, Any] = {"model": call.model}
-    if provider.api == "anthropic":
-        headers["anthropic-version"] = ANTHROPIC_VERSION
-        if key:
-            headers["x-api-key"] = key
-        if call.system:
-            body["system"] = call.system
-        body["messages"] = [{"role": "user", "content": prompt}]
-        body["max_tokens"] = call.max_tokens or ANTHROPIC_DEFAULT_MAX_TOKENS
-    else:
-        if key:
-            headers["authorization"] = f"Bearer {key}"
-        messages = [{"role": "system", "content": call.system}] if call.system else []
-        body["messages"] = [*messages, {"role": "user", "content": prompt}]
-        if call.max_tokens is not None:
-            body["max_tokens"] = call.max_tokens
-    if call.temperature is not None:
-        body["temperature"] = call.temperature
-    return provider.endpoint, headers, body
-
-
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name: "***" if name.lower() in _SECRET_HEADERS else value
-        for name, value in headers.items()
-    }
-
-
-def classify_response(api: str, status: int, headers: Mapping[str, str], text: str) -> _Outcome:
-    """What one HTTP response means for the task."""
-    headers = {name.lower(): value for name, value in headers.items()}
-    try:
-        document: Any = json.loads(text) if text else None
-    except ValueError:
-        document = None
-    response = document if document is not None else _cap(text)
-    if 200 <= status < 300:
-        reply = _reply_text(api, document)
-        if reply is None:
-            reason = f"HTTP {status}: the reply has no text ({_cap(text, 200)!r})"
-            return _Outcome(TaskStatus.FAILURE, reason, http_status=status, headers=headers,
-                            response=response)
-        return _Outcome(TaskStatus.SUCCESS, "", text=reply, http_status=status, headers=headers,
-                        response=response)
-    message = _error_message(document) or _one_line(text, 300) or "no message"
-    quota = status == 429 and _error_code(document) in _QUOTA_CODES
-    return _Outcome(
-        TaskStatus.FAILURE,
-        f"HTTP {status}: {message}",
-        retry=(status in TRANSIENT_STATUSES or status >= 500) and not quota,
-        retry_after=retry_after(headers),
-        http_status=status,
-        headers=headers,
-        response=response,
-    )
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asked for: retry-after-ms, else Retry-After (seconds or an
-    HTTP date). A value that is unreadable, negative or beyond any sensible wait is
-    passed over; None when nothing usable is left."""
-    candidates: list[float] = []
-    with contextlib.suppress(KeyError, ValueError):
-        candidates.append(float(headers["retry-after-ms"]) / 1000)
-    value = headers.get("retry-after", "").strip()
-    try:
-        candidates.append(float(value))
-    except ValueError:
-        with contextlib.suppress(TypeError, ValueError, IndexError):
-            candidates.append(email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    for seconds in candidates:
-        if 0 <= seconds <= MAX_RETRY_AFTER_SECONDS:  # NaN fails both
-            return seconds
-    return None
-
-
-def _backoff(failures: int) -> float:
-    """1s, 2s, 4s ... capped at 60s, each scaled by a random 0.5-1.0 (jitter), so that
-    tasks that failed together do not come back together."""
-    return min(2.0 ** (failures - 1), MAX_BACKOFF_SECONDS) * random.uniform(0.5, 1.0)
-
-
-def _reply_text(api: str, document: Any) -> str | None:
-    if not isinstance(document, dict):
-        return None
-    if api == "anthropic":
-        blocks = document.get("content")
-        if not isinstance(blocks, list):
-            return None
-        texts = [
-            block["text"]
-            for block in blocks
-            if isinstance(block, dict) and block.get("type") == "text"
-            and isinstance(block.get("text"), str)
-        ]
-        return "".join(texts) if texts or blocks == [] else None
-    choices = document.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return None
-    message = choices[0].get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts, as some servers send
-        texts = [
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        ]
-        return "".join(texts) if texts else None
-    return None
-
-
-def _usage(api: str, document: Any) -> dict[str, int | None] | None:
-    """Token counts exactly as the server reported them: None when it did not
-    (never a made-up 0)."""
-    usage = document.get("usage") if isinstance(document, dict) else None
-    if not isinstance(usage, dict):
-        return None
-
-    def count(name: str) -> int | None:
-        value = usage.get(name)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    if api == "anthropic":
-        counts = {
-            "input_tokens": count("input_tokens"),
-            "output_tokens": count("output_tokens"),
-            "total_tokens": None,  # the Messages API does not report one
-        }
-        for extra in ("cache_creation_input_tokens", "cache_read_input_tokens"):
-            if extra in usage:
-                counts[extra] = count(extra)
-        return counts
-    return {
-        "input_tokens": count("prompt_tokens"),
-        "output_tokens": count("completion_tokens"),
-        "total_tokens": count("total_tokens"),
-    }
-
-
-def _finish_reason(api: str, document: Any) -> str | None:
-    if not isinstance(document, dict):
-        return None
-    if api == "anthropic":
-        reason = document.get("stop_reason")
-    else:
-        choices = document.get("choices")
-        first = choices[0] if isinstance(choices, list) and choices else None
-        reason = first.get("finish_reason") if isinstance(first, dict) else None
-    return reason if isinstance(reason, str) else None
-
-
-def _note_response(record: dict[str, Any], provider: Provider, outcome: _Outcome) -> None:
-    """Keep what the last response said: model, text, usage, rate-limit headers."""
-    if outcome.http_status is None:
-        return
-    document = outcome.response
-    record["response"] = document
-    record["rate_limit"] = {
-        name: value
-        for name, value in (outcome.headers or {}).items()
-        if name.startswith(_RATE_HEADER_PREFIXES)
-    }
-    model = document.get("model") if isinstance(document, dict) else None
-    record["model"] = model if isinstance(model, str) else None
-    record["text"] = outcome.text
-    record["usage"] = _usage(provider.api, document)
-    record["finish_reason"] = _finish_reason(provider.api, document)
-
-
-def _error_message(document: Any) -> str | None:
-    error = document.get("error") if isinstance(document, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return _one_line(error["message"], 300)
-    if isinstance(error, str):
-        return _one_line(error, 300)
-    detail = document.get("detail") if isinstance(document, dict) else None
-    if isinstance(detail, str):  # FastAPI-based servers (llama.cpp's Python server)
-        return _one_line(detail, 300)
-    return None
-
-
-def _error_code(document: Any) -> str | None:
-    error = document.get("error") if isinstance(document, dict) else None
-    if not isinstance(error, dict):
-        return None
-    code = error.get("code") or error.get("type")
-    return code if isinstance(code, str) else None
-
-
-def _one_line(text: str, limit: int) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _cap(text: str, limit: int = RESPONSE_TEXT_LIMIT) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _read_text(path: str, limit: int = 16 << 20) -> str:

@@ -23,7 +23,7 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
-from fanout_cli.config import format_duration
+from fanout_cli.config import RunConfig, format_duration
 from fanout_cli.executors import AttemptPlan, ended_attempt
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
 
@@ -177,6 +177,11 @@ def describe_signal(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+def open_local(config: RunConfig) -> ProcessExecutor:
+    """--executor local (the default): processes on this machine."""
+    return ProcessExecutor()
 
 
 class ProcessExecutor:
