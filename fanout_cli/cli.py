@@ -506,7 +506,7 @@ def merge(
 
     Example: fanout merge artifacts/ --junit report.xml --timings-out timings.json
     """
-    from fanout_cli import merge as merging
+    from fanout_cli.commands import merge as merging
 
     options = {
         "strategy": strategy, "required_successes": required_successes,
@@ -542,7 +542,7 @@ def timings_export(
 
     Example: fanout timings export -o .fanout-timings.json
     """
-    from fanout_cli import merge as merging
+    from fanout_cli.commands import merge as merging
 
     merging.export_timings(runs or [], _output_dir(output_dir), output, timings or [])
 
