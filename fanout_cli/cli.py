@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from fanout_cli import __version__
-from fanout_cli.config import STRATEGIES, RunConfig, default_output_dir, parse_duration
+from fanout_cli.config import STRATEGIES, RunConfig, default_output_dir
 from fanout_cli.errors import (
     EXIT_FAIL,
     EXIT_PASS,
@@ -314,13 +314,9 @@ def execute_run(
     from fanout_cli.executors import Executor
     from fanout_cli.executors.process import ProcessExecutor
     from fanout_cli.prepare import prepare_run
-    from fanout_cli.report import (
-        Console,
-        make_renderer,
-        print_dry_run,
-        print_shard_plan,
-        write_run_junit,
-    )
+    from fanout_cli.render.choose import make_renderer
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.lines import print_dry_run, print_shard_plan
     from fanout_cli.runner import run_tasks
 
     prepared = prepare_run(request, command_line, resuming, stdin_is_terminal(), agent_options)
@@ -360,6 +356,8 @@ def execute_run(
     )
     renderer.finish(report)
     if prepared.config.junit is not None:
+        from fanout_cli.render.junit import write_run_junit
+
         write_run_junit(prepared.config.junit, report)  # a StoreError (exit 2) if it cannot
     if report.interrupted is not None:
         return 128 + signal.Signals[report.interrupted].value  # 130 SIGINT, 143 SIGTERM
@@ -398,10 +396,11 @@ def runs(
 
     Example: fanout runs
     """
-    from fanout_cli import history, report
+    from fanout_cli.commands.runs import list_runs
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.runs import print_runs
 
-    found = history.list_runs(_output_dir(output_dir))
-    report.print_runs(report.Console(), found, as_json=as_json)
+    print_runs(Console(), list_runs(_output_dir(output_dir)), as_json=as_json)
 
 
 @app.command()
@@ -417,16 +416,14 @@ def show(
 
     Examples: fanout show last; fanout show last unit; fanout show 20261122T1015 3
     """
-    from fanout_cli import history, report
+    from fanout_cli.commands.runs import show_run, show_task
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.runs import print_run, print_task
 
-    run_dir = history.resolve_run(_output_dir(output_dir), run)
-    console = report.Console()
     if task is None:
-        report.print_run(console, history.run_info(run_dir), history.task_rows(run_dir))
+        print_run(Console(), show_run(_output_dir(output_dir), run))
     else:
-        row = history.find_task(run_dir, task)
-        # A merged run's tasks keep their files in the run they came from.
-        report.print_task(console, Path(row.get("run_dir") or run_dir), row)
+        print_task(Console(), show_task(_output_dir(output_dir), run, task))
 
 
 @app.command()
@@ -446,17 +443,17 @@ def clean(
 
     Examples: fanout clean --older-than 7d; fanout clean --keep 20
     """
-    from fanout_cli import history, report
+    from fanout_cli.commands.runs import clean_runs
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.runs import print_clean
 
-    if older_than is None and keep is None and not everything:
-        raise UsageError("say what to remove: --older-than DUR, --keep N or --all")
-    try:
-        age = None if older_than is None else parse_duration(older_than)
-    except ValueError as exc:
-        raise UsageError(f"--older-than: {exc}") from None
-    folder = _output_dir(output_dir)
-    plan = history.plan_clean(folder, older_than=age, keep=keep, everything=everything)
-    report.print_clean(report.Console(), folder, plan, dry_run=dry_run)
+    result = clean_runs(
+        _output_dir(output_dir), older_than=older_than, keep=keep, everything=everything,
+        dry_run=dry_run,
+    )
+    print_clean(Console(), result)
+    if result.error is not None:
+        raise result.error
 
 
 @app.command()
@@ -506,16 +503,18 @@ def merge(
 
     Example: fanout merge artifacts/ --junit report.xml --timings-out timings.json
     """
-    from fanout_cli.commands import merge as merging
+    from fanout_cli.commands.merge import merge_runs
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.merge import render_merge
 
     options = {
         "strategy": strategy, "required_successes": required_successes,
         "min_successes": min_successes, "min_success_ratio": min_success_ratio,
         "format": output_format,
     }  # fmt: skip
-    raise typer.Exit(merging.run_merge(
-        runs, _output_dir(output_dir), options, junit=junit, timings_out=timings_out
-    ))
+    result = merge_runs(runs, _output_dir(output_dir), options, junit=junit, timings_out=timings_out)
+    render_merge(Console(), result, output_format or "human")
+    raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
 
 
 timings_app = typer.Typer(
@@ -542,9 +541,13 @@ def timings_export(
 
     Example: fanout timings export -o .fanout-timings.json
     """
-    from fanout_cli.commands import merge as merging
+    from fanout_cli.commands.merge import export_timings
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.merge import print_timings
 
-    merging.export_timings(runs or [], _output_dir(output_dir), output, timings or [])
+    exported = export_timings(runs or [], _output_dir(output_dir), output, timings or [])
+    if output == "-":
+        print_timings(Console(), exported)
 
 
 def options_document(config: RunConfig) -> dict[str, Any]:
@@ -565,7 +568,7 @@ def run_cli(argv: list[str]) -> int:
     try:
         result = app(args=argv, prog_name="fanout", standalone_mode=False)
     except FanoutError as exc:
-        from fanout_cli.report import error_line
+        from fanout_cli.render.console import error_line
 
         error_line(exc.message)
         return exc.exit_code

@@ -16,12 +16,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from fanout_cli.junit import (
-    junit_key_candidates,
-    parse_seconds,
-    read_junit_durations,
-    write_junit,
-)
+from fanout_cli.junit import junit_key_candidates, parse_seconds, read_junit_durations
+from fanout_cli.render.junit import write_junit
 
 STARTED = 1_763_806_530.75  # 2025-11-22T10:15:30.75Z
 
