@@ -475,6 +475,19 @@ def test_importing_the_module_loads_no_xml_library() -> None:
     assert not re.search(r"'(xml|urllib|json|tempfile|socket)\b", added), added
 
 
+def test_importing_the_writer_loads_no_xml_library() -> None:
+    code = (
+        "import sys; import fanout_cli.models; before = set(sys.modules); "
+        "import fanout_cli.render.junit; "
+        "print(sorted(set(sys.modules) - before))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    added = result.stdout.strip()
+    assert not re.search(r"'(xml|urllib|tempfile|socket)\b", added), added
+
+
 # Reading ----------------------------------------------------------------------------
 
 # pytest 8, default junit_family (xunit2): one suite, classnames are dotted modules.
