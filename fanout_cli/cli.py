@@ -15,6 +15,7 @@ from typer.core import TyperCommand, TyperOption
 
 from fanout_cli import __version__
 from fanout_cli.errors import (
+    EXIT_FAIL,
     EXIT_INTERNAL,
     EXIT_PASS,
     EXIT_SIGINT,
@@ -26,7 +27,7 @@ from fanout_cli.errors import (
     run_exit_status,
 )
 from fanout_cli.options import AGENT_KEYS, RUN_KEYS, RUN_OPTIONS, Option
-from fanout_cli.values import default_output_dir, parse_duration
+from fanout_cli.values import default_output_dir
 
 if TYPE_CHECKING:
     from fanout_cli.request import RunRequest
@@ -210,10 +211,11 @@ def runs(
 
     Example: fanout runs
     """
-    from fanout_cli import history, report
+    from fanout_cli.commands.runs import list_runs
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.runs import print_runs
 
-    found = history.list_runs(_output_dir(output_dir))
-    report.print_runs(report.Console(), found, as_json=as_json)
+    print_runs(Console(), list_runs(_output_dir(output_dir)), as_json=as_json)
 
 
 @app.command()
@@ -229,16 +231,14 @@ def show(
 
     Examples: fanout show last; fanout show last unit; fanout show 20261122T1015 3
     """
-    from fanout_cli import history, report
+    from fanout_cli.commands.runs import show_run, show_task
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.runs import print_run, print_task
 
-    run_dir = history.resolve_run(_output_dir(output_dir), run)
-    console = report.Console()
     if task is None:
-        report.print_run(console, history.run_info(run_dir), history.task_rows(run_dir))
+        print_run(Console(), show_run(_output_dir(output_dir), run))
     else:
-        row = history.find_task(run_dir, task)
-        # A merged run's tasks keep their files in the run they came from.
-        report.print_task(console, Path(row.get("run_dir") or run_dir), row)
+        print_task(Console(), show_task(_output_dir(output_dir), run, task))
 
 
 @app.command()
@@ -258,17 +258,17 @@ def clean(
 
     Examples: fanout clean --older-than 7d; fanout clean --keep 20
     """
-    from fanout_cli import history, report
+    from fanout_cli.commands.runs import clean_runs
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.runs import print_clean
 
-    if older_than is None and keep is None and not everything:
-        raise UsageError("say what to remove: --older-than DUR, --keep N or --all")
-    try:
-        age = None if older_than is None else parse_duration(older_than)
-    except ValueError as exc:
-        raise UsageError(f"--older-than: {exc}") from None
-    folder = _output_dir(output_dir)
-    plan = history.plan_clean(folder, older_than=age, keep=keep, everything=everything)
-    report.print_clean(report.Console(), folder, plan, dry_run=dry_run)
+    result = clean_runs(
+        _output_dir(output_dir), older_than=older_than, keep=keep, everything=everything,
+        dry_run=dry_run,
+    )
+    print_clean(Console(), result)
+    if result.error is not None:
+        raise result.error
 
 
 @app.command()
@@ -318,16 +318,18 @@ def merge(
 
     Example: fanout merge artifacts/ --junit report.xml --timings-out timings.json
     """
-    from fanout_cli import merge as merging
+    from fanout_cli.commands.merge import merge_runs
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.merge import render_merge
 
     options = {
         "strategy": strategy, "required_successes": required_successes,
         "min_successes": min_successes, "min_success_ratio": min_success_ratio,
         "format": output_format,
     }  # fmt: skip
-    raise typer.Exit(merging.run_merge(
-        runs, _output_dir(output_dir), options, junit=junit, timings_out=timings_out
-    ))
+    result = merge_runs(runs, _output_dir(output_dir), options, junit=junit, timings_out=timings_out)
+    render_merge(Console(), result, output_format or "human")
+    raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
 
 
 timings_app = typer.Typer(
@@ -354,9 +356,13 @@ def timings_export(
 
     Example: fanout timings export -o .fanout-timings.json
     """
-    from fanout_cli import merge as merging
+    from fanout_cli.commands.merge import export_timings
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.merge import print_timings
 
-    merging.export_timings(runs or [], _output_dir(output_dir), output, timings or [])
+    exported = export_timings(runs or [], _output_dir(output_dir), output, timings or [])
+    if output == "-":
+        print_timings(Console(), exported)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -368,7 +374,7 @@ def run_cli(argv: list[str]) -> int:
     try:
         result = app(args=argv, prog_name="fanout", standalone_mode=False)
     except FanoutError as exc:
-        from fanout_cli.report import error_line
+        from fanout_cli.render.console import error_line
 
         error_line(exc.message)
         return exc.exit_code

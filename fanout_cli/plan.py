@@ -8,7 +8,6 @@ their order. The environment comes in with the request, not from os.environ."""
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,16 +17,12 @@ from fanout_cli.config import OptionError, RunConfig, build_config
 from fanout_cli.errors import UsageError
 from fanout_cli.models import TaskSpec
 from fanout_cli.options import RUN_KEYS, flag_of
+from fanout_cli.render.console import warn
 from fanout_cli.runner import Resume
 from fanout_cli.sources.open import Source, open_source
 from fanout_cli.sources.request import SourceRequest, check_one_source, describe_source
 from fanout_cli.sources.values import ListSource
 from fanout_cli.values import Shard, default_output_dir, parse_shard
-
-
-def warn(message: str) -> None:
-    """One warning line on stderr; the run goes on."""
-    sys.stderr.write(f"fanout: warning: {message}\n")
 
 if TYPE_CHECKING:
     from fanout_cli.agents import AgentSettings

@@ -16,12 +16,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from fanout_cli.junit import (
-    junit_key_candidates,
-    parse_seconds,
-    read_junit_durations,
-    write_junit,
-)
+from fanout_cli.junit import junit_key_candidates, parse_seconds, read_junit_durations
+from fanout_cli.render.junit import write_junit
 
 STARTED = 1_763_806_530.75  # 2025-11-22T10:15:30.75Z
 
@@ -477,6 +473,19 @@ def test_importing_the_module_loads_no_xml_library() -> None:
     )
     added = result.stdout.strip()
     assert not re.search(r"'(xml|urllib|json|tempfile|socket)\b", added), added
+
+
+def test_importing_the_writer_loads_no_xml_library() -> None:
+    code = (
+        "import sys; import fanout_cli.models; before = set(sys.modules); "
+        "import fanout_cli.render.junit; "
+        "print(sorted(set(sys.modules) - before))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    added = result.stdout.strip()
+    assert not re.search(r"'(xml|urllib|tempfile|socket)\b", added), added
 
 
 # Reading ----------------------------------------------------------------------------

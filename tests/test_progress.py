@@ -17,24 +17,28 @@ import pytest
 
 from fanout_cli.config import RunConfig
 from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus, Verdict
-from fanout_cli.progress import (
+from fanout_cli.render.choose import in_ci, make_renderer, progress_mode
+from fanout_cli.render.console import Console
+from fanout_cli.render.lines import HumanRenderer
+from fanout_cli.render.live import (
     LiveArea,
     ProgressState,
     RunningTask,
     Snapshot,
+    estimate_seconds_left,
+    live_color,
+    live_lines,
+    slowest_running,
+)
+from fanout_cli.render.tables import (
     TableRow,
     TableSelection,
     cell_width,
-    estimate_seconds_left,
     fit,
-    live_color,
-    live_lines,
     print_table,
     select_rows,
-    slowest_running,
     table_lines,
 )
-from fanout_cli.report import Console, HumanRenderer, in_ci, make_renderer, progress_mode
 
 
 def spec(seq: int, task_id: str | None = None) -> TaskSpec:

@@ -29,7 +29,8 @@ def run_command(request: RunRequest) -> RunOutcome:
     """Run (or resume, or only show with --dry-run) the tasks the request names."""
     # Imported here so that `fanout --help` does not pay for the engine.
     from fanout_cli.plan import plan_run
-    from fanout_cli.report import Console, make_renderer, write_run_junit
+    from fanout_cli.render.choose import make_renderer
+    from fanout_cli.render.console import Console, color_choice
     from fanout_cli.runner import run_tasks
 
     plan = plan_run(request)
@@ -51,12 +52,15 @@ def run_command(request: RunRequest) -> RunOutcome:
                        options=options, resume=plan.resume)  # fmt: skip
     renderer.finish(report)
     if config.junit is not None:
+        from fanout_cli.render.junit import write_run_junit
+
         write_run_junit(config.junit, report)  # a StoreError (exit 2) if it cannot
     return RunOutcome(report.verdict.passed, report.interrupted)
 
 
 def show_dry_run(plan: RunPlan) -> None:
-    from fanout_cli.report import Console, print_dry_run, print_shard_plan
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.lines import print_dry_run, print_shard_plan
 
     if plan.shards is not None:
         print_shard_plan(Console(), plan.shards, plan.config.shard, plan.known)
@@ -75,11 +79,6 @@ def open_executor(plan: RunPlan) -> Executor:
         executor = AgentExecutor(plan.agents, executor, connections=plan.config.jobs,
                                  http=plan.http_calls)  # fmt: skip
     return executor
-
-
-def color_choice(when: str) -> bool | None:
-    """--color: always or never decide; auto (None) asks the terminal and NO_COLOR."""
-    return {"always": True, "never": False}.get(when)
 
 
 def options_document(config: RunConfig) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """`fanout merge` and `fanout timings export`: fan shard runs back into one run.
 
+The commands return what they made (a MergeResult, a Timings); render.merge prints it.
+
 Each job of a CI matrix runs `fanout run --shard I/N` and uploads its run folder; a
 last job downloads them and merges: one manifest over every task, one verdict under
 the strategy, one JUnit file, and the timings the next pipeline plans its shards from.
@@ -14,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +32,11 @@ from fanout_cli.aop.documents import (
 from fanout_cli.aop.layout import RunFolder
 from fanout_cli.aop.writer import create_run_folder, write_whole_run
 from fanout_cli.config import STRATEGIES, OptionError, build_config
-from fanout_cli.errors import EXIT_FAIL, EXIT_PASS, StoreError, UsageError
+from fanout_cli.errors import StoreError, UsageError
 from fanout_cli.models import Prior, RunReport, TaskStatus, Verdict
-from fanout_cli.report import (
-    Console,
-    aop_lines,
-    display_path,
-    format_seconds,
-    json_chunks,
-    verdict_line,
-    write_run_junit,
-)
+from fanout_cli.render.console import warn
+from fanout_cli.render.junit import write_run_junit
+from fanout_cli.results import MergeResult, SourceRun
 from fanout_cli.strategies.base import StrategyOptions, Tracker
 from fanout_cli.timings import (
     Timings,
@@ -54,8 +50,6 @@ from fanout_cli.values import Shard, parse_shard
 # artifacts/ shard-2/ .cache/ agent-outputs/ <run-id>/ is three in between.
 SEARCH_DEPTH = 3
 FORMATS = ("human", "json", "aop")
-AOP_MAX_LINES = 50
-AOP_LINE_CHARS = 500
 # What a strategy reads from a run's options; the rest of a run's options (jobs,
 # timeouts) says how it ran, not how it is judged.
 _STRATEGY_OPTIONS = ("strategy", "required_successes", "min_successes", "min_success_ratio")
@@ -63,25 +57,6 @@ _STRATEGY_OPTIONS = ("strategy", "required_successes", "min_successes", "min_suc
 # by its key, and best-of-n and majority-vote read score and vote_key.
 _JOURNAL_FIELDS = ("key", "kind", "reason", "score", "vote_key", "interrupted")
 _STATUSES = frozenset(str(status) for status in TaskStatus)
-
-
-@dataclass(frozen=True)
-class SourceRun:
-    """One ended run being merged, with its task rows (each carrying `run_dir`)."""
-
-    path: Path  # absolute
-    status: str  # finished or interrupted
-    started_at: float
-    finished_at: float
-    options: Mapping[str, Any]
-    shard: Shard | None
-    rows: list[dict[str, Any]]
-    # The manifest's own stamps: back and forth through a float may lose a millisecond.
-    stamps: tuple[str | None, str | None] = (None, None)
-
-    @property
-    def run_id(self) -> str:
-        return self.path.name
 
 
 # --- finding and reading runs ---------------------------------------------------------
@@ -313,15 +288,15 @@ def merged_timings(runs: Sequence[SourceRun]) -> Timings:
 # --- fanout merge ---------------------------------------------------------------------
 
 
-def run_merge(
+def merge_runs(
     runs: list[str],
     output_dir: Path,
     options: dict[str, str | None],
     *,
     junit: str | None,
     timings_out: str | None,
-) -> int:
-    """Merge the runs into a new run of `output_dir`, print it, return the exit code."""
+) -> MergeResult:
+    """Merge the runs into a new run of `output_dir` (and --junit, --timings-out files)."""
     output_format = options.get("format") or "human"
     if output_format not in FORMATS:
         raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {output_format!r}")
@@ -344,16 +319,7 @@ def run_merge(
         write_run_junit(junit, report, rows, {"merged_from": str(len(sources))})
     if timings_out is not None:
         _write_timings(timings_out, timings, "--timings-out")
-    console = Console()
-    if output_format == "json":
-        for chunk in json_chunks(report):
-            console.write_bytes(chunk)
-    elif output_format == "aop":
-        for line in aop_lines(report, AOP_MAX_LINES, AOP_LINE_CHARS):
-            console.line(line)
-    else:
-        print_merge(console, report, sources, rows)
-    return EXIT_PASS if report.verdict.passed else EXIT_FAIL
+    return MergeResult(report, tuple(sources), tuple(rows))
 
 
 def write_merged_run(
@@ -425,50 +391,27 @@ def _check_folder(flag: str, path: str) -> None:
 
 
 def _write_timings(path: str, timings: Timings, flag: str) -> None:
-    if path == "-":
-        Console().write_bytes(json_bytes(timings.document(), indent=2) + b"\n")
-        return
     try:
         write_timings(path, timings)
     except OSError as exc:
         raise StoreError(f"{flag} {path}: cannot write: {exc.strerror}") from None
 
 
-def print_merge(
-    console: Console,
-    report: RunReport,
-    sources: Sequence[SourceRun],
-    rows: Sequence[dict[str, Any]],
-) -> None:
-    """A line per merged run, a line per task that did not succeed (the shard jobs
-    printed the rest already), then the verdict line."""
-    for run in sources:
-        shard = f"shard {run.shard}, " if run.shard is not None else ""
-        tasks = len(run.rows)
-        console.line(
-            f"merged {run.run_id} ({shard}{run.status}): {tasks} task{'s' * (tasks != 1)} · "
-            f"{display_path(str(run.path))}"
-        )
-    for row in rows:
-        if row["status"] == "success":
-            continue
-        duration = format_seconds((row.get("duration_ms") or 0) / 1000)
-        console.line(f"{row['status']:<9} {row['task_id']}  {duration}  {row.get('summary')}")
-    console.line(verdict_line(report, console))
-
-
 # --- fanout timings export ------------------------------------------------------------
 
 
-def export_timings(runs: list[str], output_dir: Path, output: str, timing_files: list[str]) -> None:
+def export_timings(
+    runs: list[str], output_dir: Path, output: str, timing_files: list[str]
+) -> Timings:
     """The --timings files, then the runs (oldest first; with none named, the output
-    dir's recent runs), as one timings file at `output` (`-`: stdout)."""
+    dir's recent runs), as one timings file, written at `output` unless it is `-`
+    (stdout: the caller prints what this returns)."""
     if output != "-":
         _check_folder("--output", output)
     timings = Timings()
     for path in timing_files:
         if not os.path.exists(path):  # as `fanout run --timings`: a first pipeline has none
-            sys.stderr.write(f"fanout: warning: --timings {path}: no such file\n")
+            warn(f"--timings {path}: no such file")
             continue
         try:
             timings.merge(load_timings(path))
@@ -478,4 +421,6 @@ def export_timings(runs: list[str], output_dir: Path, output: str, timing_files:
         timings.merge(merged_timings(load_runs(runs, output_dir)))
     else:
         timings.merge(timings_from_runs(output_dir, shards=True))
-    _write_timings(output, timings, "--output")
+    if output != "-":
+        _write_timings(output, timings, "--output")
+    return timings

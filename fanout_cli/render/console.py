@@ -1,0 +1,81 @@
+"""The one place fanout writes to the terminal: stdout through a Console, errors and
+warnings to stderr.
+
+sys.stdout and sys.stderr are looked up at each write, not at import: tests swap
+them, and the live area redirects stderr so that a warning scrolls up above it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import TextIO
+
+from fanout_cli.errors import OutputClosedError
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colour on `stream`: NO_COLOR says no, FORCE_COLOR yes; else a terminal that is not dumb."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def color_choice(when: str) -> bool | None:
+    """--color: always or never decide; auto (None) asks the terminal and NO_COLOR."""
+    return {"always": True, "never": False}.get(when)
+
+
+class Console:
+    """The one place fanout writes its output."""
+
+    def __init__(self, stream: TextIO | None = None, color: bool | None = None) -> None:
+        self.closed = False  # its reader went away: nothing more is written
+        self.stream = stream or sys.stdout
+        self.color = use_color(self.stream) if color is None else color
+
+    def line(self, text: str = "") -> None:
+        # surrogateescape: bytes of input that are not UTF-8 go out as they came in.
+        self.write_bytes((text + "\n").encode("utf-8", "surrogateescape"))
+
+    def write_bytes(self, data: bytes) -> None:
+        if self.closed:
+            return
+        buffer = getattr(self.stream, "buffer", None)
+        try:
+            if buffer is None:  # a text-only stream (tests); it cannot take raw bytes
+                self.stream.write(data.decode("utf-8", "replace"))
+            else:
+                self.stream.flush()
+                buffer.write(data)
+                buffer.flush()
+        except BrokenPipeError:  # the reader went away (`fanout run | head`)
+            self.closed = True
+            with contextlib.suppress(OSError, ValueError):
+                # Whatever Python still holds for it (and flushes at exit) goes nowhere.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            raise OutputClosedError(str(getattr(self.stream, "name", "stdout"))) from None
+
+    def style(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def warning(self, message: str) -> None:
+        """A warning on stderr; the run goes on (stdout keeps only the result)."""
+        warn(message)
+
+
+def error_line(message: str) -> None:
+    """`fanout: error: MESSAGE` on stderr: what a FanoutError prints before its exit."""
+    _stderr_line(f"fanout: error: {message}\n")
+
+
+def warn(message: str) -> None:
+    """`fanout: warning: MESSAGE` on stderr."""
+    _stderr_line(f"fanout: warning: {message}\n")
+
+
+def _stderr_line(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()

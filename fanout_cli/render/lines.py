@@ -1,0 +1,136 @@
+"""The human format's lines: a line per task as it ends, the verdict line, and the
+lines of --dry-run; the small formatters every human renderer shares."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus
+from fanout_cli.render.console import Console
+from fanout_cli.template import display_command
+
+if TYPE_CHECKING:  # --dry-run --shard only; the types, not the module
+    from fanout_cli.config import RunConfig
+    from fanout_cli.timings import ShardPlan
+
+STATUS_COLORS = {
+    TaskStatus.SUCCESS: "32",
+    TaskStatus.FAILURE: "31",
+    TaskStatus.TIMEOUT: "33",
+    TaskStatus.CANCELLED: "90",
+    TaskStatus.ERROR: "35",
+}
+_CODES = {str(status): code for status, code in STATUS_COLORS.items()}
+
+
+def display_path(path: str) -> str:
+    """Relative to the current folder when inside it: shorter, and still copy-pastable."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 600:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def status_code(status: object) -> str | None:
+    """The ANSI colour of a status word, None for a word that is not a status."""
+    return _CODES.get(str(status))
+
+
+def status_label(console: Console, label: str) -> str:
+    """A (padded) status word in its colour."""
+    code = status_code(label.strip())
+    return label if code is None else console.style(label, code)
+
+
+def task_line(result: TaskResult) -> tuple[str, str]:
+    """A task's line as it ends: its status (padded), and the rest."""
+    duration = format_seconds(result.duration) if result.attempts else "-"
+    retries = f" [{len(result.attempts)} attempts]" if len(result.attempts) > 1 else ""
+    return f"{result.status:<9}", f" {result.task_id}  {duration}{retries}  {result.summary}"
+
+
+def verdict_line(report: RunReport, console: Console) -> str:
+    verdict = report.verdict
+    word = console.style("PASS", "1;32") if verdict.passed else console.style("FAIL", "1;31")
+    tasks = verdict.counts["tasks"]
+    shard = f" of shard {report.shard}" if report.shard else ""
+    return (
+        f"{word} {verdict.strategy}: {verdict.reason} · {tasks} task{'s' * (tasks != 1)}{shard} "
+        f"in {format_seconds(report.duration)} · {display_path(report.manifest_path)}"
+    )
+
+
+class HumanRenderer:
+    """A line per task as it ends, then the verdict line (in a pipe, a CI log; on a
+    terminal, render.live.LiveRenderer)."""
+
+    def __init__(self, console: Console, config: RunConfig) -> None:
+        self.console = console
+        self.quiet = config.quiet
+        self.not_started: dict[str, int] = {}  # status -> count, shown as one line
+
+    def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None:
+        pass
+
+    def task_ended(self, result: TaskResult) -> None:
+        if self.quiet:
+            return
+        if not result.attempts:
+            self.not_started[result.summary] = self.not_started.get(result.summary, 0) + 1
+            return
+        label, rest = task_line(result)
+        self.console.line(status_label(self.console, label) + rest)
+
+    def finish(self, report: RunReport) -> None:
+        for summary, count in self.not_started.items():
+            tasks = f"{count} task{'s' * (count != 1)}"
+            self.console.line(f"{self.console.style('cancelled', '90')} {tasks} {summary}")
+        self.console.line(verdict_line(report, self.console))
+
+
+def print_dry_run(
+    console: Console, commands: Iterable[tuple[tuple[str, ...] | str, str | None]]
+) -> None:
+    """One pasteable command a line (with `cd DIR &&` when the task sets a cwd)."""
+    batch: list[bytes] = []
+    for command, cwd in commands:
+        line = display_command(command)
+        if cwd:
+            line = f"cd {shlex.quote(cwd)} && {line}"
+        batch.append(line.encode("utf-8", "surrogateescape") + b"\n")
+        if len(batch) >= 1024:
+            console.write_bytes(b"".join(batch))
+            batch.clear()
+    console.write_bytes(b"".join(batch))
+
+
+def print_shard_plan(
+    console: Console, plans: list[ShardPlan], shard: str | None, known: int
+) -> None:
+    """--dry-run --shard: every shard's size and estimated time, as shell comments."""
+    count = sum(len(plan.tasks) for plan in plans)
+    total = sum(plan.estimate for plan in plans)
+    if known:
+        basis = f"recorded durations of {known} of {count} tasks (the rest at their median)"
+        if known == count:
+            basis = "recorded durations of every task"
+        console.line(f"# {len(plans)} shards by {basis}: {format_seconds(total)} in all, "
+                     f"ideal {format_seconds(total / len(plans))} a shard")
+    else:
+        console.line(f"# {len(plans)} shards by task count: no recorded durations")
+    for number, plan in enumerate(plans, start=1):
+        marker = "  <- this shard" if f"{number}/{len(plans)}" == shard else ""
+        tasks = len(plan.tasks)
+        estimate = f", estimated {format_seconds(plan.estimate)}" if known else ""
+        console.line(f"# shard {number}/{len(plans)}: {tasks} task{'s' * (tasks != 1)}"
+                     f"{estimate}{marker}")

@@ -1,0 +1,143 @@
+"""The formats read by programs: the versioned JSON envelope, JSON lines as tasks
+run, and the AOP v1.0 block."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from fanout_cli.aop.documents import (
+    iso_time,
+    journal_row,
+    json_bytes,
+    json_with_tasks,
+    report_row,
+    verdict_document,
+)
+from fanout_cli.models import RunReport, TaskResult, TaskSpec
+from fanout_cli.render.console import Console
+from fanout_cli.render.lines import display_path
+from fanout_cli.summaries import cap
+
+if TYPE_CHECKING:
+    from fanout_cli.config import RunConfig
+
+RESULT_VERSION = 1
+
+
+def json_chunks(report: RunReport) -> Iterator[bytes]:
+    """The versioned result envelope; its task list streamed one compact line a task."""
+    head = {
+        "fanout_result_version": RESULT_VERSION,
+        "run_id": report.run_id,
+        "details_dir": report.run_dir,
+        "manifest": report.manifest_path,
+        "duration_ms": round(report.duration * 1000),
+        "verdict": verdict_document(report),
+    }
+    return json_with_tasks(head, (report_row(row) for row in report.rows()))
+
+
+def print_report(
+    console: Console, report: RunReport, output_format: str, max_lines: int, line_chars: int
+) -> None:
+    """The whole run at its end: the JSON envelope (`json`) or the AOP block (else)."""
+    if output_format == "json":
+        for chunk in json_chunks(report):
+            console.write_bytes(chunk)
+    else:
+        for line in aop_lines(report, max_lines, line_chars):
+            console.line(line)
+
+
+def aop_status(report: RunReport) -> str:
+    counts = report.verdict.counts
+    if not report.verdict.passed:
+        return "failure"
+    return "success" if counts["success"] == counts["tasks"] else "partial"
+
+
+def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
+    """The whole run as one AOP v1.0 inline block; failures first, then input order."""
+    counts = report.verdict.counts
+    lines = [
+        f"[AOP:START] {_aop_time(report.started_at)}",
+        f"[AOP:TASK] {report.title}",
+        "[AOP:SUMMARY]",
+    ]
+    shown = 0
+    for wanted_success in (False, True):  # two passes over the rows: failures, then the rest
+        for row in report.rows():
+            if (row["status"] == "success") != wanted_success or shown >= max_lines:
+                continue
+            shown += 1
+            target = f" -> {row['details_file']}" if row["details_file"] else ""
+            line = cap(f"- {row['status']} {row['task_id']}: {row['summary']}", line_chars)
+            lines.append(line + target)
+    if counts["tasks"] > shown:
+        lines.append(f"... {counts['tasks'] - shown} more {_describe_rest(counts, shown)}")
+    if not counts["tasks"]:
+        lines.append("- no tasks")
+    metrics = ", ".join(f"{name}: {value}" for name, value in counts.items())
+    lines += [
+        f"[AOP:DETAILS_FILE] {display_path(report.manifest_path)}",
+        f"[AOP:METRICS] {metrics}, duration: {report.duration:.1f}s",
+        f"[AOP:VERDICT] {'pass' if report.verdict.passed else 'fail'} "
+        f"strategy={report.verdict.strategy}",
+        f"[AOP:STATUS] {aop_status(report)}",
+        f"[AOP:END] {_aop_time(report.finished_at)}",
+    ]
+    return lines
+
+
+def _describe_rest(counts: Mapping[str, int], shown: int) -> str:
+    """What the lines not shown hold (failures were listed first)."""
+    hidden = counts["tasks"] - shown
+    hidden_failures = max(counts["tasks"] - counts["success"] - shown, 0)
+    if not hidden_failures:
+        return "succeeded"
+    return f"({hidden_failures} not succeeded, {hidden - hidden_failures} succeeded)"
+
+
+def _aop_time(epoch: float) -> str:
+    stamp = iso_time(epoch) or ""
+    return stamp[:19] + "Z"
+
+
+class JsonLinesRenderer:
+    """One JSON event per line as tasks start and end, then the run's end."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.console.write_bytes(json_bytes(event) + b"\n")
+
+    def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None:
+        self.emit({"event": "task_started", "seq": spec.seq, "task_id": spec.task_id,
+                   "attempt": attempt, "slot": slot})
+
+    def task_ended(self, result: TaskResult) -> None:
+        self.emit({"event": "task_ended", **report_row(journal_row(result))})
+
+    def finish(self, report: RunReport) -> None:
+        self.emit({"event": "run_ended", "run_id": report.run_id,
+                   "details_dir": report.run_dir, "verdict": verdict_document(report)})
+
+
+class SilentRenderer:
+    """Formats that print only at the end: aop and json."""
+
+    def __init__(self, console: Console, config: RunConfig) -> None:
+        self.console = console
+        self.config = config
+
+    def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None:
+        pass
+
+    def task_ended(self, result: TaskResult) -> None:
+        pass
+
+    def finish(self, report: RunReport) -> None:
+        config = self.config
+        print_report(self.console, report, config.format, config.max_lines, config.summary_chars)
