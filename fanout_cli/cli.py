@@ -30,7 +30,7 @@ from fanout_cli.options import AGENT_KEYS, RUN_KEYS, RUN_OPTIONS, Option
 from fanout_cli.values import default_output_dir
 
 if TYPE_CHECKING:
-    from fanout_cli.request import RunRequest
+    from fanout_cli.plan import RunRequest
 
 COMMAND_KEY = "fanout.command"
 VALUES_KEY = "fanout.values"
@@ -158,8 +158,8 @@ def run_request(
     values_after: list[str] | None,
 ) -> "RunRequest":
     """What `fanout run` was asked, from its parsed options and the words after -- or :::."""
-    from fanout_cli.request import RunRequest, agent_call
-    from fanout_cli.sources.request import SourceRequest, split_command
+    from fanout_cli.plan import RunRequest, agent_call
+    from fanout_cli.sources import SourceRequest, split_command
 
     call = agent_call(given["agent"], given["prompt"], given["agent_cli"], given["attach"])
     if values_after is not None:

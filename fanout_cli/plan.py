@@ -1,4 +1,5 @@
-"""Plan a run: from what was asked to the tasks to run and the options to run them with.
+"""Plan a run: from what was asked (a RunRequest, which the command line builds) to the
+tasks to run and the options to run them with.
 
 One straight line: the run being resumed (if any) -> the task source -> the options
 of every layer, lowest first (the options the resumed run was started with, the task
@@ -15,18 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 from fanout_cli.config import OptionError, RunConfig, build_config
 from fanout_cli.errors import UsageError
-from fanout_cli.models import TaskSpec
+from fanout_cli.intake import Resume
+from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS, flag_of
 from fanout_cli.render.console import warn
-from fanout_cli.runner import Resume
-from fanout_cli.sources.open import Source, open_source
-from fanout_cli.sources.request import SourceRequest, check_one_source, describe_source
+from fanout_cli.sources import (
+    Source,
+    SourceRequest,
+    check_one_source,
+    describe_source,
+    open_source,
+)
 from fanout_cli.sources.values import ListSource
 from fanout_cli.values import Shard, default_output_dir, parse_shard
 
 if TYPE_CHECKING:
     from fanout_cli.agents import AgentSettings
-    from fanout_cli.request import RunRequest
     from fanout_cli.timings import ShardPlan
 
 # history, resume and taskfile are imported where they are needed: a plain run from
@@ -36,6 +41,45 @@ if TYPE_CHECKING:
 # The shard stays: a resumed shard run is still that shard (its saved list is not
 # split again; a task source given again is).
 _NOT_RESUMED = ("run_id", "output_dir", "quiet", "format", "junit", "progress", "color")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What `fanout run` was asked: the task source, the options as given (None: not
+    given), and the environment it runs in."""
+
+    source: SourceRequest
+    run_options: Mapping[str, object]  # the command line's layer of [run] options
+    agent_options: Mapping[str, object]  # the command line's [agent] settings
+    dry_run: bool = False
+    resuming: tuple[str, bool] | None = None  # (RUN, re-run failed tasks too)
+    stdin_is_terminal: bool = False
+    environ: Mapping[str, str] | None = None  # None: the process's environment
+
+
+def agent_call(
+    agent: bool, prompt: str | None, tool: str | None, attach: tuple[str, ...] | None
+) -> AgentCall | None:
+    """The agent call the options describe (prompt and attach are templates), or None."""
+    if tool is not None:
+        from fanout_cli.agent_cli import TOOLS
+
+        if tool not in TOOLS:
+            raise UsageError(f"--agent-cli: expected one of {', '.join(TOOLS)}, got {tool!r}")
+        if prompt is None:
+            raise UsageError("--agent-cli needs --prompt 'TEMPLATE' (the values fill {})")
+        if agent:
+            raise UsageError("give --agent (HTTP calls) or --agent-cli TOOL, not both")
+        if attach:
+            raise UsageError("--attach applies to --agent calls; name the files in the "
+                             "prompt for an agent CLI, which reads them itself")
+    elif not (agent or prompt is not None):
+        if attach:
+            raise UsageError("--attach applies to agent tasks: add --prompt 'TEMPLATE'")
+        return None
+    if prompt is not None and not prompt.strip():
+        raise UsageError("--prompt is empty")
+    return AgentCall(prompt=prompt or "{}", attach=tuple(attach or ()), tool=tool)
 
 
 @dataclass(frozen=True)

@@ -247,7 +247,7 @@ def parse_paths(value: object) -> tuple[str, ...]:
 
 def parse_executor(value: object) -> str:
     """`local`, `dask://HOST:PORT`, ...: one of the executor table's forms."""
-    from fanout_cli.executors.registry import parse_executor_url  # only when given
+    from fanout_cli.executors import parse_executor_url  # only when given
 
     return parse_executor_url(parse_text(value))
 

@@ -12,10 +12,9 @@ import pytest
 from fanout_cli.errors import UsageError
 from fanout_cli.models import Prior, TaskSpec, TaskStatus
 from fanout_cli.options import AGENT_KEYS, RUN_KEYS
-from fanout_cli.plan import plan_run, shard_from_environment
-from fanout_cli.request import RunRequest
+from fanout_cli.plan import RunRequest, plan_run, shard_from_environment
 from fanout_cli.resume import ResumeBook
-from fanout_cli.sources.request import SourceRequest
+from fanout_cli.sources import SourceRequest
 from fanout_cli.timings import Timings, ordered, plan_shards
 from fanout_cli.values import Shard
 

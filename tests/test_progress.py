@@ -17,7 +17,7 @@ import pytest
 
 from fanout_cli.config import RunConfig
 from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus, Verdict
-from fanout_cli.render.choose import in_ci, make_renderer, progress_mode
+from fanout_cli.render import in_ci, make_renderer, progress_mode
 from fanout_cli.render.console import Console
 from fanout_cli.render.lines import HumanRenderer
 from fanout_cli.render.live import (

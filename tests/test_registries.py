@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from fanout_cli.config import RunConfig
-from fanout_cli.executors.process import ProcessExecutor
-from fanout_cli.executors.registry import (
+from fanout_cli.executors import (
     EXECUTORS,
     executor_kind,
     open_executor,
     parse_executor_url,
 )
+from fanout_cli.executors.process import ProcessExecutor
 from fanout_cli.models import AgentCall
 from fanout_cli.providers import WIRE_FORMATS
 
@@ -49,7 +49,7 @@ def test_the_local_executor_opens_without_importing_distributed() -> None:
     code = (
         "import sys\n"
         "from fanout_cli.config import RunConfig\n"
-        "from fanout_cli.executors.registry import open_executor\n"
+        "from fanout_cli.executors import open_executor\n"
         "print(type(open_executor(RunConfig())).__name__, 'distributed' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

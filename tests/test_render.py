@@ -19,7 +19,7 @@ from fanout_cli.config import RunConfig
 from fanout_cli.errors import OutputClosedError, UsageError
 from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus, Verdict
 from fanout_cli.render import console as console_module
-from fanout_cli.render.choose import make_renderer
+from fanout_cli.render import make_renderer
 from fanout_cli.render.console import Console, error_line, warn
 from fanout_cli.render.lines import (
     HumanRenderer,

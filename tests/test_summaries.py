@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fanout_cli.summaries import (
+from fanout_cli.interpret import (
     TAIL_BYTES,
     Markers,
     build_summary,

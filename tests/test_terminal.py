@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fanout_cli.render.choose import CI_VARIABLES
+from fanout_cli.render import CI_VARIABLES
 
 FANOUT = Path(sys.executable).with_name("fanout")
 TMUX = shutil.which("tmux")

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fanout_cli.config import RunConfig
     from fanout_cli.executors import Executor
-    from fanout_cli.plan import RunPlan
-    from fanout_cli.request import RunRequest
+    from fanout_cli.plan import RunPlan, RunRequest
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ def run_command(request: RunRequest) -> RunOutcome:
     """Run (or resume, or only show with --dry-run) the tasks the request names."""
     # Imported here so that `fanout --help` does not pay for the engine.
     from fanout_cli.plan import plan_run
-    from fanout_cli.render.choose import make_renderer
+    from fanout_cli.render import make_renderer
     from fanout_cli.render.console import Console, color_choice
     from fanout_cli.runner import run_tasks
 
@@ -70,7 +69,7 @@ def show_dry_run(plan: RunPlan) -> None:
 def open_executor(plan: RunPlan) -> Executor:
     """The executor the options name (by its URL scheme); agent calls go through the
     agent executor, which hands it every task that is not an HTTP call."""
-    from fanout_cli.executors.registry import open_executor as open_by_scheme
+    from fanout_cli.executors import open_executor as open_by_scheme
 
     executor = open_by_scheme(plan.config)  # a remote one connects, or exits 2 within seconds
     if plan.agents is not None:

@@ -5,7 +5,7 @@ an ETA, and the slowest running tasks. Each task's line scrolls up above it as t
 ends. At the end the area goes away and stdout gets the run as one table that fits
 the screen (render.tables), then the verdict line.
 
-render.choose.make_renderer decides when (progress_mode) and imports this module only
+render.make_renderer decides when (progress_mode) and imports this module only
 then; rich, which draws the area, is imported once the area is first shown. A piped
 run and `fanout --help` load neither. What the area and the table show is decided by
 plain functions, tested without a terminal."""

@@ -14,10 +14,10 @@ from fanout_cli.aop.documents import (
     report_row,
     verdict_document,
 )
+from fanout_cli.interpret import cap
 from fanout_cli.models import RunReport, TaskResult, TaskSpec
 from fanout_cli.render.console import Console
 from fanout_cli.render.lines import display_path
-from fanout_cli.summaries import cap
 
 if TYPE_CHECKING:
     from fanout_cli.config import RunConfig

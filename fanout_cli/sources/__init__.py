@@ -1,6 +1,158 @@
 """Task sources: standard input, `::: values`, `--glob`, the TOML task file and a
-resumed run's saved list, one module each; `open_source` opens the one a request names.
+resumed run's saved list, one module each. This module is the door: what the command
+line names as the source (a SourceRequest, checked: exactly one source, each option only
+where it means something), and `open_source`, which opens it.
 
-Each becomes a stream of TaskSpec with its origin (`stdin:17`, `glob:src/a.py`,
-`:::2`, `tasks.toml:12`). This package's own module stays empty of imports, so that
-`fanout --help` can read a request (sources.request) without loading the engine."""
+Each source becomes a stream of TaskSpec with its origin (`stdin:17`, `glob:src/a.py`,
+`:::2`, `tasks.toml:12`). The task file's module is imported only for a task file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fanout_cli.config import OptionError, build_config
+from fanout_cli.errors import TaskFileError, UsageError
+from fanout_cli.models import AgentCall
+from fanout_cli.sources.stdin import StdinSource
+from fanout_cli.sources.values import (
+    ListSource,
+    ValueTasks,
+    argument_source,
+    display_value,
+    glob_source,
+)
+from fanout_cli.template import Template
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    """What the command line named as the task source."""
+
+    taskfile: str | None = None
+    command: tuple[str, ...] | None = None  # the words after --, without ::: and values
+    values: tuple[str, ...] | None = None  # the words after :::
+    globs: tuple[str, ...] = ()
+    null_separated: bool = False
+    shell: bool = False
+    agent: AgentCall | None = None  # --prompt / --agent / --agent-cli: agent tasks
+
+
+USAGE = (
+    "fanout run TASKFILE, or: fanout run [OPTIONS] -- COMMAND {} "
+    "with ::: VALUE..., --glob PATTERN, or values on stdin"
+)
+
+
+def split_command(words: list[str]) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """`echo {} ::: a b` -> (("echo", "{}"), ("a", "b")); no ::: -> values None."""
+    if "::::" in words:
+        raise UsageError(
+            ":::: (values from a file) is not supported; use: fanout run -- CMD < FILE"
+        )
+    if ":::" not in words:
+        return tuple(words), None
+    split = words.index(":::")
+    values = words[split + 1 :]
+    if ":::" in values:
+        raise UsageError("only one ::: list is supported (no cross products)")
+    return tuple(words[:split]), tuple(values)
+
+
+def describe_source(request: SourceRequest) -> str:
+    """The start of the run's title: how a person would rerun it."""
+    if request.taskfile is not None:
+        return f"fanout run {request.taskfile}"
+    command = " ".join(request.command or ())
+    text = f"fanout run -- {command}".rstrip() if command else "fanout run"
+    if request.agent is not None:
+        kind = f"--agent-cli {request.agent.tool}" if request.agent.tool else "--agent"
+        text = f"fanout run {kind} --prompt {display_value(request.agent.prompt, 60)!r}"
+    if request.values is not None:
+        return f"{text} ::: ({len(request.values)} values)"
+    if request.globs:
+        return f"{text} (--glob {' '.join(request.globs)})"
+    return f"{text} (stdin)"
+
+
+def check_one_source(request: SourceRequest, stdin_is_terminal: bool) -> None:
+    """Exactly one task source; each option only where it means something."""
+    named = [
+        name
+        for name, given in (
+            ("a task file", request.taskfile is not None),
+            ("::: values", request.values is not None),
+            ("--glob", bool(request.globs)),
+        )
+        if given
+    ]
+    if len(named) > 1:
+        raise UsageError(f"give one task source, not {' and '.join(named)}; usage: {USAGE}")
+    if request.taskfile is not None and request.command:
+        raise UsageError(
+            "a task file and a command after -- are two task sources; put the command in "
+            f"the file's [[task]] cmd, or drop the file; usage: {USAGE}"
+        )
+    if request.agent is not None:
+        if request.taskfile is not None:
+            raise UsageError("--prompt, --agent and --agent-cli make tasks from values; a task "
+                             'file sets kind = "agent" and prompt in its [[task]] tables')
+        if request.command:
+            raise UsageError("agent tasks take no command after --; the values fill --prompt")
+        if request.shell:
+            raise UsageError("--shell applies to commands, not to agent tasks")
+    elif (request.values is not None or request.globs) and not request.command:
+        source = "::: values" if request.values is not None else "--glob"
+        raise UsageError(f"{source} needs a command after --: fanout run -- COMMAND {{}} ...")
+    if request.taskfile is not None and request.shell:
+        raise UsageError("--shell applies to a command after --; in a task file, a string cmd "
+                         "runs under sh -c")
+    if named and request.null_separated:
+        raise UsageError("-0/--null reads NUL-separated values from stdin; it does not apply to "
+                         f"{named[0]}")
+    if not named and stdin_is_terminal:
+        raise UsageError(f"no tasks given; usage: {USAGE}")
+
+
+Source = StdinSource | ListSource
+
+
+def open_source(
+    request: SourceRequest, saved_list: Path | None = None
+) -> tuple[Source, dict[str, object], dict[str, Any]]:
+    """The source, with the task file's [run] options and [agent] table (empty for the
+    other sources). `saved_list`: the run folder whose saved task list to run instead."""
+    if saved_list is not None:
+        from fanout_cli.resume import saved_specs
+
+        return ListSource(saved_list.name, saved_specs(saved_list)), {}, {}
+    if request.taskfile is not None:
+        return _task_file_source(request.taskfile)
+    tasks = value_tasks(request)
+    if request.values is not None:
+        return argument_source(tasks, list(request.values)), {}, {}
+    if request.globs:
+        return glob_source(tasks, list(request.globs)), {}, {}
+    return StdinSource(tasks, request.null_separated), {}, {}
+
+
+def _task_file_source(path: str) -> tuple[ListSource, dict[str, object], dict[str, Any]]:
+    from fanout_cli.sources.taskfile import load_task_file
+
+    task_file = load_task_file(path)
+    file_options = dict(task_file.run_options)
+    try:
+        build_config(file_options)  # alone first, so that its errors name the file
+    except OptionError as exc:
+        line = task_file.run_option_lines.get(exc.name)
+        raise TaskFileError(path, line, f"[run] {exc.name}: {exc.problem}") from None
+    return ListSource(path, task_file.specs), file_options, dict(task_file.agent)
+
+
+def value_tasks(request: SourceRequest) -> ValueTasks:
+    if request.agent is not None:
+        return ValueTasks(None, request.agent)
+    if not request.command:
+        return ValueTasks(None)
+    return ValueTasks(Template.parse(request.command, force_shell=request.shell))
