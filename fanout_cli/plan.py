@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from fanout_cli.config import OptionError, RunConfig, build_config
 from fanout_cli.errors import UsageError
-from fanout_cli.intake import Resume
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS, flag_of
 from fanout_cli.render.console import warn
 from fanout_cli.sources import (
+    Resume,
     Source,
     SourceRequest,
     check_one_source,

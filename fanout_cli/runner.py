@@ -23,13 +23,10 @@ from fanout_cli.aop.writer import RowIndex, RunStore
 from fanout_cli.config import RunConfig, format_duration
 from fanout_cli.errors import OutputClosedError
 from fanout_cli.executors import AttemptPlan, Executor
-from fanout_cli.intake import Resume, Source, planned_items
 from fanout_cli.models import Attempt, Prior, RunReport, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
+from fanout_cli.sources import Resume, Source, planned_items
 from fanout_cli.strategies.base import StrategyOptions, Tracker
-
-# Resume and Source are fanout_cli.intake's, named here too for older imports.
-__all__ = ["STOP_SIGNALS", "Halt", "Listener", "Resume", "Runner", "Source", "run_tasks"]
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

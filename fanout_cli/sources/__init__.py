@@ -4,17 +4,20 @@ line names as the source (a SourceRequest, checked: exactly one source, each opt
 where it means something), and `open_source`, which opens it.
 
 Each source becomes a stream of TaskSpec with its origin (`stdin:17`, `glob:src/a.py`,
-`:::2`, `tasks.toml:12`). The task file's module is imported only for a task file."""
+`:::2`, `tasks.toml:12`). The task file's module is imported only for a task file.
+`planned_items` is how those tasks enter a run: on resume with the earlier results that
+stand, and always with the run's saved task list kept up to date before a task starts."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fanout_cli.config import OptionError, build_config
 from fanout_cli.errors import TaskFileError, UsageError
-from fanout_cli.models import AgentCall
+from fanout_cli.models import AgentCall, Prior, TaskSpec
 from fanout_cli.sources.stdin import StdinSource
 from fanout_cli.sources.values import (
     ListSource,
@@ -24,6 +27,10 @@ from fanout_cli.sources.values import (
     glob_source,
 )
 from fanout_cli.template import Template
+
+if TYPE_CHECKING:
+    from fanout_cli.aop.writer import RunStore
+    from fanout_cli.resume import ResumeBook
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,58 @@ def check_one_source(request: SourceRequest, stdin_is_terminal: bool) -> None:
         raise UsageError(f"no tasks given; usage: {USAGE}")
 
 
-Source = StdinSource | ListSource
+class Source(Protocol):
+    name: str
+    total: int | None  # None for a stream whose length is known only at its end
+
+    def specs(self) -> Iterator[TaskSpec]: ...
+
+    def commands(self, jobs: int) -> Iterator[tuple[tuple[str, ...] | str, str | None]]: ...
+
+    def stream(self) -> AsyncIterator[TaskSpec]: ...
+
+
+@dataclass(frozen=True)
+class Resume:
+    run_dir: Path
+    book: ResumeBook
+    from_saved_list: bool  # the tasks come from the run's own saved list
+
+
+def planned_items(
+    store: RunStore, source: Source, resume: Resume | None
+) -> AsyncIterator[TaskSpec | Prior]:
+    """The tasks to run (and, on resume, the earlier results that stand), with the run's
+    saved task list brought up to date first: a task is never started before it is on
+    the list, so a resume after a crash knows it."""
+    if resume is None:
+        if source.total is None:
+            return _saving(store, source.stream())
+        store.save_specs(source.specs())
+        return source.stream()
+    if resume.from_saved_list:
+        return resume.book.plan(source.stream(), None)
+    # A source given again replaces the saved list: an edited task file is now the run's.
+    if source.total is None:
+        store.replace_task_list([])
+        return resume.book.plan(source.stream(), lambda spec: store.save_specs([spec]))
+    planned = [resume.book.classify(spec) for spec in source.specs()]
+    store.replace_task_list(numbered for _, numbered in planned)
+    return _from_list([item for item, _ in planned])
+
+
+async def _from_list(items: list[TaskSpec | Prior]) -> AsyncIterator[TaskSpec | Prior]:
+    for item in items:
+        yield item
+
+
+async def _saving(store: RunStore, specs: AsyncIterator[TaskSpec]) -> AsyncIterator[TaskSpec]:
+    """Save each task of a stream to the run's task list as it is read."""
+    async for spec in specs:
+        store.save_specs([spec])
+        yield spec
+
+
 
 
 def open_source(
