@@ -12,9 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fanout_cli.config import Rate, int_at_least, parse_rate, parse_text
 from fanout_cli.models import AgentCall, TaskSpec
+from fanout_cli.options import AGENT_KEYS, flag_of, parser
 from fanout_cli.providers import WIRE_FORMATS
+from fanout_cli.values import Rate, int_at_least, is_url, parse_rate
 
 APIS = tuple(WIRE_FORMATS)  # a provider's `api`: the wire format its calls use
 OPENAI_URL = WIRE_FORMATS["openai"].default_url
@@ -24,9 +25,10 @@ DEFAULT_RETRIES = 4
 MAX_RETRIES = 20
 ATTACH_LIMIT_BYTES = 1 << 20
 
-# Keys of [agent] and of a task: the call's fields.
+# A task's own agent keys: the call's fields.
 CALL_KEYS = ("provider", "model", "system", "temperature", "max_tokens")
-AGENT_TABLE_KEYS = (*CALL_KEYS, "retries", "rate", "providers")
+# [agent]: every agent option of the command line (options.py), and what only a file sets.
+AGENT_TABLE_KEYS = (*AGENT_KEYS, "retries", "rate", "providers")
 PROVIDER_KEYS = ("api", "base_url", "api_key_env", "rate")
 
 
@@ -185,7 +187,7 @@ def _parse_providers(raw: object, fail: Fail) -> dict[str, Provider]:
             raise fail((*where, "api"), f"{label}: api must be one of {', '.join(APIS)}, "
                        f"got {api!r}")
         base_url = table.get("base_url")
-        if base_url is not None and not _is_url(base_url):
+        if base_url is not None and not is_url(base_url):
             raise fail((*where, "base_url"), f"{label}: base_url must be an http(s) URL, "
                        f"got {base_url!r}")
         key_env = table.get("api_key_env")
@@ -219,20 +221,6 @@ def _provider(
 _DEFAULT_URLS = frozenset(wire.default_url for wire in WIRE_FORMATS.values())
 
 
-def _is_url(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(("http://", "https://")) and len(value) > 8
-
-
-def _temperature(value: object) -> float:
-    try:
-        number = float(value) if isinstance(value, str | int | float) else float("nan")
-    except ValueError:
-        number = float("nan")
-    if isinstance(value, bool) or not 0 <= number <= 2:
-        raise ValueError(f"expected a temperature from 0 to 2, got {value!r}")
-    return number
-
-
 def _retries(value: object) -> int:
     retries = int_at_least(value, 0)
     if retries > MAX_RETRIES:
@@ -240,12 +228,9 @@ def _retries(value: object) -> int:
     return retries
 
 
+# The parsers of [agent]'s values: the command line's, from the option table, and the rest.
 AGENT_VALUE_PARSERS: Mapping[str, Callable[[object], Any]] = {
-    "provider": parse_text,
-    "model": parse_text,
-    "system": parse_text,
-    "temperature": _temperature,
-    "max_tokens": lambda value: int_at_least(value, 1),
+    **{name: parser(name) for name in AGENT_KEYS},
     "retries": _retries,
     "rate": parse_rate,
 }
@@ -257,8 +242,8 @@ def build_settings(
     environ: Mapping[str, str] | None = None,
 ) -> AgentSettings:
     """Merge: built-ins and FANOUT_PROVIDER / FANOUT_MODEL, then [agent], then the
-    command line (`base_url` there applies to the chosen provider). Raises ValueError
-    naming the option."""
+    command line (`base_url`, from either, applies to the chosen provider). Raises
+    ValueError naming the option."""
     environ = os.environ if environ is None else environ
     providers: dict[str, Provider] = builtin_providers(environ)
     providers.update(file_values.get("providers", {}))
@@ -268,27 +253,29 @@ def build_settings(
             merged[name] = environ[variable]
     merged.update({k: v for k, v in file_values.items() if k != "providers"})
     for name, raw in command_line.items():
-        if raw is None or name == "base_url":
+        if raw is None:
             continue
         try:
             merged[name] = AGENT_VALUE_PARSERS[name](raw)
         except ValueError as exc:
-            raise ValueError(f"--{name.replace('_', '-')}: {exc}") from None
+            raise ValueError(f"{flag_of(name)}: {exc}") from None
+    base_url = merged.pop("base_url", None)
     settings = AgentSettings(**merged, providers=providers)
-    base_url = command_line.get("base_url")
     if base_url is not None:
-        if not _is_url(base_url):
-            raise ValueError(f"--base-url: expected an http(s) URL, got {base_url!r}")
-        chosen = providers.get(settings.provider)
-        if chosen is None:
-            raise ValueError(f"--provider: unknown provider {settings.provider!r}")
-        is_builtin = chosen.name in ("openai", "anthropic")
-        providers[chosen.name] = replace(
-            chosen,
-            base_url=base_url,
-            key_required=chosen.key_required and not is_builtin,
-        )
+        _point_at(providers, settings.provider, base_url)
     return settings
+
+
+def _point_at(providers: dict[str, Provider], name: str, base_url: str) -> None:
+    """--base-url (or [agent] base_url): the chosen provider's calls go to that URL. A
+    built-in provider then no longer needs its key (a local server takes none)."""
+    chosen = providers.get(name)
+    if chosen is None:
+        raise ValueError(f"--provider: unknown provider {name!r}")
+    is_builtin = chosen.name in ("openai", "anthropic")
+    providers[chosen.name] = replace(
+        chosen, base_url=base_url, key_required=chosen.key_required and not is_builtin
+    )
 
 
 def settings_values(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -304,7 +291,7 @@ def settings_values(document: Mapping[str, Any]) -> dict[str, Any]:
     for name, fields in (saved.items() if isinstance(saved, dict) else ()):
         if not isinstance(fields, dict) or fields.get("api") not in APIS:
             continue
-        if not _is_url(fields.get("base_url")):
+        if not is_url(fields.get("base_url")):
             continue
         with contextlib.suppress(KeyError, TypeError, ValueError):
             rate = None if fields.get("rate") is None else parse_rate(fields["rate"])

@@ -64,9 +64,11 @@ duplicate ids and a missing cmd are errors reported as FILE:LINE: problem, exit 
 A task with kind = "agent" (or the values of --prompt TEMPLATE, or --agent) is one
 chat-model call instead of a process. Its keys: prompt (replacement strings work as
 in cmd), system, model, temperature, max_tokens, provider and attach (files whose
-contents follow the prompt). The [agent] table sets their defaults for the run
-(the command line's --model, --provider, --system, --temperature, --max-tokens win
-over it; a task's own keys win over both), plus retries (HTTP retries of transient
+contents follow the prompt). The [agent] table sets their defaults for the run with
+every agent option of the command line (provider, model, system, temperature,
+max_tokens, and base_url, the chosen provider's URL); the command line's --model,
+--provider, --system, --temperature, --max-tokens and --base-url win over it, and a
+task's own keys win over both. [agent] also takes retries (HTTP retries of transient
 errors, default 4) and rate (a cap on all agent requests). Providers: openai
 (OpenAI-compatible Chat Completions at OPENAI_BASE_URL or https://api.openai.com/v1,
 key OPENAI_API_KEY) and anthropic (the Messages API at ANTHROPIC_BASE_URL or

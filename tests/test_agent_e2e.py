@@ -1018,3 +1018,18 @@ def test_agent_cli_tool_not_installed_is_an_error(tmp_path: Path) -> None:
     assert completed.returncode == 1
     record = details_by_id(completed, "a")
     assert record["status"] == "error" and "codex" in record["reason"]
+
+
+def test_agent_table_base_url_points_the_provider_at_a_local_server(
+    fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    (tmp_path / "tasks.toml").write_text(
+        f'[agent]\nbase_url = "{fake_llm.openai_url}"\nmodel = "m"\n\n'
+        '[[task]]\nid = "hi"\nkind = "agent"\nprompt = "Say hi"\n'
+    )
+    completed = fanout(fake_llm, "run", "tasks.toml")
+    assert completed.returncode == 0, completed.stderr
+    assert statuses(completed) == {"hi": "success"}
+    record = details_by_id(completed, "hi")
+    assert record["agent"]["request"]["url"] == f"{fake_llm.openai_url}/chat/completions"
+    assert [r.prompt for r in completions(fake_llm)] == ["Say hi"]

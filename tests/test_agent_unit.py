@@ -1244,3 +1244,23 @@ def test_a_fastapi_detail_body_is_the_reason() -> None:
     assert outcome.status is TaskStatus.FAILURE
     assert outcome.reason == "HTTP 401: Invalid API key"
     assert outcome.retry is False
+
+
+def test_agent_table_takes_base_url_and_the_command_line_wins() -> None:
+    table = parse_agent_table({"base_url": "http://127.0.0.1:8080/v1", "model": "m"}, fail)
+    from_file = build_settings(table, {}, {})
+    assert from_file.providers["openai"].base_url == "http://127.0.0.1:8080/v1"
+    assert from_file.providers["openai"].key_required is False
+    from_cli = build_settings(table, {"base_url": "http://127.0.0.1:9090/v1"}, {})
+    assert from_cli.providers["openai"].base_url == "http://127.0.0.1:9090/v1"
+    with pytest.raises(ValueError, match=r"^base_url: \[agent\] base_url: expected an http"):
+        parse_agent_table({"base_url": "localhost:8080"}, fail)
+
+
+def test_agent_table_accepts_every_agent_option_of_the_command_line() -> None:
+    from fanout_cli.options import AGENT_KEYS
+
+    samples = {"provider": "openai", "model": "m", "system": "s", "temperature": 0.5,
+               "max_tokens": 8, "base_url": "http://127.0.0.1:1/v1"}  # fmt: skip
+    assert set(samples) == set(AGENT_KEYS)
+    assert parse_agent_table(samples, fail) == samples
