@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import time
 import uuid
@@ -61,12 +60,18 @@ import fanout_cli
 from fanout_cli.config import RunConfig
 from fanout_cli.errors import UsageError
 from fanout_cli.executors import AttemptPlan, ended_attempt
+from fanout_cli.executors.dask_cluster import (
+    CLUSTER_CALL_SECONDS,
+    check_workers,
+    close,
+    connect,
+    quiet_distributed_logs,
+)
 from fanout_cli.executors.dask_worker import (
     ClusterClient,
     RemoteCommand,
     RemoteOutcome,
     run_command_on_worker,
-    worker_fanout_version,
 )
 from fanout_cli.executors.process import classify_exit, start_failure
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
@@ -74,10 +79,8 @@ from fanout_cli.models import Attempt, TaskSpec, TaskStatus
 if TYPE_CHECKING:
     import distributed
 
-CONNECT_TIMEOUT_SECONDS = 5.0
 OUTPUT_CAP_BYTES = 1 << 20  # of each of stdout and stderr, the tail kept
 STOP_MARGIN_SECONDS = 5.0  # beyond --grace, to hear back from a task told to stop
-_CLUSTER_CALL_SECONDS = 5.0  # bound on one bookkeeping call to the scheduler
 _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
@@ -94,19 +97,10 @@ def connect_executor(config: RunConfig) -> DaskExecutor:
             f"--executor {config.executor}: needs the dask extra: pip install 'fanout-cli[dask]'"
         ) from None
     if not os.environ.get("FANOUT_DEBUG"):
-        _quiet_distributed_logs()
+        quiet_distributed_logs()
     executor = DaskExecutor(config.executor, parse_resources(config.resources))
     anyio.run(executor.check_cluster)
     return executor
-
-
-def _quiet_distributed_logs() -> None:
-    """The client logs lost connections and the like on stderr; fanout says what they
-    mean for each task in its record instead. (FANOUT_DEBUG=1 keeps the logs.) Some
-    child loggers have levels of their own (distributed.client): set them all."""
-    for name in list(logging.root.manager.loggerDict):
-        if name == "distributed" or name.startswith("distributed."):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def parse_resources(items: Iterable[str]) -> dict[str, float]:
@@ -138,48 +132,8 @@ class DaskExecutor:
         self._clear_at_end: set[str] = set()  # Events a late task start may still read
 
     async def check_cluster(self) -> None:
-        """Connect once before the run folder is made: an unreachable scheduler or a
-        worker without this fanout is exit 2 now, not a run of errors."""
-        client = await self._connect()
-        versions: dict[str, Any] = {}
-        try:
-            # A worker that does not answer in time is not waited for: each task checks
-            # the version of the worker it runs on as well.
-            with anyio.move_on_after(CONNECT_TIMEOUT_SECONDS):
-                versions = await client.run(worker_fanout_version, on_error="return")
-        finally:
-            await _close(client)
-        for worker, version in sorted(versions.items()):
-            if version != fanout_cli.__version__:
-                found = (
-                    f"runs fanout {version}"
-                    if isinstance(version, str)
-                    else (f"cannot run fanout ({type(version).__name__}: {version})")
-                )
-                raise UsageError(
-                    f"--executor {self.executor}: worker {worker} {found}; install "
-                    f"fanout-cli=={fanout_cli.__version__} on every worker"
-                )
-
-    async def _connect(self) -> ClusterClient:
-        import distributed
-
-        try:
-            with anyio.fail_after(CONNECT_TIMEOUT_SECONDS + 2):
-                client = await distributed.Client(  # type: ignore[no-untyped-call]  # unannotated
-                    self.address,
-                    asynchronous=True,
-                    timeout=CONNECT_TIMEOUT_SECONDS,
-                    set_as_default=False,
-                    name="fanout",
-                )
-        except OSError as exc:  # refused, unresolvable, timed out (TimeoutError)
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UsageError(
-                f"--executor {self.executor}: cannot reach the Dask scheduler at "
-                f"{self.address} ({reason})"
-            ) from None
-        return cast(ClusterClient, client)
+        """Connect once before the run folder is made (dask_cluster.check_workers)."""
+        await check_workers(self.address, self.executor)
 
     def kill_all(self) -> None:
         for live in self._live.values():
@@ -192,7 +146,7 @@ class DaskExecutor:
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[None]:
-        client = await self._connect()
+        client = await connect(self.address, self.executor)
         self._client = client
         try:
             client.subscribe_topic("all", self._on_cluster_event)
@@ -211,7 +165,7 @@ class DaskExecutor:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic("all")
             with anyio.CancelScope(shield=True):
-                await _close(client)
+                await close(client)
 
     async def run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
         client = self._client
@@ -285,7 +239,7 @@ class DaskExecutor:
                 if await scheduler.event_is_set(name=f"{live.key}/started"):
                     result = await future
                     outcome = result if isinstance(result, RemoteOutcome) else None
-        with anyio.move_on_after(_CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
+        with anyio.move_on_after(CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
             await self._client.cancel([future], reason="stopped by fanout")
         return outcome
 
@@ -316,7 +270,7 @@ class DaskExecutor:
         assert self._client is not None
         name = f"{live.key}/ran-on/{worker}"
         self._clear_at_end.add(name)
-        with anyio.move_on_after(_CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
+        with anyio.move_on_after(CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
             if await self._client.scheduler.event_is_set(name=name):
                 live.lost_on = worker
                 live.waiting.cancel()
@@ -324,7 +278,7 @@ class DaskExecutor:
     async def _set_events(self, names: list[str]) -> None:
         if self._client is None:
             return
-        with anyio.move_on_after(_CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
+        with anyio.move_on_after(CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
             for name in names:
                 await self._client.scheduler.event_set(name=name)
 
@@ -333,17 +287,10 @@ class DaskExecutor:
         if self._client is None or self._client.status != "running" or not names:
             return  # a scheduler that went away took its Events with it
         scheduler = self._client.scheduler
-        with anyio.move_on_after(_CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
+        with anyio.move_on_after(CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
             async with anyio.create_task_group() as group:
                 for name in names:
                     group.start_soon(functools.partial(scheduler.event_clear, name=name))
-
-
-async def _close(client: ClusterClient) -> None:
-    if client.status == "closed":
-        return
-    with anyio.move_on_after(_CLUSTER_CALL_SECONDS), contextlib.suppress(Exception):
-        await client.close()
 
 
 def _write_outputs(plan: AttemptPlan, outcome: RemoteOutcome | Exception | None) -> None:
