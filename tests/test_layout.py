@@ -22,10 +22,6 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60  # from the `def` line to the end of the body
 MAX_PARAMETERS = 12  # `self` and `cls` of a method are not counted
 
-pending_refactor = pytest.mark.xfail(
-    strict=False,
-    reason="issue 13: refactor under way; the lead removes this mark when the layout lands",
-)
 
 
 @dataclass(frozen=True)
@@ -261,13 +257,11 @@ def modules() -> dict[str, Module]:
     return load_modules()
 
 
-@pending_refactor
 def test_no_module_over_400_lines(modules: dict[str, Module]) -> None:
     offenders = large_modules(modules)
     assert not offenders, report(f"modules over {MAX_MODULE_LINES} lines", offenders)
 
 
-@pending_refactor
 def test_no_function_over_60_lines(modules: dict[str, Module]) -> None:
     offenders = long_functions(modules)
     assert not offenders, report(f"functions over {MAX_FUNCTION_LINES} lines", offenders)
@@ -278,7 +272,6 @@ def test_no_function_over_12_parameters(modules: dict[str, Module]) -> None:
     assert not offenders, report(f"functions over {MAX_PARAMETERS} parameters", offenders)
 
 
-@pending_refactor
 def test_no_import_cycle(modules: dict[str, Module]) -> None:
     offenders = import_cycles(modules)
     assert not offenders, report("import cycles (imports inside functions count)", offenders)
