@@ -21,8 +21,8 @@ from typing import Any
 import anyio
 
 from fanout_cli.aop.writer import RunStore
-from fanout_cli.config import RunConfig
 from fanout_cli.models import Attempt, OutputInfo, TaskResult, TaskSpec, TaskStatus
+from fanout_cli.options import RunConfig
 from fanout_cli.strategies.base import uses_votes
 
 TAIL_BYTES = 256 << 10
@@ -312,14 +312,14 @@ async def read_result(
         outputs.stderr_text,
         reason,
         markers,
-        config.summary_chars,
+        config.output.summary_chars,
         first_lines=outputs.reply is not None,
     )
     if succeeded and summary == "(no output)" and reason:
         summary = f"(no output, {reason})"
     vote_key = None
-    if succeeded and uses_votes(config.strategy):
-        vote_key = await vote_key_of(config.vote_on, summary, last, outputs)
+    if succeeded and uses_votes(config.verdict.strategy):
+        vote_key = await vote_key_of(config.verdict.vote_on, summary, last, outputs)
     return TaskResult(
         spec=spec,
         status=status,
@@ -332,7 +332,7 @@ async def read_result(
         finished_at=last.finished_at,
         stdout=outputs.stdout,
         stderr=outputs.stderr,
-        score=score_of(config.score, markers, outputs.text),
+        score=score_of(config.verdict.score, markers, outputs.text),
         vote_key=vote_key,
         metrics=markers.metrics,
         reported_status=markers.status,

@@ -1,24 +1,29 @@
-"""Every option of `fanout run`, declared once, as data.
+"""Every option of `fanout run`, declared once, as data, and the settings they make.
 
-From this one table come the command line's parameters (and so `--help`, the man
-page's option list and the README's table, which are generated from the parser), the
-keys a task file's `[run]` and `[agent]` tables accept, and the parsers that read a
-value from either place. `RunConfig` (config.py) is checked against it.
+From the one table, `RUN_OPTIONS`, come the command line's parameters (and so `--help`,
+the man page's option list and the README's table, which are generated from the
+parser), the keys a task file's `[run]` and `[agent]` tables accept, and the parsers
+that read a value from either place. `build_config` merges the layers of `[run]`
+options into a `RunConfig`: one frozen record per group (policy, verdict, output,
+sharding), so that a stage is handed only its group.
 
-To add an option: one `Option(...)` line here, a field in its group's record in
-config.py (for `[run]` options), and the code that uses it."""
+To add an option: one `Option(...)` line in the table, a field in its group's record
+below (for a `[run]` option), and the code that uses it. tests/test_options.py checks
+that the table and the records agree."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from fanout_cli import values as v
+from fanout_cli.values import Rate, default_output_dir
 
-# What an option is for; each group is one frozen record of RunConfig (config.py),
-# except "source" (what the tasks are) and "agent" (the agent settings).
-Group = Literal["source", "policy", "strategy", "output", "shard", "agent"]
+# What an option is for; each group is one frozen record of RunConfig (below), except
+# "source" (what the tasks are) and "agent" (the agent settings, agents.py).
+Group = Literal["source", "policy", "verdict", "output", "sharding", "agent"]
 # value: takes a value; flag: present or not; switch: --x/--no-x; repeat: repeatable value.
 Kind = Literal["value", "flag", "switch", "repeat"]
 # The task-file table that takes the same key (None: the command line only).
@@ -69,21 +74,21 @@ RUN_OPTIONS: tuple[Option, ...] = (
     _value("retry_delay", "DUR", "First back-off before a retry; doubles each time, "
            "jittered. [default: 1s]", "policy", v.parse_duration),
     _value("strategy", "S", f"Verdict: {_STRATEGY_NAMES}. [default: all-succeed]",
-           "strategy", v.choice(v.STRATEGIES)),
+           "verdict", v.choice(v.STRATEGIES)),
     Option("fail_fast", ("--fail-fast/--no-fail-fast",), "all-succeed: stop at the first "
-           "failure.", "strategy", v.parse_flag, kind="switch"),
+           "failure.", "verdict", v.parse_flag, kind="switch"),
     _value("required_successes", "N", "first-n-succeed: pass once N succeed. [default: 1]",
-           "strategy", v.positive_int),
+           "verdict", v.positive_int),
     _value("min_successes", "N", "partial-success: successes needed. [default: 1]",
-           "strategy", v.non_negative_int),
+           "verdict", v.non_negative_int),
     _value("min_success_ratio", "R", "partial-success: share of all tasks needed, 0-1.",
-           "strategy", v.parse_ratio),
+           "verdict", v.parse_ratio),
     _value("score", "REGEX", "best-of-n: the score is group 1 of the last match in stdout. "
-           "[default: the [AOP:SCORE] line]", "strategy", v.parse_regex),
+           "[default: the [AOP:SCORE] line]", "verdict", v.parse_regex),
     _value("scorer", "CMD", "best-of-n: a command given the details file path; prints the "
-           "score.", "strategy", v.parse_text),
+           "score.", "verdict", v.parse_text),
     _value("vote_on", "WHAT", "majority-vote key: stdout, summary, exit-code, or a REGEX "
-           "(group 1). [default: stdout]", "strategy", v.parse_vote_on),
+           "(group 1). [default: stdout]", "verdict", v.parse_vote_on),
     _value("output_dir", "DIR", "Where runs are kept (env FANOUT_OUTPUT_DIR). "
            "[default: .cache/agent-outputs]", "output", v.parse_text),
     _value("run_id", "ID", "Name of this run's folder. [default: time-based, unique]",
@@ -117,13 +122,13 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "failed, timed-out, cancelled and error tasks.", "source", metavar="RUN",
            table=None),
     _value("shard", "I/N", "Run only shard I of N (1-based), balanced by recorded durations "
-           "(env FANOUT_SHARD, or CI_NODE_INDEX/CI_NODE_TOTAL and the like).", "shard",
+           "(env FANOUT_SHARD, or CI_NODE_INDEX/CI_NODE_TOTAL and the like).", "sharding",
            v.parse_shard_text),
     Option("timings", ("--timings",), "Recorded durations for --shard and --order: fanout "
            "timings JSON, a manifest.json or JUnit XML (repeatable). [default: earlier runs "
-           "in the output dir]", "shard", v.parse_paths, "FILE", kind="repeat"),
+           "in the output dir]", "sharding", v.parse_paths, "FILE", kind="repeat"),
     _value("order", "ORDER", "input, longest-first or failed-first (by recorded durations "
-           "and results). [default: input]", "shard", v.choice(v.ORDERS)),
+           "and results). [default: input]", "sharding", v.choice(v.ORDERS)),
     _value("junit", "FILE", "Also write the run as JUnit XML, one testcase per task.",
            "output", v.parse_text),
     _value("executor", "E", "local, or dask://HOST:PORT: run process tasks on a Dask cluster "
@@ -173,3 +178,133 @@ def flag_of(name: str) -> str:
     """The flag that sets a key, for messages: "min_successes" -> "--min-successes"."""
     option = BY_NAME.get(name)
     return option.flag if option is not None else "--" + name.replace("_", "-")
+
+
+# --- the settings: one frozen record per group ---------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    """How tasks run: the window, limits, retries, pacing, and where (the executor)."""
+
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    timeout: float | None = None
+    grace: float = 5.0
+    deadline: float | None = None
+    ok_exit: frozenset[int] = frozenset({0})
+    retries: int = 0
+    retry_delay: float = 1.0
+    rate: Rate | None = None
+    executor: str = "local"  # or dask://HOST:PORT: process tasks run on a Dask cluster
+    resources: tuple[str, ...] = ()  # NAME=AMOUNT worker resources each task needs (Dask)
+
+
+@dataclass(frozen=True)
+class VerdictOptions:
+    """How the results become one verdict: the strategy and what it reads."""
+
+    strategy: str = "all-succeed"
+    fail_fast: bool = False
+    required_successes: int = 1
+    min_successes: int | None = None
+    min_success_ratio: float | None = None
+    score: str | None = None
+    scorer: str | None = None
+    vote_on: str = "stdout"
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where the run is kept and how it is printed."""
+
+    output_dir: str = field(default_factory=default_output_dir)
+    run_id: str | None = None
+    format: str = "human"
+    summary_chars: int = 500
+    max_lines: int = 50
+    progress: bool | None = None  # live progress on stderr; None: when it is a terminal
+    color: str = "auto"  # never, always, auto (NO_COLOR and FORCE_COLOR respected)
+    quiet: bool = False
+    junit: str | None = None  # write JUnit XML of the run here
+
+
+@dataclass(frozen=True)
+class ShardOptions:
+    """Which part of the task list this run is, and in which order it runs."""
+
+    shard: str | None = None  # "2/4": run only shard 2 of 4
+    timings: tuple[str, ...] = ()  # files of recorded durations, for --shard and --order
+    order: str = "input"
+
+
+_GROUPS = {"policy": PolicyOptions, "verdict": VerdictOptions, "output": OutputOptions,
+           "sharding": ShardOptions}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every `[run]` option of `fanout run`, after the layers are merged, by group."""
+
+    policy: PolicyOptions = field(default_factory=PolicyOptions)
+    verdict: VerdictOptions = field(default_factory=VerdictOptions)
+    output: OutputOptions = field(default_factory=OutputOptions)
+    sharding: ShardOptions = field(default_factory=ShardOptions)
+
+    @classmethod
+    def of(cls, **values: Any) -> RunConfig:
+        """A config from option values by name (already parsed): RunConfig.of(jobs=2)."""
+        return cls().replaced(**values)
+
+    def replaced(self, **values: Any) -> RunConfig:
+        """This config with some options (by name) changed."""
+        groups = {
+            group: replace(getattr(self, group),
+                           **{n: value for n, value in values.items() if BY_NAME[n].group == group})
+            for group in _GROUPS
+        }  # fmt: skip
+        return RunConfig(**groups)
+
+    def values(self) -> dict[str, Any]:
+        """Every option's value by name, group after group (the manifest's options)."""
+        return {f.name: getattr(getattr(self, group), f.name)
+                for group, record in _GROUPS.items() for f in fields(record)}  # fmt: skip
+
+
+# The table and the records name the same options (tests/test_options.py checks more).
+assert {f.name for record in _GROUPS.values() for f in fields(record)} == set(RUN_KEYS)
+assert all(BY_NAME[f.name].group == group for group, record in _GROUPS.items()
+           for f in fields(record))  # fmt: skip
+
+
+class OptionError(ValueError):
+    """An option's value is not valid; `name` says which option."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(problem)
+        self.name = name
+        self.problem = problem
+
+
+# Options that exclude each other: a later layer's choice replaces the earlier one's.
+_EITHER_OR = (("min_successes", "min_success_ratio"), ("score", "scorer"))
+
+
+def build_config(*layers: Mapping[str, object]) -> RunConfig:
+    """Apply option layers, lowest precedence first ([run] table, then the command
+    line); None means not given. Raises OptionError naming the invalid option."""
+    changes: dict[str, Any] = {}
+    for layer in layers:
+        given = {name: raw for name, raw in layer.items() if raw is not None}
+        for first, second in _EITHER_OR:
+            if first in given and second in given:
+                raise OptionError(second, f"give {flag_of(first)} or {flag_of(second)}, not both")
+            if first in given:
+                changes.pop(second, None)
+            if second in given:
+                changes.pop(first, None)
+        for name, raw in given.items():
+            try:
+                changes[name] = parser(name)(raw)
+            except ValueError as exc:
+                raise OptionError(name, str(exc)) from None
+    return RunConfig.of(**changes)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from fanout_cli.config import Rate
+from fanout_cli.values import Rate
 
 MAX_BACKOFF_SECONDS = 60.0
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fanout_cli.config import OptionError, RunConfig, build_config
 from fanout_cli.errors import UsageError
 from fanout_cli.models import AgentCall, TaskSpec
-from fanout_cli.options import RUN_KEYS, flag_of
+from fanout_cli.options import RUN_KEYS, OptionError, RunConfig, build_config, flag_of
 from fanout_cli.render.console import warn
 from fanout_cli.sources import (
     Resume,
@@ -146,10 +145,10 @@ def plan_run(request: RunRequest) -> RunPlan:
     shards, known = None, 0
     if resume is None or not resume.from_saved_list:
         config = _shard_from_environment(config, environ)
-    if config.shard is not None or config.order != "input":
+    if config.sharding.shard is not None or config.sharding.order != "input":
         source, shards, known = _split(source, config, resume)
-        if config.shard is not None:
-            title = f"{title} [shard {config.shard}]"
+        if config.sharding.shard is not None:
+            title = f"{title} [shard {config.sharding.shard}]"
     return RunPlan(source, config, title, resume, agents, http_calls, shards, known)
 
 
@@ -185,10 +184,10 @@ def _completed_source(source: ListSource, agents: AgentSettings) -> ListSource:
 
 
 def _check_junit_folder(config: RunConfig) -> None:
-    if config.junit is not None:
-        folder = os.path.dirname(os.path.abspath(config.junit))
+    if config.output.junit is not None:
+        folder = os.path.dirname(os.path.abspath(config.output.junit))
         if not os.path.isdir(folder):
-            raise UsageError(f"--junit {config.junit}: no such folder {folder}")
+            raise UsageError(f"--junit {config.output.junit}: no such folder {folder}")
 
 
 # (index variable, total variable, index of the first node): what CI systems set on
@@ -224,13 +223,13 @@ def shard_from_environment(environ: Mapping[str, str]) -> tuple[Shard, str] | No
 
 def _shard_from_environment(config: RunConfig, environ: Mapping[str, str]) -> RunConfig:
     """--shard when given, else FANOUT_SHARD or a CI system's node index and total."""
-    if config.shard is not None:
+    if config.sharding.shard is not None:
         return config
     try:
         found = shard_from_environment(environ)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return config if found is None else replace(config, shard=str(found[0]))
+    return config if found is None else config.replaced(shard=str(found[0]))
 
 
 def _split(
@@ -241,9 +240,9 @@ def _split(
     from fanout_cli import timings as recorded
 
     specs = list(source.specs())  # a shard needs the whole list: stdin is read to its end
-    if config.timings:
+    if config.sharding.timings:
         timings = recorded.Timings()
-        for path in config.timings:
+        for path in config.sharding.timings:
             if not os.path.exists(path):  # a first CI pipeline has no cached timings yet
                 warn(f"--timings {path}: no such file; tasks it does not cover are "
                      "estimated alike")
@@ -253,16 +252,16 @@ def _split(
             except ValueError as exc:
                 raise UsageError(f"--timings {exc}") from None
     else:
-        runs = Path(config.output_dir) if resume is None else resume.run_dir.parent
+        runs = Path(config.output.output_dir) if resume is None else resume.run_dir.parent
         timings = recorded.timings_from_runs(runs)
     estimates = timings.estimates(specs)
     known = sum(1 for spec in specs if timings.known(spec.task_id) is not None)
     plans = None
-    if config.shard is not None and not (resume is not None and resume.from_saved_list):
-        shard = parse_shard(config.shard)
+    if config.sharding.shard is not None and not (resume is not None and resume.from_saved_list):
+        shard = parse_shard(config.sharding.shard)
         plans = recorded.plan_shards(specs, estimates, shard.total)
         specs = list(plans[shard.index - 1].tasks)
-    specs = recorded.ordered(specs, config.order, estimates, timings)
+    specs = recorded.ordered(specs, config.sharding.order, estimates, timings)
     return ListSource(source.name, specs), plans, known
 
 

@@ -20,13 +20,14 @@ import anyio
 from fanout_cli import interpret
 from fanout_cli.aop.documents import iso_time, journal_row, manifest_header
 from fanout_cli.aop.writer import RowIndex, RunStore
-from fanout_cli.config import RunConfig, format_duration
 from fanout_cli.errors import OutputClosedError
 from fanout_cli.executors import AttemptPlan, Executor
 from fanout_cli.models import Attempt, Prior, RunReport, TaskResult, TaskSpec, TaskStatus
+from fanout_cli.options import RunConfig
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
 from fanout_cli.sources import Resume, Source, planned_items
 from fanout_cli.strategies.base import StrategyOptions, Tracker
+from fanout_cli.values import format_duration
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -51,11 +52,11 @@ class Halt:
 
 def strategy_options(config: RunConfig) -> StrategyOptions:
     return StrategyOptions(
-        name=config.strategy,
-        fail_fast=config.fail_fast,
-        required_successes=config.required_successes,
-        min_successes=config.min_successes,
-        min_success_ratio=config.min_success_ratio,
+        name=config.verdict.strategy,
+        fail_fast=config.verdict.fail_fast,
+        required_successes=config.verdict.required_successes,
+        min_successes=config.verdict.min_successes,
+        min_success_ratio=config.verdict.min_success_ratio,
     )
 
 
@@ -76,7 +77,7 @@ class Runner:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.backoff = Backoff(config.retry_delay) if backoff is None else backoff
+        self.backoff = Backoff(config.policy.retry_delay) if backoff is None else backoff
         self.executor = executor
         self.store = store
         self.listener = listener
@@ -84,19 +85,19 @@ class Runner:
         self.rows = RowIndex()
         self.halt: Halt | None = None
         self._running: dict[int, anyio.CancelScope] = {}
-        self._free_slots = list(range(config.jobs, 0, -1))
+        self._free_slots = list(range(config.policy.jobs, 0, -1))
         self._streaming = total is None
         self.interrupted: int | None = None  # the first stopping signal received
-        self._rate = None if config.rate is None else RateLimiter(config.rate, clock)
+        self._rate = None if config.policy.rate is None else RateLimiter(config.policy.rate, clock)
 
     async def run(self, specs: AsyncIterator[TaskSpec | Prior]) -> None:
-        self._window = anyio.Semaphore(self.config.jobs)
+        self._window = anyio.Semaphore(self.config.policy.jobs)
         # Reading a stream (stdin) stops when the run stops; the tasks of a list known
         # up front are all recorded, the unstarted ones as not started.
         self._intake = anyio.CancelScope()
         async with self.executor.session(), anyio.create_task_group() as timers:
-            if self.config.deadline is not None:
-                timers.start_soon(self._deadline, self.config.deadline)
+            if self.config.policy.deadline is not None:
+                timers.start_soon(self._deadline, self.config.policy.deadline)
             if threading.current_thread() is threading.main_thread():
                 await timers.start(self._watch_signals)
             async with anyio.create_task_group() as tasks:
@@ -197,7 +198,7 @@ class Runner:
     async def _attempts(self, spec: TaskSpec, slot: int) -> tuple[list[Attempt], Halt | None]:
         """Run attempts until one ends for good or retries run out; with the halt that
         cancelled the task, if one did."""
-        retries = self.config.retries if spec.retries is None else spec.retries
+        retries = self.config.policy.retries if spec.retries is None else spec.retries
         attempts: list[Attempt] = []
         in_flight: float | None = None  # when the attempt now running began
         scope = anyio.CancelScope()
@@ -246,9 +247,9 @@ class Runner:
             slot=slot,
             stdout_path=stdout_path,
             stderr_path=stderr_path,
-            timeout=config.timeout if spec.timeout is None else spec.timeout,
-            grace=config.grace,
-            ok_exit=config.ok_exit if spec.ok_exit is None else spec.ok_exit,
+            timeout=config.policy.timeout if spec.timeout is None else spec.timeout,
+            grace=config.policy.grace,
+            ok_exit=config.policy.ok_exit if spec.ok_exit is None else spec.ok_exit,
         )
 
     def _cut_short(self, spec: TaskSpec, number: int, started_at: float, halt: Halt) -> Attempt:
@@ -287,9 +288,9 @@ class Runner:
         result = await interpret.read_result(self.config, self.store, spec, attempts, ending)
         details_file = self.store.write_details(result, self.store.run_id)
         result = replace(result, details_file=details_file)
-        if self.config.scorer and result.status is TaskStatus.SUCCESS:
+        if self.config.verdict.scorer and result.status is TaskStatus.SUCCESS:
             details_path = self.store.run_dir / details_file
-            score = await interpret.run_scorer(self.config.scorer, details_path)
+            score = await interpret.run_scorer(self.config.verdict.scorer, details_path)
             result = replace(result, score=score)
             self.store.write_details(result, self.store.run_id)
         return result
@@ -349,9 +350,9 @@ def run_tasks(
             rows=functools.partial(store.rows, runner.rows),
             started_at=started_at,
             finished_at=clock.wall(),
-            title=f"{title}: {count} task{'s' * (count != 1)}, {config.strategy}",
+            title=f"{title}: {count} task{'s' * (count != 1)}, {config.verdict.strategy}",
             interrupted=interrupted,
-            shard=config.shard,
+            shard=config.sharding.shard,
         )
         _close_run(store, header, report, status, resume)
     return report
@@ -363,7 +364,7 @@ def _open_run(
     """The run's store and manifest header: a new run folder, or the resumed one."""
     argv = list(sys.argv)
     if resume is None:
-        store = RunStore(config.output_dir, config.run_id)
+        store = RunStore(config.output.output_dir, config.output.run_id)
         header = manifest_header(
             run_id=store.run_id, argv=argv, options=options, started_at=started_at
         )

@@ -28,13 +28,13 @@ from fanout_cli.agents import (
     parse_agent_table,
     settings_values,
 )
-from fanout_cli.config import Rate, parse_rate
 from fanout_cli.executors import AttemptPlan
 from fanout_cli.executors.agent import HTTP_BACKOFF, AgentExecutor
 from fanout_cli.executors.exchange import classify_response, retry_after
 from fanout_cli.executors.process import ProcessExecutor
 from fanout_cli.models import AgentCall, Attempt, TaskSpec, TaskStatus
 from fanout_cli.pacing import Backoff, Pause, RateLimiter
+from fanout_cli.values import Rate, parse_rate
 
 KEY = "sk-test-SECRET-4242-do-not-leak"
 OPENAI_BASE = "http://llm.test/v1"

@@ -6,14 +6,8 @@ import math
 
 import pytest
 
-from fanout_cli.config import (
-    OptionError,
-    RunConfig,
-    build_config,
-    format_duration,
-    parse_duration,
-    parse_exit_codes,
-)
+from fanout_cli.options import OptionError, RunConfig, build_config
+from fanout_cli.values import format_duration, parse_duration, parse_exit_codes
 
 
 @pytest.mark.parametrize(
@@ -145,47 +139,47 @@ def test_build_config_without_layers_is_the_defaults() -> None:
 
 def test_build_config_defaults_follow_the_contract() -> None:
     config = build_config()
-    assert config.timeout is None
-    assert config.grace == 5.0
-    assert config.ok_exit == frozenset({0})
-    assert config.retries == 0
-    assert config.strategy == "all-succeed"
-    assert config.required_successes == 1
-    assert config.vote_on == "stdout"
-    assert config.format == "human"
-    assert config.summary_chars == 500
-    assert config.max_lines == 50
-    assert config.jobs >= 1
+    assert config.policy.timeout is None
+    assert config.policy.grace == 5.0
+    assert config.policy.ok_exit == frozenset({0})
+    assert config.policy.retries == 0
+    assert config.verdict.strategy == "all-succeed"
+    assert config.verdict.required_successes == 1
+    assert config.verdict.vote_on == "stdout"
+    assert config.output.format == "human"
+    assert config.output.summary_chars == 500
+    assert config.output.max_lines == 50
+    assert config.policy.jobs >= 1
 
 
 def test_output_dir_default_comes_from_environment() -> None:
     # conftest points FANOUT_OUTPUT_DIR at the test's own folder.
-    assert build_config().output_dir.endswith("/out")
+    assert build_config().output.output_dir.endswith("/out")
 
 
 def test_later_layer_wins() -> None:
     toml_layer = {"jobs": 2, "timeout": "5m", "strategy": "best-of-n"}
     command_line = {"jobs": "8", "timeout": "30s"}
     config = build_config(toml_layer, command_line)
-    assert config.jobs == 8
-    assert config.timeout == 30.0
-    assert config.strategy == "best-of-n"  # only set by the lower layer
+    assert config.policy.jobs == 8
+    assert config.policy.timeout == 30.0
+    assert config.verdict.strategy == "best-of-n"  # only set by the lower layer
 
 
 def test_none_in_a_later_layer_is_skipped() -> None:
     config = build_config({"jobs": 3, "fail_fast": True}, {"jobs": None, "fail_fast": None})
-    assert config.jobs == 3
-    assert config.fail_fast is True
+    assert config.policy.jobs == 3
+    assert config.verdict.fail_fast is True
 
 
 def test_values_are_parsed() -> None:
     config = build_config(
         {"ok_exit": "0,1", "grace": "500ms", "retries": "2", "min_success_ratio": "0.5"}
     )
-    assert config.ok_exit == frozenset({0, 1})
-    assert config.grace == 0.5
-    assert config.retries == 2
-    assert config.min_success_ratio == 0.5
+    assert config.policy.ok_exit == frozenset({0, 1})
+    assert config.policy.grace == 0.5
+    assert config.policy.retries == 2
+    assert config.verdict.min_success_ratio == 0.5
 
 
 @pytest.mark.parametrize(
@@ -237,12 +231,12 @@ def test_score_and_scorer_conflict() -> None:
 
 def test_min_successes_alone_is_fine() -> None:
     config = build_config({"strategy": "partial-success", "min_successes": 2})
-    assert config.min_successes == 2
-    assert config.min_success_ratio is None
+    assert config.verdict.min_successes == 2
+    assert config.verdict.min_success_ratio is None
 
 
 def test_durations_are_finite() -> None:
     config = build_config({"deadline": "1h", "timeout": 1.5})
-    assert config.deadline is not None
-    assert math.isfinite(config.deadline)
-    assert config.timeout == 1.5
+    assert config.policy.deadline is not None
+    assert math.isfinite(config.policy.deadline)
+    assert config.policy.timeout == 1.5

@@ -11,8 +11,16 @@ import typer.main
 
 from fanout_cli import manpage
 from fanout_cli.cli import app
-from fanout_cli.config import RunConfig, build_config
-from fanout_cli.options import AGENT_KEYS, BY_NAME, RUN_KEYS, RUN_OPTIONS, flag_of, parser
+from fanout_cli.options import (
+    AGENT_KEYS,
+    BY_NAME,
+    RUN_KEYS,
+    RUN_OPTIONS,
+    RunConfig,
+    build_config,
+    flag_of,
+    parser,
+)
 from fanout_cli.sources.taskfile import load_task_file
 
 
@@ -38,8 +46,19 @@ def test_names_flags_and_keys_are_unique() -> None:
     assert len(flags) == len(set(flags))
 
 
-def test_run_config_has_exactly_the_run_table_options() -> None:
-    assert {f.name for f in fields(RunConfig)} == set(RUN_KEYS)
+def test_run_config_groups_hold_exactly_the_run_table_options_of_their_group() -> None:
+    for group in fields(RunConfig):
+        record = getattr(RunConfig(), group.name)
+        names = {f.name for f in fields(record)}
+        assert names == {o.name for o in RUN_OPTIONS if o.group == group.name}, group.name
+    assert set(RunConfig().values()) == set(RUN_KEYS)
+
+
+def test_a_config_is_built_and_changed_by_option_names() -> None:
+    config = RunConfig.of(jobs=2, strategy="best-of-n", quiet=True, order="longest-first")
+    assert (config.policy.jobs, config.verdict.strategy) == (2, "best-of-n")
+    assert (config.output.quiet, config.sharding.order) == (True, "longest-first")
+    assert config.replaced(jobs=5).policy.jobs == 5 and config.policy.jobs == 2
 
 
 def test_every_option_has_help_and_every_value_option_a_metavar() -> None:
@@ -64,8 +83,9 @@ def test_parsers_accept_what_the_command_line_gives() -> None:
     samples = {"jobs": "3", "timeout": "1m", "ok_exit": "0,1", "strategy": "best-of-n",
                "rate": "5/s", "shard": "2/4", "resources": ("GPU=1",)}  # fmt: skip
     config = build_config(samples)
-    assert config.jobs == 3 and config.timeout == 60 and config.ok_exit == {0, 1}
-    assert config.shard == "2/4" and config.resources == ("GPU=1",)
+    policy = config.policy
+    assert policy.jobs == 3 and policy.timeout == 60 and policy.ok_exit == {0, 1}
+    assert config.sharding.shard == "2/4" and config.policy.resources == ("GPU=1",)
     assert parser("vote_on")("summary") == "summary"
 
 

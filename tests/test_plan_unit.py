@@ -54,8 +54,8 @@ def test_the_output_dir_comes_from_the_environment_passed_in(
 ) -> None:
     monkeypatch.setenv("FANOUT_OUTPUT_DIR", str(tmp_path / "from-os-environ"))
     plan = plan_run(request("a", environ={"FANOUT_OUTPUT_DIR": "from-request"}))
-    assert plan.config.output_dir == "from-request"
-    assert plan_run(request("a", environ={})).config.output_dir == ".cache/agent-outputs"
+    assert plan.config.output.output_dir == "from-request"
+    assert plan_run(request("a", environ={})).config.output.output_dir == ".cache/agent-outputs"
 
 
 def test_the_command_line_wins_over_the_task_files_run_table(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_the_command_line_wins_over_the_task_files_run_table(tmp_path: Path) -> 
         environ={},
     )
     config = plan_run(wanted).config
-    assert (config.jobs, config.timeout) == (5, 60.0)
+    assert (config.policy.jobs, config.policy.timeout) == (5, 60.0)
 
 
 def test_a_bad_option_value_names_the_flag() -> None:
@@ -78,7 +78,7 @@ def test_a_bad_option_value_names_the_flag() -> None:
 
 def test_a_shard_from_the_environment_splits_the_tasks() -> None:
     plan = plan_run(request("a", "b", "c", "d", environ={"FANOUT_SHARD": "2/2"}))
-    assert plan.config.shard == "2/2"
+    assert plan.config.sharding.shard == "2/2"
     assert plan.shards is not None and len(plan.shards) == 2
     assert [s.task_id for s in plan.source.specs()] == [t.task_id for t in plan.shards[1].tasks]
     assert plan.title.endswith("[shard 2/2]")

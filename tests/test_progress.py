@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from fanout_cli.config import RunConfig
 from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus, Verdict
+from fanout_cli.options import OutputOptions
 from fanout_cli.render import in_ci, make_renderer, progress_mode
 from fanout_cli.render.console import Console
 from fanout_cli.render.lines import HumanRenderer
@@ -337,7 +337,7 @@ def test_progress_mode(
     options: dict[str, Any], env: dict[str, str], stderr_terminal: bool, stdout_same: bool,
     expected: str,
 ) -> None:  # fmt: skip
-    assert progress_mode(RunConfig(**options), env, stderr_terminal, stdout_same) == expected
+    assert progress_mode(OutputOptions(**options), env, stderr_terminal, stdout_same) == expected
 
 
 @pytest.mark.parametrize(
@@ -361,11 +361,11 @@ def test_live_color(
     color: str, no_color: str, expected: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NO_COLOR", no_color)
-    assert live_color(RunConfig(color=color), io.StringIO()) is expected
+    assert live_color(OutputOptions(color=color), io.StringIO()) is expected
 
 
 def test_make_renderer_keeps_the_plain_lines_off_a_terminal() -> None:
-    renderer = make_renderer(RunConfig(progress=True), Console(io.StringIO()), total=3)
+    renderer = make_renderer(OutputOptions(progress=True), Console(io.StringIO()), total=3)
     assert isinstance(renderer, HumanRenderer)
 
 

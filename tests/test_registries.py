@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from fanout_cli.config import RunConfig
 from fanout_cli.executors import (
     EXECUTORS,
     executor_kind,
@@ -18,6 +17,7 @@ from fanout_cli.executors import (
 )
 from fanout_cli.executors.process import ProcessExecutor
 from fanout_cli.models import AgentCall
+from fanout_cli.options import PolicyOptions
 from fanout_cli.providers import WIRE_FORMATS
 
 
@@ -48,13 +48,13 @@ def test_other_executor_urls_are_refused_naming_the_forms(text: str) -> None:
 def test_the_local_executor_opens_without_importing_distributed() -> None:
     code = (
         "import sys\n"
-        "from fanout_cli.config import RunConfig\n"
+        "from fanout_cli.options import PolicyOptions\n"
         "from fanout_cli.executors import open_executor\n"
-        "print(type(open_executor(RunConfig())).__name__, 'distributed' in sys.modules)\n"
+        "print(type(open_executor(PolicyOptions())).__name__, 'distributed' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["ProcessExecutor", "False"]
-    assert isinstance(open_executor(RunConfig()), ProcessExecutor)
+    assert isinstance(open_executor(PolicyOptions()), ProcessExecutor)
 
 
 CALL = AgentCall(prompt="", model="m", system="be brief", max_tokens=None)

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from fanout_cli.aop.reader import RunInfo
-from fanout_cli.config import RunConfig
 from fanout_cli.errors import OutputClosedError, UsageError
 from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus, Verdict
+from fanout_cli.options import OutputOptions
 from fanout_cli.render import console as console_module
 from fanout_cli.render import make_renderer
 from fanout_cli.render.console import Console, error_line, warn
@@ -148,7 +148,7 @@ def test_task_line_and_verdict_line() -> None:
 
 def test_human_renderer_counts_tasks_never_started_in_one_line() -> None:
     console, stream = plain()
-    renderer = HumanRenderer(console, RunConfig())
+    renderer = HumanRenderer(console, OutputOptions())
     renderer.task_ended(result_of(1, "success", 1.0))
     for seq in (2, 3):
         never = replace(result_of(seq, "cancelled", 0.0, attempts=0), summary="not started")
@@ -161,7 +161,7 @@ def test_human_renderer_counts_tasks_never_started_in_one_line() -> None:
 
 def test_quiet_prints_the_verdict_line_only() -> None:
     console, stream = plain()
-    renderer = HumanRenderer(console, RunConfig(quiet=True))
+    renderer = HumanRenderer(console, OutputOptions(quiet=True))
     renderer.task_ended(result_of(1, "success", 1.0))
     renderer.finish(report_of(ROWS))
     assert stream.getvalue().count("\n") == 1
@@ -222,7 +222,7 @@ def test_json_lines_renderer_emits_one_event_a_line() -> None:
     [("json", SilentRenderer), ("aop", SilentRenderer), ("jsonl", JsonLinesRenderer)],
 )
 def test_make_renderer_by_format(output_format: str, kind: type) -> None:
-    renderer = make_renderer(RunConfig(format=output_format), Console(io.StringIO()))
+    renderer = make_renderer(OutputOptions(format=output_format), Console(io.StringIO()))
     assert isinstance(renderer, kind)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -13,9 +13,9 @@ import anyio.lowlevel
 import pytest
 
 from fanout_cli.aop.writer import RunStore
-from fanout_cli.config import RunConfig
 from fanout_cli.executors import AttemptPlan, ended_attempt
 from fanout_cli.models import Attempt, Prior, TaskResult, TaskSpec, TaskStatus
+from fanout_cli.options import RunConfig
 from fanout_cli.pacing import Backoff, Clock
 from fanout_cli.runner import Runner
 
@@ -134,8 +134,8 @@ def harness(
     backoff: Backoff | None = None,
     **options: object,
 ) -> Harness:
-    config = replace(RunConfig(), output_dir=str(tmp_path), **options)  # type: ignore[arg-type]
-    store = RunStore(config.output_dir, "unit")
+    config = RunConfig.of(output_dir=str(tmp_path), **options)
+    store = RunStore(config.output.output_dir, "unit")
     listener = Recorder()
     clock = FakeClock(hold=anyio.Event() if hold_time else None)
     runner = Runner(

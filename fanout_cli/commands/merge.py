@@ -25,9 +25,9 @@ from fanout_cli.aop.documents import iso_time, journal_event, json_bytes, merged
 from fanout_cli.aop.layout import RunFolder
 from fanout_cli.aop.writer import create_run_folder, write_whole_run
 from fanout_cli.commands.merge_sources import incomplete, load_runs, merged_rows, merged_timings
-from fanout_cli.config import OptionError, build_config
 from fanout_cli.errors import StoreError, UsageError
 from fanout_cli.models import Prior, RunReport, Verdict
+from fanout_cli.options import OptionError, build_config
 from fanout_cli.render.console import warn
 from fanout_cli.render.junit import write_run_junit
 from fanout_cli.results import MergeResult, SourceRun
@@ -65,10 +65,10 @@ def strategy_for(runs: Sequence[SourceRun], options: Mapping[str, str | None]) -
     except OptionError as exc:
         raise UsageError(f"--{exc.name.replace('_', '-')}: {exc.problem}") from None
     return StrategyOptions(
-        name=config.strategy,
-        required_successes=config.required_successes,
-        min_successes=config.min_successes,
-        min_success_ratio=config.min_success_ratio,
+        name=config.verdict.strategy,
+        required_successes=config.verdict.required_successes,
+        min_successes=config.verdict.min_successes,
+        min_success_ratio=config.verdict.min_success_ratio,
     )
 
 

@@ -7,12 +7,12 @@ the outcome. It returns the outcome; cli.py turns that into an exit status."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fanout_cli.config import RunConfig
     from fanout_cli.executors import Executor
+    from fanout_cli.options import RunConfig
     from fanout_cli.plan import RunPlan, RunRequest
 
 
@@ -38,10 +38,11 @@ def run_command(request: RunRequest) -> RunOutcome:
         return RunOutcome(passed=True)
     config = plan.config
     renderer = make_renderer(
-        config,
-        Console(color=color_choice(config.color)),
+        config.output,
+        Console(color=color_choice(config.output.color)),
         # On --resume, results that stand are not reported again: no total to count to.
         total=None if plan.resume is not None else plan.source.total,
+        jobs=config.policy.jobs,
     )
     executor = open_executor(plan)  # before the run folder exists: a bad cluster is exit 2
     options = options_document(config)
@@ -50,10 +51,10 @@ def run_command(request: RunRequest) -> RunOutcome:
     report = run_tasks(config, plan.source, executor, renderer, title=plan.title,
                        options=options, resume=plan.resume)  # fmt: skip
     renderer.finish(report)
-    if config.junit is not None:
+    if config.output.junit is not None:
         from fanout_cli.render.junit import write_run_junit
 
-        write_run_junit(config.junit, report)  # a StoreError (exit 2) if it cannot
+        write_run_junit(config.output.junit, report)  # a StoreError (exit 2) if it cannot
     return RunOutcome(report.verdict.passed, report.interrupted)
 
 
@@ -62,8 +63,8 @@ def show_dry_run(plan: RunPlan) -> None:
     from fanout_cli.render.lines import print_dry_run, print_shard_plan
 
     if plan.shards is not None:
-        print_shard_plan(Console(), plan.shards, plan.config.shard, plan.known)
-    print_dry_run(Console(), plan.source.commands(plan.config.jobs))
+        print_shard_plan(Console(), plan.shards, plan.config.sharding.shard, plan.known)
+    print_dry_run(Console(), plan.source.commands(plan.config.policy.jobs))
 
 
 def open_executor(plan: RunPlan) -> Executor:
@@ -71,20 +72,20 @@ def open_executor(plan: RunPlan) -> Executor:
     agent executor, which hands it every task that is not an HTTP call."""
     from fanout_cli.executors import open_executor as open_by_scheme
 
-    executor = open_by_scheme(plan.config)  # a remote one connects, or exits 2 within seconds
+    executor = open_by_scheme(plan.config.policy)  # a remote one connects or exits 2 at once
     if plan.agents is not None:
         from fanout_cli.executors.agent import AgentExecutor
 
-        executor = AgentExecutor(plan.agents, executor, connections=plan.config.jobs,
+        executor = AgentExecutor(plan.agents, executor, connections=plan.config.policy.jobs,
                                  http=plan.http_calls)  # fmt: skip
     return executor
 
 
 def options_document(config: RunConfig) -> dict[str, Any]:
     """The run's options as the manifest keeps them (read back by --resume)."""
-    document = asdict(config)
-    document["ok_exit"] = sorted(config.ok_exit)
-    document["rate"] = None if config.rate is None else str(config.rate)
-    document["timings"] = list(config.timings)
-    document["resources"] = list(config.resources)
+    document = config.values()
+    document["ok_exit"] = sorted(config.policy.ok_exit)
+    document["rate"] = None if config.policy.rate is None else str(config.policy.rate)
+    document["timings"] = list(config.sharding.timings)
+    document["resources"] = list(config.policy.resources)
     return document

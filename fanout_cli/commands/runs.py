@@ -10,9 +10,9 @@ from typing import Any
 
 from fanout_cli import history
 from fanout_cli.aop.reader import RunInfo
-from fanout_cli.config import parse_duration
 from fanout_cli.errors import FanoutError, UsageError
 from fanout_cli.results import CleanResult, RunView, TaskOutput, TaskView
+from fanout_cli.values import parse_duration
 
 
 def list_runs(output_dir: Path) -> list[RunInfo]:

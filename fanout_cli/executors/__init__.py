@@ -90,8 +90,9 @@ _ADDRESS = re.compile(r"([a-z][a-z0-9+.-]*)://([^:/\s]+):(\d{1,5})/?")
 
 
 class Chosen(Protocol):
-    """What opening an executor reads: a RunConfig (its opener reads the rest, such as
-    --resources). Named as a protocol so that this module does not import config."""
+    """What opening an executor reads: the run's policy options (options.PolicyOptions;
+    its opener reads the rest, such as --resources). A protocol, so that this module
+    does not import the options."""
 
     @property
     def executor(self) -> str: ...
@@ -142,10 +143,10 @@ def executor_kind(url: str) -> ExecutorKind:
     return EXECUTORS[scheme]
 
 
-def open_executor(config: Chosen) -> Executor:
-    """The executor `config.executor` names, ready to run (a remote one has answered;
+def open_executor(policy: Chosen) -> Executor:
+    """The executor `policy.executor` names, ready to run (a remote one has answered;
     a UsageError, exit 2, when it cannot be reached or its extra is not installed)."""
-    module_name, _, function = executor_kind(config.executor).opener.partition(":")
+    module_name, _, function = executor_kind(policy.executor).opener.partition(":")
     opener: Any = getattr(importlib.import_module(module_name), function)
-    return cast(Executor, opener(config))
+    return cast(Executor, opener(policy))
 

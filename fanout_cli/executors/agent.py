@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from fanout_cli.agents import AgentSettings, Provider, read_attachments
-from fanout_cli.config import format_duration
 from fanout_cli.executors import AttemptPlan, Executor, ended_attempt
 from fanout_cli.executors.exchange import (
     PAUSING_STATUSES,
@@ -31,6 +30,7 @@ from fanout_cli.executors.exchange import (
 )
 from fanout_cli.models import AgentCall, Attempt, TaskSpec, TaskStatus
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, Pause, RateLimiter
+from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
     import httpx2

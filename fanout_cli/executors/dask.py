@@ -57,7 +57,6 @@ import anyio
 import anyio.abc
 
 import fanout_cli
-from fanout_cli.config import RunConfig
 from fanout_cli.errors import UsageError
 from fanout_cli.executors import AttemptPlan, ended_attempt
 from fanout_cli.executors.dask_cluster import (
@@ -75,6 +74,7 @@ from fanout_cli.executors.dask_worker import (
 )
 from fanout_cli.executors.process import classify_exit, start_failure
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
+from fanout_cli.options import PolicyOptions
 
 if TYPE_CHECKING:
     import distributed
@@ -87,18 +87,19 @@ _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 # --- the coordinator ------------------------------------------------------------------
 
 
-def connect_executor(config: RunConfig) -> DaskExecutor:
-    """The executor for `config.executor` (dask://HOST:PORT), once the scheduler has
+def connect_executor(policy: PolicyOptions) -> DaskExecutor:
+    """The executor for `policy.executor` (dask://HOST:PORT), once the scheduler has
     answered and its workers run this fanout; a UsageError (exit 2) otherwise."""
     try:
         import distributed  # noqa: F401  # the optional extra
     except ImportError:
         raise UsageError(
-            f"--executor {config.executor}: needs the dask extra: pip install 'fanout-cli[dask]'"
+            f"--executor {policy.executor}: needs the dask extra: "
+            "pip install 'fanout-cli[dask]'"
         ) from None
     if not os.environ.get("FANOUT_DEBUG"):
         quiet_distributed_logs()
-    executor = DaskExecutor(config.executor, parse_resources(config.resources))
+    executor = DaskExecutor(policy.executor, parse_resources(policy.resources))
     anyio.run(executor.check_cluster)
     return executor
 

@@ -23,9 +23,10 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
-from fanout_cli.config import RunConfig, format_duration
 from fanout_cli.executors import AttemptPlan, ended_attempt
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
+from fanout_cli.options import PolicyOptions
+from fanout_cli.values import format_duration
 
 _GROUP_POLL_SECONDS = 0.02
 _SHELL_EXIT_MEANINGS = {126: "not executable", 127: "command not found"}
@@ -179,7 +180,7 @@ def describe_signal(signum: int) -> str:
         return f"signal {signum}"
 
 
-def open_local(config: RunConfig) -> ProcessExecutor:
+def open_local(policy: PolicyOptions) -> ProcessExecutor:
     """--executor local (the default): processes on this machine."""
     return ProcessExecutor()
 

@@ -24,8 +24,8 @@ from fanout_cli.render.console import Console
 from fanout_cli.render.lines import HumanRenderer
 
 if TYPE_CHECKING:
-    from fanout_cli.config import RunConfig
     from fanout_cli.models import RunReport, TaskResult, TaskSpec
+    from fanout_cli.options import OutputOptions
 
 
 class Renderer(Protocol):
@@ -66,32 +66,35 @@ def terminal_streams(stdout: TextIO, stderr: TextIO) -> tuple[bool, bool]:
 
 
 def progress_mode(
-    config: RunConfig, env: Mapping[str, str], stderr_terminal: bool, stdout_same_terminal: bool
+    output: OutputOptions, env: Mapping[str, str], stderr_terminal: bool, stdout_same_terminal: bool
 ) -> ProgressMode:
     """The human format's live progress. `terminal`: a live area on stderr, task lines
     scrolling up above it, the run's table at the end. `stderr`: only the live area
     (--progress while stdout goes elsewhere: stdout keeps its plain lines). `off`: the
     plain lines, as in a pipe or a CI log."""
-    if config.format != "human" or config.quiet or config.progress is False:
+    if output.format != "human" or output.quiet or output.progress is False:
         return "off"
     if not stderr_terminal or env.get("TERM") == "dumb":
         return "off"
-    if config.progress is None and (in_ci(env) or not stdout_same_terminal):
+    if output.progress is None and (in_ci(env) or not stdout_same_terminal):
         return "off"
     return "terminal" if stdout_same_terminal else "stderr"
 
 
-def make_renderer(config: RunConfig, console: Console, total: int | None = None) -> Renderer:
-    """`total`: the number of tasks when known up front (the live bar's end)."""
-    if config.format == "human" or config.quiet:
-        mode = progress_mode(config, os.environ, *terminal_streams(console.stream, sys.stderr))
+def make_renderer(
+    output: OutputOptions, console: Console, total: int | None = None, jobs: int = 1
+) -> Renderer:
+    """`total`: the number of tasks when known up front (the live bar's end); `jobs`:
+    the slots the live area shows."""
+    if output.format == "human" or output.quiet:
+        mode = progress_mode(output, os.environ, *terminal_streams(console.stream, sys.stderr))
         if mode == "off":
-            return HumanRenderer(console, config)
+            return HumanRenderer(console, output)
         from fanout_cli.render.live import LiveRenderer  # only on a terminal: it brings rich
 
-        return LiveRenderer(console, config, total, lines_on_stdout=mode == "stderr")
+        return LiveRenderer(console, output, total, jobs, lines_on_stdout=mode == "stderr")
     from fanout_cli.render.machine import JsonLinesRenderer, SilentRenderer  # not for human
 
-    if config.format == "jsonl":
+    if output.format == "jsonl":
         return JsonLinesRenderer(console)
-    return SilentRenderer(console, config)
+    return SilentRenderer(console, output)

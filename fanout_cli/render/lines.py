@@ -13,7 +13,7 @@ from fanout_cli.render.console import Console
 from fanout_cli.template import display_command
 
 if TYPE_CHECKING:  # --dry-run --shard only; the types, not the module
-    from fanout_cli.config import RunConfig
+    from fanout_cli.options import OutputOptions
     from fanout_cli.timings import ShardPlan
 
 STATUS_COLORS = {
@@ -74,9 +74,9 @@ class HumanRenderer:
     """A line per task as it ends, then the verdict line (in a pipe, a CI log; on a
     terminal, render.live.LiveRenderer)."""
 
-    def __init__(self, console: Console, config: RunConfig) -> None:
+    def __init__(self, console: Console, output: OutputOptions) -> None:
         self.console = console
-        self.quiet = config.quiet
+        self.quiet = output.quiet
         self.not_started: dict[str, int] = {}  # status -> count, shown as one line
 
     def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None:

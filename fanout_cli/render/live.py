@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from rich.live import Live
     from rich.text import Text
 
-    from fanout_cli.config import RunConfig
+    from fanout_cli.options import OutputOptions
 
 REFRESH_SECONDS = 0.25  # at most four redraws a second, and only when something changed
 SHOW_AFTER_SECONDS = 0.2  # the area appears once the run has gone on this long
@@ -49,10 +49,10 @@ RICH_STYLES = {  # the colours of render.lines' ANSI codes, by rich's names
 }
 
 
-def live_color(config: RunConfig, stderr: TextIO) -> bool:
+def live_color(output: OutputOptions, stderr: TextIO) -> bool:
     """--color always|never decide, over NO_COLOR too; auto asks NO_COLOR and stderr."""
-    if config.color in ("always", "never"):
-        return config.color == "always"
+    if output.color in ("always", "never"):
+        return output.color == "always"
     return use_color(stderr)
 
 
@@ -336,15 +336,16 @@ class LiveRenderer:
     def __init__(
         self,
         console: Console,
-        config: RunConfig,
+        output: OutputOptions,
         total: int | None,
+        jobs: int,
         *,
         lines_on_stdout: bool,
     ) -> None:
         self.console = console
-        self.state = ProgressState(total, config.jobs)
-        self.area = LiveArea(self.state, color=live_color(config, sys.stderr))
-        self.plain = HumanRenderer(console, config) if lines_on_stdout else None
+        self.state = ProgressState(total, jobs)
+        self.area = LiveArea(self.state, color=live_color(output, sys.stderr))
+        self.plain = HumanRenderer(console, output) if lines_on_stdout else None
 
     def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None:
         self.state.started(spec, attempt)

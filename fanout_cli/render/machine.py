@@ -20,7 +20,7 @@ from fanout_cli.render.console import Console
 from fanout_cli.render.lines import display_path
 
 if TYPE_CHECKING:
-    from fanout_cli.config import RunConfig
+    from fanout_cli.options import OutputOptions
 
 RESULT_VERSION = 1
 
@@ -128,9 +128,9 @@ class JsonLinesRenderer:
 class SilentRenderer:
     """Formats that print only at the end: aop and json."""
 
-    def __init__(self, console: Console, config: RunConfig) -> None:
+    def __init__(self, console: Console, output: OutputOptions) -> None:
         self.console = console
-        self.config = config
+        self.output = output
 
     def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None:
         pass
@@ -139,5 +139,5 @@ class SilentRenderer:
         pass
 
     def finish(self, report: RunReport) -> None:
-        config = self.config
-        print_report(self.console, report, config.format, config.max_lines, config.summary_chars)
+        output = self.output
+        print_report(self.console, report, output.format, output.max_lines, output.summary_chars)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from fanout_cli.config import OptionError, build_config
 from fanout_cli.errors import TaskFileError, UsageError
 from fanout_cli.models import AgentCall, Prior, TaskSpec
+from fanout_cli.options import OptionError, build_config
 from fanout_cli.sources.stdin import StdinSource
 from fanout_cli.sources.values import (
     ListSource,
