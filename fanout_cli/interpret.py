@@ -23,7 +23,7 @@ import anyio
 from fanout_cli.aop.writer import RunStore
 from fanout_cli.models import Attempt, OutputInfo, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.options import RunConfig
-from fanout_cli.strategies.base import uses_votes
+from fanout_cli.strategies import uses_votes
 
 TAIL_BYTES = 256 << 10
 EXCERPT_BYTES = 4096

@@ -26,7 +26,7 @@ from fanout_cli.models import Attempt, Prior, RunReport, TaskResult, TaskSpec, T
 from fanout_cli.options import RunConfig
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
 from fanout_cli.sources import Resume, Source, planned_items
-from fanout_cli.strategies.base import StrategyOptions, Tracker
+from fanout_cli.strategies import StrategyOptions, Tracker
 from fanout_cli.values import format_duration
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fanout_cli.aop import reader
+from fanout_cli.aop import RunFolder, details_name, output_names_of, reader
 from fanout_cli.aop.documents import (
     journal_event,
     journal_row,
@@ -21,7 +21,6 @@ from fanout_cli.aop.documents import (
     spec_document,
     spec_from_document,
 )
-from fanout_cli.aop.layout import RunFolder, details_name, output_names_of
 from fanout_cli.aop.writer import RowIndex, RunStore, create_run_folder, write_whole_run
 from fanout_cli.errors import StoreError
 from fanout_cli.models import AgentCall, RunReport, TaskResult, TaskSpec, TaskStatus, Verdict

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from fanout_cli.models import TaskResult, TaskSpec, TaskStatus
-from fanout_cli.strategies.base import (
+from fanout_cli.strategies import (
     STRATEGIES,
     Decision,
     StrategyOptions,

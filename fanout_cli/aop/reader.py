@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from fanout_cli.aop import RunFolder
 from fanout_cli.aop.documents import TASKS_MARKER, manifest_header_from, parse_time
-from fanout_cli.aop.layout import RunFolder
 
 _ENDED = ("finished", "interrupted")
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from fanout_cli.aop import RunFolder, details_name
 from fanout_cli.aop.documents import (
     details_document,
     iso_time,
@@ -26,7 +27,6 @@ from fanout_cli.aop.documents import (
     manifest_chunks,
     spec_document,
 )
-from fanout_cli.aop.layout import RunFolder, details_name
 from fanout_cli.errors import StoreError, UsageError
 from fanout_cli.models import OutputInfo, RunReport, TaskResult, TaskSpec
 

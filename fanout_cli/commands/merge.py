@@ -21,8 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from fanout_cli.aop import RunFolder
 from fanout_cli.aop.documents import iso_time, journal_event, json_bytes, merged_manifest_header
-from fanout_cli.aop.layout import RunFolder
 from fanout_cli.aop.writer import create_run_folder, write_whole_run
 from fanout_cli.commands.merge_sources import incomplete, load_runs, merged_rows, merged_timings
 from fanout_cli.errors import StoreError, UsageError
@@ -31,7 +31,7 @@ from fanout_cli.options import OptionError, build_config
 from fanout_cli.render.console import warn
 from fanout_cli.render.junit import write_run_junit
 from fanout_cli.results import MergeResult, SourceRun
-from fanout_cli.strategies.base import STRATEGIES, StrategyOptions, Tracker
+from fanout_cli.strategies import STRATEGIES, StrategyOptions, Tracker
 from fanout_cli.timings import (
     Timings,
     load_timings,

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from fanout_cli import history
-from fanout_cli.aop import reader
+from fanout_cli.aop import RunFolder, reader
 from fanout_cli.aop.documents import json_bytes, parse_time
-from fanout_cli.aop.layout import RunFolder
 from fanout_cli.errors import UsageError
 from fanout_cli.models import TaskStatus
 from fanout_cli.results import SourceRun

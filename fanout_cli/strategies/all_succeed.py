@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fanout_cli.models import STATUS_ORDER, Verdict
-from fanout_cli.strategies.base import Decision, Outcome, Strategy, Tally
+from fanout_cli.strategies import Decision, Outcome, Strategy, Tally
 
 
 class AllSucceed(Strategy):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fanout_cli.models import Verdict, Winner
-from fanout_cli.strategies.base import Strategy, Tally
+from fanout_cli.strategies import Strategy, Tally
 
 
 class BestOfN(Strategy):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fanout_cli.models import Verdict, Winner
-from fanout_cli.strategies.base import Decision, Outcome, Strategy, Tally, majority_threshold
+from fanout_cli.strategies import Decision, Outcome, Strategy, Tally, majority_threshold
 
 
 class MajorityVote(Strategy):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fanout_cli.models import Verdict
-from fanout_cli.strategies.base import Strategy, Tally, required_for_partial
+from fanout_cli.strategies import Strategy, Tally, required_for_partial
 
 
 class PartialSuccess(Strategy):
