@@ -13,26 +13,10 @@ from fanout_cli.aop.reader import (
     RunInfo,
     is_run_folder,
     list_runs,
-    read_manifest_header,
-    run_info,
     task_rows,
 )
 from fanout_cli.aop.writer import remove_run_folder
 from fanout_cli.errors import UsageError
-
-# list_runs, run_info, task_rows and read_manifest_header moved to fanout_cli.aop.reader;
-# cli.py and prepare.py still call them through this module.
-__all__ = [
-    "CleanPlan",
-    "find_task",
-    "list_runs",
-    "plan_clean",
-    "read_manifest_header",
-    "remove_run",
-    "resolve_run",
-    "run_info",
-    "task_rows",
-]
 
 
 def resolve_run(output_dir: Path, name: str) -> Path:

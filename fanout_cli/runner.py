@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
@@ -289,7 +290,7 @@ class Runner:
         details_file = self.store.write_details(result, self.store.run_id)
         result = replace(result, details_file=details_file)
         if self.config.verdict.scorer and result.status is TaskStatus.SUCCESS:
-            details_path = self.store.run_dir / details_file
+            details_path = Path(self.store.folder.member(details_file))
             score = await interpret.run_scorer(self.config.verdict.scorer, details_path)
             result = replace(result, score=score)
             self.store.write_details(result, self.store.run_id)

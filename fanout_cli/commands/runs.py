@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 from pathlib import Path
-from typing import Any
 
 from fanout_cli import history
+from fanout_cli.aop import RunFolder, reader
 from fanout_cli.aop.reader import RunInfo
 from fanout_cli.errors import FanoutError, UsageError
 from fanout_cli.results import CleanResult, RunView, TaskOutput, TaskView
@@ -17,12 +15,12 @@ from fanout_cli.values import parse_duration
 
 def list_runs(output_dir: Path) -> list[RunInfo]:
     """The runs in the output folder, newest first."""
-    return history.list_runs(output_dir)
+    return reader.list_runs(output_dir)
 
 
 def show_run(output_dir: Path, name: str) -> RunView:
     run_dir = history.resolve_run(output_dir, name)
-    return RunView(history.run_info(run_dir), history.task_rows(run_dir))
+    return RunView(reader.run_info(run_dir), reader.task_rows(run_dir))
 
 
 def show_task(output_dir: Path, name: str, task: str) -> TaskView:
@@ -31,16 +29,15 @@ def show_task(output_dir: Path, name: str, task: str) -> TaskView:
     # A merged run's tasks keep their files in the run they came from.
     task_dir = Path(row.get("run_dir") or run_dir)
     details_file = row.get("details_file")
-    details: dict[str, Any] = {}
-    if details_file:
-        with contextlib.suppress(OSError, ValueError):
-            details = json.loads((task_dir / details_file).read_bytes())
+    details = reader.read_details(task_dir, details_file) if details_file else {}
     record = details or {key: value for key, value in row.items() if key not in ("event",)}
+    folder = RunFolder(task_dir)
     outputs = []
     for stream in ("stdout", "stderr"):
         info = details.get(stream)
         if isinstance(info, dict) and info.get("path"):
-            outputs.append(TaskOutput(stream, info.get("bytes"), task_dir / str(info["path"])))
+            path = Path(folder.member(str(info["path"])))
+            outputs.append(TaskOutput(stream, info.get("bytes"), path))
     return TaskView(record, tuple(outputs))
 
 

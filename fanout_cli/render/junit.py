@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fanout_cli.aop import RunFolder, output_names_of
 from fanout_cli.errors import StoreError
 from fanout_cli.models import RunReport
 
@@ -261,11 +262,12 @@ def _excerpts(row: Mapping[str, Any], output_chars: int) -> tuple[str, str]:
     if output_chars == 0 or not isinstance(run_dir, str) or not isinstance(details_file, str):
         return "", ""
     # Output files always sit in the run folder; a manifest cannot point elsewhere.
-    stem, extension = os.path.splitext(os.path.basename(details_file))
-    if extension != ".json" or not stem:
+    names = output_names_of(details_file)
+    if names is None:
         return "", ""
-    base = os.path.join(run_dir, stem)
-    return read_tail(base + ".stdout", output_chars), read_tail(base + ".stderr", output_chars)
+    folder = RunFolder(run_dir)
+    stdout, stderr = (folder.member(name) for name in names)
+    return read_tail(stdout, output_chars), read_tail(stderr, output_chars)
 
 
 def read_tail(path: str, chars: int) -> str:
