@@ -3,6 +3,7 @@ command line, RunConfig, the task file's [run] and [agent] keys and the docs fol
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from fanout_cli.options import (
     BY_NAME,
     RUN_KEYS,
     RUN_OPTIONS,
+    OptionError,
     RunConfig,
     build_config,
     flag_of,
@@ -103,3 +105,115 @@ def test_docs_list_every_declared_flag() -> None:
     documented = " ".join(flags for flags, _ in manpage.option_rows())
     for option in RUN_OPTIONS:
         assert option.flag in documented, option.name
+
+
+# --- layers of options into one RunConfig ----------------------------------------------
+
+
+def test_build_config_without_layers_is_the_defaults() -> None:
+    assert build_config() == RunConfig()
+
+
+def test_build_config_defaults_follow_the_contract() -> None:
+    config = build_config()
+    assert config.policy.timeout is None
+    assert config.policy.grace == 5.0
+    assert config.policy.ok_exit == frozenset({0})
+    assert config.policy.retries == 0
+    assert config.verdict.strategy == "all-succeed"
+    assert config.verdict.required_successes == 1
+    assert config.verdict.vote_on == "stdout"
+    assert config.output.format == "human"
+    assert config.output.summary_chars == 500
+    assert config.output.max_lines == 50
+    assert config.policy.jobs >= 1
+
+
+def test_output_dir_default_comes_from_environment() -> None:
+    # conftest points FANOUT_OUTPUT_DIR at the test's own folder.
+    assert build_config().output.output_dir.endswith("/out")
+
+
+def test_later_layer_wins() -> None:
+    toml_layer = {"jobs": 2, "timeout": "5m", "strategy": "best-of-n"}
+    command_line = {"jobs": "8", "timeout": "30s"}
+    config = build_config(toml_layer, command_line)
+    assert config.policy.jobs == 8
+    assert config.policy.timeout == 30.0
+    assert config.verdict.strategy == "best-of-n"  # only set by the lower layer
+
+
+def test_none_in_a_later_layer_is_skipped() -> None:
+    config = build_config({"jobs": 3, "fail_fast": True}, {"jobs": None, "fail_fast": None})
+    assert config.policy.jobs == 3
+    assert config.verdict.fail_fast is True
+
+
+def test_values_are_parsed() -> None:
+    config = build_config(
+        {"ok_exit": "0,1", "grace": "500ms", "retries": "2", "min_success_ratio": "0.5"}
+    )
+    assert config.policy.ok_exit == frozenset({0, 1})
+    assert config.policy.grace == 0.5
+    assert config.policy.retries == 2
+    assert config.verdict.min_success_ratio == 0.5
+
+
+@pytest.mark.parametrize(
+    ("layer", "name"),
+    [
+        pytest.param({"jobs": 0}, "jobs", id="jobs-zero"),
+        pytest.param({"jobs": "many"}, "jobs", id="jobs-word"),
+        pytest.param({"timeout": "ten"}, "timeout", id="timeout-word"),
+        pytest.param({"retries": -1}, "retries", id="retries-negative"),
+        pytest.param({"strategy": "best-of-three"}, "strategy", id="strategy-unknown"),
+        pytest.param({"format": "xml"}, "format", id="format-unknown"),
+        pytest.param({"ok_exit": "256"}, "ok_exit", id="ok-exit-out-of-range"),
+        pytest.param({"fail_fast": "yes"}, "fail_fast", id="flag-not-boolean"),
+        pytest.param({"min_success_ratio": 1.5}, "min_success_ratio", id="ratio-above-one"),
+        pytest.param({"min_success_ratio": 0}, "min_success_ratio", id="ratio-zero"),
+        pytest.param({"score": "("}, "score", id="score-bad-regex"),
+        pytest.param({"run_id": "../escape"}, "run_id", id="run-id-with-slash"),
+        pytest.param({"summary_chars": 5}, "summary_chars", id="summary-chars-too-small"),
+    ],
+)
+def test_option_error_names_the_option(layer: dict[str, object], name: str) -> None:
+    with pytest.raises(OptionError) as raised:
+        build_config(layer)
+    assert raised.value.name == name
+    assert raised.value.problem
+    assert isinstance(raised.value, ValueError)
+
+
+def test_option_error_names_the_failing_layer_value() -> None:
+    with pytest.raises(OptionError) as raised:
+        build_config({"jobs": 2}, {"jobs": "0"})
+    assert raised.value.name == "jobs"
+    assert "got 0" in raised.value.problem
+
+
+def test_min_successes_and_ratio_conflict() -> None:
+    with pytest.raises(OptionError) as raised:
+        build_config({"min_successes": 2, "min_success_ratio": 0.5})
+    assert raised.value.name in {"min_successes", "min_success_ratio"}
+    assert "not both" in raised.value.problem
+
+
+def test_score_and_scorer_conflict() -> None:
+    with pytest.raises(OptionError) as raised:
+        build_config({"score": r"score=(\d+)", "scorer": "./rate.sh"})
+    assert raised.value.name in {"score", "scorer"}
+    assert "not both" in raised.value.problem
+
+
+def test_min_successes_alone_is_fine() -> None:
+    config = build_config({"strategy": "partial-success", "min_successes": 2})
+    assert config.verdict.min_successes == 2
+    assert config.verdict.min_success_ratio is None
+
+
+def test_durations_are_finite() -> None:
+    config = build_config({"deadline": "1h", "timeout": 1.5})
+    assert config.policy.deadline is not None
+    assert math.isfinite(config.policy.deadline)
+    assert config.policy.timeout == 1.5
