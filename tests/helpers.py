@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from fanout_cli.models import RunReport, Verdict
+
 FANOUT = Path(sys.executable).with_name("fanout")
 WAIT_SECONDS = 20.0  # deadlines are generous: the machine is shared and slow at times
 POLL_SECONDS = 0.01
@@ -235,3 +237,24 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def report_of(
+    rows: list[dict[str, Any]],
+    *,
+    passed: bool = False,
+    started_at: float = 100.0,
+    finished_at: float = 102.0,
+) -> RunReport:
+    """A run's report made from task rows, for renderer tests (no run folder)."""
+    counts = {"tasks": len(rows), "success": sum(row["status"] == "success" for row in rows)}
+    return RunReport(
+        run_id="r1",
+        run_dir="/runs/r1",
+        manifest_path="/runs/r1/manifest.json",
+        verdict=Verdict(passed, "all-succeed", "1 failure", counts),
+        rows=lambda: iter(rows),
+        started_at=started_at,
+        finished_at=finished_at,
+        title="fanout run: test",
+    )

@@ -16,7 +16,7 @@ import pytest
 
 from fanout_cli.aop.reader import RunInfo
 from fanout_cli.errors import OutputClosedError, UsageError
-from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus, Verdict
+from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.options import OutputOptions
 from fanout_cli.render import console as console_module
 from fanout_cli.render import make_renderer
@@ -48,6 +48,7 @@ from fanout_cli.results import (
 )
 from fanout_cli.timings import Timings
 from fanout_cli.values import Shard
+from tests.helpers import report_of
 
 ROWS = [
     {"task_id": "a", "seq": 1, "status": "success", "duration_ms": 1500, "attempts": 1,
@@ -57,18 +58,10 @@ ROWS = [
 ]  # fmt: skip
 
 
-def report_of(rows: list[dict[str, Any]], *, passed: bool = False) -> RunReport:
-    counts = {"tasks": len(rows), "success": sum(row["status"] == "success" for row in rows)}
-    return RunReport(
-        run_id="r1",
-        run_dir="/runs/r1",
-        manifest_path="/runs/r1/manifest.json",
-        verdict=Verdict(passed, "all-succeed", "1 failure", counts),
-        rows=lambda: iter(rows),
-        started_at=1_763_806_530.0,
-        finished_at=1_763_806_532.5,
-        title="fanout run: test",
-    )
+def dated_report(rows: list[dict[str, Any]], *, passed: bool = False) -> RunReport:
+    return report_of(rows, passed=passed, started_at=1_763_806_530.0, finished_at=1_763_806_532.5)
+
+
 
 
 def plain() -> tuple[Console, io.StringIO]:
@@ -138,11 +131,11 @@ def test_task_line_and_verdict_line() -> None:
         "failure  ", " t3  2.00s [2 attempts]  summary 3"
     )
     console, _ = plain()
-    line = verdict_line(report_of(ROWS), console)
+    line = verdict_line(dated_report(ROWS), console)
     assert line == (
         f"FAIL all-succeed: 1 failure · 2 tasks in 2.50s · {display_path('/runs/r1/manifest.json')}"
     )
-    coloured = verdict_line(report_of(ROWS, passed=True), Console(io.StringIO(), color=True))
+    coloured = verdict_line(dated_report(ROWS, passed=True), Console(io.StringIO(), color=True))
     assert coloured.startswith("\x1b[1;32mPASS\x1b[0m all-succeed")
 
 
@@ -153,7 +146,7 @@ def test_human_renderer_counts_tasks_never_started_in_one_line() -> None:
     for seq in (2, 3):
         never = replace(result_of(seq, "cancelled", 0.0, attempts=0), summary="not started")
         renderer.task_ended(never)
-    renderer.finish(report_of(ROWS))
+    renderer.finish(dated_report(ROWS))
     lines = stream.getvalue().splitlines()
     assert lines[:2] == ["success   t1  1.00s  summary 1", "cancelled 2 tasks not started"]
     assert lines[2].startswith("FAIL all-succeed")
@@ -163,7 +156,7 @@ def test_quiet_prints_the_verdict_line_only() -> None:
     console, stream = plain()
     renderer = HumanRenderer(console, OutputOptions(quiet=True))
     renderer.task_ended(result_of(1, "success", 1.0))
-    renderer.finish(report_of(ROWS))
+    renderer.finish(dated_report(ROWS))
     assert stream.getvalue().count("\n") == 1
 
 
@@ -177,7 +170,7 @@ def test_dry_run_lines_are_pasteable() -> None:
 
 
 def test_the_json_envelope_is_versioned_and_lists_the_promised_row_fields() -> None:
-    document = json.loads(b"".join(json_chunks(report_of(ROWS))))
+    document = json.loads(b"".join(json_chunks(dated_report(ROWS))))
     assert document["fanout_result_version"] == RESULT_VERSION == 1
     assert list(document)[:6] == [
         "fanout_result_version", "run_id", "details_dir", "manifest", "duration_ms", "verdict",
@@ -187,7 +180,7 @@ def test_the_json_envelope_is_versioned_and_lists_the_promised_row_fields() -> N
 
 
 def test_aop_block_lists_failures_first() -> None:
-    lines = aop_lines(report_of(ROWS), max_lines=50, line_chars=500)
+    lines = aop_lines(dated_report(ROWS), max_lines=50, line_chars=500)
     assert lines[:5] == [
         "[AOP:START] 2025-11-22T10:15:30Z",
         "[AOP:TASK] fanout run: test",
@@ -200,7 +193,7 @@ def test_aop_block_lists_failures_first() -> None:
         "[AOP:STATUS] failure",
         "[AOP:END] 2025-11-22T10:15:32Z",
     ]
-    capped = aop_lines(report_of(ROWS), max_lines=1, line_chars=500)
+    capped = aop_lines(dated_report(ROWS), max_lines=1, line_chars=500)
     assert "... 1 more succeeded" in capped
 
 
@@ -210,7 +203,7 @@ def test_json_lines_renderer_emits_one_event_a_line() -> None:
     spec = TaskSpec(seq=1, task_id="t1", command=("true",), origin="test:1")
     renderer.task_started(spec, 1, 0)
     renderer.task_ended(result_of(1, "success", 1.0))
-    renderer.finish(report_of(ROWS))
+    renderer.finish(dated_report(ROWS))
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [event["event"] for event in events] == ["task_started", "task_ended", "run_ended"]
     assert events[0] == {"event": "task_started", "seq": 1, "task_id": "t1", "attempt": 1,
@@ -305,7 +298,7 @@ def test_print_clean() -> None:
 
 def merge_result() -> MergeResult:
     source = SourceRun(Path("/elsewhere/s1"), "finished", 1.0, 2.0, {}, Shard(1, 2), ROWS)
-    return MergeResult(report_of(ROWS), (source,), tuple(ROWS))
+    return MergeResult(dated_report(ROWS), (source,), tuple(ROWS))
 
 
 def test_render_merge_human_lists_runs_and_tasks_that_did_not_succeed() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStatus, Verdict
+from fanout_cli.models import Attempt, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.options import OutputOptions
 from fanout_cli.render import in_ci, make_renderer, progress_mode
 from fanout_cli.render.console import Console
@@ -39,6 +39,7 @@ from fanout_cli.render.tables import (
     select_rows,
     table_lines,
 )
+from tests.helpers import report_of
 
 
 def spec(seq: int, task_id: str | None = None) -> TaskSpec:
@@ -257,18 +258,6 @@ def test_fit_counts_terminal_cells(text: str, cells: int, expected: str) -> None
     assert cell_width(fit(text, cells)) <= cells
 
 
-def report_of(rows: list[dict[str, Any]], *, passed: bool = False) -> RunReport:
-    counts = {"tasks": len(rows), "success": sum(r["status"] == "success" for r in rows)}
-    return RunReport(
-        run_id="r1",
-        run_dir="/runs/r1",
-        manifest_path="/runs/r1/manifest.json",
-        verdict=Verdict(passed, "all-succeed", "1 failure", counts),
-        rows=lambda: iter(rows),
-        started_at=100.0,
-        finished_at=102.0,
-        title="fanout run: test",
-    )
 
 
 def test_print_table_caps_to_the_screen_with_failures_first_and_the_verdict_last() -> None:
