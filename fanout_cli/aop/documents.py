@@ -11,10 +11,13 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fanout_cli.models import AgentCall, Attempt, OutputInfo, RunReport, TaskResult, TaskSpec
 from fanout_cli.template import Template
+
+if TYPE_CHECKING:
+    from fanout_cli.options import RunConfig
 
 AOP_VERSION = "1.0.0"
 MANIFEST_VERSION = 1
@@ -244,6 +247,16 @@ def report_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- the manifest -----------------------------------------------------------------------
+
+
+def options_document(config: RunConfig) -> dict[str, Any]:
+    """The run's options as the manifest keeps them (read back by --resume)."""
+    document = config.values()
+    document["ok_exit"] = sorted(config.policy.ok_exit)
+    document["rate"] = None if config.policy.rate is None else str(config.policy.rate)
+    document["timings"] = list(config.sharding.timings)
+    document["resources"] = list(config.policy.resources)
+    return document
 
 
 def manifest_header(

@@ -8,11 +8,10 @@ the outcome. It returns the outcome; cli.py turns that into an exit status."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fanout_cli.executors import Executor
-    from fanout_cli.options import RunConfig
     from fanout_cli.plan import RunPlan, RunRequest
 
 
@@ -27,6 +26,7 @@ class RunOutcome:
 def run_command(request: RunRequest) -> RunOutcome:
     """Run (or resume, or only show with --dry-run) the tasks the request names."""
     # Imported here so that `fanout --help` does not pay for the engine.
+    from fanout_cli.aop.documents import options_document
     from fanout_cli.plan import plan_run
     from fanout_cli.render import make_renderer
     from fanout_cli.render.console import Console, color_choice
@@ -79,13 +79,3 @@ def open_executor(plan: RunPlan) -> Executor:
         executor = AgentExecutor(plan.agents, executor, connections=plan.config.policy.jobs,
                                  http=plan.http_calls)  # fmt: skip
     return executor
-
-
-def options_document(config: RunConfig) -> dict[str, Any]:
-    """The run's options as the manifest keeps them (read back by --resume)."""
-    document = config.values()
-    document["ok_exit"] = sorted(config.policy.ok_exit)
-    document["rate"] = None if config.policy.rate is None else str(config.policy.rate)
-    document["timings"] = list(config.sharding.timings)
-    document["resources"] = list(config.policy.resources)
-    return document
