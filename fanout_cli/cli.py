@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
-from typer.core import TyperCommand, TyperOption
+from typer.core import TyperCommand
 
 from fanout_cli import __version__
 from fanout_cli.errors import (
@@ -26,7 +26,7 @@ from fanout_cli.errors import (
     UsageError,
     run_exit_status,
 )
-from fanout_cli.options import AGENT_KEYS, RUN_KEYS, RUN_OPTIONS, Option
+from fanout_cli.options import AGENT_KEYS, BY_NAME, RUN_KEYS, RUN_OPTIONS
 from fanout_cli.values import default_output_dir
 
 if TYPE_CHECKING:
@@ -37,25 +37,13 @@ VALUES_KEY = "fanout.values"
 OPTIONS_KEY = "fanout.options"
 
 
-def click_option(option: Option) -> TyperOption:
-    """The command-line parameter of one declared option."""
-    decls = [option.name, *option.flags]
-    if option.kind in ("flag", "switch"):
-        default = False if option.kind == "flag" else None
-        return TyperOption(param_decls=decls, is_flag=True, default=default, type=click.BOOL,
-                           help=option.help, show_default=False)  # fmt: skip
-    return TyperOption(param_decls=decls, type=click.STRING, default=None,
-                       multiple=option.kind == "repeat", metavar=option.metavar,
-                       help=option.help)  # fmt: skip
-
-
 class RunCommand(TyperCommand):
     """`fanout run`: its options come from the table in options.py. It keeps everything
     after the first `--` as the command template, and (for agent tasks, which have no
     command) the values after a `:::` with no `--`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["params"] = [*kwargs.get("params", []), *map(click_option, RUN_OPTIONS)]
+        kwargs["params"] = [*kwargs.get("params", []), *(o.parameter() for o in RUN_OPTIONS)]
         super().__init__(*args, **kwargs)
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]  # typer's Context is click's
@@ -175,7 +163,7 @@ def run_request(
     resume_name = given["resume"] or given["resume_failed"]
     return RunRequest(
         source=source,
-        run_options={name: given[name] for name in RUN_KEYS},
+        run_options={name: BY_NAME[name].given(given[name]) for name in RUN_KEYS},
         agent_options={name: given[name] for name in AGENT_KEYS},
         dry_run=given["dry_run"],
         resuming=None if resume_name is None else (resume_name, given["resume_failed"] is not None),
@@ -281,10 +269,11 @@ def init(
 
     Examples: fanout init; fanout init ci/checks.toml; fanout init --force
     """
+    from fanout_cli.render.console import Console
     from fanout_cli.starter import write_starter
 
     written = write_starter(path, force=force)
-    typer.echo(f"wrote {written}; run it with: fanout run {written}")
+    Console().line(f"wrote {written}; run it with: fanout run {written}")
 
 
 @app.command()
@@ -379,7 +368,9 @@ def run_cli(argv: list[str]) -> int:
         error_line(exc.message)
         return exc.exit_code
     except click.ClickException as exc:  # click's usage errors: one line, exit 2
-        sys.stderr.write(f"fanout: error: {exc.format_message()} (see fanout --help)\n")
+        from fanout_cli.render.console import error_line
+
+        error_line(f"{exc.format_message()} (see fanout --help)")
         return getattr(exc, "exit_code", EXIT_USAGE)
     except OutputClosedError:  # stdout's reader went away: a SIGPIPE exit, silently
         return EXIT_SIGPIPE
@@ -391,9 +382,8 @@ def run_cli(argv: list[str]) -> int:
         if os.environ.get("FANOUT_DEBUG"):
             traceback.print_exc()
         else:
-            sys.stderr.write(
-                f"fanout: internal error: {type(exc).__name__}: {exc} "
-                "(FANOUT_DEBUG=1 shows the traceback; please report it)\n"
-            )
+            from fanout_cli.render.console import internal_error_line
+
+            internal_error_line(exc)
         return EXIT_INTERNAL
     return result if isinstance(result, int) else EXIT_PASS

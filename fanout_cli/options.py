@@ -16,10 +16,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fanout_cli import values as v
 from fanout_cli.values import Rate, default_output_dir
+
+if TYPE_CHECKING:
+    from typer.core import TyperOption
 
 # What an option is for; each group is one frozen record of RunConfig (below), except
 # "source" (what the tasks are) and "agent" (the agent settings, agents.py).
@@ -48,6 +51,27 @@ class Option:
     def flag(self) -> str:
         """The long flag, for messages: --ok-exit."""
         return self.flags[-1].split("/")[0]
+
+    def parameter(self) -> TyperOption:
+        """The command-line parameter of this option (`fanout run`'s are made here)."""
+        import click
+        from typer.core import TyperOption
+
+        decls = [self.name, *self.flags]
+        if self.kind in ("flag", "switch"):
+            return TyperOption(param_decls=decls, is_flag=True, type=click.BOOL,
+                               default=False if self.kind == "flag" else None,
+                               help=self.help, show_default=False)  # fmt: skip
+        return TyperOption(param_decls=decls, type=click.STRING, default=None,
+                           multiple=self.kind == "repeat", metavar=self.metavar,
+                           help=self.help)  # fmt: skip
+
+    def given(self, value: object) -> object:
+        """The command line's value as a layer of options: None when not given (a flag
+        left off, a repeatable option never used), so a lower layer's value stands."""
+        if (self.kind == "flag" and value is False) or (self.kind == "repeat" and not value):
+            return None
+        return value
 
 
 def _value(name: str, metavar: str, help: str, group: Group, parse: Callable[[object], Any],

@@ -179,3 +179,39 @@ def test_shell_completion_offers_commands_and_options() -> None:
     script = subprocess.run([str(FANOUT), "--show-completion", "bash"], capture_output=True,
                             text=True, timeout=30, check=False)
     assert "_FANOUT_COMPLETE=complete_bash" in script.stdout
+
+
+# --- options not given on the command line leave the task file's [run] alone ---------
+
+
+def test_run_table_quiet_applies_when_the_command_line_does_not_say(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    write_tasks(tmp_path / "tasks.toml", "[run]\nquiet = true\n\n" + FAILING)
+    result = cli.invoke(app, ["run", "tasks.toml"])
+    assert result.exit_code == 1, result.output
+    assert [line.split()[0] for line in result.output.splitlines()] == ["FAIL"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "read"),
+    [
+        ('timings = ["recorded.json"]', lambda c: c.sharding.timings == ("recorded.json",)),
+        ('resources = ["GPU=1"]', lambda c: c.policy.resources == ("GPU=1",)),
+        ("quiet = true", lambda c: c.output.quiet is True),
+        ("fail_fast = true", lambda c: c.verdict.fail_fast is True),
+    ],
+)
+def test_run_table_values_stand_when_their_flags_are_not_given(
+    tmp_path: Path, toml: str, read: object
+) -> None:
+    from fanout_cli.cli import run_request
+    from fanout_cli.options import RUN_OPTIONS
+    from fanout_cli.plan import plan_run
+
+    path = tmp_path / "tasks.toml"
+    write_tasks(path, f"[run]\n{toml}\n\n{PASSING}")
+    not_given = {o.name: {"flag": False, "repeat": ()}.get(o.kind) for o in RUN_OPTIONS}
+    request = run_request(str(path), not_given, None, None)
+    config = plan_run(request).config
+    assert callable(read) and read(config), config

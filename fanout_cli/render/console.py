@@ -71,6 +71,12 @@ def error_line(message: str) -> None:
     _stderr_line(f"fanout: error: {message}\n")
 
 
+def internal_error_line(exc: BaseException) -> None:
+    """What a bug in fanout prints (exit 70) when FANOUT_DEBUG does not ask for more."""
+    _stderr_line(f"fanout: internal error: {type(exc).__name__}: {exc} "
+                 "(FANOUT_DEBUG=1 shows the traceback; please report it)\n")  # fmt: skip
+
+
 def warn(message: str) -> None:
     """`fanout: warning: MESSAGE` on stderr."""
     _stderr_line(f"fanout: warning: {message}\n")
