@@ -22,7 +22,7 @@ import anyio
 
 from fanout_cli.aop.writer import RunStore
 from fanout_cli.models import Attempt, OutputInfo, TaskResult, TaskSpec, TaskStatus
-from fanout_cli.options import RunConfig
+from fanout_cli.options import VerdictOptions
 from fanout_cli.strategies import uses_votes
 
 TAIL_BYTES = 256 << 10
@@ -291,14 +291,16 @@ def _read_outputs(store: RunStore, spec: TaskSpec, last: Attempt) -> _Outputs:
 
 
 async def read_result(
-    config: RunConfig,
+    verdict: VerdictOptions,
+    summary_chars: int,
     store: RunStore,
     spec: TaskSpec,
     attempts: list[Attempt],
     ending: Ending | None,
 ) -> TaskResult:
-    """The result of a task that ran at least one attempt. `ending` is None when its
-    last attempt ended by itself (the attempt's status stands)."""
+    """The result of a task that ran at least one attempt, read with the verdict's
+    options (score, vote key) and the summary cap. `ending` is None when its last
+    attempt ended by itself (the attempt's status stands)."""
     last = attempts[-1]
     status, reason = (ending.status, ending.reason) if ending else (last.status, last.reason)
     outputs = _read_outputs(store, spec, last)
@@ -312,14 +314,14 @@ async def read_result(
         outputs.stderr_text,
         reason,
         markers,
-        config.output.summary_chars,
+        summary_chars,
         first_lines=outputs.reply is not None,
     )
     if succeeded and summary == "(no output)" and reason:
         summary = f"(no output, {reason})"
     vote_key = None
-    if succeeded and uses_votes(config.verdict.strategy):
-        vote_key = await vote_key_of(config.verdict.vote_on, summary, last, outputs)
+    if succeeded and uses_votes(verdict.strategy):
+        vote_key = await vote_key_of(verdict.vote_on, summary, last, outputs)
     return TaskResult(
         spec=spec,
         status=status,
@@ -332,7 +334,7 @@ async def read_result(
         finished_at=last.finished_at,
         stdout=outputs.stdout,
         stderr=outputs.stderr,
-        score=score_of(config.verdict.score, markers, outputs.text),
+        score=score_of(verdict.score, markers, outputs.text),
         vote_key=vote_key,
         metrics=markers.metrics,
         reported_status=markers.status,

@@ -24,7 +24,7 @@ from fanout_cli.aop.writer import RowIndex, RunStore
 from fanout_cli.errors import OutputClosedError
 from fanout_cli.executors import AttemptPlan, Executor
 from fanout_cli.models import Attempt, Prior, RunReport, TaskResult, TaskSpec, TaskStatus
-from fanout_cli.options import RunConfig
+from fanout_cli.options import RunConfig, VerdictOptions
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
 from fanout_cli.sources import Resume, Source, planned_items
 from fanout_cli.strategies import StrategyOptions, Tracker
@@ -51,14 +51,10 @@ class Halt:
     signal: int | None = None  # set when a signal (Ctrl-C, SIGTERM) stopped the run
 
 
-def strategy_options(config: RunConfig) -> StrategyOptions:
-    return StrategyOptions(
-        name=config.verdict.strategy,
-        fail_fast=config.verdict.fail_fast,
-        required_successes=config.verdict.required_successes,
-        min_successes=config.verdict.min_successes,
-        min_success_ratio=config.verdict.min_success_ratio,
-    )
+def strategy_options(verdict: VerdictOptions) -> StrategyOptions:
+    """What the strategy itself reads of the verdict options."""
+    return StrategyOptions(verdict.strategy, verdict.fail_fast, verdict.required_successes,
+                           verdict.min_successes, verdict.min_success_ratio)  # fmt: skip
 
 
 class Runner:
@@ -82,7 +78,7 @@ class Runner:
         self.executor = executor
         self.store = store
         self.listener = listener
-        self.tracker = Tracker(strategy_options(config), total)
+        self.tracker = Tracker(strategy_options(config.verdict), total)
         self.rows = RowIndex()
         self.halt: Halt | None = None
         self._running: dict[int, anyio.CancelScope] = {}
@@ -286,7 +282,10 @@ class Runner:
         ending = None
         if halt is not None:
             ending = interpret.Ending(halt.status, halt.reason, halt.signal is not None)
-        result = await interpret.read_result(self.config, self.store, spec, attempts, ending)
+        config = self.config
+        result = await interpret.read_result(
+            config.verdict, config.output.summary_chars, self.store, spec, attempts, ending
+        )
         details_file = self.store.write_details(result, self.store.run_id)
         result = replace(result, details_file=details_file)
         if self.config.verdict.scorer and result.status is TaskStatus.SUCCESS:
