@@ -30,7 +30,7 @@ _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff
 # Terminal colour and title sequences: their ESC is not XML, and the rest is noise.
 _TERMINAL_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?)")
 _ORIGIN_FILE_LINE = re.compile(r"(.+):([0-9]+)")
-# Origins that are not files: `stdin:17`, `:::2` (see sources.py).
+# Origins that are not files: `stdin:17`, `:::2` (see fanout_cli/sources).
 _PSEUDO_ORIGINS = frozenset({"stdin", "::"})
 
 FAILED_STATUSES = frozenset({"failure", "timeout"})
