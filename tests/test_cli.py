@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from fanout_cli import __version__
 from fanout_cli import cli as cli_module
 from fanout_cli.cli import app, run_cli
+from fanout_cli.options import RunConfig
 from tests.helpers import FANOUT, write_tasks
 
 RUN_OPTIONS = [
@@ -203,7 +205,7 @@ def test_run_table_quiet_applies_when_the_command_line_does_not_say(
     ],
 )
 def test_run_table_values_stand_when_their_flags_are_not_given(
-    tmp_path: Path, toml: str, read: object
+    tmp_path: Path, toml: str, read: Callable[[RunConfig], bool]
 ) -> None:
     from fanout_cli.cli import run_request
     from fanout_cli.options import RUN_OPTIONS
@@ -214,4 +216,4 @@ def test_run_table_values_stand_when_their_flags_are_not_given(
     not_given = {o.name: {"flag": False, "repeat": ()}.get(o.kind) for o in RUN_OPTIONS}
     request = run_request(str(path), not_given, None, None)
     config = plan_run(request).config
-    assert callable(read) and read(config), config
+    assert read(config), config
