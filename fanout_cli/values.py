@@ -113,12 +113,20 @@ def int_at_least(value: object, minimum: int) -> int:
     return value
 
 
-def parse_ratio(value: object) -> float:
+def _as_number(value: object) -> float:
+    """A number given as a number or as text; NaN for anything else (booleans too), so
+    that every range check fails on it."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return float("nan")
     try:
-        ratio = float(value) if isinstance(value, str | int | float) else float("nan")
+        return float(value)
     except ValueError:
-        ratio = float("nan")
-    if isinstance(value, bool) or not 0 < ratio <= 1:
+        return float("nan")
+
+
+def parse_ratio(value: object) -> float:
+    ratio = _as_number(value)
+    if not 0 < ratio <= 1:
         raise ValueError(f"expected a ratio in (0, 1], got {value!r}")
     return ratio
 
@@ -266,11 +274,8 @@ def parse_resources(value: object) -> tuple[str, ...]:
 
 
 def parse_temperature(value: object) -> float:
-    try:
-        number = float(value) if isinstance(value, str | int | float) else float("nan")
-    except ValueError:
-        number = float("nan")
-    if isinstance(value, bool) or not 0 <= number <= 2:
+    number = _as_number(value)
+    if not 0 <= number <= 2:
         raise ValueError(f"expected a temperature from 0 to 2, got {value!r}")
     return number
 
