@@ -9,6 +9,7 @@ from typing import Protocol
 EXIT_PASS = 0  # the verdict passed (or nothing had to run: --dry-run, merge with --help)
 EXIT_FAIL = 1  # the verdict failed
 EXIT_USAGE = 2  # usage, option, task-file or output-folder error
+EXIT_IO = 74  # an I/O error (disk full, file too large, no inodes, stdout closed; EX_IOERR)
 EXIT_INTERNAL = 70  # a bug in fanout (EX_SOFTWARE); FANOUT_DEBUG=1 shows the traceback
 EXIT_SIGINT = 128 + signal.SIGINT  # 130: interrupted; 128 + the signal for the others
 EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
@@ -64,3 +65,16 @@ class StoreError(FanoutError):
 class OutputClosedError(Exception):
     """Standard output was closed by its reader (`fanout run | head`): nothing more
     can be printed, and the run stops as for SIGPIPE."""
+
+
+class IOFailure(FanoutError):
+    """Writing or reading fanout's own files, or its standard output, failed at the
+    operating system (disk full, file too large, no inodes, a closed stdout): one line
+    naming the path and the cause, exit 74, never recorded as a signal."""
+
+    exit_code = EXIT_IO
+
+    @classmethod
+    def of(cls, path: object, error: OSError, doing: str = "cannot write") -> IOFailure:
+        cause = error.strerror or str(error)
+        return cls(f"{path}: {doing}: {cause}")
