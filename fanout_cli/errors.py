@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 from typing import Protocol
 
@@ -75,6 +76,17 @@ class IOFailure(FanoutError):
     exit_code = EXIT_IO
 
     @classmethod
-    def of(cls, path: object, error: OSError, doing: str = "cannot write") -> IOFailure:
+    def of(cls, path: object, error: OSError, doing: str = "cannot write") -> FanoutError:
+        """The error to report for `error` on `path`: an IOFailure when the system ran
+        out of something (space, inodes, a size limit) or the device failed; a
+        StoreError (exit 2) when the path itself is wrong (no such folder, no access)."""
         cause = error.strerror or str(error)
-        return cls(f"{path}: {doing}: {cause}")
+        kind = cls if error.errno in IO_ERRNOS else StoreError
+        return kind(f"{path}: {doing}: {cause}")
+
+
+# What the system runs out of, or a device failing: not the user's path being wrong.
+IO_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EMFILE,
+     errno.ENFILE, errno.ENOMEM, errno.EBADF}
+)  # fmt: skip

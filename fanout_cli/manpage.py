@@ -179,6 +179,10 @@ again. A run another fanout holds (its lock file) is refused.
 """),
     ("EXIT STATUS", """\
 0 the verdict passed; 1 the verdict failed; 2 usage, option or task-file error;
+74 an I/O error of fanout's own (disk or inodes full, a file-size limit, standard
+output closed or full): one line names the path and the cause, the run stops, nothing
+more is recorded, and --resume RUN later runs every task without a result (a saved
+task list that is incomplete needs its source given again);
 70 internal error (a bug; FANOUT_DEBUG=1 prints the traceback); 128 plus the signal
 number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP, and 141 when standard
 output's reader went away (fanout run | head): the run stops as for a signal.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fanout_cli.aop import TASK_LIST
 from fanout_cli.aop.documents import REDACTED, spec_from_document
-from fanout_cli.aop.reader import read_journal_at, read_task_list
+from fanout_cli.aop.reader import read_journal_at, read_task_list, read_task_list_end
 from fanout_cli.errors import UsageError
 from fanout_cli.models import Prior, TaskSpec, TaskStatus
 
@@ -102,6 +102,7 @@ def saved_specs(run_dir: Path) -> list[TaskSpec]:
             "give its task source again along with --resume"
         )
     specs = []
+    complete = read_task_list_end(run_dir)
     for document in documents:
         if REDACTED in document.get("env", {}).values():
             raise UsageError(
@@ -110,4 +111,10 @@ def saved_specs(run_dir: Path) -> list[TaskSpec]:
                 f"fanout run TASKFILE --resume {run_dir.name}"
             )
         specs.append(spec_from_document(document))
+    if complete != len(specs):
+        raise UsageError(
+            f"run {run_dir.name}: its saved task list is incomplete ({len(specs)} tasks were "
+            "saved before its source stopped being read); give the task source again: "
+            f"fanout run ... --resume {run_dir.name}"
+        )
     return specs

@@ -6,10 +6,8 @@ deadline) cancels those scopes; executors stop their processes on the way out.""
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -19,14 +17,13 @@ from typing import Any, Protocol
 import anyio
 
 from fanout_cli import interpret
-from fanout_cli.aop.documents import iso_time, journal_row, manifest_header
+from fanout_cli.aop.documents import journal_row
 from fanout_cli.aop.writer import RowIndex, RunStore
-from fanout_cli.errors import OutputClosedError
+from fanout_cli.errors import IO_ERRNOS, FanoutError, IOFailure, OutputClosedError
 from fanout_cli.executors import AttemptPlan, Executor
-from fanout_cli.models import Attempt, Prior, RunReport, TaskResult, TaskSpec, TaskStatus
+from fanout_cli.models import Attempt, Prior, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.options import RunConfig, VerdictOptions
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
-from fanout_cli.sources import Resume, Source, planned_items
 from fanout_cli.strategies import StrategyOptions, Tracker
 from fanout_cli.values import format_duration
 
@@ -85,6 +82,7 @@ class Runner:
         self._free_slots = list(range(config.policy.jobs, 0, -1))
         self._streaming = total is None
         self.interrupted: int | None = None  # the first stopping signal received
+        self.failure: FanoutError | None = None  # fanout's own I/O failed: the run stops
         self._rate = None if config.policy.rate is None else RateLimiter(config.policy.rate, clock)
 
     async def run(self, specs: AsyncIterator[TaskSpec | Prior]) -> None:
@@ -100,14 +98,17 @@ class Runner:
             async with anyio.create_task_group() as tasks:
                 count = 0
                 with self._intake:
-                    async for item in _closing(specs):
-                        if self._letting_go():
-                            break
-                        count += 1
-                        if isinstance(item, Prior):
-                            self._keep(item)
-                        else:
-                            await self._start_when_free(tasks, item)
+                    try:
+                        async for item in _closing(specs):
+                            if self._letting_go():
+                                break
+                            count += 1
+                            if isinstance(item, Prior):
+                                self._keep(item)
+                            else:
+                                await self._start_when_free(tasks, item)
+                    except FanoutError as exc:  # saving the task list failed
+                        self.fail(exc)
                 if self.tracker.total is None and not self._intake.cancelled_caught:
                     self._on_decision(self.tracker.set_total(count))
             timers.cancel_scope.cancel()
@@ -115,8 +116,11 @@ class Runner:
     def _letting_go(self) -> bool:
         """After a stop, tasks not yet started are let go without a result when they
         come from a stream (the rest of stdin is not read) or when a signal stopped the
-        run (so that --resume runs them). Otherwise they are recorded as not started."""
-        return self.halt is not None and (self._streaming or self.halt.signal is not None)
+        run or fanout's own I/O failed (so that --resume runs them). Otherwise they are
+        recorded as not started."""
+        if self.halt is None:
+            return False
+        return self._streaming or self.halt.signal is not None or self.failure is not None
 
     async def _start_when_free(self, tasks: anyio.abc.TaskGroup, spec: TaskSpec) -> None:
         if self.halt is None:
@@ -158,6 +162,18 @@ class Runner:
         if self._letting_go():
             self._intake.cancel()
 
+    def fail(self, error: FanoutError) -> None:
+        """fanout's own I/O failed (a full disk, a closed stdout): stop at once, write
+        nothing more of the tasks (--resume runs every task without a result) and
+        report `error` when the run has closed."""
+        if self.failure is not None:
+            return
+        self.failure = error
+        self.stop(error.message, TaskStatus.CANCELLED)
+        for scope in self._running.values():  # when the run was already stopping
+            scope.cancel()
+        self._intake.cancel()
+
     def _on_decision(self, decision: Any) -> None:
         if decision is not None:
             self.stop(f"stopped: {decision.reason}", TaskStatus.CANCELLED)
@@ -167,6 +183,8 @@ class Runner:
         the run stops as it does for a signal: SIGPIPE, exit 141, tasks stopped."""
         try:
             event(*args)
+        except IOFailure as exc:  # stdout is full or failing
+            self.fail(exc)
         except OutputClosedError:
             if self.interrupted is None:
                 self.interrupted = signal.SIGPIPE
@@ -178,6 +196,8 @@ class Runner:
         self._on_decision(self.tracker.observe(prior))
 
     def _record(self, result: TaskResult) -> None:
+        if self.failure is not None:
+            return  # nothing is written after an I/O failure: --resume runs the task
         offset = self.store.journal("task_ended", **journal_row(result))
         self.rows.add(result.seq, offset)
         self._tell(self.listener.task_ended, result)
@@ -186,8 +206,14 @@ class Runner:
     async def _run_task(self, spec: TaskSpec, slot: int) -> None:
         try:
             attempts, halt = await self._attempts(spec, slot)
-            if attempts or not self._letting_go():  # else: stopped before it began
-                self._record(await self._finish(spec, attempts, halt))
+            if self.failure is None and (attempts or not self._letting_go()):
+                self._record(await self._finish(spec, attempts, halt))  # else: not begun
+        except FanoutError as exc:  # a record of the run could not be written
+            self.fail(exc)
+        except OSError as exc:  # the executor could not create the task's output files
+            if exc.errno not in IO_ERRNOS:
+                raise
+            self.fail(IOFailure.of(exc.filename or self.store.run_dir, exc))
         finally:
             self._free_slots.append(slot)
             self._window.release()
@@ -217,6 +243,7 @@ class Runner:
                     in_flight = self.clock.wall()
                     attempt = await self.executor.run_attempt(spec, plan)
                     in_flight = None
+                    self._check_outputs_kept(plan, attempt)
                     attempts.append(attempt)
                     if attempt.status not in _RETRYABLE or not attempt.retryable:
                         break
@@ -235,6 +262,20 @@ class Runner:
         kept = self.store.set_aside_attempt(spec, failed)
         attempts[-1] = replace(attempts[-1], stdout_path=kept[0], stderr_path=kept[1])
         await self.clock.sleep(self.backoff.delay(failed))
+
+    def _check_outputs_kept(self, plan: AttemptPlan, attempt: Attempt) -> None:
+        """IOFailure when the attempt may have lost output fanout could not store: the
+        run folder's disk is full, or the task was killed for writing an output file
+        past the file-size limit (SIGXFSZ, or a shell's exit 153 for it)."""
+        xfsz = signal.SIGXFSZ
+        if attempt.signal == xfsz or attempt.exit_code == 128 + xfsz:
+            import resource  # only then: a plain run does not load it
+
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            for path in (plan.stdout_path, plan.stderr_path):
+                if limit != resource.RLIM_INFINITY and _size(path) >= limit:
+                    raise IOFailure(f"{path}: cannot write: File too large (the file-size limit)")
+        self.store.check_room()
 
     def _plan(self, spec: TaskSpec, number: int, slot: int) -> AttemptPlan:
         config = self.config
@@ -309,89 +350,8 @@ async def _closing(
             await aclose()
 
 
-def run_tasks(
-    config: RunConfig,
-    source: Source,
-    executor: Executor,
-    listener: Listener,
-    *,
-    title: str,
-    options: dict[str, Any],
-    resume: Resume | None = None,
-    clock: Clock = SYSTEM_CLOCK,
-    backoff: Backoff | None = None,
-) -> RunReport:
-    """Create the run folder (or reopen it, to resume), run the tasks, return the report.
-
-    `title` is completed with the task count and strategy: "fanout run x.toml: 12
-    tasks, all-succeed". On Ctrl-C the manifest is still written (status interrupted)
-    before the KeyboardInterrupt goes on. `clock` and `backoff`: see Runner."""
-    started_at = clock.wall()
-    store, header = _open_run(config, resume, options, started_at)
-    items = planned_items(store, source, resume)
-    runner = Runner(config, executor, store, listener, source.total, clock=clock, backoff=backoff)
-    interrupted: str | None = "SIGINT"  # unless the run comes back normally
+def _size(path: str) -> int:
     try:
-        anyio.run(runner.run, items)
-        signum = runner.interrupted
-        interrupted = None if signum is None else signal.Signals(signum).name
-    finally:
-        status = "finished" if interrupted is None else "interrupted"
-        outcome = runner.tracker.verdict()
-        count = outcome.counts["tasks"]
-        if interrupted is not None:
-            reason = f"interrupted by {interrupted} after {count} tasks ended"
-            outcome = replace(outcome, passed=False, reason=reason)
-        report = RunReport(
-            run_id=store.run_id,
-            run_dir=str(store.run_dir),
-            manifest_path=str(store.manifest_path),
-            verdict=outcome,
-            rows=functools.partial(store.rows, runner.rows),
-            started_at=started_at,
-            finished_at=clock.wall(),
-            title=f"{title}: {count} task{'s' * (count != 1)}, {config.verdict.strategy}",
-            interrupted=interrupted,
-            shard=config.sharding.shard,
-        )
-        _close_run(store, header, report, status, resume)
-    return report
-
-
-def _open_run(
-    config: RunConfig, resume: Resume | None, options: dict[str, Any], started_at: float
-) -> tuple[RunStore, dict[str, Any]]:
-    """The run's store and manifest header: a new run folder, or the resumed one."""
-    argv = list(sys.argv)
-    if resume is None:
-        store = RunStore(config.output.output_dir, config.output.run_id)
-        header = manifest_header(
-            run_id=store.run_id, argv=argv, options=options, started_at=started_at
-        )
-        store.journal("run_started", run_id=store.run_id, argv=argv, options=options)
-    else:
-        from fanout_cli.aop.reader import read_manifest_header  # only when resuming
-
-        store = RunStore.reopen(resume.run_dir)
-        header = {**read_manifest_header(store.run_dir), "options": options}
-        header["resumed_at"] = iso_time(started_at)
-        store.journal("run_resumed", run_id=store.run_id, argv=argv, options=options)
-    store.write_manifest(header, None, "running")
-    return store, header
-
-
-def _close_run(
-    store: RunStore, header: dict[str, Any], report: RunReport, status: str, resume: Resume | None
-) -> None:
-    outcome = report.verdict
-    kept = {} if resume is None else {"resume": resume.book.summary()}
-    store.journal(
-        "run_ended",
-        **kept,
-        status=status,
-        passed=outcome.passed,
-        reason=outcome.reason,
-        counts=dict(outcome.counts),
-    )
-    store.write_manifest(header, report, status)
-    store.close()
+        return os.stat(path).st_size
+    except OSError:
+        return -1

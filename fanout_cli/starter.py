@@ -105,6 +105,8 @@ def write_starter(path: str | None, *, force: bool) -> str:
     try:
         write_atomic(target, [starter_text(target).encode("utf-8")])
     except OSError as exc:
-        raise UsageError(f"{target}: cannot write: {exc.strerror}") from None
+        from fanout_cli.errors import IOFailure
+
+        raise IOFailure.of(target, exc) from None
     os.chmod(target, 0o644)  # write_atomic makes private files; this one is for the project
     return target

@@ -181,6 +181,12 @@ def spec_document(spec: TaskSpec) -> dict[str, Any]:
     }
 
 
+def task_list_end(count: int) -> dict[str, Any]:
+    """The saved list's last line once its source was read to the end; a list without
+    it (a full disk, a stream cut short) holds only a part of the run's tasks."""
+    return {"end_of_list": True, "tasks": count}
+
+
 def agent_call_document(call: AgentCall) -> dict[str, Any]:
     document = dataclasses.asdict(call)
     document["attach"] = list(call.attach)

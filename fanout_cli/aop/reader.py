@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import IO, Any
 from fanout_cli.aop import RunFolder
 from fanout_cli.aop.documents import TASKS_MARKER, manifest_header_from, parse_time
 
-_ENDED = ("finished", "interrupted")
+_ENDED = ("finished", "interrupted", "io_error")
 
 
 @dataclass(frozen=True)
@@ -207,5 +208,31 @@ def _task_documents(handle: IO[bytes]) -> Iterator[dict[str, Any]]:
                 document = json.loads(line)
             except ValueError:
                 continue  # torn by a crash: that task had not started yet
-            if line.endswith(b"\n") and isinstance(document, dict):
+            if (
+                line.endswith(b"\n")
+                and isinstance(document, dict)
+                and "end_of_list" not in document  # the list's last line, not a task
+            ):
                 yield document
+
+
+def read_task_list_end(run_dir: Path) -> int | None:
+    """The number of tasks the saved list says it holds in full, or None when the list
+    does not end with that line (its source was not read to the end)."""
+    try:
+        with open(RunFolder(run_dir).task_list, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - 256))
+            tail = handle.read()
+    except OSError:
+        return None
+    if not tail.endswith(b"\n"):
+        return None
+    try:
+        document = json.loads(tail[tail.rfind(b"\n", 0, -1) + 1 :])
+    except ValueError:
+        return None
+    if isinstance(document, dict) and document.get("end_of_list") is True:
+        count = document.get("tasks")
+        return count if isinstance(count, int) else None
+    return None

@@ -7,15 +7,17 @@ and renamed into place, so a crash never leaves a half-written record behind."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import shutil
+import stat
 import time
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from fanout_cli.aop import RunFolder, details_name
 from fanout_cli.aop.documents import (
@@ -26,9 +28,14 @@ from fanout_cli.aop.documents import (
     json_with_tasks,
     manifest_chunks,
     spec_document,
+    task_list_end,
 )
-from fanout_cli.errors import StoreError, UsageError
+from fanout_cli.errors import IOFailure, StoreError, UsageError
 from fanout_cli.models import OutputInfo, RunReport, TaskResult, TaskSpec
+
+# A file system with less room than this counts as full once a task has ended on it:
+# its output may have been cut short (tmpfs and most disks fill to within a page).
+FULL_BELOW = 16 * 1024
 
 
 def new_run_id() -> str:
@@ -42,6 +49,13 @@ def new_run_id() -> str:
 def replacing(path: Path | str, mode: int = 0o600) -> Iterator[int]:
     """A descriptor on a temporary file beside `path`, renamed over `path` when the
     block ends well and removed when it does not: readers never see half a file."""
+    if _is_special(path):  # /dev/null, /dev/stdout, a FIFO: written into, never replaced
+        descriptor = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            yield descriptor
+        finally:
+            os.close(descriptor)
+        return
     folder, name = os.path.split(path)
     temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
@@ -57,6 +71,16 @@ def replacing(path: Path | str, mode: int = 0o600) -> Iterator[int]:
         raise
 
 
+def _is_special(path: Path | str) -> bool:
+    """Whether `path` names an existing file that is not a regular one (a device, a
+    FIFO, a directory): renaming a new file over it would replace it (as root, even
+    /dev/null), so it is written in place or refused by the system."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def write_atomic(path: Path | str, chunks: Iterable[bytes]) -> None:
     """Write to a temporary name in the same folder, then rename over `path`."""
     with replacing(path) as descriptor:
@@ -67,7 +91,8 @@ def write_atomic(path: Path | str, chunks: Iterable[bytes]) -> None:
 
 
 def write_json_atomic(path: Path, document: object) -> None:
-    write_atomic(path, [json_bytes(document, indent=2), b"\n"])
+    """IOFailure (exit 74) when the disk is full, StoreError (exit 2) when the path is wrong."""
+    _write_or_fail(path, [json_bytes(document, indent=2), b"\n"])
 
 
 def create_run_folder(output_dir: Path | str, run_id: str | None = None) -> Path:
@@ -106,11 +131,11 @@ def write_whole_run(
     _write_or_fail(folder.journal, (json_bytes(event) + b"\n" for event in events))
 
 
-def _write_or_fail(path: Path, chunks: Iterable[bytes]) -> None:
+def _write_or_fail(path: Path | str, chunks: Iterable[bytes]) -> None:
     try:
         write_atomic(path, chunks)
     except OSError as exc:
-        raise StoreError(f"{path}: cannot write: {exc.strerror}") from None
+        raise IOFailure.of(path, exc) from None
 
 
 def remove_run_folder(output_dir: Path, path: Path) -> int:
@@ -185,23 +210,9 @@ class RunStore:
         self._lock.truncate()
         self._lock.write(f"{os.getpid()}\n")
         self._lock.flush()
-        self._journal = open(self.folder.journal, "ab")  # noqa: SIM115 - closed in close()
-        self._journal.seek(0, os.SEEK_END)
-        self._end_torn_line(self.folder.journal, self._journal)
-        self._task_list = open(self.folder.task_list, "ab")  # noqa: SIM115 - closed in close()
-        self._end_torn_line(self.folder.task_list, self._task_list)
-
-    @staticmethod
-    def _end_torn_line(path: Path, handle: IO[bytes]) -> None:
-        """A crash can leave a half-written last line; end it, so that what is
-        appended now (a resume) starts on a line of its own. Readers skip the torn one."""
-        if handle.tell() == 0:
-            return
-        with open(path, "rb") as reader:
-            reader.seek(-1, os.SEEK_END)
-            if reader.read(1) != b"\n":
-                handle.write(b"\n")
-                handle.flush()
+        self._journal = _Appender(self.folder.journal)
+        self._task_list = _Appender(self.folder.task_list)
+        self._listed = 0  # tasks put on the saved list by this process
 
     def close(self) -> None:
         self._journal.close()
@@ -225,9 +236,26 @@ class RunStore:
         current = self.output_paths(spec)
         kept = self.output_paths(spec, attempt)
         for source, target in zip(current, kept, strict=True):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.replace(source, target)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise IOFailure.of(target, exc) from None
         return os.path.basename(kept[0]), os.path.basename(kept[1])
+
+    def check_room(self) -> None:
+        """IOFailure when the run folder's file system is full, of bytes or of inodes:
+        a task that ended just now may have lost output it could not write."""
+        try:
+            room = os.statvfs(self.run_dir)
+        except OSError:
+            return
+        privileged = os.geteuid() == 0  # root may use the blocks kept back for it
+        free_bytes = (room.f_bfree if privileged else room.f_bavail) * room.f_frsize
+        free_inodes = room.f_ffree if privileged else room.f_favail
+        if (room.f_blocks and free_bytes < FULL_BELOW) or (room.f_files and free_inodes == 0):
+            raise IOFailure(f"{self.run_dir}: cannot write: No space left on device")
 
     def describe_output(self, path: str, tail: bytes, size: int) -> OutputInfo:
         excerpt = tail[-4096:]
@@ -241,12 +269,10 @@ class RunStore:
     # --- records -----------------------------------------------------------------
 
     def journal(self, event: str, **fields: object) -> int:
-        """Append one event line and flush it; return the offset where it starts."""
+        """Append one event line; return the offset where it starts. IOFailure when it
+        cannot be written whole (the journal then ends where it did)."""
         record = journal_event(event, iso_time(time.time()), fields)
-        offset = self._journal.tell()
-        self._journal.write(json_bytes(record) + b"\n")
-        self._journal.flush()
-        return offset
+        return self._journal.append(json_bytes(record) + b"\n")
 
     def rows(self, index: RowIndex) -> Iterator[dict[str, Any]]:
         """The task rows of the journal, in input order."""
@@ -258,28 +284,78 @@ class RunStore:
                 yield row
 
     def save_specs(self, specs: Iterable[TaskSpec]) -> None:
-        """Append tasks to the run's saved task list (secrets redacted), flushed so
-        that a task never starts before it is on the list."""
+        """Append tasks to the run's saved task list (secrets redacted), written through
+        so that a task never starts before it is on the list."""
         for spec in specs:
-            self._task_list.write(json_bytes(spec_document(spec)) + b"\n")
-        self._task_list.flush()
+            self._task_list.append(json_bytes(spec_document(spec)) + b"\n")
+            self._listed += 1
+
+    def end_task_list(self) -> None:
+        """Say on the saved list that the task source was read to its end: a list
+        without this last line is a part of the run's tasks (see reader.task_list_end)."""
+        self._task_list.append(json_bytes(task_list_end(self._listed)) + b"\n")
 
     def replace_task_list(self, specs: Iterable[TaskSpec]) -> None:
         """Make `specs` the saved task list (atomically), and append to it from now on."""
         path = self.folder.task_list
-        write_atomic(path, (json_bytes(spec_document(spec)) + b"\n" for spec in specs))
+        self._listed = 0
+
+        def lines() -> Iterator[bytes]:
+            for spec in specs:
+                self._listed += 1
+                yield json_bytes(spec_document(spec)) + b"\n"
+
+        _write_or_fail(path, lines())
         self._task_list.close()
-        self._task_list = open(path, "ab")  # noqa: SIM115 - closed in close()
+        self._task_list = _Appender(path)
 
     def write_details(self, result: TaskResult, run_id: str) -> str:
         """One compact JSON line (the C encoder: indenting costs ten times as much);
         `fanout show` prints it readably."""
         name = details_name(result.spec)
         path = os.path.join(self.folder.root, name)
-        write_atomic(path, [json_bytes(details_document(result, run_id)), b"\n"])
+        _write_or_fail(path, [json_bytes(details_document(result, run_id)), b"\n"])
         return name
 
     def write_manifest(
         self, header: Mapping[str, Any], report: RunReport | None, status: str
     ) -> None:
-        write_atomic(self.manifest_path, manifest_chunks(header, report, status))
+        _write_or_fail(self.manifest_path, manifest_chunks(header, report, status))
+
+
+class _Appender:
+    """An append-only file of whole lines (the journal, the saved task list). Each line
+    goes out in one write; one that cannot be written whole is cut off again, so the
+    file stays a valid prefix whatever fails (a full disk, a file-size limit)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._end = os.fstat(self._fd).st_size
+            self._end_torn_line()
+        except OSError as exc:
+            raise IOFailure.of(path, exc) from None
+
+    def _end_torn_line(self) -> None:
+        """A crash can leave a half-written last line; end it, so that what is appended
+        now (a resume) starts on a line of its own. Readers skip the torn one."""
+        if self._end and os.pread(self._fd, 1, self._end - 1) != b"\n":
+            self.append(b"\n")
+
+    def append(self, line: bytes) -> int:
+        """Write `line` at the end; return the offset where it starts."""
+        start = self._end
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):  # a short write: the disk filled or a limit hit
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
+            raise IOFailure.of(self.path, exc) from None
+        self._end = start + written
+        return start
+
+    def close(self) -> None:
+        os.close(self._fd)

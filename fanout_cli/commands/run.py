@@ -7,12 +7,21 @@ the outcome. It returns the outcome; cli.py turns that into an exit status."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fanout_cli.aop.writer import RunStore
     from fanout_cli.executors import Executor
+    from fanout_cli.models import RunReport
+    from fanout_cli.options import RunConfig
+    from fanout_cli.pacing import Backoff, Clock
     from fanout_cli.plan import RunPlan, RunRequest
+    from fanout_cli.runner import Listener, Runner
+    from fanout_cli.sources import Resume, Source
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,6 @@ def run_command(request: RunRequest) -> RunOutcome:
     from fanout_cli.plan import plan_run
     from fanout_cli.render import make_renderer
     from fanout_cli.render.console import Console, color_choice
-    from fanout_cli.runner import run_tasks
 
     plan = plan_run(request)
     if request.dry_run:
@@ -79,3 +87,134 @@ def open_executor(plan: RunPlan) -> Executor:
         executor = AgentExecutor(plan.agents, executor, connections=plan.config.policy.jobs,
                                  http=plan.http_calls)  # fmt: skip
     return executor
+
+
+def run_tasks(
+    config: RunConfig,
+    source: Source,
+    executor: Executor,
+    listener: Listener,
+    *,
+    title: str,
+    options: dict[str, Any],
+    resume: Resume | None = None,
+    clock: Clock | None = None,
+    backoff: Backoff | None = None,
+) -> RunReport:
+    """Create the run folder (or reopen it, to resume), run the tasks, return the report.
+
+    `title` is completed with the task count and strategy: "fanout run x.toml: 12
+    tasks, all-succeed". On Ctrl-C the manifest is still written (status interrupted)
+    before the KeyboardInterrupt goes on. When fanout's own I/O fails (a full disk),
+    what can still be written is, and the IOFailure goes on (exit 74). A bug leaves
+    the manifest `running`, as a crash does, so that --resume runs the rest."""
+    import anyio
+
+    from fanout_cli.pacing import SYSTEM_CLOCK
+    from fanout_cli.runner import Runner
+    from fanout_cli.sources import planned_items
+
+    clock = clock or SYSTEM_CLOCK
+    started_at = clock.wall()
+    store, header = _open_run(config, resume, options, started_at)
+    try:
+        items = planned_items(store, source, resume)
+    except BaseException:
+        store.close()
+        raise
+    runner = Runner(config, executor, store, listener, source.total, clock=clock, backoff=backoff)
+    ended = False  # the run came back (or Ctrl-C stopped it), rather than a bug
+    try:
+        anyio.run(runner.run, items)
+        ended = True
+    except KeyboardInterrupt:
+        runner.interrupted = runner.interrupted or signal.SIGINT
+        ended = True
+        raise
+    finally:
+        if ended:
+            report = _report(runner, config, store, title, started_at, clock.wall())
+            _close_run(store, header, report, runner.failure is not None, resume)
+        else:
+            store.close()
+    if runner.failure is not None:
+        raise runner.failure
+    return report
+
+
+def _report(
+    runner: Runner, config: RunConfig, store: RunStore, title: str, started: float, ended: float
+) -> RunReport:
+    import functools
+
+    from fanout_cli.models import RunReport
+
+    outcome = runner.tracker.verdict()
+    count = outcome.counts["tasks"]
+    interrupted = None if runner.interrupted is None else signal.Signals(runner.interrupted).name
+    if interrupted is not None:
+        reason = f"interrupted by {interrupted} after {count} tasks ended"
+        outcome = replace(outcome, passed=False, reason=reason)
+    elif runner.failure is not None:
+        outcome = replace(outcome, passed=False, reason=runner.failure.message)
+    return RunReport(
+        run_id=store.run_id,
+        run_dir=str(store.run_dir),
+        manifest_path=str(store.manifest_path),
+        verdict=outcome,
+        rows=functools.partial(store.rows, runner.rows),
+        started_at=started,
+        finished_at=ended,
+        title=f"{title}: {count} task{'s' * (count != 1)}, {config.verdict.strategy}",
+        interrupted=interrupted,
+        shard=config.sharding.shard,
+    )
+
+
+def _open_run(
+    config: RunConfig, resume: Resume | None, options: dict[str, Any], started_at: float
+) -> tuple[RunStore, dict[str, Any]]:
+    """The run's store and manifest header: a new run folder, or the resumed one."""
+    from fanout_cli.aop.documents import iso_time, manifest_header
+    from fanout_cli.aop.writer import RunStore
+
+    argv = list(sys.argv)
+    if resume is None:
+        store = RunStore(config.output.output_dir, config.output.run_id)
+        header = manifest_header(
+            run_id=store.run_id, argv=argv, options=options, started_at=started_at
+        )
+        event = "run_started"
+    else:
+        from fanout_cli.aop.reader import read_manifest_header  # only when resuming
+
+        store = RunStore.reopen(resume.run_dir)
+        header = {**read_manifest_header(store.run_dir), "options": options}
+        header["resumed_at"] = iso_time(started_at)
+        event = "run_resumed"
+    try:
+        store.journal(event, run_id=store.run_id, argv=argv, options=options)
+        store.write_manifest(header, None, "running")
+    except BaseException:
+        store.close()
+        raise
+    return store, header
+
+
+def _close_run(
+    store: RunStore, header: dict[str, Any], report: RunReport, failed: bool, resume: Resume | None
+) -> None:
+    """The run's last journal line and its final manifest. After an I/O failure they
+    are written if they still can be (the failure itself is what is reported)."""
+    from fanout_cli.errors import FanoutError
+
+    status = "io_error" if failed else "interrupted" if report.interrupted else "finished"
+    outcome = report.verdict
+    kept = {} if resume is None else {"resume": resume.book.summary()}
+    try:
+        with contextlib.suppress(*((FanoutError,) if failed else ())):
+            store.journal("run_ended", **kept, status=status, passed=outcome.passed,
+                          reason=outcome.reason, counts=dict(outcome.counts))  # fmt: skip
+            store.write_manifest(header, report, status)
+    finally:
+        store.close()

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import TextIO
 
-from fanout_cli.errors import OutputClosedError
+from fanout_cli.errors import IOFailure, OutputClosedError
 
 
 def use_color(stream: TextIO) -> bool:
@@ -52,11 +52,20 @@ class Console:
                 buffer.write(data)
                 buffer.flush()
         except BrokenPipeError:  # the reader went away (`fanout run | head`)
-            self.closed = True
-            with contextlib.suppress(OSError, ValueError):
-                # Whatever Python still holds for it (and flushes at exit) goes nowhere.
-                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            self._close()
             raise OutputClosedError(str(getattr(self.stream, "name", "stdout"))) from None
+        except OSError as exc:  # full (> /dev/full) or failing: exit 74, not a signal
+            self._close()
+            name = getattr(self.stream, "name", "")
+            where = {"<stdout>": "standard output", "<stderr>": "standard error"}.get(name, name)
+            raise IOFailure.of(where or "standard output", exc) from None
+
+    def _close(self) -> None:
+        """Write nothing more; whatever Python still holds for the stream (and flushes
+        at exit) goes nowhere."""
+        self.closed = True
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
 
     def style(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text

@@ -22,7 +22,7 @@ def _started(epoch: float | None) -> str:
 
 
 def _verdict_word(run: RunInfo) -> str:
-    if run.status in ("running", "crashed", "interrupted") and run.passed is not True:
+    if run.status in ("running", "crashed", "interrupted", "io_error") and run.passed is not True:
         return run.status
     return "pass" if run.passed else "fail"
 

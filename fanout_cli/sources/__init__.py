@@ -150,15 +150,18 @@ def planned_items(
         if source.total is None:
             return _saving(store, source.stream())
         store.save_specs(source.specs())
+        store.end_task_list()
         return source.stream()
     if resume.from_saved_list:
         return resume.book.plan(source.stream(), None)
     # A source given again replaces the saved list: an edited task file is now the run's.
     if source.total is None:
         store.replace_task_list([])
-        return resume.book.plan(source.stream(), lambda spec: store.save_specs([spec]))
+        stream = resume.book.plan(source.stream(), lambda spec: store.save_specs([spec]))
+        return _ending_list(store, stream)
     planned = [resume.book.classify(spec) for spec in source.specs()]
     store.replace_task_list(numbered for _, numbered in planned)
+    store.end_task_list()
     return _from_list([item for item, _ in planned])
 
 
@@ -168,12 +171,22 @@ async def _from_list(items: list[TaskSpec | Prior]) -> AsyncIterator[TaskSpec | 
 
 
 async def _saving(store: RunStore, specs: AsyncIterator[TaskSpec]) -> AsyncIterator[TaskSpec]:
-    """Save each task of a stream to the run's task list as it is read."""
+    """Save each task of a stream to the run's task list as it is read, and say so on
+    the list when the stream has ended."""
     async for spec in specs:
         store.save_specs([spec])
         yield spec
+    store.end_task_list()
 
 
+async def _ending_list(
+    store: RunStore, items: AsyncIterator[TaskSpec | Prior]
+) -> AsyncIterator[TaskSpec | Prior]:
+    """The items of a stream whose tasks are saved as they are read (on resume); the
+    list says it is whole once the stream has ended."""
+    async for item in items:
+        yield item
+    store.end_task_list()
 
 
 def open_source(
