@@ -58,11 +58,14 @@ def test_kill_9_and_resume_until_done_gives_every_task_one_result(seed: int) -> 
     # Words without a shell: the value reaches `sh -c` as $0, one argument.
     script = 'sleep "${0#*:}"; printf "%s\\n" "$0"'
     command = ["-j", "4", "--", "sh", "-c", script, "{}", ":::", *values]
-    first = _start(*command)
-    _kill_at(first, chance.uniform(0.05, 0.6))
-    runs = [path for path in output_dir().iterdir() if path.is_dir()]
-    if not runs:  # killed before the run folder existed: nothing to resume
-        pytest.skip("killed before the run folder was made (seed picks too early a moment)")
+    runs: list[Path] = []
+    for earliest in (0.05, 0.3, 0.6, 1.0, 2.0):  # until a kill lands after the folder exists
+        first = _start(*command)
+        _kill_at(first, chance.uniform(earliest, earliest + 0.5))
+        runs = [path for path in output_dir().glob("*") if path.is_dir()]
+        if runs:
+            break
+    assert len(runs) == 1, runs
     run_dir = runs[0]
     for _ in range(6):  # resume, killed again at random, until a resume finishes
         resumed = _start("--resume", run_dir.name)
