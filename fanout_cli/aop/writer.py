@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from fanout_cli.aop import RunFolder, details_name
+from fanout_cli.aop import JOURNAL, LOCK, MANIFEST, TASK_LIST, RunFolder, details_name, files
 from fanout_cli.aop.documents import (
     details_document,
     iso_time,
@@ -40,30 +40,36 @@ def new_run_id() -> str:
 
 @contextlib.contextmanager
 def replacing(path: Path | str, mode: int = 0o600) -> Iterator[int]:
-    """A descriptor on a temporary file beside `path`, renamed over `path` when the
-    block ends well and removed when it does not: readers never see half a file."""
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    """A descriptor on a temporary file beside `path` (an unpredictable name, created
+    exclusively), renamed over `path` when the block ends well and removed when it
+    does not: readers never see half a file. For a file the user names (--junit);
+    a run folder's own files go through RunFolder.replacing."""
+    folder, name = os.path.split(os.fspath(path))
+    descriptor = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        try:
-            yield descriptor
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+        with files.replacing_at(descriptor, name, mode) as temporary:
+            yield temporary
+    finally:
+        os.close(descriptor)
+
+
+def write_chunks(descriptor: int, chunks: Iterable[bytes]) -> None:
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(descriptor, view) :]
 
 
 def write_atomic(path: Path | str, chunks: Iterable[bytes]) -> None:
     """Write to a temporary name in the same folder, then rename over `path`."""
     with replacing(path) as descriptor:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(descriptor, view) :]
+        write_chunks(descriptor, chunks)
+
+
+def write_member(folder: RunFolder, name: str, chunks: Iterable[bytes]) -> None:
+    """A file of a run folder written whole, then renamed into place."""
+    with folder.replacing(name) as descriptor:
+        write_chunks(descriptor, chunks)
 
 
 def write_json_atomic(path: Path, document: object) -> None:
@@ -102,15 +108,15 @@ def write_whole_run(
     events: Iterable[Mapping[str, Any]],
 ) -> None:
     """A run written at once (a merge): its manifest over `rows`, then its journal."""
-    _write_or_fail(folder.manifest, json_with_tasks(header, rows))
-    _write_or_fail(folder.journal, (json_bytes(event) + b"\n" for event in events))
+    _write_or_fail(folder, MANIFEST, json_with_tasks(header, rows))
+    _write_or_fail(folder, JOURNAL, (json_bytes(event) + b"\n" for event in events))
 
 
-def _write_or_fail(path: Path, chunks: Iterable[bytes]) -> None:
+def _write_or_fail(folder: RunFolder, name: str, chunks: Iterable[bytes]) -> None:
     try:
-        write_atomic(path, chunks)
+        write_member(folder, name, chunks)
     except OSError as exc:
-        raise StoreError(f"{path}: cannot write: {exc.strerror}") from None
+        raise StoreError(f"{folder.member(name)}: cannot write: {exc.strerror}") from None
 
 
 def remove_run_folder(output_dir: Path, path: Path) -> int:
@@ -168,15 +174,40 @@ class RunStore:
 
     def _open(self) -> None:
         self.folder = RunFolder(self.run_dir)
-        # The lock says "a fanout is writing here": --resume and clean keep off. flock
-        # is released by the kernel when the process dies, even by kill -9.
-        self._lock = open(self.folder.lock, "a+")  # noqa: SIM115 - closed in close()
+        opened: list[IO[Any]] = []
+        try:
+            self.folder.hold()
+            # The lock says "a fanout is writing here": --resume and clean keep off.
+            # flock is released by the kernel when the process dies, even by kill -9.
+            self._lock = self._open_member(LOCK, "r+", opened)
+            self._take_lock()
+            self._journal = self._open_member(JOURNAL, "ab", opened)
+            self._end_torn_line(self._journal)
+            self._task_list = self._open_member(TASK_LIST, "ab", opened)
+            self._end_torn_line(self._task_list)
+        except BaseException:
+            for handle in opened:
+                handle.close()
+            self.folder.release()
+            raise
+
+    def _open_member(self, name: str, mode: str, opened: list[IO[Any]]) -> IO[Any]:
+        """A file of the folder to add to, created if need be; never through a link
+        planted in its place (StoreError naming it)."""
+        try:
+            descriptor = self.folder.open(name, files.APPEND)
+        except files.UnsafeFile as exc:
+            raise StoreError(str(exc)) from None
+        handle = open(descriptor, mode)  # noqa: SIM115 - closed in close()
+        opened.append(handle)
+        return handle
+
+    def _take_lock(self) -> None:
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.seek(0)
             holder = self._lock.read().strip() or "?"
-            self._lock.close()
             raise StoreError(
                 f"run {self.run_id} is in use by another fanout (pid {holder}); "
                 "wait for it to end or stop it first"
@@ -185,30 +216,23 @@ class RunStore:
         self._lock.truncate()
         self._lock.write(f"{os.getpid()}\n")
         self._lock.flush()
-        self._journal = open(self.folder.journal, "ab")  # noqa: SIM115 - closed in close()
-        self._journal.seek(0, os.SEEK_END)
-        self._end_torn_line(self.folder.journal, self._journal)
-        self._task_list = open(self.folder.task_list, "ab")  # noqa: SIM115 - closed in close()
-        self._end_torn_line(self.folder.task_list, self._task_list)
 
     @staticmethod
-    def _end_torn_line(path: Path, handle: IO[bytes]) -> None:
+    def _end_torn_line(handle: IO[bytes]) -> None:
         """A crash can leave a half-written last line; end it, so that what is
         appended now (a resume) starts on a line of its own. Readers skip the torn one."""
-        if handle.tell() == 0:
-            return
-        with open(path, "rb") as reader:
-            reader.seek(-1, os.SEEK_END)
-            if reader.read(1) != b"\n":
-                handle.write(b"\n")
-                handle.flush()
+        size = os.fstat(handle.fileno()).st_size
+        if size and os.pread(handle.fileno(), 1, size - 1) != b"\n":
+            handle.write(b"\n")
+            handle.flush()
 
     def close(self) -> None:
         self._journal.close()
         self._task_list.close()
         with contextlib.suppress(OSError):
-            os.unlink(self.folder.lock)
+            self.folder.remove(LOCK)
         self._lock.close()
+        self.folder.release()
 
     @property
     def manifest_path(self) -> Path:
@@ -226,7 +250,8 @@ class RunStore:
         kept = self.output_paths(spec, attempt)
         for source, target in zip(current, kept, strict=True):
             with contextlib.suppress(FileNotFoundError):
-                os.replace(source, target)
+                # A link planted at either name is moved or replaced, never followed.
+                self.folder.rename(os.path.basename(source), os.path.basename(target))
         return os.path.basename(kept[0]), os.path.basename(kept[1])
 
     def describe_output(self, path: str, tail: bytes, size: int) -> OutputInfo:
@@ -250,7 +275,7 @@ class RunStore:
 
     def rows(self, index: RowIndex) -> Iterator[dict[str, Any]]:
         """The task rows of the journal, in input order."""
-        with open(self.folder.journal, "rb") as journal:
+        with open(self.folder.open(JOURNAL), "rb") as journal:
             for offset in index.offsets():
                 journal.seek(offset)
                 row: dict[str, Any] = json.loads(journal.readline())
@@ -266,20 +291,20 @@ class RunStore:
 
     def replace_task_list(self, specs: Iterable[TaskSpec]) -> None:
         """Make `specs` the saved task list (atomically), and append to it from now on."""
-        path = self.folder.task_list
-        write_atomic(path, (json_bytes(spec_document(spec)) + b"\n" for spec in specs))
+        write_member(
+            self.folder, TASK_LIST, (json_bytes(spec_document(spec)) + b"\n" for spec in specs)
+        )
         self._task_list.close()
-        self._task_list = open(path, "ab")  # noqa: SIM115 - closed in close()
+        self._task_list = self._open_member(TASK_LIST, "ab", [])
 
     def write_details(self, result: TaskResult, run_id: str) -> str:
         """One compact JSON line (the C encoder: indenting costs ten times as much);
         `fanout show` prints it readably."""
         name = details_name(result.spec)
-        path = os.path.join(self.folder.root, name)
-        write_atomic(path, [json_bytes(details_document(result, run_id)), b"\n"])
+        write_member(self.folder, name, [json_bytes(details_document(result, run_id)), b"\n"])
         return name
 
     def write_manifest(
         self, header: Mapping[str, Any], report: RunReport | None, status: str
     ) -> None:
-        write_atomic(self.manifest_path, manifest_chunks(header, report, status))
+        write_member(self.folder, MANIFEST, manifest_chunks(header, report, status))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from fanout_cli.agents import AgentSettings, Provider, read_attachments
+from fanout_cli.aop import open_output, open_output_for_reading
 from fanout_cli.executors import AttemptPlan, Executor, ended_attempt
 from fanout_cli.executors.exchange import (
     PAUSING_STATUSES,
@@ -299,17 +300,19 @@ class AgentExecutor:
 def _read_text(path: str, limit: int = 16 << 20) -> str:
     """An agent CLI's output, for parsing: its first `limit` bytes."""
     try:
-        with open(path, "rb") as handle:
+        with open(open_output_for_reading(path), "rb") as handle:
             return handle.read(limit).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return ""
 
 
 def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8", errors="surrogateescape") as handle:
+    with open(open_output(path), "w", encoding="utf-8", errors="surrogateescape") as handle:
         handle.write(text)
 
 
 def _append(path: str, text: str) -> None:
-    with open(path, "a", encoding="utf-8", errors="surrogateescape") as handle:
+    with open(
+        open_output(path, append=True), "a", encoding="utf-8", errors="surrogateescape"
+    ) as handle:
         handle.write(text)

@@ -87,11 +87,11 @@ def test_a_task_that_plants_a_link_for_a_later_task_fails_only_that_task(
     """The first task finds the run folder through its own stdout and plants a link
     where the second task's stdout will go; -j 1 runs them one after the other."""
     victim = _victim(tmp_path, f"{SECRET}\n")
-    plant = f'ln -s {victim} "$(dirname "$(readlink /proc/self/fd/1)")/0002-b.stdout"'
+    plant = f'ln -s {victim} "$(dirname "$(readlink /proc/$$/fd/1)")/0002-b.stdout"'
     tasks = tmp_path / "tasks.toml"
     tasks.write_text(
-        f"[[task]]\nid = 'a'\nshell = {json.dumps(plant)}\n"
-        "[[task]]\nid = 'b'\nshell = 'echo written-by-b'\n"
+        f"[[task]]\nid = 'a'\ncmd = {json.dumps(plant)}\n"
+        "[[task]]\nid = 'b'\ncmd = 'echo written-by-b'\n"
     )
     completed = run_fanout("run", "--format", "json", "-j", "1", str(tasks))
     assert_clean(completed)
@@ -195,7 +195,10 @@ def test_the_atomic_write_of_junit_does_not_follow_a_planted_temporary_name(
     victim = _victim(tmp_path)
     reports = tmp_path / "reports"
     reports.mkdir()
-    script = 'ln -s "$1" "$2/.report.xml.$$.tmp" && exec "$3" run -q --junit "$2/report.xml" -- true ::: a'
+    script = (
+        'ln -s "$1" "$2/.report.xml.$$.tmp" && '
+        'exec "$3" run -q --junit "$2/report.xml" -- true ::: a'
+    )
     completed = subprocess.run(
         ["sh", "-c", script, "sh", str(victim), str(reports), str(FANOUT)],
         capture_output=True, text=True, timeout=30, check=False,

@@ -1,0 +1,107 @@
+"""What a run folder's documents must look like to be read: the manifest's header and
+the task rows (of the manifest or the journal). A document that does not is corrupt
+(a disk error, a hand edit, a hostile artifact): the reader raises RunFolderError
+naming the file and the problem, and the commands that list runs skip that run with a
+warning instead of stopping (or crashing) on it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fanout_cli.aop.files import RunFolderError
+
+STATUSES = frozenset({"running", "finished", "interrupted"})
+_TEXT_OR_NONE = (str, type(None))
+_NUMBER_OR_NONE = (int, float, type(None))
+# The header keys fanout reads, with the types it accepts; others are left alone.
+_HEADER_TYPES: dict[str, tuple[type, ...]] = {
+    "run_id": (str,),
+    "status": (str,),
+    "argv": (list,),
+    "cwd": _TEXT_OR_NONE,
+    "options": (dict,),
+    "started_at": _TEXT_OR_NONE,
+    "finished_at": _TEXT_OR_NONE,
+    "merged_at": _TEXT_OR_NONE,
+    "duration_ms": _NUMBER_OR_NONE,
+    "merged_from": (list,),
+    "verdict": (dict, type(None)),
+}
+_ROW_TYPES: dict[str, tuple[type, ...]] = {
+    "task_id": (str,),
+    "status": (str,),
+    "summary": _TEXT_OR_NONE,
+    "details_file": _TEXT_OR_NONE,
+    "duration_ms": _NUMBER_OR_NONE,
+    "attempts": (int, type(None)),
+    "run_dir": _TEXT_OR_NONE,
+}
+
+
+def _type_problem(document: Mapping[str, Any], types: Mapping[str, tuple[type, ...]]) -> str | None:
+    for key, accepted in types.items():
+        if key not in document:
+            continue
+        value = document[key]
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            return f"{key} is {type(value).__name__}, not {'/'.join(t.__name__ for t in accepted)}"
+    return None
+
+
+def header_problem(header: object) -> str | None:
+    """Why a manifest's header cannot be read as one, or None."""
+    if not isinstance(header, dict):
+        return f"not a JSON object but {type(header).__name__}"
+    if "status" not in header:
+        return "no status"
+    problem = _type_problem(header, _HEADER_TYPES)
+    if problem is not None:
+        return problem
+    if header["status"] not in STATUSES:
+        return f"status {header['status']!r} is not one of {', '.join(sorted(STATUSES))}"
+    if not all(isinstance(word, str) for word in header.get("argv", [])):
+        return "argv holds something other than text"
+    verdict = header.get("verdict")
+    if verdict is not None:
+        return _verdict_problem(verdict)
+    return None
+
+
+def _verdict_problem(verdict: Mapping[str, Any]) -> str | None:
+    counts = verdict.get("counts")
+    if not isinstance(verdict.get("passed"), bool):
+        return "verdict.passed is not true or false"
+    if not isinstance(counts, dict):
+        return "verdict.counts is not an object"
+    tasks = counts.get("tasks")
+    if isinstance(tasks, bool) or not isinstance(tasks, int) or tasks < 0:
+        return "verdict.counts.tasks is not a count"
+    return None
+
+
+def checked_header(header: object, where: str) -> dict[str, Any]:
+    """`header` when it reads as a manifest's header; RunFolderError naming `where`."""
+    problem = header_problem(header)
+    if problem is not None:
+        raise RunFolderError(f"{where}: not a fanout manifest: {problem}")
+    assert isinstance(header, dict)
+    return header
+
+
+def checked_row(row: object, where: str) -> dict[str, Any]:
+    """A task row (of a manifest's task list or a journal's task_ended event) with the
+    fields fanout shows of the types it shows them as; RunFolderError otherwise."""
+    problem = None
+    if not isinstance(row, dict):
+        problem = f"a task row is {type(row).__name__}, not an object"
+    elif isinstance(row.get("seq"), bool) or not isinstance(row.get("seq"), int):
+        problem = "a task row without a whole-number seq"
+    else:
+        problem = _type_problem(row, _ROW_TYPES)
+        if problem is not None:
+            problem = f"task {row['seq']}: {problem}"
+    if problem is not None:
+        raise RunFolderError(f"{where}: {problem}")
+    assert isinstance(row, dict)
+    return row
