@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from fanout_cli.aop import TASK_LIST
+from fanout_cli.aop import TASK_LIST, RunFolder
+from fanout_cli.aop.checks import task_problem
 from fanout_cli.aop.documents import REDACTED, spec_from_document
+from fanout_cli.aop.files import RunFolderError
 from fanout_cli.aop.reader import read_journal_at, read_task_list
 from fanout_cli.errors import UsageError
 from fanout_cli.models import Prior, TaskSpec, TaskStatus
@@ -102,12 +104,20 @@ def saved_specs(run_dir: Path) -> list[TaskSpec]:
             "give its task source again along with --resume"
         )
     specs = []
-    for document in documents:
-        if REDACTED in document.get("env", {}).values():
+    for number, document in enumerate(documents, start=1):
+        problem = task_problem(document)
+        if problem is not None:
+            raise RunFolderError(f"{RunFolder(run_dir).task_list}: task {number}: {problem}")
+        if REDACTED in (document.get("env") or {}).values():
             raise UsageError(
                 f"run {run_dir.name}: task {document['task_id']!r} has secret env values, "
                 "which are never saved; resume with its task file: "
                 f"fanout run TASKFILE --resume {run_dir.name}"
             )
-        specs.append(spec_from_document(document))
+        try:
+            specs.append(spec_from_document(document))
+        except (KeyError, TypeError, ValueError) as exc:  # a template or agent call
+            raise RunFolderError(
+                f"{RunFolder(run_dir).task_list}: task {number}: not a saved task ({exc!r})"
+            ) from None
     return specs

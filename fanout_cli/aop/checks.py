@@ -28,6 +28,22 @@ _HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "merged_from": (list,),
     "verdict": (dict, type(None)),
 }
+# A saved task (tasks.jsonl): what spec_from_document reads, required or not.
+_TASK_TYPES: dict[str, tuple[type, ...]] = {
+    "seq": (int,),
+    "task_id": (str,),
+    "command": (str, list),
+    "origin": (str,),
+    "cwd": _TEXT_OR_NONE,
+    "env": (dict, type(None)),
+    "timeout": _NUMBER_OR_NONE,
+    "retries": (int, type(None)),
+    "ok_exit": (list, type(None)),
+    "input": _TEXT_OR_NONE,
+    "template": (dict, type(None)),
+    "agent": (dict, type(None)),
+}
+_TASK_REQUIRED = ("seq", "task_id", "command", "origin")
 _ROW_TYPES: dict[str, tuple[type, ...]] = {
     "task_id": (str,),
     "status": (str,),
@@ -105,3 +121,22 @@ def checked_row(row: object, where: str) -> dict[str, Any]:
         raise RunFolderError(f"{where}: {problem}")
     assert isinstance(row, dict)
     return row
+
+
+def task_problem(document: Mapping[str, Any]) -> str | None:
+    """Why a document of the saved task list is not a task, or None."""
+    missing = [key for key in _TASK_REQUIRED if key not in document]
+    if missing:
+        return f"no {', '.join(missing)}"
+    problem = _type_problem(document, _TASK_TYPES)
+    if problem is not None:
+        return problem
+    command, env = document["command"], document.get("env") or {}
+    if isinstance(command, list) and not all(isinstance(word, str) for word in command):
+        return "command holds something other than text"
+    if not all(isinstance(value, str) for value in env.values()):
+        return "env holds something other than text"
+    ok_exit = document.get("ok_exit") or []
+    if not all(isinstance(code, int) and not isinstance(code, bool) for code in ok_exit):
+        return "ok_exit holds something other than whole numbers"
+    return None

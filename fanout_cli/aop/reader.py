@@ -290,20 +290,24 @@ def read_details(run_dir: Path, details_file: str) -> dict[str, Any]:
 
 def read_task_list(run_dir: Path) -> Iterator[dict[str, Any]] | None:
     """The documents of the run's saved task list, one a task, a torn line (a crash
-    mid-write: that task had not started) left out; None when the run saved none."""
+    mid-write: that task had not started) left out; None when the run saved none.
+    RunFolderError for a whole line that is JSON but not an object."""
     try:
         handle = open_file(run_dir, TASK_LIST)
     except FileNotFoundError:
         return None
-    return _task_documents(handle)
+    return _task_documents(handle, str(RunFolder(run_dir).task_list))
 
 
-def _task_documents(handle: IO[bytes]) -> Iterator[dict[str, Any]]:
+def _task_documents(handle: IO[bytes], where: str) -> Iterator[dict[str, Any]]:
     with handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             try:
                 document = json.loads(line)
             except ValueError:
                 continue  # torn by a crash: that task had not started yet
-            if line.endswith(b"\n") and isinstance(document, dict):
-                yield document
+            if not line.endswith(b"\n"):
+                continue
+            if not isinstance(document, dict):
+                raise RunFolderError(f"{where}:{number}: not a saved task but JSON {line[:40]!r}")
+            yield document

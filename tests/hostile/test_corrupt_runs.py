@@ -170,3 +170,21 @@ def test_clean_keeps_a_corrupt_run_a_fanout_is_still_writing() -> None:
     assert cleaned.returncode == 0, cleaned.stderr
     assert bad.exists()
     assert "kept bad: still running" in cleaned.stdout
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"x": 1}', "no seq, task_id, command, origin"),
+        ('{"seq": "1", "task_id": "a", "command": "true", "origin": "x"}', "seq is str"),
+        ('{"seq": 1, "task_id": "a", "command": [1], "origin": "x"}', "command holds"),
+        ('{"seq": 1, "task_id": "a", "command": "true", "origin": "x", "env": 5}', "env is int"),
+        ("[1]", "not a saved task"),
+    ],
+)
+def test_a_corrupt_saved_task_list_stops_resume_with_one_line(line: str, problem: str) -> None:
+    _, bad = _two_runs()
+    task_list = bad / "tasks.jsonl"
+    task_list.write_text(line + "\n")
+    error = one_error_line(run_fanout("run", "-q", "--resume-failed", "bad"))
+    assert str(task_list) in error and problem in error, error
