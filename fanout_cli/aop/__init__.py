@@ -173,6 +173,18 @@ def open_output(path: str, *, append: bool = False) -> int:
         return files.create_at(descriptor, name, path)
 
 
+def write_output(path: str, data: bytes, *, append: bool = False) -> None:
+    """Write a task's output file whole (or add to it) from fanout itself (a Dask
+    worker's outputs, an agent's reply). A link planted at that name is left alone and
+    nothing is written: the task's reading of it then finds no output."""
+    try:
+        descriptor = open_output(path, append=append)
+    except files.UnsafeFile:
+        return
+    with open(descriptor, "wb") as handle:
+        handle.write(data)
+
+
 def open_output_for_reading(path: str) -> int:
     """A task's output file, open for reading; UnsafeFile for a link, FIFO or device."""
     folder, name = os.path.split(path)

@@ -57,7 +57,7 @@ import anyio
 import anyio.abc
 
 import fanout_cli
-from fanout_cli.aop import open_output
+from fanout_cli.aop import write_output
 from fanout_cli.errors import UsageError
 from fanout_cli.executors import AttemptPlan, ended_attempt
 from fanout_cli.executors.dask_cluster import (
@@ -301,9 +301,7 @@ def _write_outputs(plan: AttemptPlan, outcome: RemoteOutcome | Exception | None)
         (plan.stdout_path, remote.stdout if remote else None),
         (plan.stderr_path, remote.stderr if remote else None),
     ):
-        with open(open_output(path), "wb") as handle:
-            if output is not None:
-                handle.write(output.data)
+        write_output(path, b"" if output is None else output.data)
 
 
 def _describe(

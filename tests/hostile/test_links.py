@@ -226,3 +226,20 @@ def test_a_symlinked_output_dir_chosen_by_the_user_is_allowed(tmp_path: Path) ->
     assert_clean(resumed)
     listed = run_fanout("runs", env=env)
     assert listed.returncode == 0 and "r " in listed.stdout and not listed.stderr
+
+
+def test_a_task_that_swaps_its_own_stdout_for_a_link_gets_nothing_read_through_it(
+    tmp_path: Path,
+) -> None:
+    """fanout reads a task's output after it ends (summary, excerpt, vote): the link the
+    task left in place of its stdout is not read, and `show` refuses it."""
+    victim = _victim(tmp_path, f"{SECRET}\n")
+    swap = f'f=$(readlink /proc/$$/fd/1); rm "$f"; ln -s {victim} "$f"; echo done'
+    completed = run_fanout("run", "--format", "json", "--run-id", "r", "--strategy",
+                           "majority-vote", "--", "sh", "-c", swap, ":::", "a")  # fmt: skip
+    assert_clean(completed)
+    assert SECRET not in completed.stdout
+    assert SECRET not in (output_dir() / "r" / "0001-a.json").read_text()
+    assert SECRET not in (output_dir() / "r" / "manifest.json").read_text()
+    assert victim.read_text() == f"{SECRET}\n"
+    _refused(run_fanout("show", "r", "a"), "0001-a.stdout")
