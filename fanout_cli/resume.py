@@ -16,7 +16,7 @@ from fanout_cli.aop import TASK_LIST, RunFolder
 from fanout_cli.aop.checks import task_problem
 from fanout_cli.aop.documents import REDACTED, spec_from_document
 from fanout_cli.aop.files import RunFolderError
-from fanout_cli.aop.reader import read_journal_at, read_task_list
+from fanout_cli.aop.reader import read_ended_at, read_task_list
 from fanout_cli.errors import UsageError
 from fanout_cli.models import Prior, TaskSpec, TaskStatus
 
@@ -36,12 +36,8 @@ class ResumeBook:
     @classmethod
     def load(cls, run_dir: Path, rerun_failed: bool) -> ResumeBook:
         latest: dict[int, Prior] = {}
-        for row, offset in read_journal_at(run_dir):
-            if (
-                row.get("event") == "task_ended"
-                and isinstance(row.get("seq"), int)
-                and isinstance(row.get("key"), str)
-            ):
+        for row, offset in read_ended_at(run_dir):
+            if isinstance(row.get("key"), str):
                 latest[row["seq"]] = Prior(row, offset)
         book = cls(rerun_failed)
         for seq in sorted(latest):

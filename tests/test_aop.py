@@ -222,8 +222,8 @@ def test_an_empty_manifest_reads_as_none_and_the_journal_answers(run_dir: Path) 
         (b'{"status": "finished", "verdict": {"passed": true, "counts": {"tasks": "x"}}}',
          "verdict.counts.tasks"),
         (b'{"status": "finished", "argv": [1, 2]}', "argv"),
-        (b'{"status": "finished", "duration_ms": "x"}', "duration_ms is str"),
-        (b'{"status": ["finished"]}', "status is list"),
+        (b'{"status": "finished", "duration_ms": "x"}', "duration_ms is text"),
+        (b'{"status": ["finished"]}', "status is a list"),
         (b'{"status": "weird"}', "status 'weird'"),
     ],
 )  # fmt: skip

@@ -10,8 +10,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from fanout_cli.aop.files import RunFolderError
+from fanout_cli.models import TaskStatus
 
 STATUSES = frozenset({"running", "finished", "interrupted"})
+TASK_STATUSES = frozenset(str(status) for status in TaskStatus)
+_JSON_NAMES: dict[type, str] = {
+    str: "text", int: "a whole number", float: "a number", bool: "true/false",
+    list: "a list", dict: "an object", type(None): "null",
+}  # fmt: skip
 _TEXT_OR_NONE = (str, type(None))
 _NUMBER_OR_NONE = (int, float, type(None))
 # The header keys fanout reads, with the types it accepts; others are left alone.
@@ -60,8 +66,10 @@ def _type_problem(document: Mapping[str, Any], types: Mapping[str, tuple[type, .
         if key not in document:
             continue
         value = document[key]
-        if isinstance(value, bool) or not isinstance(value, accepted):
-            return f"{key} is {type(value).__name__}, not {'/'.join(t.__name__ for t in accepted)}"
+        # bool is an int to Python, and not a number to fanout
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+            wanted = " or ".join(_JSON_NAMES.get(kind, kind.__name__) for kind in accepted)
+            return f"{key} is {_JSON_NAMES.get(type(value), type(value).__name__)}, not {wanted}"
     return None
 
 
@@ -103,6 +111,32 @@ def checked_header(header: object, where: str) -> dict[str, Any]:
         raise RunFolderError(f"{where}: not a fanout manifest: {problem}")
     assert isinstance(header, dict)
     return header
+
+
+# A journal's task_ended event, beyond the row: what --resume and merge read back.
+_ENDED_TYPES: dict[str, tuple[type, ...]] = {
+    "time": (str,),
+    "key": (str,),
+    "score": _NUMBER_OR_NONE,
+    "vote_key": _TEXT_OR_NONE,
+    "reason": _TEXT_OR_NONE,
+    "kind": _TEXT_OR_NONE,
+    "interrupted": (bool, type(None)),
+    "exit_code": (int, type(None)),
+}
+
+
+def ended_event_problem(event: Mapping[str, Any]) -> str | None:
+    """Why a journal's task_ended event cannot stand for a task's result, or None."""
+    missing = [key for key in ("seq", "task_id", "status", "time") if key not in event]
+    if missing:
+        return f"no {', '.join(missing)}"
+    problem = _type_problem(event, {**_ROW_TYPES, **_ENDED_TYPES})
+    if problem is None and event["status"] not in TASK_STATUSES:
+        problem = f"status {event['status']!r} is not a task status"
+    if problem is None and (isinstance(event["seq"], bool) or not isinstance(event["seq"], int)):
+        problem = "seq is not a whole number"
+    return problem
 
 
 def checked_row(row: object, where: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fanout_cli.aop import DETAILS_EXTENSION, JOURNAL, LOCK, MANIFEST, TASK_LIST, RunFolder
-from fanout_cli.aop.checks import checked_header, checked_row
+from fanout_cli.aop.checks import checked_header, checked_row, ended_event_problem
 from fanout_cli.aop.documents import TASKS_MARKER, manifest_header_from, parse_time
 from fanout_cli.aop.files import NOT_A_NAME, RunFolderError, UnsafeFile, is_plain_name
 
@@ -111,11 +111,20 @@ def read_journal(run_dir: Path) -> Iterator[dict[str, Any]]:
 
 def ended_rows(run_dir: Path) -> dict[int, dict[str, Any]]:
     """The last `task_ended` event of each task in the journal, by seq."""
-    rows: dict[int, dict[str, Any]] = {}
-    for event in read_journal(run_dir):
-        if event.get("event") == "task_ended" and isinstance(event.get("seq"), int):
-            rows[event["seq"]] = event
-    return rows
+    return {event["seq"]: event for event, _ in read_ended_at(run_dir)}
+
+
+def read_ended_at(run_dir: Path) -> Iterator[tuple[dict[str, Any], int]]:
+    """(event, offset) for every `task_ended` event of the journal. RunFolderError for
+    one that cannot stand for a task's result (a missing field, a wrong type)."""
+    for event, offset in read_journal_at(run_dir):
+        if event.get("event") != "task_ended":
+            continue
+        problem = ended_event_problem(event)
+        if problem is not None:
+            where = RunFolder(run_dir).journal
+            raise RunFolderError(f"{where}: the task_ended event at byte {offset}: {problem}")
+        yield event, offset
 
 
 # --- the manifest -----------------------------------------------------------------------

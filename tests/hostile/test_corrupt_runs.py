@@ -176,9 +176,9 @@ def test_clean_keeps_a_corrupt_run_a_fanout_is_still_writing() -> None:
     ("line", "problem"),
     [
         ('{"x": 1}', "no seq, task_id, command, origin"),
-        ('{"seq": "1", "task_id": "a", "command": "true", "origin": "x"}', "seq is str"),
+        ('{"seq": "1", "task_id": "a", "command": "true", "origin": "x"}', "seq is text"),
         ('{"seq": 1, "task_id": "a", "command": [1], "origin": "x"}', "command holds"),
-        ('{"seq": 1, "task_id": "a", "command": "true", "origin": "x", "env": 5}', "env is int"),
+        ('{"seq": 1, "task_id": "a", "command": "true", "origin": "x", "env": 5}', "env is a"),
         ("[1]", "not a saved task"),
     ],
 )
@@ -188,3 +188,27 @@ def test_a_corrupt_saved_task_list_stops_resume_with_one_line(line: str, problem
     task_list.write_text(line + "\n")
     error = one_error_line(run_fanout("run", "-q", "--resume-failed", "bad"))
     assert str(task_list) in error and problem in error, error
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"status": "bogus"}, "status 'bogus' is not a task status"),
+        ({"attempts": "x"}, "attempts is text"),
+        ({"score": "x"}, "score is text"),
+        ({"time": None}, "time is null"),
+    ],
+)
+def test_a_task_ended_event_of_the_wrong_shape_stops_resume_and_merge_with_one_line(
+    change: dict[str, object], problem: str
+) -> None:
+    _, bad = _two_runs()
+    journal = bad / "journal.jsonl"
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    for event in events:
+        if event["event"] == "task_ended":
+            event.update(change)
+    journal.write_text("".join(json.dumps(event) + "\n" for event in events))
+    for args in (("run", "-q", "--resume-failed", "bad"), ("merge", "bad")):
+        error = one_error_line(run_fanout(*args))
+        assert str(journal) in error and problem in error, error
