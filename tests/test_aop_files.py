@@ -129,3 +129,9 @@ def test_a_held_folder_is_used_by_open_output(folder: RunFolder) -> None:
     finally:
         folder.release()
     assert (folder.path / "0001-a.stderr").exists()
+
+
+def test_a_folder_planted_at_an_output_name_is_refused(folder: RunFolder) -> None:
+    (folder.path / "0001-a.stdout").mkdir()
+    with pytest.raises(UnsafeFile, match="not a regular file"):
+        open_output(str(folder.path / "0001-a.stdout"))

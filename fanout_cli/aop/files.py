@@ -132,8 +132,11 @@ def create_at(folder: int, name: str, shown: str, mode: int = 0o600) -> int:
     except OSError as exc:
         raise _unsafe_or(exc, shown) from None
     with contextlib.suppress(FileNotFoundError):
-        if stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+        mode_there = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
+        if stat.S_ISLNK(mode_there):
             raise UnsafeFile(shown, LINK)
+        if stat.S_ISDIR(mode_there):
+            raise UnsafeFile(shown, NOT_REGULAR)
         os.unlink(name, dir_fd=folder)
     try:
         return os.open(name, _CREATE, mode, dir_fd=folder)

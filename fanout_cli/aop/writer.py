@@ -249,8 +249,9 @@ class RunStore:
         current = self.output_paths(spec)
         kept = self.output_paths(spec, attempt)
         for source, target in zip(current, kept, strict=True):
-            with contextlib.suppress(FileNotFoundError):
-                # A link planted at either name is moved or replaced, never followed.
+            # A link planted at either name is moved or replaced, never followed; a
+            # folder planted at the kept name stays (the next attempt replaces the file).
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 self.folder.rename(os.path.basename(source), os.path.basename(target))
         return os.path.basename(kept[0]), os.path.basename(kept[1])
 
