@@ -6,6 +6,8 @@ its files (the Agent Output Protocol folder).
   from the models and parsed back.
 - `writer`: a run being written (`RunStore`), atomic replacement, new run folders.
 - `reader`: runs as they lie on disk, including what a crash (kill -9) leaves behind.
+- `files`: opening a file of a run folder without following what is planted there.
+- `checks`: the shape a manifest, a task row or a saved task must have to be read.
 
 The names come first because every other module of the package uses them."""
 
@@ -130,11 +132,6 @@ class RunFolder:
         FIFO or a device, or a name that is not a plain name of the folder."""
         with files.folder_descriptor(self.root, self._held) as folder:
             return files.open_at(folder, name, flags, self.member(name), mode)
-
-    def open_output(self, name: str) -> int:
-        """A task's output file, new and empty, open for writing (files.create_at)."""
-        with files.folder_descriptor(self.root, self._held) as folder:
-            return files.create_at(folder, name, self.member(name))
 
     @contextlib.contextmanager
     def replacing(self, name: str, mode: int = 0o600) -> Iterator[int]:
