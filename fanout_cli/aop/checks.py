@@ -128,7 +128,7 @@ _ENDED_TYPES: dict[str, tuple[type, ...]] = {
 
 def ended_event_problem(event: Mapping[str, Any]) -> str | None:
     """Why a journal's task_ended event cannot stand for a task's result, or None."""
-    missing = [key for key in ("seq", "task_id", "status", "time") if key not in event]
+    missing = [key for key in ("seq", "task_id", "status") if key not in event]
     if missing:
         return f"no {', '.join(missing)}"
     problem = _type_problem(event, {**_ROW_TYPES, **_ENDED_TYPES})

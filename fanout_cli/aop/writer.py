@@ -280,7 +280,8 @@ class RunStore:
             for offset in index.offsets():
                 journal.seek(offset)
                 row: dict[str, Any] = json.loads(journal.readline())
-                del row["event"], row["time"]
+                row.pop("event", None)
+                row.pop("time", None)
                 yield row
 
     def save_specs(self, specs: Iterable[TaskSpec]) -> None:
