@@ -1,14 +1,20 @@
 """Runs kept in the output folder: find one by name, find a task in it, plan a clean-up.
 
-The run folders themselves are read and removed through `fanout_cli.aop`."""
+The run folders themselves are read and removed through `fanout_cli.aop`. A run that
+cannot be read (a corrupt manifest, a planted link) is skipped with one warning by
+what looks through the runs, is an error (exit 2) for what names it, and is removed
+by `clean` like any other."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fanout_cli.aop import MANIFEST
+from fanout_cli.aop.files import RunFolderError
 from fanout_cli.aop.reader import (
     RunInfo,
     is_run_folder,
@@ -17,6 +23,21 @@ from fanout_cli.aop.reader import (
 )
 from fanout_cli.aop.writer import remove_run_folder
 from fanout_cli.errors import UsageError
+from fanout_cli.render.console import warn
+
+
+def skip_unreadable(runs: list[RunInfo]) -> list[RunInfo]:
+    """The runs that can be read; a warning for each of the others."""
+    for run in runs:
+        if run.problem is not None:
+            warn(f"{run.problem}; skipped")
+    return [run for run in runs if run.problem is None]
+
+
+def readable_runs(output_dir: Path) -> list[RunInfo]:
+    """The runs of the output folder that can be read, newest first; a warning for
+    each of the others."""
+    return skip_unreadable(list_runs(output_dir))
 
 
 def resolve_run(output_dir: Path, name: str) -> Path:
@@ -28,15 +49,29 @@ def resolve_run(output_dir: Path, name: str) -> Path:
     if not runs:
         raise UsageError(f"no runs in {output_dir}")
     if name == "last":
-        return runs[0].path
+        return _newest(runs, output_dir).path
     exact = [run for run in runs if run.run_id == name]
     matches = exact or [run for run in runs if run.run_id.startswith(name)]
     if len(matches) == 1:
+        if matches[0].problem is not None:
+            raise RunFolderError(matches[0].problem)
         return matches[0].path
     if not matches:
         raise UsageError(f"no run {name!r} in {output_dir} (fanout runs lists them)")
     shown = ", ".join(run.run_id for run in matches[:5])
     raise UsageError(f"{name!r} matches {len(matches)} runs ({shown}); give more of the id")
+
+
+def _newest(runs: list[RunInfo], output_dir: Path) -> RunInfo:
+    """The newest run that can be read; a warning for each newer one that cannot."""
+    newer: list[RunInfo] = []
+    for run in runs:
+        if run.problem is None:
+            skip_unreadable(newer)
+            return run
+        newer.append(run)
+    skip_unreadable(newer)
+    raise UsageError(f"no readable runs in {output_dir}")
 
 
 def find_task(run_dir: Path, name: str) -> dict[str, Any]:
@@ -53,6 +88,21 @@ def find_task(run_dir: Path, name: str) -> dict[str, Any]:
         raise UsageError(f"no task {name!r} in run {run_dir.name}")
     seqs = ", ".join(str(row.get("seq")) for row in matches[:10])
     raise UsageError(f"{len(matches)} tasks are called {name!r}; give a seq number: {seqs}")
+
+
+def task_folder(run_dir: Path, row: dict[str, Any]) -> Path:
+    """The folder a task's files are in: its run's, or, for a task of a merged run, the
+    run it came from, which must be a run folder: a manifest cannot send fanout to
+    read elsewhere (RunFolderError). A shard run removed since reads as files gone."""
+    named = row.get("run_dir")
+    if not named:
+        return run_dir
+    folder = Path(str(named))
+    if os.path.lexists(folder) and not is_run_folder(folder):
+        raise RunFolderError(
+            f"{run_dir / MANIFEST}: task {row.get('seq')}: run_dir {named!r} is not a run folder"
+        )
+    return folder
 
 
 @dataclass(frozen=True)
@@ -75,6 +125,11 @@ def plan_clean(
         if keep is None and older_than is None and not everything:
             continue
         chosen.append(run)
+    # An entry that is a link or a file is not a run folder to remove, whatever its name.
+    chosen = [run for run in chosen if run.path.is_dir() and not run.path.is_symlink()]
+    for run in chosen:
+        if run.problem is not None:
+            warn(f"{run.problem}; it can be removed all the same")
     busy = [run for run in chosen if run.status == "running"]
     return CleanPlan([run for run in chosen if run.status != "running"], busy)
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import anyio
 
+from fanout_cli.aop import open_output_for_reading
+from fanout_cli.aop.files import UnsafeFile
 from fanout_cli.aop.writer import RunStore
 from fanout_cli.models import Attempt, OutputInfo, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.options import VerdictOptions
@@ -47,14 +49,14 @@ class Markers:
 def read_tail(path: str, limit: int = TAIL_BYTES) -> tuple[bytes, int]:
     """The last `limit` bytes of a file and its full size (0, b"" when it is missing)."""
     try:
-        if not os.stat(path).st_size:
+        if not os.lstat(path).st_size:
             return b"", 0  # most outputs are empty: no need to open them
-        with open(path, "rb") as handle:
+        with open(open_output_for_reading(path), "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > limit:
                 handle.seek(size - limit)
             return handle.read(limit), size
-    except FileNotFoundError:
+    except (FileNotFoundError, UnsafeFile):  # a link planted there is not read
         return b"", 0
 
 
@@ -222,7 +224,7 @@ def normalised_stdout_key(path: str) -> str:
     carry = b""
     first = True
     try:
-        with open(path, "rb") as handle:
+        with open(open_output_for_reading(path), "rb") as handle:
             while chunk := handle.read(1 << 20):
                 words = (carry + chunk).split()
                 ends_in_word = not chunk[-1:].isspace()
@@ -234,7 +236,7 @@ def normalised_stdout_key(path: str) -> str:
                     if head_size <= _VOTE_TEXT_LIMIT:
                         head.append(piece)
                         head_size += len(piece)
-    except FileNotFoundError:
+    except (FileNotFoundError, UnsafeFile):
         return ""
     if carry:
         piece = carry if first else b" " + carry

@@ -142,6 +142,12 @@ events, one JSON object a line), manifest.json (options, tasks, verdict), tasks.
 (the task list, for --resume) and, while a fanout works in it, lock. SLUG is
 the task id reduced to A-Z a-z 0-9 . _ - and at most 64 characters. Env values
 whose names contain KEY, TOKEN, SECRET or PASSWORD are written as ***.
+fanout trusts the OUTPUT-DIR path (it may be a symlink) and nothing inside a run
+folder: its files are opened with no-follow flags and only as regular files, records
+may name only files of their own folder, and a planted link is refused (exit 2 for a
+command reading the run; for a run in progress, that task's attempt ends as an error).
+A run that cannot be read is skipped with a warning by runs, show last, merge DIR and
+timings export, and clean removes it.
 """),
     ("STRATEGIES", """\
 all-succeed passes when every task succeeded (with --fail-fast it stops at the

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fanout_cli.aop.reader import RunInfo
+from fanout_cli.aop.reader import RunInfo, open_file
 from fanout_cli.errors import FanoutError
 from fanout_cli.models import RunReport
 from fanout_cli.values import Shard
@@ -63,16 +63,22 @@ class RunView:
 
 @dataclass(frozen=True)
 class TaskOutput:
-    """One of a task's output files, as its details file names it."""
+    """One of a task's output files, as its details file names it: a plain name of
+    the run folder, opened through aop (never through a link planted there)."""
 
     stream: str  # stdout or stderr
     size: object  # the byte count the details file records
-    path: Path
+    folder: Path
+    name: str
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.name
 
     def chunks(self) -> Iterator[bytes]:
         """The file's bytes as they are; nothing when it is gone."""
         try:
-            handle = open(self.path, "rb")  # noqa: SIM115 - closed by the with below
+            handle = open_file(self.folder, self.name)
         except FileNotFoundError:
             return
         with handle:

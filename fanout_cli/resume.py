@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from fanout_cli.aop import TASK_LIST
+from fanout_cli.aop import TASK_LIST, RunFolder
+from fanout_cli.aop.checks import task_problem
 from fanout_cli.aop.documents import REDACTED, spec_from_document
-from fanout_cli.aop.reader import read_journal_at, read_task_list, read_task_list_end
+from fanout_cli.aop.files import RunFolderError
+from fanout_cli.aop.reader import read_ended_at, read_task_list, read_task_list_end
 from fanout_cli.errors import UsageError
 from fanout_cli.models import Prior, TaskSpec, TaskStatus
 
@@ -34,12 +36,8 @@ class ResumeBook:
     @classmethod
     def load(cls, run_dir: Path, rerun_failed: bool) -> ResumeBook:
         latest: dict[int, Prior] = {}
-        for row, offset in read_journal_at(run_dir):
-            if (
-                row.get("event") == "task_ended"
-                and isinstance(row.get("seq"), int)
-                and isinstance(row.get("key"), str)
-            ):
+        for row, offset in read_ended_at(run_dir):
+            if isinstance(row.get("key"), str):
                 latest[row["seq"]] = Prior(row, offset)
         book = cls(rerun_failed)
         for seq in sorted(latest):
@@ -103,14 +101,22 @@ def saved_specs(run_dir: Path) -> list[TaskSpec]:
         )
     specs = []
     complete = read_task_list_end(run_dir)
-    for document in documents:
-        if REDACTED in document.get("env", {}).values():
+    for number, document in enumerate(documents, start=1):
+        problem = task_problem(document)
+        if problem is not None:
+            raise RunFolderError(f"{RunFolder(run_dir).task_list}: task {number}: {problem}")
+        if REDACTED in (document.get("env") or {}).values():
             raise UsageError(
                 f"run {run_dir.name}: task {document['task_id']!r} has secret env values, "
                 "which are never saved; resume with its task file: "
                 f"fanout run TASKFILE --resume {run_dir.name}"
             )
-        specs.append(spec_from_document(document))
+        try:
+            specs.append(spec_from_document(document))
+        except (KeyError, TypeError, ValueError) as exc:  # a template or agent call
+            raise RunFolderError(
+                f"{RunFolder(run_dir).task_list}: task {number}: not a saved task ({exc!r})"
+            ) from None
     if complete != len(specs):
         raise UsageError(
             f"run {run_dir.name}: its saved task list is incomplete ({len(specs)} tasks were "

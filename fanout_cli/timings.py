@@ -153,15 +153,23 @@ def timings_from_runs(
 ) -> Timings:
     """History from the newest `limit` finished runs of an output folder; shard runs
     only with `shards` (a plan leaves them out: a shard run one after another in the
-    same folder would change the next shard's plan). A run a merge covers counts once."""
+    same folder would change the next shard's plan). A run a merge covers counts once;
+    a run that cannot be read is skipped with a warning."""
+    from fanout_cli import history
     from fanout_cli.aop import reader
+    from fanout_cli.aop.files import RunFolderError
+    from fanout_cli.render.console import warn
 
     timings = Timings()
-    runs = [run for run in reader.list_runs(output_dir) if run.status == "finished"][:limit]
+    runs = [run for run in history.readable_runs(output_dir) if run.status == "finished"]
     documents = []
     merged: set[str] = set()  # folders a merge already counts
-    for run in runs:
-        document = reader.read_manifest(run.path)
+    for run in runs[:limit]:
+        try:
+            document = reader.read_manifest(run.path)
+        except RunFolderError as exc:
+            warn(f"{exc.message}; skipped")
+            continue
         if document is None:
             continue
         options = document.get("options")

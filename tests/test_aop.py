@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from fanout_cli.aop.documents import (
     spec_document,
     spec_from_document,
 )
+from fanout_cli.aop.files import RunFolderError
 from fanout_cli.aop.writer import RowIndex, RunStore, create_run_folder, write_whole_run
 from fanout_cli.errors import StoreError
 from fanout_cli.models import AgentCall, RunReport, TaskResult, TaskSpec, TaskStatus, Verdict
@@ -199,16 +201,52 @@ def test_spec_document_keys_in_order() -> None:
 # --- what a crash leaves behind -----------------------------------------------------
 
 
-@pytest.mark.parametrize("content", [b"", b"{not json", b'["a list"]\n', b'{"run_id": "r", "st'])
-def test_a_corrupt_manifest_reads_as_none_and_the_journal_answers(
-    run_dir: Path, content: bytes
-) -> None:
-    RunFolder(run_dir).manifest.write_bytes(content)
+def test_an_empty_manifest_reads_as_none_and_the_journal_answers(run_dir: Path) -> None:
+    """What a power cut after the rename may leave: the journal has the tasks."""
+    RunFolder(run_dir).manifest.write_bytes(b"")
     assert reader.read_manifest_header(run_dir) == {}
     assert reader.read_manifest(run_dir) is None
     info = reader.run_info(run_dir)
     assert (info.status, info.tasks, info.passed) == ("crashed", 2, None)
     assert [row["task_id"] for row in reader.task_rows(run_dir)] == ["a", "b/c"]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"{not json", "not a JSON object"),
+        (b'["a list"]\n', "not a JSON object"),
+        (b'{"run_id": "r", "st', "not a JSON object"),
+        (b'{"run_id": "r"}', "no status"),
+        (b'{"status": "finished", "verdict": {"passed": true, "counts": "x"}}', "verdict.counts"),
+        (b'{"status": "finished", "verdict": {"passed": true, "counts": {"tasks": "x"}}}',
+         "verdict.counts.tasks"),
+        (b'{"status": "finished", "argv": [1, 2]}', "argv"),
+        (b'{"status": "finished", "duration_ms": "x"}', "duration_ms is text"),
+        (b'{"status": ["finished"]}', "status is a list"),
+        (b'{"status": "weird"}', "status 'weird'"),
+    ],
+)  # fmt: skip
+def test_a_corrupt_manifest_is_an_error_naming_it_and_listed_with_its_problem(
+    run_dir: Path, content: bytes, problem: str
+) -> None:
+    manifest = RunFolder(run_dir).manifest
+    manifest.write_bytes(content)
+    with pytest.raises(RunFolderError, match=re.escape(f"{manifest}: not a fanout manifest")):
+        reader.run_info(run_dir)
+    with pytest.raises(RunFolderError, match=re.escape(problem)):
+        reader.read_manifest_header(run_dir)
+    (listed,) = reader.list_runs(run_dir.parent)
+    assert listed.status == "corrupt" and listed.problem is not None
+    assert str(manifest) in listed.problem and problem in listed.problem
+
+
+def test_a_manifest_cut_short_after_its_header_is_an_error(run_dir: Path) -> None:
+    manifest = RunFolder(run_dir).manifest
+    whole = manifest.read_bytes()
+    manifest.write_bytes(whole[: len(whole) - 10])
+    with pytest.raises(RunFolderError, match="cut short"):
+        reader.read_manifest_header(run_dir)
 
 
 def test_a_missing_manifest_and_journal(tmp_path: Path) -> None:

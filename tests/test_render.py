@@ -263,7 +263,7 @@ def test_print_task_shows_the_record_then_the_output_byte_for_byte(tmp_path: Pat
     out.write_bytes(b"no newline \xff")
     view = TaskView(
         {"task_id": "a", "stdout": {"path": "1-a.stdout", "bytes": 12}, "argv": ["x", "y"]},
-        (TaskOutput("stdout", 12, out), TaskOutput("stderr", 0, tmp_path / "gone")),
+        (TaskOutput("stdout", 12, tmp_path, out.name), TaskOutput("stderr", 0, tmp_path, "gone")),
     )
     stream = io.BytesIO()
     console = Console(io.TextIOWrapper(stream, encoding="utf-8"), color=False)

@@ -7,7 +7,6 @@ and renamed into place, so a crash never leaves a half-written record behind."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -17,9 +16,9 @@ import time
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from fanout_cli.aop import RunFolder, details_name
+from fanout_cli.aop import JOURNAL, LOCK, MANIFEST, TASK_LIST, RunFolder, details_name, files
 from fanout_cli.aop.documents import (
     details_document,
     iso_time,
@@ -47,28 +46,33 @@ def new_run_id() -> str:
 
 @contextlib.contextmanager
 def replacing(path: Path | str, mode: int = 0o600) -> Iterator[int]:
-    """A descriptor on a temporary file beside `path`, renamed over `path` when the
-    block ends well and removed when it does not: readers never see half a file."""
-    if _is_special(path):  # /dev/null, /dev/stdout, a FIFO: written into, never replaced
-        descriptor = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    """A descriptor on a temporary file beside `path` (an unpredictable name, created
+    exclusively), renamed over `path` when the block ends well and removed when it
+    does not: readers never see half a file. For a file the user names (--junit);
+    a run folder's own files go through RunFolder.replacing. A device, FIFO or other
+    file that is not a regular one (/dev/null, /dev/stdout) is written into instead:
+    renaming over it would replace it (as root, even /dev/null)."""
+    if _is_special(path):
+        special = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            yield descriptor
+            yield special
         finally:
-            os.close(descriptor)
+            os.close(special)
         return
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    folder, name = os.path.split(os.fspath(path))
+    descriptor = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        try:
-            yield descriptor
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+        with files.replacing_at(descriptor, name, mode) as temporary:
+            yield temporary
+    finally:
+        os.close(descriptor)
+
+
+def write_chunks(descriptor: int, chunks: Iterable[bytes]) -> None:
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(descriptor, view) :]
 
 
 def _is_special(path: Path | str) -> bool:
@@ -84,15 +88,21 @@ def _is_special(path: Path | str) -> bool:
 def write_atomic(path: Path | str, chunks: Iterable[bytes]) -> None:
     """Write to a temporary name in the same folder, then rename over `path`."""
     with replacing(path) as descriptor:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(descriptor, view) :]
+        write_chunks(descriptor, chunks)
+
+
+def write_member(folder: RunFolder, name: str, chunks: Iterable[bytes]) -> None:
+    """A file of a run folder written whole, then renamed into place."""
+    with folder.replacing(name) as descriptor:
+        write_chunks(descriptor, chunks)
 
 
 def write_json_atomic(path: Path, document: object) -> None:
     """IOFailure (exit 74) when the disk is full, StoreError (exit 2) when the path is wrong."""
-    _write_or_fail(path, [json_bytes(document, indent=2), b"\n"])
+    try:
+        write_atomic(path, [json_bytes(document, indent=2), b"\n"])
+    except OSError as exc:
+        raise IOFailure.of(path, exc) from None
 
 
 def create_run_folder(output_dir: Path | str, run_id: str | None = None) -> Path:
@@ -127,15 +137,15 @@ def write_whole_run(
     events: Iterable[Mapping[str, Any]],
 ) -> None:
     """A run written at once (a merge): its manifest over `rows`, then its journal."""
-    _write_or_fail(folder.manifest, json_with_tasks(header, rows))
-    _write_or_fail(folder.journal, (json_bytes(event) + b"\n" for event in events))
+    _write_or_fail(folder, MANIFEST, json_with_tasks(header, rows))
+    _write_or_fail(folder, JOURNAL, (json_bytes(event) + b"\n" for event in events))
 
 
-def _write_or_fail(path: Path | str, chunks: Iterable[bytes]) -> None:
+def _write_or_fail(folder: RunFolder, name: str, chunks: Iterable[bytes]) -> None:
     try:
-        write_atomic(path, chunks)
+        write_member(folder, name, chunks)
     except OSError as exc:
-        raise IOFailure.of(path, exc) from None
+        raise IOFailure.of(folder.member(name), exc) from None
 
 
 def remove_run_folder(output_dir: Path, path: Path) -> int:
@@ -193,15 +203,52 @@ class RunStore:
 
     def _open(self) -> None:
         self.folder = RunFolder(self.run_dir)
-        # The lock says "a fanout is writing here": --resume and clean keep off. flock
-        # is released by the kernel when the process dies, even by kill -9.
-        self._lock = open(self.folder.lock, "a+")  # noqa: SIM115 - closed in close()
+        opened: list[IO[Any] | files.Appender] = []
+        try:
+            self.folder.hold()
+            # The lock says "a fanout is writing here": --resume and clean keep off.
+            # flock is released by the kernel when the process dies, even by kill -9.
+            self._lock = self._open_member(LOCK, "r+", opened)
+            self._take_lock()
+            self._journal = self._appender(JOURNAL)
+            opened.append(self._journal)
+            self._task_list = self._appender(TASK_LIST)
+            opened.append(self._task_list)
+            self._listed = 0  # tasks put on the saved list by this process
+        except BaseException:
+            for handle in opened:
+                handle.close()
+            self.folder.release()
+            raise
+
+    def _appender(self, name: str) -> files.Appender:
+        """The journal or the saved task list, to append lines to; never through a link
+        planted in its place (StoreError naming it), IOFailure when the disk is full."""
+        try:
+            descriptor = self.folder.open(name, files.APPEND)
+        except files.UnsafeFile as exc:
+            raise StoreError(str(exc)) from None
+        except OSError as exc:
+            raise IOFailure.of(self.folder.member(name), exc) from None
+        return files.Appender(descriptor, self.folder.member(name))
+
+    def _open_member(self, name: str, mode: str, opened: list[IO[Any] | files.Appender]) -> IO[Any]:
+        """A file of the folder to add to, created if need be; never through a link
+        planted in its place (StoreError naming it)."""
+        try:
+            descriptor = self.folder.open(name, files.APPEND)
+        except files.UnsafeFile as exc:
+            raise StoreError(str(exc)) from None
+        handle = open(descriptor, mode)  # noqa: SIM115 - closed in close()
+        opened.append(handle)
+        return handle
+
+    def _take_lock(self) -> None:
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.seek(0)
             holder = self._lock.read().strip() or "?"
-            self._lock.close()
             raise StoreError(
                 f"run {self.run_id} is in use by another fanout (pid {holder}); "
                 "wait for it to end or stop it first"
@@ -210,16 +257,15 @@ class RunStore:
         self._lock.truncate()
         self._lock.write(f"{os.getpid()}\n")
         self._lock.flush()
-        self._journal = _Appender(self.folder.journal)
-        self._task_list = _Appender(self.folder.task_list)
-        self._listed = 0  # tasks put on the saved list by this process
+
 
     def close(self) -> None:
         self._journal.close()
         self._task_list.close()
         with contextlib.suppress(OSError):
-            os.unlink(self.folder.lock)
+            self.folder.remove(LOCK)
         self._lock.close()
+        self.folder.release()
 
     @property
     def manifest_path(self) -> Path:
@@ -236,9 +282,11 @@ class RunStore:
         current = self.output_paths(spec)
         kept = self.output_paths(spec, attempt)
         for source, target in zip(current, kept, strict=True):
+            # A link planted at either name is moved or replaced, never followed; a
+            # folder planted at the kept name stays (the next attempt replaces the file).
             try:
-                os.replace(source, target)
-            except FileNotFoundError:
+                self.folder.rename(os.path.basename(source), os.path.basename(target))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 pass
             except OSError as exc:
                 raise IOFailure.of(target, exc) from None
@@ -276,11 +324,12 @@ class RunStore:
 
     def rows(self, index: RowIndex) -> Iterator[dict[str, Any]]:
         """The task rows of the journal, in input order."""
-        with open(self.folder.journal, "rb") as journal:
+        with open(self.folder.open(JOURNAL), "rb") as journal:
             for offset in index.offsets():
                 journal.seek(offset)
                 row: dict[str, Any] = json.loads(journal.readline())
-                del row["event"], row["time"]
+                row.pop("event", None)
+                row.pop("time", None)
                 yield row
 
     def save_specs(self, specs: Iterable[TaskSpec]) -> None:
@@ -297,7 +346,6 @@ class RunStore:
 
     def replace_task_list(self, specs: Iterable[TaskSpec]) -> None:
         """Make `specs` the saved task list (atomically), and append to it from now on."""
-        path = self.folder.task_list
         self._listed = 0
 
         def lines() -> Iterator[bytes]:
@@ -305,57 +353,19 @@ class RunStore:
                 self._listed += 1
                 yield json_bytes(spec_document(spec)) + b"\n"
 
-        _write_or_fail(path, lines())
+        _write_or_fail(self.folder, TASK_LIST, lines())
         self._task_list.close()
-        self._task_list = _Appender(path)
+        self._task_list = self._appender(TASK_LIST)
 
     def write_details(self, result: TaskResult, run_id: str) -> str:
         """One compact JSON line (the C encoder: indenting costs ten times as much);
         `fanout show` prints it readably."""
         name = details_name(result.spec)
-        path = os.path.join(self.folder.root, name)
-        _write_or_fail(path, [json_bytes(details_document(result, run_id)), b"\n"])
+        _write_or_fail(self.folder, name, [json_bytes(details_document(result, run_id)), b"\n"])
         return name
 
     def write_manifest(
         self, header: Mapping[str, Any], report: RunReport | None, status: str
     ) -> None:
-        _write_or_fail(self.manifest_path, manifest_chunks(header, report, status))
+        _write_or_fail(self.folder, MANIFEST, manifest_chunks(header, report, status))
 
-
-class _Appender:
-    """An append-only file of whole lines (the journal, the saved task list). Each line
-    goes out in one write; one that cannot be written whole is cut off again, so the
-    file stays a valid prefix whatever fails (a full disk, a file-size limit)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self._end = os.fstat(self._fd).st_size
-            self._end_torn_line()
-        except OSError as exc:
-            raise IOFailure.of(path, exc) from None
-
-    def _end_torn_line(self) -> None:
-        """A crash can leave a half-written last line; end it, so that what is appended
-        now (a resume) starts on a line of its own. Readers skip the torn one."""
-        if self._end and os.pread(self._fd, 1, self._end - 1) != b"\n":
-            self.append(b"\n")
-
-    def append(self, line: bytes) -> int:
-        """Write `line` at the end; return the offset where it starts."""
-        start = self._end
-        try:
-            written = os.write(self._fd, line)
-            if written != len(line):  # a short write: the disk filled or a limit hit
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, start)
-            raise IOFailure.of(self.path, exc) from None
-        self._end = start + written
-        return start
-
-    def close(self) -> None:
-        os.close(self._fd)

@@ -13,8 +13,10 @@ from typing import Any
 from fanout_cli import history
 from fanout_cli.aop import RunFolder, reader
 from fanout_cli.aop.documents import json_bytes, parse_time
+from fanout_cli.aop.files import RunFolderError
 from fanout_cli.errors import UsageError
 from fanout_cli.models import TaskStatus
+from fanout_cli.render.console import warn
 from fanout_cli.results import SourceRun
 from fanout_cli.timings import Timings
 from fanout_cli.values import Shard, parse_shard
@@ -31,11 +33,13 @@ _STATUSES = frozenset(str(status) for status in TaskStatus)
 # --- finding and reading runs ---------------------------------------------------------
 
 
-def find_runs(names: Sequence[str], output_dir: Path) -> list[Path]:
+def find_runs(names: Sequence[str], output_dir: Path) -> dict[Path, bool]:
     """The run folders the names stand for, each once, in the order given: a run id,
     unique prefix or `last` of the output dir, a run folder, or a folder holding run
-    folders (downloaded CI artifacts), searched SEARCH_DEPTH folders deep."""
-    found: dict[Path, None] = {}
+    folders (downloaded CI artifacts), searched SEARCH_DEPTH folders deep. Each says
+    whether it was named (True) or found in a folder (False: skipped with a warning
+    when it cannot be read)."""
+    found: dict[Path, bool] = {}
     for name in names:
         folder = Path(name)
         if folder.is_dir() and not reader.is_run_folder(folder):
@@ -44,10 +48,10 @@ def find_runs(names: Sequence[str], output_dir: Path) -> list[Path]:
                 raise UsageError(
                     f"{name}: no run folders in it (looked {SEARCH_DEPTH + 1} levels deep)"
                 )
-            found.update(dict.fromkeys(held))
+            found.update(dict.fromkeys(held, False))
         else:
-            found[history.resolve_run(output_dir, name).absolute()] = None
-    return list(found)
+            found[history.resolve_run(output_dir, name).absolute()] = True
+    return found
 
 
 def _run_folders_under(folder: Path, depth: int) -> list[Path]:
@@ -62,7 +66,12 @@ def _run_folders_under(folder: Path, depth: int) -> list[Path]:
         if child.is_symlink():
             continue
         if reader.is_run_folder(child):
-            if "merged_from" not in reader.read_manifest_header(child):
+            try:
+                merged = "merged_from" in reader.read_manifest_header(child)
+            except RunFolderError as exc:
+                warn(f"{exc.message}; skipped")
+                continue
+            if not merged:
                 runs.append(child.absolute())
         elif depth > 0:
             runs.extend(_run_folders_under(child, depth - 1))
@@ -131,12 +140,14 @@ def _complete_row(run_dir: Path, shard: Shard | None, row: dict[str, Any]) -> di
     elif row.get("shard") is not None and _row_shard(row) is None:
         problem = "a task row with a shard that is not I/N"
     if problem is not None:
-        raise UsageError(
+        raise RunFolderError(
             f"{RunFolder(run_dir).manifest}: {problem}: {json_bytes(row).decode()[:200]}"
         )
+    if row.get("details_file") is not None:
+        reader.details_file_name(run_dir, row["details_file"])
     return {
         **row,
-        "run_dir": row.get("run_dir") or str(run_dir),
+        "run_dir": str(history.task_folder(run_dir, row)),
         "shard": row.get("shard") or (None if shard is None else str(shard)),
     }
 
@@ -153,8 +164,18 @@ def _text(value: object) -> str | None:
 
 
 def load_runs(names: Sequence[str], output_dir: Path) -> list[SourceRun]:
-    """The runs the names stand for, oldest first."""
-    runs = [load_run(path) for path in find_runs(names, output_dir)]
+    """The runs the names stand for, oldest first. One found in a folder that cannot
+    be read is skipped with a warning; one named is an error (RunFolderError)."""
+    runs = []
+    for path, named in find_runs(names, output_dir).items():
+        try:
+            runs.append(load_run(path))
+        except RunFolderError as exc:
+            if named:
+                raise
+            warn(f"{exc.message}; skipped")
+    if not runs:
+        raise UsageError("no run to merge: every run found was skipped")
     return sorted(runs, key=lambda run: (run.started_at, str(run.path)))
 
 

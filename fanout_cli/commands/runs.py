@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Any
 
 from fanout_cli import history
-from fanout_cli.aop import RunFolder, reader
+from fanout_cli.aop import reader
+from fanout_cli.aop.files import NOT_A_NAME, RunFolderError, is_plain_name
 from fanout_cli.aop.reader import RunInfo
 from fanout_cli.errors import FanoutError, UsageError
 from fanout_cli.results import CleanResult, RunView, TaskOutput, TaskView
@@ -14,8 +17,9 @@ from fanout_cli.values import parse_duration
 
 
 def list_runs(output_dir: Path) -> list[RunInfo]:
-    """The runs in the output folder, newest first."""
-    return reader.list_runs(output_dir)
+    """The runs in the output folder that can be read, newest first (a warning for
+    each of the others)."""
+    return history.readable_runs(output_dir)
 
 
 def show_run(output_dir: Path, name: str) -> RunView:
@@ -24,21 +28,32 @@ def show_run(output_dir: Path, name: str) -> RunView:
 
 
 def show_task(output_dir: Path, name: str, task: str) -> TaskView:
+    """A task's details and output files. Every file is in a run folder (a merged run's
+    task: the run it came from) and named by a plain name: RunFolderError otherwise,
+    before anything is printed."""
     run_dir = history.resolve_run(output_dir, name)
     row = history.find_task(run_dir, task)
-    # A merged run's tasks keep their files in the run they came from.
-    task_dir = Path(row.get("run_dir") or run_dir)
+    task_dir = history.task_folder(run_dir, row)
     details_file = row.get("details_file")
     details = reader.read_details(task_dir, details_file) if details_file else {}
     record = details or {key: value for key, value in row.items() if key not in ("event",)}
-    folder = RunFolder(task_dir)
     outputs = []
     for stream in ("stdout", "stderr"):
         info = details.get(stream)
         if isinstance(info, dict) and info.get("path"):
-            path = Path(folder.member(str(info["path"])))
-            outputs.append(TaskOutput(stream, info.get("bytes"), path))
+            outputs.append(_output(task_dir, details_file, stream, info))
     return TaskView(record, tuple(outputs))
+
+
+def _output(task_dir: Path, details_file: object, stream: str, info: dict[str, Any]) -> TaskOutput:
+    name = info["path"]
+    if not is_plain_name(name):
+        raise RunFolderError(
+            f"{task_dir / str(details_file)}: {stream}.path {name!r}: {NOT_A_NAME}"
+        )
+    with contextlib.suppress(FileNotFoundError):
+        reader.open_file(task_dir, name).close()  # a link or a FIFO: refused here
+    return TaskOutput(stream, info.get("bytes"), task_dir, name)
 
 
 def clean_runs(

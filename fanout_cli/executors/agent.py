@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from fanout_cli.agents import AgentSettings, Provider, read_attachments
+from fanout_cli.aop import open_output_for_reading, write_output
+from fanout_cli.aop.files import UnsafeFile
 from fanout_cli.executors import AttemptPlan, Executor, ended_attempt
 from fanout_cli.executors.exchange import (
     PAUSING_STATUSES,
@@ -299,17 +301,15 @@ class AgentExecutor:
 def _read_text(path: str, limit: int = 16 << 20) -> str:
     """An agent CLI's output, for parsing: its first `limit` bytes."""
     try:
-        with open(path, "rb") as handle:
+        with open(open_output_for_reading(path), "rb") as handle:
             return handle.read(limit).decode("utf-8", errors="replace")
-    except FileNotFoundError:
+    except (FileNotFoundError, UnsafeFile):  # a link planted there is not read
         return ""
 
 
 def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8", errors="surrogateescape") as handle:
-        handle.write(text)
+    write_output(path, text.encode("utf-8", errors="surrogateescape"))
 
 
 def _append(path: str, text: str) -> None:
-    with open(path, "a", encoding="utf-8", errors="surrogateescape") as handle:
-        handle.write(text)
+    write_output(path, text.encode("utf-8", errors="surrogateescape"), append=True)

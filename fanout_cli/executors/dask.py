@@ -57,6 +57,7 @@ import anyio
 import anyio.abc
 
 import fanout_cli
+from fanout_cli.aop import write_output
 from fanout_cli.errors import UsageError
 from fanout_cli.executors import AttemptPlan, ended_attempt
 from fanout_cli.executors.dask_cluster import (
@@ -81,7 +82,6 @@ if TYPE_CHECKING:
 
 OUTPUT_CAP_BYTES = 1 << 20  # of each of stdout and stderr, the tail kept
 STOP_MARGIN_SECONDS = 5.0  # beyond --grace, to hear back from a task told to stop
-_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
 # --- the coordinator ------------------------------------------------------------------
@@ -301,9 +301,7 @@ def _write_outputs(plan: AttemptPlan, outcome: RemoteOutcome | Exception | None)
         (plan.stdout_path, remote.stdout if remote else None),
         (plan.stderr_path, remote.stderr if remote else None),
     ):
-        with open(os.open(path, _OUTPUT_FLAGS, 0o600), "wb") as handle:
-            if output is not None:
-                handle.write(output.data)
+        write_output(path, b"" if output is None else output.data)
 
 
 def _describe(

@@ -23,6 +23,7 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
+from fanout_cli.aop import open_output
 from fanout_cli.executors import AttemptPlan, ended_attempt
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions
@@ -66,7 +67,6 @@ class Child:
 
 # Python ignores these; a child must get the defaults back (Popen's restore_signals).
 _RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
-_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
 @functools.lru_cache(maxsize=256)
@@ -253,9 +253,9 @@ class ProcessExecutor:
         """posix_spawn: the child gets the output files as fds 1 and 2, /dev/null as 0,
         a new session (its own process group) and default SIGPIPE. Popen where
         posix_spawn cannot do it: a working directory to change to."""
-        stdout = os.open(plan.stdout_path, _OUTPUT_FLAGS, 0o600)
+        stdout = open_output(plan.stdout_path)
         try:
-            stderr = os.open(plan.stderr_path, _OUTPUT_FLAGS, 0o600)
+            stderr = open_output(plan.stderr_path)
             try:
                 if cwd is None and min(stdout, stderr) > 2:
                     environment = self._environ if env is None else env

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fanout_cli.aop import RunFolder, output_names_of
+from fanout_cli.aop.files import RunFolderError, UnsafeFile
 from fanout_cli.errors import StoreError
 from fanout_cli.models import RunReport
 
@@ -265,23 +266,26 @@ def _excerpts(row: Mapping[str, Any], output_chars: int) -> tuple[str, str]:
     names = output_names_of(details_file)
     if names is None:
         return "", ""
-    folder = RunFolder(run_dir)
-    stdout, stderr = (folder.member(name) for name in names)
+    stdout, stderr = (os.path.join(run_dir, name) for name in names)
     return read_tail(stdout, output_chars), read_tail(stderr, output_chars)
 
 
 def read_tail(path: str, chars: int) -> str:
     """The last `chars` characters of a file of any size, UTF-8 with replacement,
     terminal escapes and non-XML characters removed. A cut-off excerpt starts with a
-    one-line note (not counted in `chars`) naming the full file. "" when unreadable."""
+    one-line note (not counted in `chars`) naming the full file. "" when unreadable;
+    RunFolderError (exit 2) for a link, FIFO or device planted in its place."""
     if chars <= 0:
         return ""
+    folder, name = os.path.split(path)
     try:
-        with open(path, "rb") as handle:
+        with open(RunFolder(folder).open(name), "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             start = max(0, size - chars * _UTF8_MAX_BYTES)
             handle.seek(start)
             raw = handle.read(size - start)
+    except UnsafeFile as exc:
+        raise RunFolderError(str(exc)) from None
     except OSError:
         return ""
     if start:
