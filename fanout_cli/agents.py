@@ -15,7 +15,7 @@ from typing import Any
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import AGENT_KEYS, flag_of, parser
 from fanout_cli.providers import WIRE_FORMATS
-from fanout_cli.values import Rate, int_at_least, is_url, parse_rate
+from fanout_cli.values import Rate, int_in_range, is_url, parse_rate
 
 APIS = tuple(WIRE_FORMATS)  # a provider's `api`: the wire format its calls use
 OPENAI_URL = WIRE_FORMATS["openai"].default_url
@@ -222,10 +222,7 @@ _DEFAULT_URLS = frozenset(wire.default_url for wire in WIRE_FORMATS.values())
 
 
 def _retries(value: object) -> int:
-    retries = int_at_least(value, 0)
-    if retries > MAX_RETRIES:
-        raise ValueError(f"expected a whole number from 0 to {MAX_RETRIES}, got {value!r}")
-    return retries
+    return int_in_range(value, 0, MAX_RETRIES)
 
 
 # The parsers of [agent]'s values: the command line's, from the option table, and the rest.

@@ -27,7 +27,7 @@ from fanout_cli.sources import (
     open_source,
 )
 from fanout_cli.sources.values import ListSource
-from fanout_cli.values import Shard, default_output_dir, parse_shard
+from fanout_cli.values import MAX_SHARDS, Shard, default_output_dir, parse_shard, shown
 
 if TYPE_CHECKING:
     from fanout_cli.agents import AgentSettings
@@ -211,11 +211,15 @@ def shard_from_environment(environ: Mapping[str, str]) -> tuple[Shard, str] | No
             raise ValueError(f"FANOUT_SHARD: {exc}") from None
     for index_name, total_name, first in CI_SHARD_VARIABLES:
         index, total = environ.get(index_name, ""), environ.get(total_name, "")
-        if index.isdigit() and total.isdigit() and int(total) > 1:
-            shard = Shard(int(index) - first + 1, int(total))
+        if index.isdecimal() and total.isdecimal() and total.lstrip("0") not in ("", "1"):
+            if len(total) > 5 or int(total) > MAX_SHARDS:
+                raise ValueError(f"{total_name}={shown(total)}: the number of shards is from 1 "
+                                 f"to {MAX_SHARDS}")  # fmt: skip
+            number = int(index) if len(index) <= 5 else MAX_SHARDS + first  # out of range
+            shard = Shard(number - first + 1, int(total))
             if not 1 <= shard.index <= shard.total:
                 last = int(total) - 1 + first
-                raise ValueError(f"{index_name}={index} is outside {first}..{last} "
+                raise ValueError(f"{index_name}={shown(index)} is outside {first}..{last} "
                                  f"({total_name}={total}, counting from {first})")
             return shard, f"{index_name}/{total_name}"
     return None

@@ -19,7 +19,7 @@ from fanout_cli.options import RUN_KEYS
 from fanout_cli.sources.toml_lines import KeyLines, KeyPath
 from fanout_cli.sources.values import agent_command, display_value, glob_matches, render_call
 from fanout_cli.template import Template, has_replacement, render_text
-from fanout_cli.values import non_negative_int, parse_duration, parse_exit_codes
+from fanout_cli.values import parse_exit_codes, parse_limit, parse_retries
 
 TOP_LEVEL_KEYS = ("run", "defaults", "agent", "task")
 DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit")
@@ -318,8 +318,8 @@ class _Validator:
     def task_values(self, table: dict[str, Any], where: KeyPath, label: str) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for key, parse in (
-            ("timeout", parse_duration),
-            ("retries", non_negative_int),
+            ("timeout", parse_limit),
+            ("retries", parse_retries),
             ("ok_exit", parse_exit_codes),
         ):
             if key in table:
