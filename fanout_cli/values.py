@@ -76,6 +76,8 @@ def parse_limit(value: object) -> float:
 
 def shown(value: object, limit: int = 40) -> str:
     """A value as an error line quotes it: repr, cut to `limit` characters."""
+    if isinstance(value, int) and value.bit_length() > 80:  # repr refuses > 4300 digits
+        return f"a number of more than {_MAX_DIGITS} digits"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 

@@ -16,7 +16,7 @@ from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
 from fanout_cli.errors import TaskFileError
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS
-from fanout_cli.sources.toml_lines import KeyLines, KeyPath
+from fanout_cli.sources.toml_lines import MAX_NESTING, KeyLines, KeyPath, nesting_problem
 from fanout_cli.sources.values import agent_command, display_value, glob_matches, render_call
 from fanout_cli.template import Template, has_replacement, render_text
 from fanout_cli.values import parse_exit_codes, parse_limit, parse_retries
@@ -54,10 +54,17 @@ def load_task_file(path: str) -> TaskFile:
 
 
 def parse_task_file(text: str, path: str = "tasks.toml") -> TaskFile:
+    problem = nesting_problem(text)
+    if problem is not None:
+        raise TaskFileError(path, *problem)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _decode_error(path, str(exc), text.count("\n") + 1) from None
+    except RecursionError:  # nesting_problem bounds the depth; this is the backstop
+        raise TaskFileError(path, None, f"nesting deeper than {MAX_NESTING} levels") from None
+    except ValueError:  # a number of more than 4300 digits
+        raise TaskFileError(path, None, "invalid TOML: a number is too long") from None
     lines = KeyLines(text)
     return _Validator(path, lines).task_file(data)
 

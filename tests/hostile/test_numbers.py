@@ -163,3 +163,20 @@ def test_glob_over_symlink_loops_ends_and_lists_each_file_once(tmp_path: Path) -
     assert_clean(completed)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines() == [f"echo {folder}/a.txt", f"echo {folder}/sub/b.txt"]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        pytest.param("1" * 5000, ("a number is too long",), id="decimal-5000-digits"),
+        pytest.param("0x" + "f" * 5000, ("jobs", "10000", "more than 24 digits"), id="hex"),
+    ],
+)
+def test_a_task_file_number_too_long_to_convert_is_one_line(
+    tmp_path: Path, value: str, words: tuple[str, ...]
+) -> None:
+    tasks = write_tasks(tmp_path / "t.toml", f"[run]\njobs = {value}\n[[task]]\ncmd = ['true']\n")
+    line = one_error_line(run_fanout("run", str(tasks)), no_run_folder=True)
+    assert f"{tasks}" in line and len(line) < 300, line
+    for word in words:
+        assert word in line, line
