@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from fanout_cli import values
 from fanout_cli.pacing import Backoff
+from fanout_cli.sources.values import glob_matches
 from fanout_cli.values import format_duration, parse_duration, parse_exit_codes
 
 
@@ -196,3 +199,51 @@ def test_numbers_at_the_limits_are_accepted(
 def test_backoff_is_capped_at_any_number_of_failures(failures: int) -> None:
     backoff = Backoff(base=1.0, cap=60.0, jitter=lambda: 1.0)
     assert 0 < backoff.delay(failures) <= 60.0
+
+
+# --- globs (fanout_cli.sources.values.glob_matches): loops end, each file once ---------
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("g/a.txt", "g/sub/b.txt", "g/sub/deep/c.txt", "g/.hid/x.txt", "g/.h.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    os.symlink(".", tmp_path / "g/here")
+    os.symlink("..", tmp_path / "g/sub/up")
+    os.symlink("../..", tmp_path / "g/sub/deep/top")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("g/**/*.txt", ["g/a.txt", "g/sub/b.txt", "g/sub/deep/c.txt"]),
+        ("**/c.txt", ["g/sub/deep/c.txt"]),
+        ("g/**/**/c.txt", ["g/sub/deep/c.txt"]),
+        ("g/**/", ["g/", "g/sub/", "g/sub/deep/"]),
+        ("g/*", ["g/a.txt", "g/here", "g/sub"]),
+        ("g/*/", ["g/here/", "g/sub/"]),
+        ("g/.*", ["g/.h.txt", "g/.hid"]),
+        ("g/.hid/*", ["g/.hid/x.txt"]),
+        ("g/s?b/[bc].txt", ["g/sub/b.txt"]),
+        ("g/nothing/*", []),
+        ("g/a.txt", ["g/a.txt"]),
+        ("g/missing.txt", []),
+    ],
+)
+def test_glob_follows_each_real_folder_once(tree: Path, pattern: str, expected: list[str]) -> None:
+    started = time.monotonic()
+    assert glob_matches(pattern) == expected
+    assert time.monotonic() - started < 1
+
+
+def test_a_trailing_double_star_lists_each_name_once(tree: Path) -> None:
+    found = glob_matches("g/**")
+    assert found == sorted(set(found))
+    assert found[:2] == ["g/", "g/a.txt"] and "g/sub/deep/c.txt" in found
+
+
+def test_an_absolute_glob_keeps_its_root(tree: Path) -> None:
+    assert glob_matches(f"{tree}/g/*.txt") == [f"{tree}/g/a.txt"]
