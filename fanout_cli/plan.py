@@ -27,7 +27,7 @@ from fanout_cli.sources import (
     open_source,
 )
 from fanout_cli.sources.values import ListSource
-from fanout_cli.values import MAX_SHARDS, Shard, default_output_dir, parse_shard, shown
+from fanout_cli.values import MAX_SHARDS, Shard, default_output_dir, parse_shard
 
 if TYPE_CHECKING:
     from fanout_cli.agents import AgentSettings
@@ -213,16 +213,20 @@ def shard_from_environment(environ: Mapping[str, str]) -> tuple[Shard, str] | No
         index, total = environ.get(index_name, ""), environ.get(total_name, "")
         if index.isdecimal() and total.isdecimal() and total.lstrip("0") not in ("", "1"):
             if len(total) > 5 or int(total) > MAX_SHARDS:
-                raise ValueError(f"{total_name}={shown(total)}: the number of shards is from 1 "
+                raise ValueError(f"{total_name}={_cut(total)}: the number of shards is from 1 "
                                  f"to {MAX_SHARDS}")  # fmt: skip
             number = int(index) if len(index) <= 5 else MAX_SHARDS + first  # out of range
             shard = Shard(number - first + 1, int(total))
             if not 1 <= shard.index <= shard.total:
                 last = int(total) - 1 + first
-                raise ValueError(f"{index_name}={shown(index)} is outside {first}..{last} "
+                raise ValueError(f"{index_name}={_cut(index)} is outside {first}..{last} "
                                  f"({total_name}={total}, counting from {first})")
             return shard, f"{index_name}/{total_name}"
     return None
+
+
+def _cut(digits: str) -> str:
+    return digits if len(digits) <= 12 else digits[:12] + "..."
 
 
 def _shard_from_environment(config: RunConfig, environ: Mapping[str, str]) -> RunConfig:

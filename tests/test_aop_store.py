@@ -114,7 +114,7 @@ def test_basename_has_seq_prefix() -> None:
         pytest.param("PATH", False, id="path"),
         pytest.param("CI", False, id="ci"),
         pytest.param("LANG", False, id="lang"),
-        pytest.param("PASSWD", False, id="passwd-is-not-password"),
+        pytest.param("PASSWD", True, id="passwd"),  # issue 14: PASS, PAT, AUTH too
     ],
 )
 def test_redact_env(name: str, redacted: bool) -> None:
