@@ -184,10 +184,19 @@ def _completed_source(source: ListSource, agents: AgentSettings) -> ListSource:
 
 
 def _check_junit_folder(config: RunConfig) -> None:
-    if config.output.junit is not None:
-        folder = os.path.dirname(os.path.abspath(config.output.junit))
+    """--junit is written when the run ends: what would stop it is said before it starts."""
+    path = config.output.junit
+    if path is not None:
+        folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
-            raise UsageError(f"--junit {config.output.junit}: no such folder {folder}")
+            raise UsageError(f"--junit {path}: no such folder {folder}")
+        if os.path.isdir(path):
+            raise UsageError(f"--junit {path}: is a folder; give a file name such as "
+                             f"{os.path.join(path, 'junit.xml')}")  # fmt: skip
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise UsageError(f"--junit {path}: is not a regular file")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"--junit {path}: cannot write in {folder}")
 
 
 # (index variable, total variable, index of the first node): what CI systems set on

@@ -240,6 +240,9 @@ class _Validator:
                 raise self.fail(
                     (*where, "foreach"), f"{label}: foreach must be a non-empty list of values"
                 )
+            if any("\0" in str(item) for item in items):
+                raise self.fail((*where, "foreach"), f"{label}: a foreach value holds a NUL "
+                                "character, which a command line cannot carry")  # fmt: skip
             return [str(item) for item in items]
         if "glob" in entry:
             patterns = entry["glob"]
@@ -303,12 +306,20 @@ class _Validator:
     def words(self, value: object, where: KeyPath, label: str, key: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(w, str) and w for w in value):
             raise self.fail(where, f"{label}: {key} must be a list of non-empty strings")
+        self.no_nul(value, where, f"{label}: {key}")
         return tuple(value)
+
+    def no_nul(self, words: str | list[str], where: KeyPath, what: str) -> None:
+        """A NUL cannot reach a process (argv, cwd): said here, not as a crash later."""
+        if any("\0" in word for word in ([words] if isinstance(words, str) else words)):
+            raise self.fail(where, f"{what} holds a NUL character, which a command line "
+                            "cannot carry")  # fmt: skip
 
     def command(self, value: object, where: KeyPath, label: str) -> tuple[str, ...] | str:
         if isinstance(value, str):
             if not value.strip():
                 raise self.fail(where, f"{label}: cmd is an empty string")
+            self.no_nul(value, where, f"{label}: cmd")
             return value
         if isinstance(value, list):
             if not value:
@@ -317,6 +328,7 @@ class _Validator:
                 raise self.fail(where, f"{label}: every word of cmd must be a string")
             if not value[0]:
                 raise self.fail(where, f"{label}: the program name in cmd is empty")
+            self.no_nul(value, where, f"{label}: cmd")
             return tuple(value)
         raise self.fail(
             where, f"{label}: cmd must be a list of words or a shell string, got {_kind(value)}"
@@ -337,6 +349,7 @@ class _Validator:
         if "cwd" in table:
             if not isinstance(table["cwd"], str) or not table["cwd"]:
                 raise self.fail((*where, "cwd"), f"{label}: cwd must be a non-empty string")
+            self.no_nul(table["cwd"], (*where, "cwd"), f"{label}: cwd")
             values["cwd"] = table["cwd"]
         if "env" in table:
             env = table["env"]
@@ -348,8 +361,13 @@ class _Validator:
                         (*where, "env", name),
                         f"{label}: env.{name} must be a string, got {_kind(value)}",
                     )
-                if not name or "=" in name or "\0" in name or "\0" in value:
-                    raise self.fail((*where, "env", name), f"{label}: bad env name {name!r}")
+                if not name or "=" in name or "\0" in name:
+                    raise self.fail((*where, "env", name), f"{label}: bad env name {name!r} "
+                                    "(it may not be empty or hold = or NUL)")  # fmt: skip
+                if "\0" in value:
+                    raise self.fail((*where, "env", name),
+                                    f"{label}: env.{name}: the value holds a NUL character, "
+                                    "which an environment variable cannot carry")  # fmt: skip
             values["env"] = dict(env)
         return values
 
