@@ -88,7 +88,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     _value("timeout", "DUR", "Per task: 500ms, 30s, 5m, 1h; a bare number is seconds.",
            "policy", v.parse_limit),
     _value("grace", "DUR", "Between SIGTERM and SIGKILL of a task's process group. "
-           "[default: 5s]", "policy", v.parse_duration),
+           "[default: 5s]", "policy", v.parse_run_duration),
     _value("deadline", "DUR", "Whole run; unfinished tasks end as timeout.",
            "policy", v.parse_limit),
     _value("ok_exit", "CODES", "Exit codes that count as success, e.g. 0,1 for grep. "
@@ -96,7 +96,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     _value("retries", "N", "Extra attempts for a failed or timed-out task. [default: 0]",
            "policy", v.parse_retries),
     _value("retry_delay", "DUR", "First back-off before a retry; doubles each time, "
-           "jittered. [default: 1s]", "policy", v.parse_duration),
+           "jittered. [default: 1s]", "policy", v.parse_run_duration),
     _value("strategy", "S", f"Verdict: {_STRATEGY_NAMES}. [default: all-succeed]",
            "verdict", v.choice(v.STRATEGIES)),
     Option("fail_fast", ("--fail-fast/--no-fail-fast",), "all-succeed: stop at the first "

@@ -28,7 +28,8 @@ MAX_LINES = 1_000_000
 MAX_TOKENS = 1_000_000
 MAX_RATE_COUNT = 1_000_000
 MAX_RESOURCE = 1_000_000
-MAX_DURATION = 30 * 86400.0  # 30d: any duration, and a rate's period
+MAX_DURATION = 30 * 86400.0  # 30d: a run's durations (timeouts, grace, delays, rate periods)
+MAX_AGE = 3650 * 86400.0  # ten years: the age of a run (`clean --older-than`)
 _MAX_DIGITS = 24  # longer digit strings are out of every range; never converted
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
@@ -41,8 +42,9 @@ def default_output_dir(environ: Mapping[str, str] | None = None) -> str:
     return environ.get("FANOUT_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR
 
 
-def parse_duration(value: object) -> float:
-    """`500ms`, `30s`, `5m`, `1h30m`, or a bare number of seconds -> seconds."""
+def parse_duration(value: object, maximum: float = MAX_AGE) -> float:
+    """`500ms`, `30s`, `5m`, `1h30m`, or a bare number of seconds -> seconds, from 0 to
+    `maximum` (ten years: `clean --older-than`; a run's durations stop at 30d)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 30s, got {value!r}")
     if isinstance(value, int | float):
@@ -55,20 +57,25 @@ def parse_duration(value: object) -> float:
             parts = _DURATION_PART.findall(text)
             if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
                 raise ValueError(
-                    f"expected a duration such as 500ms, 30s, 5m or 1h, got {value!r}"
+                    f"expected a duration such as 500ms, 30s, 5m or 1h, got {shown(value)}"
                 ) from None
             seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
     else:
-        raise ValueError(f"expected a duration such as 30s, got {value!r}")
-    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DURATION:
-        raise ValueError(f"expected a duration from 0 to 30d, got {shown(value)}")
+        raise ValueError(f"expected a duration such as 30s, got {shown(value)}")
+    if not math.isfinite(seconds) or not 0 <= seconds <= maximum:
+        raise ValueError(f"expected a duration from 0 to {maximum / 86400:g}d, got {shown(value)}")
     return seconds
+
+
+def parse_run_duration(value: object) -> float:
+    """A duration of a run (--grace, --retry-delay, a rate's period): 0 to 30d."""
+    return parse_duration(value, MAX_DURATION)
 
 
 def parse_limit(value: object) -> float:
     """A time limit (--timeout, --deadline): a duration of more than 0 and at most 30d.
     0 is refused rather than read as "no limit": leave the option out for that."""
-    seconds = parse_duration(value)
+    seconds = parse_run_duration(value)
     if seconds <= 0:
         raise ValueError(f"must be more than 0 (leave it out for no limit), got {shown(value)}")
     return seconds
@@ -270,7 +277,7 @@ def parse_rate(value: object) -> Rate:
     period = _RATE_UNITS.get(period_text.removesuffix("s") if len(period_text) > 3 else period_text)
     if period is None:
         try:
-            period = parse_duration(period_text)
+            period = parse_run_duration(period_text)
         except ValueError:
             raise ValueError(problem + " (a period is at most 30d)") from None
     if period <= 0:
