@@ -83,17 +83,17 @@ def _value(name: str, metavar: str, help: str, group: Group, parse: Callable[[ob
 _STRATEGY_NAMES = ", ".join(v.STRATEGIES)
 
 RUN_OPTIONS: tuple[Option, ...] = (
-    _value("jobs", "N", "Tasks in flight at once (a sliding window). [default: CPU count]",
-           "policy", v.parse_jobs, "-j"),
-    _value("timeout", "DUR", "Per task: 500ms, 30s, 5m, 1h; a bare number is seconds.",
-           "policy", v.parse_limit),
+    _value("jobs", "N", "Tasks in flight at once (a sliding window), 1-10000. "
+           "[default: CPU count]", "policy", v.parse_jobs, "-j"),
+    _value("timeout", "DUR", "Per task: 500ms, 30s, 5m, 1h; a bare number is seconds; "
+           "more than 0, at most 30d.", "policy", v.parse_limit),
     _value("grace", "DUR", "Between SIGTERM and SIGKILL of a task's process group. "
            "[default: 5s]", "policy", v.parse_run_duration),
     _value("deadline", "DUR", "Whole run; unfinished tasks end as timeout.",
            "policy", v.parse_limit),
     _value("ok_exit", "CODES", "Exit codes that count as success, e.g. 0,1 for grep. "
            "[default: 0]", "policy", v.parse_exit_codes),
-    _value("retries", "N", "Extra attempts for a failed or timed-out task. [default: 0]",
+    _value("retries", "N", "Extra attempts for a failed or timed-out task, 0-100. [default: 0]",
            "policy", v.parse_retries),
     _value("retry_delay", "DUR", "First back-off before a retry; doubles each time, "
            "jittered. [default: 1s]", "policy", v.parse_run_duration),
