@@ -368,3 +368,9 @@ def test_console_lines_show_bidi_escaped() -> None:
 def test_error_lines_escape_controls(capsys: pytest.CaptureFixture[str]) -> None:
     error_line("bad value 'a\x1b[2Jb\u202ec'")
     assert capsys.readouterr().err == "fanout: error: bad value 'a\\x1b[2Jb\\u202ec'\n"
+
+
+def test_a_raw_c1_byte_of_non_utf8_input_is_escaped() -> None:
+    console, stream = plain()
+    console.line("id \udc9b2J")  # byte 0x9B of input that is not UTF-8
+    assert stream.getvalue() == "id \\udc9b2J\n"

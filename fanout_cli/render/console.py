@@ -18,11 +18,13 @@ from fanout_cli.errors import OutputClosedError
 # U+009B is a one-byte CSI), DEL, and the characters that reorder what is shown
 # (bidirectional marks, embeddings, overrides and isolates). They are written as
 # \uXXXX: the same escape JSON uses, so a JSON line stays valid and means the same.
-_HIDDEN = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# U+DC80-U+DC9F are bytes 0x80-0x9F of input that is not UTF-8 (surrogateescape): they
+# would reach the terminal as raw C1 bytes.
+_HIDDEN = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\udc80-\udc9f]")
 # Error and warning lines also escape ASCII controls but tab and newline (a value's
 # escape codes must not restyle or move the terminal's cursor).
 _HIDDEN_IN_ERRORS = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\udc80-\udc9f]"
 )
 
 
