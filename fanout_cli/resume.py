@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fanout_cli.aop import TASK_LIST
-from fanout_cli.aop.documents import REDACTED, spec_from_document
+from fanout_cli.aop.documents import spec_from_document
 from fanout_cli.aop.reader import read_journal_at, read_task_list
 from fanout_cli.errors import UsageError
 from fanout_cli.models import Prior, TaskSpec, TaskStatus
+from fanout_cli.redact import REDACTED
 
 
 @dataclass

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fanout_cli.models import AgentCall, Attempt, OutputInfo, RunReport, TaskResult, TaskSpec
-from fanout_cli.redact import REDACTED, redact_env, redact_text, redact_words
+from fanout_cli.redact import redact_env, redact_text, redact_words
 from fanout_cli.template import Template
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 AOP_VERSION = "1.0.0"
 MANIFEST_VERSION = 1
-__all__ = ["REDACTED"]  # resume.py reads it from here; the rules are in fanout_cli.redact
 # Where a manifest's task list starts (see json_with_tasks): a reader that wants the
 # header only stops there.
 TASKS_MARKER = b'\n  "tasks": ['
