@@ -180,3 +180,23 @@ def test_a_task_file_number_too_long_to_convert_is_one_line(
     assert f"{tasks}" in line and len(line) < 300, line
     for word in words:
         assert word in line, line
+
+
+def test_a_timings_file_nested_too_deep_is_one_line(tmp_path: Path) -> None:
+    timings = tmp_path / "deep.json"
+    timings.write_text("[" * 100_000 + "]" * 100_000)
+    completed = run_fanout("run", "--shard", "1/2", "--timings", str(timings),
+                           "--", "true", ":::", "a", "b")  # fmt: skip
+    line = one_error_line(completed, no_run_folder=True)
+    assert str(timings) in line and "nested too deep" in line, line
+
+
+def test_recorded_durations_past_any_limit_are_ignored(tmp_path: Path) -> None:
+    timings = tmp_path / "t.json"
+    timings.write_text('{"fanout_timings_version": 1, "tasks": {"a": {"durations": '
+                       '[1e308, 1e308, -5]}, "b": {"durations": [1]}}}')  # fmt: skip
+    completed = run_fanout("run", "--dry-run", "--shard", "1/2", "--timings", str(timings),
+                           "--", "echo", "{}", ":::", "a", "b")  # fmt: skip
+    assert_clean(completed)
+    first = completed.stdout.splitlines()[0]
+    assert "recorded durations of 1 of 2 tasks" in first and len(first) < 150, first
