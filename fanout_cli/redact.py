@@ -38,8 +38,9 @@ _SECRET_OPTION_PARTS = frozenset({
 })  # fmt: skip
 _NAME_PARTS = re.compile(r"[_.\-]+")
 
-_URL_CREDENTIALS = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@?#]+@")
-_QUERY_PARAMETER = re.compile(r"([?&;])([^=&;\s#]+)=([^&;\s#]*)")
+# Bounded repeats where a match could start at many places: linear time on any text.
+_URL_CREDENTIALS = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]{0,31}://)[^/\s@?#]{1,1024}@")
+_QUERY_PARAMETER = re.compile(r"([?&;])([^=&;?\s#]{1,128})=([^&;\s#]*)")
 _PROVIDER_KEY = re.compile(
     r"\bsk-[A-Za-z0-9_\-]{16,}"
     r"|\bgh[pousr]_[A-Za-z0-9]{20,}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from fanout_cli.redact import is_secret_name, redact_env, redact_text, redact_words
@@ -63,3 +65,12 @@ def test_redact_words_hides_secret_options_and_keeps_the_rest() -> None:
         "fanout", "run", "--base-url", "http://***@h/v1", "--max-tokens", "100",
         "--api-key", "***", "--token=***", "--", "curl", "-u", "x", "{}",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text", ["a." * 500_000, "?a" * 500_000, "a:" * 500_000 + "@", "x://" + "a" * 1_000_000]
+)
+def test_redaction_takes_linear_time_on_hostile_text(text: str) -> None:
+    started = time.monotonic()
+    redact_text(text)
+    assert time.monotonic() - started < 2
