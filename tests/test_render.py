@@ -374,3 +374,14 @@ def test_a_raw_c1_byte_of_non_utf8_input_is_escaped() -> None:
     console, stream = plain()
     console.line("id \udc9b2J")  # byte 0x9B of input that is not UTF-8
     assert stream.getvalue() == "id \\udc9b2J\n"
+
+
+def test_the_live_area_shows_bidi_and_c1_escaped() -> None:
+    from fanout_cli.models import TaskStatus
+    from fanout_cli.render.live import LiveArea, ProgressState
+
+    area = LiveArea(ProgressState(total=1, jobs=1), color=False)
+    scrolled = area._scrolled([(TaskStatus.SUCCESS, "success  ", " a\u202eb  \u009b2J")])
+    drawn = area._text([[("slowest: a\u2066b", "")]])
+    assert scrolled.plain == "success   a\\u202eb  \\u009b2J"
+    assert drawn.plain == "slowest: a\\u2066b"

@@ -200,3 +200,15 @@ def test_recorded_durations_past_any_limit_are_ignored(tmp_path: Path) -> None:
     assert_clean(completed)
     first = completed.stdout.splitlines()[0]
     assert "recorded durations of 1 of 2 tasks" in first and len(first) < 150, first
+
+
+def test_a_task_file_glob_over_a_symlink_loop_ends(tmp_path: Path) -> None:
+    folder = tmp_path / "g"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "b.txt").write_text("b")
+    os.symlink("..", folder / "sub" / "up")
+    text = f'[[task]]\nid = "t-{{/.}}"\ncmd = ["true"]\nglob = "{folder}/**/*.txt"\n'
+    tasks = write_tasks(tmp_path / "t.toml", text)
+    completed = run_fanout("run", str(tasks), "--dry-run", timeout=10)
+    assert_clean(completed)
+    assert completed.stdout.splitlines() == [f"true {folder}/sub/b.txt"], completed.stdout
