@@ -63,8 +63,10 @@ def parse_task_file(text: str, path: str = "tasks.toml") -> TaskFile:
         raise _decode_error(path, str(exc), text.count("\n") + 1) from None
     except RecursionError:  # nesting_problem bounds the depth; this is the backstop
         raise TaskFileError(path, None, f"nesting deeper than {MAX_NESTING} levels") from None
-    except ValueError:  # a number of more than 4300 digits
-        raise TaskFileError(path, None, "invalid TOML: a number is too long") from None
+    except ValueError:  # a number of more than 4300 digits (Python's int limit)
+        long_number = re.search(r"[0-9_]{4300,}", text)
+        line = None if long_number is None else text.count("\n", 0, long_number.start()) + 1
+        raise TaskFileError(path, line, "invalid TOML: a number is too long") from None
     lines = KeyLines(text)
     return _Validator(path, lines).task_file(data)
 
