@@ -14,7 +14,13 @@ list) passes secrets through here, written as `***`:
 - values that look like a provider's key wherever they appear: `sk-...` (OpenAI,
   Anthropic's `sk-ant-...`), GitHub's `ghp_...`/`github_pat_...`, Slack's `xoxb-...`,
   AWS access key ids `AKIA...`, Google's `AIza...`, GitLab's `glpat-...`, and the word
-  after `Bearer`.
+  after `Bearer`;
+- in a recorded command line (argv), the value of an option whose name has a secret
+  part (`--api-key VALUE`, `--token=VALUE`).
+
+The patterns are heuristics: a word such as `sk-` followed by 16 letters is redacted
+even when it is no key, and a key of another shape is not found by its look (only by
+the name of the variable or option that holds it).
 
 An env value that holds any of these is replaced whole, so that `--resume` (which
 refuses a task whose saved env holds `***`) never runs with half a value."""
