@@ -15,7 +15,8 @@ from typing import Any
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import AGENT_KEYS, flag_of, parser
 from fanout_cli.providers import WIRE_FORMATS
-from fanout_cli.values import Rate, int_at_least, is_url, parse_rate
+from fanout_cli.redact import REDACTED, redact_text
+from fanout_cli.values import Rate, int_in_range, is_url, parse_rate
 
 APIS = tuple(WIRE_FORMATS)  # a provider's `api`: the wire format its calls use
 OPENAI_URL = WIRE_FORMATS["openai"].default_url
@@ -55,6 +56,9 @@ class Provider:
 
     def missing_key(self) -> str | None:
         """Why a call cannot be made ("no API key: set OPENAI_API_KEY"), or None."""
+        if f"://{REDACTED}@" in self.base_url:  # a resumed run's URL: its password was not saved
+            return (f"the password of provider {self.name}'s URL is never saved: "
+                    "give --base-url again")  # fmt: skip
         if self.key_required and self.api_key() is None:
             return f"no API key: set {self.api_key_env} (provider {self.name})"
         return None
@@ -62,7 +66,7 @@ class Provider:
     def document(self) -> dict[str, Any]:
         return {
             "api": self.api,
-            "base_url": self.base_url,
+            "base_url": redact_text(self.base_url),  # given again to resume with its password
             "api_key_env": self.api_key_env,
             "key_required": self.key_required,
             "rate": None if self.rate is None else str(self.rate),
@@ -222,10 +226,7 @@ _DEFAULT_URLS = frozenset(wire.default_url for wire in WIRE_FORMATS.values())
 
 
 def _retries(value: object) -> int:
-    retries = int_at_least(value, 0)
-    if retries > MAX_RETRIES:
-        raise ValueError(f"expected a whole number from 0 to {MAX_RETRIES}, got {value!r}")
-    return retries
+    return int_in_range(value, 0, MAX_RETRIES)
 
 
 # The parsers of [agent]'s values: the command line's, from the option table, and the rest.

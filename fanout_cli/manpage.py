@@ -33,8 +33,9 @@ chosen by --strategy.
 _SECTIONS: list[tuple[str, str]] = [
     ("TASK SOURCES", """\
 Exactly one per run: a TOML TASKFILE; ::: VALUE... after the command; --glob
-PATTERN (repeatable; matches sorted; ** recurses; hidden files only when the pattern
-names them; no match is an error); or values on standard input, one a line (LF or
+PATTERN (repeatable; matches sorted, each path once; ** recurses and follows links to
+folders, but each real folder once, so a link back to . or .. ends; hidden files only
+when the pattern names them; no match is an error); or values on standard input, one a line (LF or
 CRLF; empty lines skipped), NUL-separated with -0. Standard input is streamed: the
 first task starts before it ends. With no command after --, each input line is
 itself a shell command. Empty input is zero tasks; the strategy decides the verdict.
@@ -118,7 +119,11 @@ shows tasks done, running and failed, a bar with an ETA, and the slowest running
 tasks; the run ends with a table of every task in input order (failures first when it
 does not fit the screen) before the verdict line. --no-progress turns the live area
 off; --progress turns it on in CI. --color auto|always|never; auto respects NO_COLOR.
---format aop, json and jsonl print no live area.
+--format aop, json and jsonl print no live area. On every line fanout prints for
+people (task lines, tables, verdict, runs and show, errors), control characters, C1
+controls (U+0080-U+009F) and bidirectional marks and overrides (U+061C, U+200E,
+U+200F, U+202A-U+202E, U+2066-U+2069) in ids, summaries and values are shown escaped
+(\\x1b, \\u202e); JSON output escapes them as JSON does, and output files keep them.
 """),
     ("DASK CLUSTERS", """\
 --executor dask://HOST:PORT (pip install 'fanout-cli[dask]') runs process and agent-cli
@@ -140,14 +145,26 @@ SEQ-SLUG.stdout and SEQ-SLUG.stderr (the raw bytes, streamed; earlier attempts o
 retried task keep .aN.stdout names), and for the run journal.jsonl (append-only
 events, one JSON object a line), manifest.json (options, tasks, verdict), tasks.jsonl
 (the task list, for --resume) and, while a fanout works in it, lock. SLUG is
-the task id reduced to A-Z a-z 0-9 . _ - and at most 64 characters. Env values
-whose names contain KEY, TOKEN, SECRET or PASSWORD are written as ***.
+the task id reduced to A-Z a-z 0-9 . _ - and at most 64 characters.
 fanout trusts the OUTPUT-DIR path (it may be a symlink) and nothing inside a run
 folder: its files are opened with no-follow flags and only as regular files, records
 may name only files of their own folder, and a planted link is refused (exit 2 for a
 command reading the run; for a run in progress, that task's attempt ends as an error).
 A run that cannot be read is skipped with a warning by runs, show last, merge DIR and
 timings export, and clean removes it.
+
+Secrets are written as *** in every record (details, manifest, journal, task list):
+env values whose names contain KEY, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE,
+CREDENTIAL, PRIVATE or SIGNATURE (any case), or have a part between _ - or . that is
+PASS, PAT, AUTH, AUTHORIZATION or SIG (GITHUB_PAT, AUTH; not PATH or AUTHOR); env
+values holding a secret (DATABASE_URL=postgres://user:pw@host is *** whole); URL
+credentials (http://***@host) and query values named like secrets (?api_key=***) in
+--base-url, argv and commands; values that look like provider keys (sk-..., sk-ant-...,
+ghp_..., github_pat_..., xoxb-..., AKIA..., AIza..., glpat-..., Bearer ...); and the
+value of an option such as --api-key or --token=. The task list keeps commands as they
+run (for --resume): pass secrets in env, not on command lines. A resumed run whose
+--base-url held a password asks for --base-url again. The raw .stdout and .stderr
+files are kept as the tasks wrote them.
 """),
     ("STRATEGIES", """\
 all-succeed passes when every task succeeded (with --fail-fast it stops at the
@@ -192,6 +209,21 @@ task list that is incomplete needs its source given again);
 70 internal error (a bug; FANOUT_DEBUG=1 prints the traceback); 128 plus the signal
 number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP, and 141 when standard
 output's reader went away (fanout run | head): the run stops as for a signal.
+"""),
+    ("LIMITS", """\
+Every number is checked before anything runs (exit 2, naming the value and its
+range): --jobs 1-10000; --retries and a task's retries 0-100; --ok-exit codes 0-255;
+--shard I/N and FANOUT_SHARD or CI variables with N 1-10000; --summary-chars
+20-100000; --max-lines 1-1000000; --required-successes 1 and --min-successes 0 to
+1000000000; --max-tokens 1-1000000; --temperature 0-2; --rate N/PERIOD with N
+1-1000000 and PERIOD more than 0 and at most 30d; --resources amounts more than 0 and
+at most 1000000; --grace and --retry-delay 0-30d; --timeout, --deadline and a task's
+timeout more than 0 and at most 30d (0 is refused, not read as "no limit" as
+timeout(1) reads it: leave the option out for no limit, so that a 0 from a script's
+empty arithmetic never times every task out); clean --older-than up to 3650d.
+Retry back-off doubles from --retry-delay up to 60 s, whatever the attempt count. A
+task file may nest arrays and tables at most 32 deep and a dotted key may have at
+most 32 parts, checked before the TOML is parsed.
 """),
     ("ENVIRONMENT", """\
 FANOUT_OUTPUT_DIR sets the default --output-dir. FANOUT_PROVIDER and FANOUT_MODEL

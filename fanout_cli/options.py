@@ -83,28 +83,28 @@ def _value(name: str, metavar: str, help: str, group: Group, parse: Callable[[ob
 _STRATEGY_NAMES = ", ".join(v.STRATEGIES)
 
 RUN_OPTIONS: tuple[Option, ...] = (
-    _value("jobs", "N", "Tasks in flight at once (a sliding window). [default: CPU count]",
-           "policy", v.positive_int, "-j"),
-    _value("timeout", "DUR", "Per task: 500ms, 30s, 5m, 1h; a bare number is seconds.",
-           "policy", v.parse_duration),
+    _value("jobs", "N", "Tasks in flight at once (a sliding window), 1-10000. "
+           "[default: CPU count]", "policy", v.parse_jobs, "-j"),
+    _value("timeout", "DUR", "Per task: 500ms, 30s, 5m, 1h; a bare number is seconds; "
+           "more than 0, at most 30d.", "policy", v.parse_limit),
     _value("grace", "DUR", "Between SIGTERM and SIGKILL of a task's process group. "
-           "[default: 5s]", "policy", v.parse_duration),
+           "[default: 5s]", "policy", v.parse_run_duration),
     _value("deadline", "DUR", "Whole run; unfinished tasks end as timeout.",
-           "policy", v.parse_duration),
+           "policy", v.parse_limit),
     _value("ok_exit", "CODES", "Exit codes that count as success, e.g. 0,1 for grep. "
            "[default: 0]", "policy", v.parse_exit_codes),
-    _value("retries", "N", "Extra attempts for a failed or timed-out task. [default: 0]",
-           "policy", v.non_negative_int),
+    _value("retries", "N", "Extra attempts for a failed or timed-out task, 0-100. [default: 0]",
+           "policy", v.parse_retries),
     _value("retry_delay", "DUR", "First back-off before a retry; doubles each time, "
-           "jittered. [default: 1s]", "policy", v.parse_duration),
+           "jittered. [default: 1s]", "policy", v.parse_run_duration),
     _value("strategy", "S", f"Verdict: {_STRATEGY_NAMES}. [default: all-succeed]",
            "verdict", v.choice(v.STRATEGIES)),
     Option("fail_fast", ("--fail-fast/--no-fail-fast",), "all-succeed: stop at the first "
            "failure.", "verdict", v.parse_flag, kind="switch"),
     _value("required_successes", "N", "first-n-succeed: pass once N succeed. [default: 1]",
-           "verdict", v.positive_int),
+           "verdict", v.parse_count),
     _value("min_successes", "N", "partial-success: successes needed. [default: 1]",
-           "verdict", v.non_negative_int),
+           "verdict", v.parse_count_or_zero),
     _value("min_success_ratio", "R", "partial-success: share of all tasks needed, 0-1.",
            "verdict", v.parse_ratio),
     _value("score", "REGEX", "best-of-n: the score is group 1 of the last match in stdout. "
@@ -122,7 +122,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     _value("summary_chars", "N", "Cap of each task's summary. [default: 500]",
            "output", v.summary_chars),
     _value("max_lines", "N", "--format aop: task lines in the summary. [default: 50]",
-           "output", v.positive_int),
+           "output", v.parse_max_lines),
     Option("progress", ("--progress/--no-progress",), "Live progress on stderr, and a table "
            "of the tasks at the end. [default: when stdout and stderr are the terminal, not "
            "in CI]", "output", v.parse_flag, kind="switch"),
@@ -177,7 +177,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     _value("temperature", "T", "Agent tasks: sampling temperature, 0-2.", "agent",
            v.parse_temperature, table="agent"),
     _value("max_tokens", "N", "Agent tasks: reply length cap. [default: the server's; 1024 "
-           "for anthropic]", "agent", v.positive_int, table="agent"),
+           "for anthropic]", "agent", v.parse_max_tokens, table="agent"),
     _value("base_url", "URL", "Agent tasks: the provider's URL, e.g. http://127.0.0.1:8080/v1 "
            "for a local OpenAI-compatible server.", "agent", v.parse_url, table="agent"),
     Option("attach", ("--attach",), "Agent tasks: append this file's contents to the prompt "

@@ -50,7 +50,9 @@ class Backoff:
     jitter: Callable[[], float] = _jitter
 
     def delay(self, failures: int) -> float:
-        exponential: float = self.base * 2 ** (failures - 1)
+        # 2^64 times any base of a microsecond or more is past every cap: the exponent
+        # stops there, so no count of failures overflows a float.
+        exponential: float = self.base * 2.0 ** min(max(failures - 1, 0), 64)
         return min(exponential, self.cap) * self.jitter()
 
 

@@ -27,7 +27,7 @@ from fanout_cli.sources import (
     open_source,
 )
 from fanout_cli.sources.values import ListSource
-from fanout_cli.values import Shard, default_output_dir, parse_shard
+from fanout_cli.values import MAX_SHARDS, Shard, default_output_dir, parse_shard
 
 if TYPE_CHECKING:
     from fanout_cli.agents import AgentSettings
@@ -184,10 +184,19 @@ def _completed_source(source: ListSource, agents: AgentSettings) -> ListSource:
 
 
 def _check_junit_folder(config: RunConfig) -> None:
-    if config.output.junit is not None:
-        folder = os.path.dirname(os.path.abspath(config.output.junit))
+    """--junit is written when the run ends: what would stop it is said before it starts."""
+    path = config.output.junit
+    if path is not None:
+        folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
-            raise UsageError(f"--junit {config.output.junit}: no such folder {folder}")
+            raise UsageError(f"--junit {path}: no such folder {folder}")
+        if os.path.isdir(path):
+            raise UsageError(f"--junit {path}: is a folder; give a file name such as "
+                             f"{os.path.join(path, 'junit.xml')}")  # fmt: skip
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise UsageError(f"--junit {path}: is not a regular file")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"--junit {path}: cannot write in {folder}")
 
 
 # (index variable, total variable, index of the first node): what CI systems set on
@@ -211,14 +220,22 @@ def shard_from_environment(environ: Mapping[str, str]) -> tuple[Shard, str] | No
             raise ValueError(f"FANOUT_SHARD: {exc}") from None
     for index_name, total_name, first in CI_SHARD_VARIABLES:
         index, total = environ.get(index_name, ""), environ.get(total_name, "")
-        if index.isdigit() and total.isdigit() and int(total) > 1:
-            shard = Shard(int(index) - first + 1, int(total))
+        if index.isdecimal() and total.isdecimal() and total.lstrip("0") not in ("", "1"):
+            if len(total) > 5 or int(total) > MAX_SHARDS:
+                raise ValueError(f"{total_name}={_cut(total)}: the number of shards is from 1 "
+                                 f"to {MAX_SHARDS}")  # fmt: skip
+            number = int(index) if len(index) <= 5 else MAX_SHARDS + first  # out of range
+            shard = Shard(number - first + 1, int(total))
             if not 1 <= shard.index <= shard.total:
                 last = int(total) - 1 + first
-                raise ValueError(f"{index_name}={index} is outside {first}..{last} "
+                raise ValueError(f"{index_name}={_cut(index)} is outside {first}..{last} "
                                  f"({total_name}={total}, counting from {first})")
             return shard, f"{index_name}/{total_name}"
     return None
+
+
+def _cut(digits: str) -> str:
+    return digits if len(digits) <= 12 else digits[:12] + "..."
 
 
 def _shard_from_environment(config: RunConfig, environ: Mapping[str, str]) -> RunConfig:

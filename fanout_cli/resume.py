@@ -14,11 +14,12 @@ from pathlib import Path
 
 from fanout_cli.aop import TASK_LIST, RunFolder
 from fanout_cli.aop.checks import task_problem
-from fanout_cli.aop.documents import REDACTED, spec_from_document
+from fanout_cli.aop.documents import spec_from_document
 from fanout_cli.aop.files import RunFolderError
 from fanout_cli.aop.reader import read_ended_at, read_task_list, read_task_list_end
 from fanout_cli.errors import UsageError
 from fanout_cli.models import Prior, TaskSpec, TaskStatus
+from fanout_cli.redact import REDACTED
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fanout_cli.models import TaskSpec
+from fanout_cli.values import MAX_DURATION
 
 TIMINGS_VERSION = 1
 HISTORY = 20  # durations kept per task
@@ -43,7 +44,8 @@ class Timings:
 
     def record(self, task_id: str, status: str, seconds: float | None) -> None:
         self.last_status[task_id] = status
-        measured = seconds is not None and math.isfinite(seconds) and seconds >= 0
+        # A recorded duration past any run's limit (30d) is nonsense a file can hold.
+        measured = seconds is not None and 0 <= seconds <= MAX_DURATION
         if status in _MEASURED and measured:
             assert seconds is not None
             history = self.durations.setdefault(task_id, [])
@@ -131,6 +133,8 @@ def load_timings(path: str) -> Timings:
         document = json.loads(Path(path).read_bytes())
     except ValueError as exc:
         raise ValueError(f"{path}: neither JSON nor JUnit XML ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deep for a timings file") from None
     timings = Timings()
     if isinstance(document, dict) and isinstance(document.get("tasks"), dict):
         for task_id, entry in document["tasks"].items():

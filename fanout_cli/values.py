@@ -18,6 +18,20 @@ ORDERS = ("input", "longest-first", "failed-first")
 COLORS = ("auto", "always", "never")
 DEFAULT_OUTPUT_DIR = ".cache/agent-outputs"
 
+# The ranges every number is checked against (the man page's "Limits" lists them).
+MAX_JOBS = 10_000
+MAX_RETRIES = 100
+MAX_SHARDS = 10_000
+MAX_COUNT = 1_000_000_000  # --required-successes, --min-successes: counts of tasks
+MAX_SUMMARY_CHARS = 100_000
+MAX_LINES = 1_000_000
+MAX_TOKENS = 1_000_000
+MAX_RATE_COUNT = 1_000_000
+MAX_RESOURCE = 1_000_000
+MAX_DURATION = 30 * 86400.0  # 30d: a run's durations (timeouts, grace, delays, rate periods)
+MAX_AGE = 3650 * 86400.0  # ten years: the age of a run (`clean --older-than`)
+_MAX_DIGITS = 24  # longer digit strings are out of every range; never converted
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -28,12 +42,13 @@ def default_output_dir(environ: Mapping[str, str] | None = None) -> str:
     return environ.get("FANOUT_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR
 
 
-def parse_duration(value: object) -> float:
-    """`500ms`, `30s`, `5m`, `1h30m`, or a bare number of seconds -> seconds."""
+def parse_duration(value: object, maximum: float = MAX_AGE) -> float:
+    """`500ms`, `30s`, `5m`, `1h30m`, or a bare number of seconds -> seconds, from 0 to
+    `maximum` (ten years: `clean --older-than`; a run's durations stop at 30d)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 30s, got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _as_number(value)
     elif isinstance(value, str):
         text = value.strip().lower()
         try:
@@ -42,14 +57,36 @@ def parse_duration(value: object) -> float:
             parts = _DURATION_PART.findall(text)
             if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
                 raise ValueError(
-                    f"expected a duration such as 500ms, 30s, 5m or 1h, got {value!r}"
+                    f"expected a duration such as 500ms, 30s, 5m or 1h, got {shown(value)}"
                 ) from None
             seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
     else:
-        raise ValueError(f"expected a duration such as 30s, got {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"a duration must be a finite number >= 0, got {value!r}")
+        raise ValueError(f"expected a duration such as 30s, got {shown(value)}")
+    if not math.isfinite(seconds) or not 0 <= seconds <= maximum:
+        raise ValueError(f"expected a duration from 0 to {maximum / 86400:g}d, got {shown(value)}")
     return seconds
+
+
+def parse_run_duration(value: object) -> float:
+    """A duration of a run (--grace, --retry-delay, a rate's period): 0 to 30d."""
+    return parse_duration(value, MAX_DURATION)
+
+
+def parse_limit(value: object) -> float:
+    """A time limit (--timeout, --deadline): a duration of more than 0 and at most 30d.
+    0 is refused rather than read as "no limit": leave the option out for that."""
+    seconds = parse_run_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"must be more than 0 (leave it out for no limit), got {shown(value)}")
+    return seconds
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value as an error line quotes it: repr, cut to `limit` characters."""
+    if isinstance(value, int) and value.bit_length() > 80:  # repr refuses > 4300 digits
+        return f"a number of more than {_MAX_DIGITS} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def format_duration(seconds: float) -> str:
@@ -76,41 +113,64 @@ def parse_exit_codes(value: object) -> frozenset[int]:
     elif isinstance(value, int) and not isinstance(value, bool):
         items = [value]
     else:
-        raise ValueError(f"expected exit codes such as 0,1, got {value!r}")
+        raise ValueError(f"expected exit codes such as 0,1, got {shown(value)}")
     codes: set[int] = set()
+    out_of_range = ValueError(f"exit codes are numbers from 0 to 255, got {shown(value)}")
     for item in items:
         if isinstance(item, str) and re.fullmatch(r"\d+-\d+", item):
-            low, high = (int(x) for x in item.split("-"))
+            low, high = (_exit_code(x) for x in item.split("-"))
+            if low is None or high is None:
+                raise out_of_range  # checked before the range is expanded
             codes.update(range(low, high + 1))
-        elif isinstance(item, str) and item.isdigit():
-            codes.add(int(item))
-        elif isinstance(item, int) and not isinstance(item, bool):
-            codes.add(item)
+        elif (isinstance(item, str) and item.isdigit()) or isinstance(item, int):
+            code = _exit_code(item)
+            if code is None:
+                raise out_of_range
+            codes.add(code)
         else:
-            raise ValueError(f"expected exit codes such as 0,1, got {item!r}")
-    if not codes or any(not 0 <= code <= 255 for code in codes):
-        raise ValueError(f"exit codes are numbers from 0 to 255, got {value!r}")
+            raise ValueError(f"expected exit codes such as 0,1, got {shown(item)}")
+    if not codes:
+        raise out_of_range
     return frozenset(codes)
 
 
-def positive_int(value: object) -> int:
-    return int_at_least(value, 1)
+def _exit_code(item: object) -> int | None:
+    """An exit code written as digits or a number; None when outside 0-255."""
+    if isinstance(item, bool):
+        return None
+    if isinstance(item, str):
+        item = int(item) if len(item) <= 3 else None
+    return item if isinstance(item, int) and 0 <= item <= 255 else None
 
 
-def non_negative_int(value: object) -> int:
-    return int_at_least(value, 0)
+def int_in_range(value: object, minimum: int, maximum: int) -> int:
+    """A whole number (or its digits) from `minimum` to `maximum`."""
+    number: object = value
+    given = shown(value)
+    if isinstance(value, str) and value.strip().isdecimal():
+        digits = value.strip()
+        number = int(digits) if len(digits) <= _MAX_DIGITS else maximum + 1
+        given = digits if len(digits) <= 40 else digits[:36] + "..."
+    if (not isinstance(number, int) or isinstance(number, bool)
+            or not minimum <= number <= maximum):  # fmt: skip
+        raise ValueError(f"expected a whole number from {minimum} to {maximum}, got {given}")
+    return number
 
 
-def summary_chars(value: object) -> int:
-    return int_at_least(value, 20)
+def _whole_numbers(minimum: int, maximum: int) -> Callable[[object], int]:
+    def parse(value: object) -> int:
+        return int_in_range(value, minimum, maximum)
+
+    return parse
 
 
-def int_at_least(value: object, minimum: int) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"expected a whole number >= {minimum}, got {value!r}")
-    return value
+parse_jobs = _whole_numbers(1, MAX_JOBS)
+parse_retries = _whole_numbers(0, MAX_RETRIES)
+parse_count = _whole_numbers(1, MAX_COUNT)
+parse_count_or_zero = _whole_numbers(0, MAX_COUNT)
+parse_max_lines = _whole_numbers(1, MAX_LINES)
+parse_max_tokens = _whole_numbers(1, MAX_TOKENS)
+summary_chars = _whole_numbers(20, MAX_SUMMARY_CHARS)
 
 
 def _as_number(value: object) -> float:
@@ -118,16 +178,18 @@ def _as_number(value: object) -> float:
     that every range check fails on it."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return float("nan")
+    if isinstance(value, str) and len(value) > 400:
+        return float("nan")  # no number in range is written with so many characters
     try:
         return float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int too large for a float
         return float("nan")
 
 
 def parse_ratio(value: object) -> float:
     ratio = _as_number(value)
     if not 0 < ratio <= 1:
-        raise ValueError(f"expected a ratio in (0, 1], got {value!r}")
+        raise ValueError(f"expected a ratio in (0, 1], got {shown(value)}")
     return ratio
 
 
@@ -204,18 +266,23 @@ def parse_rate(value: object) -> Rate:
         return value
     text = value.strip().lower().replace(" ", "") if isinstance(value, str) else ""
     count_text, slash, period_text = text.partition("/")
-    problem = f"expected a rate such as 60/min, 5/s or 10/30s, got {value!r}"
-    if not slash or not count_text.isdigit() or int(count_text) < 1:
+    problem = f"expected a rate such as 60/min, 5/s or 10/30s, got {shown(value)}"
+    if not slash or not count_text.isdigit():
         raise ValueError(problem)
+    try:
+        count = int_in_range(count_text, 1, MAX_RATE_COUNT)
+    except ValueError:
+        raise ValueError(f"a rate's count is from 1 to {MAX_RATE_COUNT}, "
+                         f"got {shown(value)}") from None  # fmt: skip
     period = _RATE_UNITS.get(period_text.removesuffix("s") if len(period_text) > 3 else period_text)
     if period is None:
         try:
-            period = parse_duration(period_text)
+            period = parse_run_duration(period_text)
         except ValueError:
-            raise ValueError(problem) from None
+            raise ValueError(problem + " (a period is at most 30d)") from None
     if period <= 0:
-        raise ValueError(f"the period of a rate must be longer than 0, got {value!r}")
-    return Rate(int(count_text), period, text)
+        raise ValueError(f"the period of a rate must be longer than 0, got {shown(value)}")
+    return Rate(count, period, text)
 
 
 @dataclass(frozen=True)
@@ -232,13 +299,22 @@ def parse_shard(value: object) -> Shard:
     text = value.strip() if isinstance(value, str) else ""
     index, slash, total = text.partition("/")
     if not slash or not index.isdigit() or not total.isdigit():
-        raise ValueError(f"expected I/N such as 2/4 (shard I of N, 1-based), got {value!r}")
-    shard = Shard(int(index), int(total))
-    if shard.total < 1:
-        raise ValueError(f"the number of shards must be at least 1, got {value!r}")
-    if not 1 <= shard.index <= shard.total:
-        raise ValueError(f"the shard number must be from 1 to {shard.total}, got {value!r}")
-    return shard
+        raise ValueError(f"expected I/N such as 2/4 (shard I of N, 1-based), got {shown(value)}")
+    return shard_of(index, total, shown(value))
+
+
+def shard_of(index: str, total: str, given: str) -> Shard:
+    """Shard `index` of `total` (1-based digits), range-checked; `given` is how the
+    value was written, for the message."""
+    try:
+        count = int_in_range(total, 1, MAX_SHARDS)
+    except ValueError:
+        raise ValueError(f"the number of shards is from 1 to {MAX_SHARDS}, got {given}") from None
+    try:
+        number = int_in_range(index, 1, count)
+    except ValueError:
+        raise ValueError(f"the shard number must be from 1 to {count}, got {given}") from None
+    return Shard(number, count)
 
 
 def parse_shard_text(value: object) -> str:
@@ -264,19 +340,17 @@ def parse_resources(value: object) -> tuple[str, ...]:
     items = parse_paths(value)
     for item in items:
         name, equals, amount = item.partition("=")
-        try:
-            number = float(amount)
-        except ValueError:
-            number = float("nan")
-        if not equals or not name or not math.isfinite(number) or number <= 0:
-            raise ValueError(f"expected NAME=AMOUNT such as GPU=1, got {item!r}")
+        number = _as_number(amount)
+        if not equals or not name or not 0 < number <= MAX_RESOURCE:
+            raise ValueError(f"expected NAME=AMOUNT such as GPU=1 (an amount more than 0 "
+                             f"and at most {MAX_RESOURCE}), got {shown(item)}")  # fmt: skip
     return items
 
 
 def parse_temperature(value: object) -> float:
     number = _as_number(value)
     if not 0 <= number <= 2:
-        raise ValueError(f"expected a temperature from 0 to 2, got {value!r}")
+        raise ValueError(f"expected a temperature from 0 to 2, got {shown(value)}")
     return number
 
 

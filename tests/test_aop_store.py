@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from fanout_cli.aop import SLUG_LIMIT, slugify, task_basename
-from fanout_cli.aop.documents import REDACTED, manifest_header, redact_env
+from fanout_cli.aop.documents import manifest_header
 from fanout_cli.aop.writer import RunStore, write_json_atomic
 from fanout_cli.errors import EXIT_USAGE, StoreError
 from fanout_cli.models import TaskResult, TaskSpec, TaskStatus
+from fanout_cli.redact import REDACTED, redact_env
 
 SAFE_CHARACTERS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
@@ -114,7 +115,7 @@ def test_basename_has_seq_prefix() -> None:
         pytest.param("PATH", False, id="path"),
         pytest.param("CI", False, id="ci"),
         pytest.param("LANG", False, id="lang"),
-        pytest.param("PASSWD", False, id="passwd-is-not-password"),
+        pytest.param("PASSWD", True, id="passwd"),  # issue 14: PASS, PAT, AUTH too
     ],
 )
 def test_redact_env(name: str, redacted: bool) -> None:

@@ -20,7 +20,7 @@ from fanout_cli.models import Attempt, RunReport, TaskResult, TaskSpec, TaskStat
 from fanout_cli.options import OutputOptions
 from fanout_cli.render import console as console_module
 from fanout_cli.render import make_renderer
-from fanout_cli.render.console import Console, error_line, warn
+from fanout_cli.render.console import Console, error_line, plain_text, terminal_text, warn
 from fanout_cli.render.lines import (
     HumanRenderer,
     display_path,
@@ -333,3 +333,55 @@ def test_no_renderer_module_imports_a_command() -> None:
     for module in render.glob("*.py"):
         assert "fanout_cli.commands" not in module.read_text(), module.name
     assert os.path.exists(render / "console.py")
+
+
+# --- C1 controls and bidirectional overrides on the terminal (issue 14, class 8) -----
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("a\u202eb", "a\\u202eb"),
+        ("\u009b2J", "\\u009b2J"),
+        ("\u2066x\u2069", "\\u2066x\\u2069"),
+        ("\u200e\u200f\u061c", "\\u200e\\u200f\\u061c"),
+        ("\u0085next", "\\u0085next"),
+        ("\x7f", "\\u007f"),
+        ("plain ascii \x1b[31mred\x1b[0m", "plain ascii \x1b[31mred\x1b[0m"),  # fanout's colours
+        ("ünïcödé 日本", "ünïcödé 日本"),
+    ],
+)
+def test_terminal_text_escapes_c1_and_bidi(text: str, shown: str) -> None:
+    assert terminal_text(text) == shown
+
+
+def test_plain_text_escapes_every_control_but_tab() -> None:
+    assert plain_text("a\x1b]0;title\x07b\tc\nd\u202e") == "a\\x1b]0;title\\x07b\tc\\nd\\u202e"
+
+
+def test_console_lines_show_bidi_escaped() -> None:
+    console, stream = plain()
+    console.line("id \u202eevil")
+    assert stream.getvalue() == "id \\u202eevil\n"
+
+
+def test_error_lines_escape_controls(capsys: pytest.CaptureFixture[str]) -> None:
+    error_line("bad value 'a\x1b[2Jb\u202ec'")
+    assert capsys.readouterr().err == "fanout: error: bad value 'a\\x1b[2Jb\\u202ec'\n"
+
+
+def test_a_raw_c1_byte_of_non_utf8_input_is_escaped() -> None:
+    console, stream = plain()
+    console.line("id \udc9b2J")  # byte 0x9B of input that is not UTF-8
+    assert stream.getvalue() == "id \\udc9b2J\n"
+
+
+def test_the_live_area_shows_bidi_and_c1_escaped() -> None:
+    from fanout_cli.models import TaskStatus
+    from fanout_cli.render.live import LiveArea, ProgressState
+
+    area = LiveArea(ProgressState(total=1, jobs=1), color=False)
+    scrolled = area._scrolled([(TaskStatus.SUCCESS, "success  ", " a\u202eb  \u009b2J")])
+    drawn = area._text([[("slowest: a\u2066b", "")]])
+    assert scrolled.plain == "success   a\\u202eb  \\u009b2J"
+    assert drawn.plain == "slowest: a\\u2066b"

@@ -9,6 +9,7 @@ import pytest
 from fanout_cli.errors import EXIT_USAGE, TaskFileError
 from fanout_cli.models import TaskSpec
 from fanout_cli.sources.taskfile import load_task_file, parse_task_file
+from fanout_cli.sources.toml_lines import nesting_problem
 
 FULL_FILE = """\
 # a complete task file
@@ -243,7 +244,7 @@ ERROR_CASES = [
         '[[task]]\ncmd = ["a"]\nretries = -1\n',
         3,
         "retries",
-        ">= 0",
+        "from 0 to 100",
         id="retries-negative",
     ),
     pytest.param(
@@ -456,3 +457,45 @@ def test_unreadable_file_has_no_line(tmp_path: Path, name: str, make: bool, deta
     assert raised.value.line is None
     assert raised.value.message.startswith(f"{name}: cannot read the task file")
     assert detail in raised.value.message
+
+
+# --- bounded structures (issue 14, class 7) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("x = " + "[" * 33 + "]" * 33, (1, "nesting deeper than 32 levels"),
+                     id="arrays-33-deep"),
+        pytest.param("x = 1\n[a]\ny = " + "{b = " * 40 + "1" + "}" * 40,
+                     (3, "nesting deeper than 32 levels"), id="inline-tables-on-line-3"),
+        pytest.param(".".join("k" * 33) + " = 1", (1, "a dotted key of more than 32 parts"),
+                     id="dotted-key-33-parts"),
+        pytest.param('x = """\n\n' + "[" * 40 + '\n"""\n[' + ".".join("k" * 40) + "]",
+                     (5, "a dotted key of more than 32 parts"), id="after-a-multiline-string"),
+    ],
+)
+def test_nesting_problem_finds_deep_structures(text: str, expected: tuple[int, str]) -> None:
+    assert nesting_problem(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("x = " + "[" * 32 + "]" * 32, id="arrays-32-deep"),
+        pytest.param(".".join("k" * 32) + " = 1", id="dotted-key-32-parts"),
+        pytest.param('x = "' + "[" * 100 + '"', id="brackets-in-a-string"),
+        pytest.param("x = '" + "{" * 100 + "'", id="braces-in-a-literal-string"),
+        pytest.param("# " + "[" * 100 + "\nx = 1", id="brackets-in-a-comment"),
+        pytest.param('x = "' + "." * 100 + '"', id="dots-in-a-string"),
+        pytest.param("x = [" + ", ".join(["1.5"] * 100) + "]", id="many-floats"),
+        pytest.param("x = '''\n" + "[" * 100 + "\n'''", id="brackets-in-a-multiline-string"),
+    ],
+)
+def test_nesting_problem_passes_ordinary_files(text: str) -> None:
+    assert nesting_problem(text) is None
+
+
+def test_a_deep_task_file_is_refused_before_the_toml_parser(tmp_path: Path) -> None:
+    with pytest.raises(TaskFileError, match=r"t\.toml:1: nesting deeper than 32 levels"):
+        parse_task_file("x = " + "[" * 5000 + "]" * 5000, str(tmp_path / "t.toml"))

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
+from fanout_cli import values
+from fanout_cli.pacing import Backoff
+from fanout_cli.sources.values import glob_matches
 from fanout_cli.values import format_duration, parse_duration, parse_exit_codes
 
 
@@ -128,3 +136,116 @@ def test_parse_exit_codes_rejects(value: object) -> None:
 
 
 # --- build_config --------------------------------------------------------------------
+
+
+# --- ranges (issue 14, class 7): every number is checked against a documented range ---
+
+
+@pytest.mark.parametrize(
+    ("parse", "value"),
+    [
+        pytest.param(values.parse_jobs, "99999999999999999999", id="jobs-huge"),
+        pytest.param(values.parse_jobs, "1" * 5000, id="jobs-5000-digits"),
+        pytest.param(values.parse_jobs, 10_001, id="jobs-over"),
+        pytest.param(values.parse_jobs, "0", id="jobs-zero"),
+        pytest.param(values.parse_retries, 101, id="retries-over"),
+        pytest.param(values.parse_count, 10**30, id="count-huge-int"),
+        pytest.param(values.summary_chars, "100001", id="summary-over"),
+        pytest.param(values.parse_max_tokens, "²", id="superscript-digit"),
+        pytest.param(values.parse_exit_codes, "0-99999999", id="exit-range"),
+        pytest.param(values.parse_exit_codes, "1" * 5000, id="exit-digits"),
+        pytest.param(values.parse_exit_codes, [10**400], id="exit-huge-int"),
+        pytest.param(values.parse_shard, "1/99999999999", id="shard-total"),
+        pytest.param(values.parse_shard, "1/" + "9" * 5000, id="shard-digits"),
+        pytest.param(values.parse_rate, "9" * 5000 + "/s", id="rate-digits"),
+        pytest.param(values.parse_rate, "1/31d", id="rate-period"),
+        pytest.param(values.parse_duration, 10**400, id="duration-huge-int"),
+        pytest.param(values.parse_run_duration, "31d", id="run-duration-over"),
+        pytest.param(values.parse_duration, "3651d", id="duration-over"),
+        pytest.param(values.parse_duration, "1e308", id="duration-1e308"),
+        pytest.param(values.parse_limit, "0", id="limit-zero"),
+        pytest.param(values.parse_limit, 0.0, id="limit-zero-float"),
+        pytest.param(values.parse_temperature, 10**400, id="temperature-huge-int"),
+        pytest.param(values.parse_resources, ["GPU=1e7"], id="resource-over"),
+    ],
+)
+def test_out_of_range_numbers_are_refused_quickly(
+    parse: Callable[[object], object], value: object
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(ValueError) as raised:
+        parse(value)
+    assert time.monotonic() - started < 0.1
+    assert len(str(raised.value)) < 200, str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("parse", "value", "expected"),
+    [
+        pytest.param(values.parse_jobs, "10000", 10_000, id="jobs-at-limit"),
+        pytest.param(values.parse_retries, 100, 100, id="retries-at-limit"),
+        pytest.param(values.parse_exit_codes, "0-255", frozenset(range(256)), id="all-codes"),
+        pytest.param(values.parse_run_duration, "30d", 30 * 86400.0, id="run-duration-limit"),
+        pytest.param(values.parse_duration, "90d", 90 * 86400.0, id="clean-older-than-90d"),
+        pytest.param(values.parse_limit, "1ms", 0.001, id="limit-small"),
+        pytest.param(values.parse_shard_text, "10000/10000", "10000/10000", id="shard-limit"),
+    ],
+)
+def test_numbers_at_the_limits_are_accepted(
+    parse: Callable[[object], object], value: object, expected: object
+) -> None:
+    assert parse(value) == expected
+
+
+@pytest.mark.parametrize("failures", [1, 64, 1025, 10**6])
+def test_backoff_is_capped_at_any_number_of_failures(failures: int) -> None:
+    backoff = Backoff(base=1.0, cap=60.0, jitter=lambda: 1.0)
+    assert 0 < backoff.delay(failures) <= 60.0
+
+
+# --- globs (fanout_cli.sources.values.glob_matches): loops end, each file once ---------
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("g/a.txt", "g/sub/b.txt", "g/sub/deep/c.txt", "g/.hid/x.txt", "g/.h.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    os.symlink(".", tmp_path / "g/here")
+    os.symlink("..", tmp_path / "g/sub/up")
+    os.symlink("../..", tmp_path / "g/sub/deep/top")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("g/**/*.txt", ["g/a.txt", "g/sub/b.txt", "g/sub/deep/c.txt"]),
+        ("**/c.txt", ["g/sub/deep/c.txt"]),
+        ("g/**/**/c.txt", ["g/sub/deep/c.txt"]),
+        ("g/**/", ["g/", "g/sub/", "g/sub/deep/"]),
+        ("g/*", ["g/a.txt", "g/here", "g/sub"]),
+        ("g/*/", ["g/here/", "g/sub/"]),
+        ("g/.*", ["g/.h.txt", "g/.hid"]),
+        ("g/.hid/*", ["g/.hid/x.txt"]),
+        ("g/s?b/[bc].txt", ["g/sub/b.txt"]),
+        ("g/nothing/*", []),
+        ("g/a.txt", ["g/a.txt"]),
+        ("g/missing.txt", []),
+    ],
+)
+def test_glob_follows_each_real_folder_once(tree: Path, pattern: str, expected: list[str]) -> None:
+    started = time.monotonic()
+    assert glob_matches(pattern) == expected
+    assert time.monotonic() - started < 1
+
+
+def test_a_trailing_double_star_lists_each_name_once(tree: Path) -> None:
+    found = glob_matches("g/**")
+    assert found == sorted(set(found))
+    assert found[:2] == ["g/", "g/a.txt"] and "g/sub/deep/c.txt" in found
+
+
+def test_an_absolute_glob_keeps_its_root(tree: Path) -> None:
+    assert glob_matches(f"{tree}/g/*.txt") == [f"{tree}/g/a.txt"]

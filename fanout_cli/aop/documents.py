@@ -7,13 +7,13 @@ import dataclasses
 import functools
 import json
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fanout_cli.models import AgentCall, Attempt, OutputInfo, RunReport, TaskResult, TaskSpec
+from fanout_cli.redact import redact_env, redact_text, redact_words
 from fanout_cli.template import Template
 
 if TYPE_CHECKING:
@@ -21,18 +21,12 @@ if TYPE_CHECKING:
 
 AOP_VERSION = "1.0.0"
 MANIFEST_VERSION = 1
-REDACTED = "***"
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 # Where a manifest's task list starts (see json_with_tasks): a reader that wants the
 # header only stops there.
 TASKS_MARKER = b'\n  "tasks": ['
 REPORT_ROW_KEYS = (
     "task_id", "seq", "status", "exit_code", "duration_ms", "attempts", "summary", "details_file",
 )  # fmt: skip
-
-
-def redact_env(env: Mapping[str, str]) -> dict[str, str]:
-    return {name: REDACTED if _SECRET_NAME.search(name) else value for name, value in env.items()}
 
 
 # --- stamps and bytes -------------------------------------------------------------------
@@ -82,7 +76,7 @@ def details_document(result: TaskResult, run_id: str) -> dict[str, Any]:
     return {
         "aop_version": AOP_VERSION,
         "agent_id": spec.task_id,
-        "task": spec.display_command()[:200],
+        "task": redact_text(spec.display_command()[:200]),
         "timestamp": iso_time(result.finished_at or time.time()),
         "duration_ms": round(result.duration * 1000),
         "run_id": run_id,
@@ -118,9 +112,9 @@ def _command_fields(spec: TaskSpec) -> dict[str, Any]:
     if spec.kind == "agent":
         command = {"prompt": spec.display_command()}
     elif isinstance(spec.command, str):
-        command = {"command": spec.command, "shell": True}
+        command = {"command": redact_text(spec.command), "shell": True}
     else:
-        command = {"command": list(spec.command), "shell": False}
+        command = {"command": redact_words(list(spec.command)), "shell": False}
     if spec.kind == "agent-cli":
         assert spec.agent is not None
         command["prompt"] = spec.agent.prompt
@@ -223,6 +217,9 @@ def spec_from_document(document: dict[str, Any]) -> TaskSpec:
 
 def journal_event(event: str, stamp: str | None, fields: Mapping[str, object]) -> dict[str, Any]:
     """One line of the journal: the event's name and time first."""
+    argv = fields.get("argv")
+    if isinstance(argv, list):
+        fields = {**fields, "argv": redact_words([str(word) for word in argv])}
     return {"event": event, "time": stamp, **fields}
 
 
@@ -272,7 +269,7 @@ def manifest_header(
         "fanout_manifest_version": MANIFEST_VERSION,
         "run_id": run_id,
         "status": "running",  # then finished or interrupted
-        "argv": argv,
+        "argv": redact_words(argv),
         "cwd": os.getcwd(),
         "options": dict(options),
         "started_at": iso_time(started_at),
@@ -297,7 +294,7 @@ def merged_manifest_header(
         "run_id": report.run_id,
         "status": "finished",
         "merged_from": merged_from,
-        "argv": argv,
+        "argv": redact_words(argv),
         "cwd": os.getcwd(),
         "options": options,
         "started_at": stamps[0] or iso_time(report.started_at),

@@ -32,6 +32,7 @@ from fanout_cli.executors.exchange import (
 )
 from fanout_cli.models import AgentCall, Attempt, TaskSpec, TaskStatus
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, Pause, RateLimiter
+from fanout_cli.redact import redact_text
 from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
@@ -178,8 +179,8 @@ class AgentExecutor:
         record: dict[str, Any] = {
             "provider": provider.name,
             "api": provider.api,
-            "base_url": provider.base_url,
-            "request": {"url": url, "headers": redact_headers(headers), "body": body},
+            "base_url": redact_text(provider.base_url),
+            "request": {"url": redact_text(url), "headers": redact_headers(headers), "body": body},
             "model": None,
             "text": None,
             "finish_reason": None,
@@ -291,7 +292,7 @@ class AgentExecutor:
         except httpx2.TimeoutException:
             return Outcome(TaskStatus.FAILURE, "no reply within the read timeout", retry=True)
         except httpx2.TransportError as exc:
-            reason = f"connection failed: {type(exc).__name__}: {exc}".rstrip(": ")
+            reason = redact_text(f"connection failed: {type(exc).__name__}: {exc}".rstrip(": "))
             return Outcome(TaskStatus.FAILURE, reason, retry=True)
         return classify_response(
             provider.api, response.status_code, dict(response.headers), response.text

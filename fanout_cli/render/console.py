@@ -8,10 +8,40 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from typing import TextIO
 
 from fanout_cli.errors import IOFailure, OutputClosedError
+
+# What a terminal must not get raw on fanout's own lines: C1 controls (U+0080-U+009F,
+# U+009B is a one-byte CSI), DEL, and the characters that reorder what is shown
+# (bidirectional marks, embeddings, overrides and isolates). They are written as
+# \uXXXX: the same escape JSON uses, so a JSON line stays valid and means the same.
+# U+DC80-U+DC9F are bytes 0x80-0x9F of input that is not UTF-8 (surrogateescape): they
+# would reach the terminal as raw C1 bytes.
+_HIDDEN = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\udc80-\udc9f]")
+# Error and warning lines also escape ASCII controls but tab and newline (a value's
+# escape codes must not restyle or move the terminal's cursor).
+_HIDDEN_IN_ERRORS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\udc80-\udc9f]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x20 else f"\\u{code:04x}"
+
+
+def terminal_text(text: str) -> str:
+    """`text` with C1 controls and bidirectional overrides shown as \\uXXXX."""
+    return text if text.isascii() and "\x7f" not in text else _HIDDEN.sub(_escape, text)
+
+
+def plain_text(text: object) -> str:
+    """A value read back from a file, for one line: every control character (ASCII ones
+    too, but tab) and bidirectional override escaped."""
+    return _HIDDEN_IN_ERRORS.sub(_escape, str(text).replace("\n", "\\n"))
 
 
 def use_color(stream: TextIO) -> bool:
@@ -38,7 +68,7 @@ class Console:
 
     def line(self, text: str = "") -> None:
         # surrogateescape: bytes of input that are not UTF-8 go out as they came in.
-        self.write_bytes((text + "\n").encode("utf-8", "surrogateescape"))
+        self.write_bytes((terminal_text(text) + "\n").encode("utf-8", "surrogateescape"))
 
     def write_bytes(self, data: bytes) -> None:
         if self.closed:
@@ -92,5 +122,5 @@ def warn(message: str) -> None:
 
 
 def _stderr_line(text: str) -> None:
-    sys.stderr.write(text)
+    sys.stderr.write(_HIDDEN_IN_ERRORS.sub(_escape, text.removesuffix("\n")) + "\n")
     sys.stderr.flush()

@@ -77,7 +77,9 @@ class HumanRenderer:
     def __init__(self, console: Console, output: OutputOptions) -> None:
         self.console = console
         self.quiet = output.quiet
-        self.not_started: dict[str, int] = {}  # status -> count, shown as one line
+        # (status, summary) -> count, shown as one line: the status is the task's own
+        # (a run deadline ends unstarted tasks as timeout, Ctrl-C as cancelled).
+        self.not_started: dict[tuple[str, str], int] = {}
 
     def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None:
         pass
@@ -86,15 +88,16 @@ class HumanRenderer:
         if self.quiet:
             return
         if not result.attempts:
-            self.not_started[result.summary] = self.not_started.get(result.summary, 0) + 1
+            key = (str(result.status), result.summary)
+            self.not_started[key] = self.not_started.get(key, 0) + 1
             return
         label, rest = task_line(result)
         self.console.line(status_label(self.console, label) + rest)
 
     def finish(self, report: RunReport) -> None:
-        for summary, count in self.not_started.items():
+        for (status, summary), count in self.not_started.items():
             tasks = f"{count} task{'s' * (count != 1)}"
-            self.console.line(f"{self.console.style('cancelled', '90')} {tasks} {summary}")
+            self.console.line(f"{status_label(self.console, f'{status:<9}')} {tasks} {summary}")
         self.console.line(verdict_line(report, self.console))
 
 

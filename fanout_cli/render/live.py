@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus
-from fanout_cli.render.console import Console, use_color
+from fanout_cli.render.console import Console, terminal_text, use_color
 from fanout_cli.render.lines import HumanRenderer, task_line
 from fanout_cli.render.tables import cell_width, print_table
 
@@ -314,7 +314,7 @@ class LiveArea:
             if number:
                 text.append("\n")
             for part, style in segments:
-                text.append(part, style if self.color else "")
+                text.append(terminal_text(part), style if self.color else "")
         return text
 
     def _scrolled(self, lines: list[tuple[TaskStatus, str, str]]) -> Text:
@@ -325,7 +325,7 @@ class LiveArea:
             if number:
                 text.append("\n")
             text.append(label, RICH_STYLES[status] if self.color else "")
-            text.append(rest)
+            text.append(terminal_text(rest))
         return text
 
 

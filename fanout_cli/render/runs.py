@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from fanout_cli.aop.documents import iso_time
-from fanout_cli.render.console import Console
+from fanout_cli.render.console import Console, plain_text
 from fanout_cli.render.lines import format_seconds, status_code
 
 if TYPE_CHECKING:  # the types only, not their modules
@@ -52,7 +52,7 @@ def print_runs(console: Console, runs: list[RunInfo], *, as_json: bool) -> None:
 def print_run(console: Console, view: RunView) -> None:
     run = view.info
     started = _started(run.started_at)
-    console.line(f"run {run.run_id}: {run.title}  ({run.status}, started {started})")
+    console.line(f"run {run.run_id}: {plain_text(run.title)}  ({run.status}, started {started})")
     for row in view.rows:
         status = str(row.get("status"))
         style = status_code(status) or "0"
@@ -60,8 +60,8 @@ def print_run(console: Console, view: RunView) -> None:
         attempts = row.get("attempts") or 0
         tries = f" [{attempts} attempts]" if attempts > 1 else ""
         console.line(
-            f"{console.style(f'{status:<9}', style)} {row.get('seq')}  {row.get('task_id')}  "
-            f"{duration}{tries}  {row.get('summary')}"
+            f"{console.style(f'{status:<9}', style)} {row.get('seq')}  "
+            f"{plain_text(row.get('task_id'))}  {duration}{tries}  {plain_text(row.get('summary'))}"
         )
     verdict = "pass" if run.passed else ("fail" if run.passed is False else run.status)
     console.line(f"{verdict}: {run.tasks} tasks · {run.path}")

@@ -16,10 +16,10 @@ from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
 from fanout_cli.errors import TaskFileError
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS
-from fanout_cli.sources.toml_lines import KeyLines, KeyPath
+from fanout_cli.sources.toml_lines import MAX_NESTING, KeyLines, KeyPath, nesting_problem
 from fanout_cli.sources.values import agent_command, display_value, glob_matches, render_call
 from fanout_cli.template import Template, has_replacement, render_text
-from fanout_cli.values import non_negative_int, parse_duration, parse_exit_codes
+from fanout_cli.values import parse_exit_codes, parse_limit, parse_retries
 
 TOP_LEVEL_KEYS = ("run", "defaults", "agent", "task")
 DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit")
@@ -54,10 +54,19 @@ def load_task_file(path: str) -> TaskFile:
 
 
 def parse_task_file(text: str, path: str = "tasks.toml") -> TaskFile:
+    problem = nesting_problem(text)
+    if problem is not None:
+        raise TaskFileError(path, *problem)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _decode_error(path, str(exc), text.count("\n") + 1) from None
+    except RecursionError:  # nesting_problem bounds the depth; this is the backstop
+        raise TaskFileError(path, None, f"nesting deeper than {MAX_NESTING} levels") from None
+    except ValueError:  # a number of more than 4300 digits (Python's int limit)
+        long_number = re.search(r"[0-9_]{4300,}", text)
+        line = None if long_number is None else text.count("\n", 0, long_number.start()) + 1
+        raise TaskFileError(path, line, "invalid TOML: a number is too long") from None
     lines = KeyLines(text)
     return _Validator(path, lines).task_file(data)
 
@@ -233,6 +242,9 @@ class _Validator:
                 raise self.fail(
                     (*where, "foreach"), f"{label}: foreach must be a non-empty list of values"
                 )
+            if any("\0" in str(item) for item in items):
+                raise self.fail((*where, "foreach"), f"{label}: a foreach value holds a NUL "
+                                "character, which a command line cannot carry")  # fmt: skip
             return [str(item) for item in items]
         if "glob" in entry:
             patterns = entry["glob"]
@@ -296,12 +308,20 @@ class _Validator:
     def words(self, value: object, where: KeyPath, label: str, key: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(w, str) and w for w in value):
             raise self.fail(where, f"{label}: {key} must be a list of non-empty strings")
+        self.no_nul(value, where, f"{label}: {key}")
         return tuple(value)
+
+    def no_nul(self, words: str | list[str], where: KeyPath, what: str) -> None:
+        """A NUL cannot reach a process (argv, cwd): said here, not as a crash later."""
+        if any("\0" in word for word in ([words] if isinstance(words, str) else words)):
+            raise self.fail(where, f"{what} holds a NUL character, which a command line "
+                            "cannot carry")  # fmt: skip
 
     def command(self, value: object, where: KeyPath, label: str) -> tuple[str, ...] | str:
         if isinstance(value, str):
             if not value.strip():
                 raise self.fail(where, f"{label}: cmd is an empty string")
+            self.no_nul(value, where, f"{label}: cmd")
             return value
         if isinstance(value, list):
             if not value:
@@ -310,6 +330,7 @@ class _Validator:
                 raise self.fail(where, f"{label}: every word of cmd must be a string")
             if not value[0]:
                 raise self.fail(where, f"{label}: the program name in cmd is empty")
+            self.no_nul(value, where, f"{label}: cmd")
             return tuple(value)
         raise self.fail(
             where, f"{label}: cmd must be a list of words or a shell string, got {_kind(value)}"
@@ -318,8 +339,8 @@ class _Validator:
     def task_values(self, table: dict[str, Any], where: KeyPath, label: str) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for key, parse in (
-            ("timeout", parse_duration),
-            ("retries", non_negative_int),
+            ("timeout", parse_limit),
+            ("retries", parse_retries),
             ("ok_exit", parse_exit_codes),
         ):
             if key in table:
@@ -330,6 +351,7 @@ class _Validator:
         if "cwd" in table:
             if not isinstance(table["cwd"], str) or not table["cwd"]:
                 raise self.fail((*where, "cwd"), f"{label}: cwd must be a non-empty string")
+            self.no_nul(table["cwd"], (*where, "cwd"), f"{label}: cwd")
             values["cwd"] = table["cwd"]
         if "env" in table:
             env = table["env"]
@@ -341,8 +363,13 @@ class _Validator:
                         (*where, "env", name),
                         f"{label}: env.{name} must be a string, got {_kind(value)}",
                     )
-                if not name or "=" in name or "\0" in name or "\0" in value:
-                    raise self.fail((*where, "env", name), f"{label}: bad env name {name!r}")
+                if not name or "=" in name or "\0" in name:
+                    raise self.fail((*where, "env", name), f"{label}: bad env name {name!r} "
+                                    "(it may not be empty or hold = or NUL)")  # fmt: skip
+                if "\0" in value:
+                    raise self.fail((*where, "env", name),
+                                    f"{label}: env.{name}: the value holds a NUL character, "
+                                    "which an environment variable cannot carry")  # fmt: skip
             values["env"] = dict(env)
         return values
 

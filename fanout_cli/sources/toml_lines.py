@@ -9,6 +9,48 @@ import re
 
 KeyPath = tuple[str | int, ...]
 
+# tomllib recurses once per nested array or inline table (a few thousand levels raise
+# RecursionError) and takes quadratic time over a long dotted key: both are bounded
+# before it runs. A task file needs a handful of levels; 32 is generous.
+MAX_NESTING = 32
+MAX_KEY_PARTS = 32
+# What the limits scan looks at: strings and comments (skipped whole), brackets, dots,
+# and what ends a dotted key (=, comma, newline).
+_LIMIT_TOKEN = re.compile(
+    r'"""(?:[^\\]|\\.)*?"""(?:"{1,2})?'
+    r"|'''.*?'''(?:'{1,2})?"
+    r'|"(?:[^"\\\n]|\\.)*"?'
+    r"|'[^'\n]*'?"
+    r"|#[^\n]*"
+    r"|[\[\]{}.=,\n]",
+    re.DOTALL,
+)
+
+
+def nesting_problem(text: str) -> tuple[int, str] | None:
+    """The line and problem of the first array or table nested deeper than
+    MAX_NESTING, or dotted key of more than MAX_KEY_PARTS parts; None when there is
+    none. One linear pass over the raw text: it runs before the TOML parser."""
+    line, depth, dots = 1, 0, 0
+    for match in _LIMIT_TOKEN.finditer(text):
+        token = match.group(0)
+        if token == ".":
+            dots += 1
+            if dots >= MAX_KEY_PARTS:
+                return line, f"a dotted key of more than {MAX_KEY_PARTS} parts"
+            continue
+        line += token.count("\n")
+        if token[0] in "\"'#":
+            continue  # a string or comment: it neither nests nor ends a key
+        dots = 0
+        if token in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return line, f"nesting deeper than {MAX_NESTING} levels"
+        elif token in "]}":
+            depth = max(depth - 1, 0)
+    return None
+
 
 _BARE_KEY = r"[A-Za-z0-9_-]+"
 _KEY = rf"(?:{_BARE_KEY}|\"(?:[^\"\\]|\\.)*\"|'[^']*')"

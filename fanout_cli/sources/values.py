@@ -4,7 +4,7 @@ sources known in full before a run starts (::: values, --glob matches, task file
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from fanout_cli.errors import UsageError
@@ -123,10 +123,97 @@ def argument_source(tasks: ValueTasks, values: list[str]) -> ListSource:
 
 
 def glob_matches(pattern: str) -> list[str]:
-    """Sorted matches; `**` recurses; hidden files only when the pattern names them."""
-    import glob  # only --glob and task-file globs need it: plain runs start faster
+    """Sorted matches, each once; `**` (a whole path part) matches zero or more folders;
+    hidden names only when the pattern's part names them (starts with a dot).
 
-    return sorted(glob.glob(pattern, recursive=True))
+    `**` follows links to folders but lists each real folder (device and inode) once,
+    so a link back to `.` or `..` ends the walk instead of looping; Python's glob and
+    bash's globstar do not agree there (one loops, the other never follows links)."""
+    import fnmatch  # only --glob and task-file globs need these: plain runs start faster
+    import os
+
+    *folders, last = pattern.split("/")
+    parts = [part for part in folders if part] + [last]
+    if not _GLOB_MAGIC.search(pattern):
+        return [pattern] if os.path.lexists(pattern) else []
+    start = "/" if pattern.startswith("/") else ""
+    found = set(_glob_expand(start, _collapse_stars(parts), fnmatch.fnmatchcase))
+    return sorted(found)
+
+
+_GLOB_MAGIC = re.compile(r"[*?[]")
+
+
+def _collapse_stars(parts: list[str]) -> list[str]:
+    """`a/**/**/b` walks once: consecutive `**` parts are one."""
+    return [part for index, part in enumerate(parts)
+            if not (part == "**" and index and parts[index - 1] == "**")]  # fmt: skip
+
+
+def _glob_expand(prefix: str, parts: list[str], match: Callable[[str, str], bool]) -> Iterator[str]:
+    """Paths under `prefix` (empty, `/`, or ending in `/`) that `parts` match."""
+    import os
+
+    part, rest = parts[0], parts[1:]
+    if part == "**":
+        if not rest and prefix:  # a trailing **: the folder, then every name below it
+            yield prefix
+        for folder in _real_folders(prefix):
+            yield from _glob_expand(folder, rest, match) if rest else _entries(folder)
+        return
+    if part == "":  # the pattern ends with /: folders only
+        if os.path.isdir(prefix or "."):
+            yield prefix
+        return
+    if _GLOB_MAGIC.search(part):
+        hidden_named = part.startswith(".")
+        names = [name for name in _names(prefix)
+                 if match(name, part) and (hidden_named or not name.startswith("."))]  # fmt: skip
+    else:
+        names = [part]
+    for name in names:
+        path = prefix + name
+        if rest and os.path.isdir(path):
+            yield from _glob_expand(path + "/", rest, match)
+        elif not rest and os.path.lexists(path):
+            yield path
+
+
+def _names(folder: str) -> list[str]:
+    import os
+
+    try:
+        return sorted(os.listdir(folder or "."))
+    except OSError:  # unreadable or gone: nothing matches there (as with the shell)
+        return []
+
+
+def _real_folders(prefix: str) -> Iterator[str]:
+    """`prefix` and every folder below it not hidden, depth first in name order; each
+    real folder once, so links that loop end."""
+    import os
+
+    seen: set[tuple[int, int]] = set()
+    pending = [prefix]
+    while pending:
+        folder = pending.pop()
+        try:
+            status = os.stat(folder or ".")
+        except OSError:
+            continue
+        if (status.st_dev, status.st_ino) in seen:
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        yield folder
+        below = [folder + name + "/" for name in _names(folder) if not name.startswith(".")]
+        pending.extend(reversed([path for path in below if os.path.isdir(path)]))
+
+
+def _entries(folder: str) -> Iterator[str]:
+    """The names in a folder that are not hidden, as paths."""
+    for name in _names(folder):
+        if not name.startswith("."):
+            yield folder + name
 
 
 def glob_source(tasks: ValueTasks, patterns: list[str]) -> ListSource:
