@@ -351,6 +351,33 @@ def test_timeout_kills_the_remote_process_group(cluster: Cluster) -> None:
     assert_gone(pids)
 
 
+# A new session, and a double-forked daemon: both leave the task's process group.
+ESCAPES = (
+    "setsid sh -c 'echo $$ >> pids; exec sleep 300' & "
+    "( setsid sh -c 'sleep 300 & echo $! >> pids' & ); "
+    "while [ $(cat pids | wc -l) -lt 2 ]; do sleep 0.02; done"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("then", "options", "returncode"),
+    [("exit 0", (), 0), ("sleep 300", ("--timeout", "2s"), 1)],
+    ids=["ends", "times-out"],
+)
+def test_what_a_remote_task_leaves_outside_its_group_ends_with_it(
+    cluster: Cluster, then: str, options: tuple[str, ...], returncode: int
+) -> None:
+    completed = run_fanout(
+        "run", "--executor", cluster.executor, "--grace", "1s", *options,
+        "--", f": {{}}; {ESCAPES}; {then}", ":::", "a",
+    )  # fmt: skip
+    assert completed.returncode == returncode, completed.stdout + completed.stderr
+    pids = task_pids()
+    assert len(pids) == 2
+    assert not any(process_running(pid) for pid in pids)  # ended before the result came
+
+
 def early_stop_tasks(trigger: str) -> str:
     """Three sleepers and one task that ends (with `trigger`) once all three started."""
     ready = "while [ $(cat pids 2>/dev/null | wc -l) -lt 6 ]; do sleep 0.02; done"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 import fanout_cli
-from fanout_cli.executors.process import group_alive, signal_group
+from fanout_cli.reaper import MARK_VARIABLE, Orphans, group_alive, signal_group
 
 if TYPE_CHECKING:
     import distributed
@@ -122,6 +122,8 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
     claim = client.sync(_claim, client, command.signals, worker.address)
     if claim is not None:
         return RemoteOutcome(worker.address, lost=claim == "lost")
+    orphans = Orphans()  # the worker process becomes a subreaper on its first task
+    mark = orphans.new_mark()
     with (
         tempfile.TemporaryFile(dir=worker.local_directory) as stdout,
         tempfile.TemporaryFile(dir=worker.local_directory) as stderr,
@@ -133,17 +135,24 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
                 stdout=stdout,
                 stderr=stderr,
                 cwd=_working_directory(command),
-                env={**os.environ, **command.env},
+                env={**os.environ, **command.env, **({MARK_VARIABLE: mark} if mark else {})},
                 start_new_session=True,  # own process group: pgid == pid
             )
         except OSError as exc:
             return RemoteOutcome(worker.address, start_error=exc)
         guardian = _guardian()
         guardian.tell(f"watch {process.pid} {command.grace}")
+        signals = _Signals(client, command)
+        with _running_lock:
+            _running.add(process.pid)
         try:
-            returncode, timed_out = _supervise(process, command, _Signals(client, command))
+            returncode, timed_out = _supervise(process, command, signals)
         finally:
             guardian.tell(f"done {process.pid}")  # it sweeps what the group left running
+            with _running_lock:
+                _running.discard(process.pid)
+            orphans.task_ended(mark, process.pid, command.grace)
+            _end_leftovers(orphans, signals)
         return RemoteOutcome(
             worker.address,
             returncode=returncode,
@@ -227,6 +236,26 @@ def _end_group(process: subprocess.Popen[bytes], grace: float, signals: _Signals
         time.sleep(_GROUP_POLL_SECONDS)
     signal_group(process.pid, signal.SIGKILL)
     return process.wait()
+
+
+_running_lock = threading.Lock()
+_running: set[int] = set()  # process groups of the attempts running in this worker
+
+
+def _end_leftovers(orphans: Orphans, signals: _Signals) -> None:
+    """End what the attempt left outside its group (re-parented to this worker), TERM
+    then KILL after the grace; a kill request from the coordinator cuts it short."""
+    next_poll = time.monotonic() + POLL_SECONDS
+    while True:
+        with _running_lock:
+            running = frozenset(_running)
+        if not orphans.sweep(running):
+            return
+        if time.monotonic() >= next_poll:
+            next_poll += POLL_SECONDS
+            if signals.kill():
+                orphans.hurry()
+        time.sleep(_GROUP_POLL_SECONDS)
 
 
 def _tail(handle: IO[bytes], cap: int) -> RemoteOutput:
