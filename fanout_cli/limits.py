@@ -1,0 +1,61 @@
+"""Open files: a run must fit in the descriptor limit, so that no task fails for
+fanout's own lack of descriptors.
+
+fanout holds a few descriptors of its own (the journal, the lock, the event loop, the
+terminal) and a few per running task (a pidfd while it runs, its output files while it
+starts, a scorer's pipes or an HTTP connection). At the start of a run, a soft limit
+lower than that need is raised to the hard limit; when `-j` still does not fit, fewer
+tasks run at once, with one warning. (The executor also retries a start that fails
+with EMFILE, for descriptors used by anything else.)"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from fanout_cli.options import RunConfig
+
+OWN_DESCRIPTORS = 24  # fanout's own, with room to spare (about 12 in use)
+PER_TASK_DESCRIPTORS = 3
+
+
+def descriptors_needed(jobs: int) -> int:
+    return OWN_DESCRIPTORS + PER_TASK_DESCRIPTORS * jobs
+
+
+def jobs_that_fit(limit: int) -> int:
+    return max(1, (limit - OWN_DESCRIPTORS) // PER_TASK_DESCRIPTORS)
+
+
+def raise_descriptor_limit(needed: int) -> int:
+    """The soft descriptor limit, raised (up to the hard limit) when below `needed`."""
+    soft = os.sysconf("SC_OPEN_MAX")  # the soft limit, without importing `resource`
+    if soft < 0 or soft >= needed:
+        return needed if soft < 0 else soft  # -1: no limit
+    import resource  # only when the limit is low
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if raised > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        except (ValueError, OSError):  # macOS: a hard limit above OPEN_MAX is refused
+            return soft
+    return max(soft, raised)
+
+
+def fit_descriptor_limit(config: RunConfig) -> RunConfig:
+    """`config`, with fewer jobs when the descriptor limit cannot hold `-j` (one
+    warning says so); the soft limit raised as far as needed and allowed."""
+    jobs = config.policy.jobs
+    limit = raise_descriptor_limit(descriptors_needed(jobs))
+    fitting = jobs_that_fit(limit)
+    if fitting >= jobs:
+        return config
+    from fanout_cli.render.console import warn
+
+    warn(
+        f"-j {jobs} needs about {descriptors_needed(jobs)} open files but the limit is "
+        f"{limit} (ulimit -n): running {fitting} at once"
+    )
+    return replace(config, policy=replace(config.policy, jobs=fitting))
