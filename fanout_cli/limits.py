@@ -4,19 +4,31 @@ fanout's own lack of descriptors.
 fanout holds a few descriptors of its own (the journal, the lock, the event loop, the
 terminal) and a few per running task (a pidfd while it runs, its output files while it
 starts, a scorer's pipes or an HTTP connection). At the start of a run, a soft limit
-lower than that need is raised to the hard limit; when `-j` still does not fit, fewer
-tasks run at once, with one warning. (The executor also retries a start that fails
-with EMFILE, for descriptors used by anything else.)"""
+lower than that need is raised (as far as needed, up to the hard limit); when `-j`
+still does not fit, fewer tasks run at once, with one warning. And the local executor
+starts a task through `when_descriptors_allow`, which waits and retries when a start
+meets EMFILE anyway."""
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any, TypeVar
+
+import anyio
 
 from fanout_cli.options import RunConfig
 
+T = TypeVar("T")
 OWN_DESCRIPTORS = 24  # fanout's own, with room to spare (about 12 in use)
 PER_TASK_DESCRIPTORS = 3
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
+# A start that fails for want of descriptors is tried again, for up to a minute.
+_RETRY_FIRST_SECONDS = 0.01
+_RETRY_MAX_SECONDS = 0.5
+_RETRY_GIVE_UP_SECONDS = 60.0
 
 
 def descriptors_needed(jobs: int) -> int:
@@ -59,3 +71,19 @@ def fit_descriptor_limit(config: RunConfig) -> RunConfig:
         f"{limit} (ulimit -n): running {fitting} at once"
     )
     return replace(config, policy=replace(config.policy, jobs=fitting))
+
+
+async def when_descriptors_allow(start: Callable[..., T], *args: Any) -> T:
+    """`start(*args)`; while it fails for want of descriptors (EMFILE, ENFILE: other
+    tasks still hold them), wait and try again, so that a task does not fail for
+    fanout's lack. After a minute of that, the error stands."""
+    delay, waited = _RETRY_FIRST_SECONDS, 0.0
+    while True:
+        try:
+            return start(*args)
+        except OSError as exc:
+            if exc.errno not in OUT_OF_DESCRIPTORS or waited >= _RETRY_GIVE_UP_SECONDS:
+                raise
+        await anyio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, _RETRY_MAX_SECONDS)

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
@@ -24,6 +25,7 @@ import anyio
 import anyio.abc
 
 from fanout_cli.executors import AttemptPlan, ended_attempt
+from fanout_cli.limits import OUT_OF_DESCRIPTORS, when_descriptors_allow
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions
 from fanout_cli.reaper import MARK_VARIABLE, Orphans, group_alive, signal_group
@@ -33,11 +35,7 @@ _GROUP_POLL_SECONDS = 0.02
 # How often what ended tasks left is looked for: tasks ending close together share
 # one pass over /proc.
 _ORPHAN_POLL_SECONDS = 0.05
-# A start that fails for want of descriptors is tried again, for up to a minute.
-_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
-_RETRY_FIRST_SECONDS = 0.01
-_RETRY_MAX_SECONDS = 0.5
-_RETRY_GIVE_UP_SECONDS = 60.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # as the runner's
 _SHELL_EXIT_MEANINGS = {126: "not executable", 127: "command not found"}
 
 
@@ -100,7 +98,7 @@ class PidfdWatcher:
         except ProcessLookupError:  # already reaped
             return process.wait()
         except OSError as exc:  # out of descriptors: poll instead
-            if exc.errno not in _OUT_OF_DESCRIPTORS:
+            if exc.errno not in OUT_OF_DESCRIPTORS:
                 raise
             while (returncode := process.poll()) is None:
                 await anyio.sleep(_GROUP_POLL_SECONDS)
@@ -170,11 +168,12 @@ class ProcessExecutor:
         self._live: set[int] = set()  # process groups of attempts still running
         # os.environ decodes every variable on each read; posix_spawn reads them all.
         self._environ = dict(os.environ)
+        self._doomed: set[int] = set()  # groups a task left, between TERM and KILL
         self._orphans = Orphans()  # Linux: what a task leaves outside its group
         self._task_ended = anyio.Event()
 
     def kill_all(self) -> None:
-        for pgid in list(self._live):
+        for pgid in [*self._live, *self._doomed]:
             signal_group(pgid, signal.SIGKILL)
         self._orphans.hurry()
 
@@ -195,8 +194,7 @@ class ProcessExecutor:
                 yield
             finally:
                 with anyio.CancelScope(shield=True):
-                    while self._orphans.sweep(self._live):
-                        await anyio.sleep(_GROUP_POLL_SECONDS)
+                    await self._finish_sweeps()
                 self._sweeper = None
                 # Stops the SIGCHLD server; left-over sweeps are shielded and finish
                 # within their grace before the group exits.
@@ -209,7 +207,7 @@ class ProcessExecutor:
         mark = self._orphans.new_mark()
         env = self._environment(spec.env, mark)
         try:
-            process = await self._spawn_when_possible(argv, spec.cwd, env, plan)
+            process = await when_descriptors_allow(self._spawn, argv, spec.cwd, env, plan)
         except OSError as exc:
             return ended_attempt(
                 plan, started_at, TaskStatus.ERROR, start_failure(exc, argv[0], spec.cwd)
@@ -236,27 +234,29 @@ class ProcessExecutor:
             self._task_ended.set()
         return classify_exit(spec, plan, started_at, returncode, timed_out)
 
-    async def _spawn_when_possible(
-        self, argv: list[str], cwd: str | None, env: dict[str, str] | None, plan: AttemptPlan
-    ) -> ChildProcess:
-        """Start the command. While fanout is out of descriptors (EMFILE, ENFILE: others
-        still hold them), wait and try again: a task does not fail for fanout's lack."""
-        delay, waited = _RETRY_FIRST_SECONDS, 0.0
-        while True:
-            try:
-                return self._spawn(argv, cwd, env, plan)
-            except OSError as exc:
-                if exc.errno not in _OUT_OF_DESCRIPTORS or waited >= _RETRY_GIVE_UP_SECONDS:
-                    raise
-            await anyio.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, _RETRY_MAX_SECONDS)
-
     def _environment(self, extra: Mapping[str, str], mark: str | None) -> dict[str, str] | None:
         """The task's environment; None for fanout's own, unchanged."""
         if not extra and mark is None:
             return None
         return {**self._environ, **extra, **({MARK_VARIABLE: mark} if mark else {})}
+
+    async def _finish_sweeps(self) -> None:
+        """Before the run ends, wait until what ended tasks left is gone. The runner no
+        longer listens for signals then: a stop signal (a second Ctrl-C) KILLs at once."""
+        if not (self._orphans.pending or self._doomed):
+            return
+        async with anyio.create_task_group() as waiting:
+            if threading.current_thread() is threading.main_thread():
+                await waiting.start(self._kill_all_on_signal)
+            while self._orphans.sweep(self._live) or self._doomed:
+                await anyio.sleep(_GROUP_POLL_SECONDS)
+            waiting.cancel_scope.cancel()
+
+    async def _kill_all_on_signal(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+            task_status.started()
+            async for _ in signals:
+                self.kill_all()
 
     async def _end_orphans(self) -> None:
         """End what ended tasks left outside their group, a pass at a time."""
@@ -331,13 +331,16 @@ class ProcessExecutor:
             return
         self._sweeper.start_soon(self._kill_after_grace, pgid, grace)
 
-    @staticmethod
-    async def _kill_after_grace(pgid: int, grace: float) -> None:
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(grace):
-                while group_alive(pgid):
-                    await anyio.sleep(_GROUP_POLL_SECONDS)
-            signal_group(pgid, signal.SIGKILL)
+    async def _kill_after_grace(self, pgid: int, grace: float) -> None:
+        self._doomed.add(pgid)
+        try:
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(grace):
+                    while group_alive(pgid):
+                        await anyio.sleep(_GROUP_POLL_SECONDS)
+                signal_group(pgid, signal.SIGKILL)
+        finally:
+            self._doomed.discard(pgid)
 
 
 def classify_exit(

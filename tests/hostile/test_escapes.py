@@ -77,6 +77,17 @@ def gone_entirely(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists()
 
 
+def zombie_children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+            state, ppid = stat[stat.rfind(b")") + 2 :].split()[:2]
+            if int(ppid) == parent and state == b"Z":
+                found.append(int(entry))
+    return found
+
+
 @contextlib.contextmanager
 def fanout_running(*args: str) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
@@ -125,6 +136,8 @@ def test_escaped_processes_are_ended_and_reaped_while_the_run_goes_on() -> None:
     with fanout_running("run", "-q", "-j", "2", task_file(DAEMON + then_wait(1), waiter)) as fanout:
         (pid,) = wait_for_pids(1)
         wait_until(lambda: gone_entirely(pid), "the daemon to be ended and reaped", process=fanout)
+        # Its parent, which exited at once, was reaped too: fanout holds no zombie.
+        wait_until(lambda: not zombie_children(fanout.pid), "no zombies", process=fanout)
         Path("go").touch()
         assert fanout.wait(timeout=30) == 0
 
@@ -156,6 +169,20 @@ def test_an_early_majority_cancels_the_rest_and_their_escaped_descendants() -> N
     completed = run_fanout("run", "-q", "-j", "3", "--strategy", "majority-vote", tasks)
     assert completed.returncode == 0, (completed.stdout, completed.stderr)
     assert_all_gone(read_pids(Path("pids")))
+
+
+def test_a_second_ctrl_c_kills_escaped_descendants_at_once() -> None:
+    task = STUBBORN + then_wait(1) + "sleep 300"
+    with fanout_running("run", "-q", "--grace", "60s", task_file(task)) as fanout:
+        pids = wait_for_pids(1)
+        os.kill(fanout.pid, signal.SIGINT)
+        time.sleep(0.3)  # the TERM went out; the escaped shell ignores it
+        assert fanout.poll() is None, "fanout must wait out the grace after one Ctrl-C"
+        interrupted = time.monotonic()
+        os.kill(fanout.pid, signal.SIGINT)
+        assert fanout.wait(timeout=30) == 130
+        assert time.monotonic() - interrupted < 8  # far inside the 60 s grace
+    assert_all_gone(pids)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
