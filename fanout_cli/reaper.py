@@ -135,7 +135,7 @@ class Leftovers:
     group: int  # the task's process group, also its session: the leader's pid
     kill_at: float
     give_up_at: float
-    sessions: set[int] = field(default_factory=set)
+    sessions: set[int]  # the task's, and those its escaped descendants lead
     found: set[int] = field(default_factory=set)  # seen alive: theirs even as zombies
     killed: bool = False
 
@@ -161,7 +161,8 @@ class Orphans:
         """The task is over: what it left is ended by the next sweeps."""
         if mark is not None:
             kill_at = time.monotonic() + (0.0 if self._hurried else grace)
-            self._ended.append(Leftovers(mark, group, kill_at, kill_at + _GIVE_UP_SECONDS))
+            leftovers = Leftovers(mark, group, kill_at, kill_at + _GIVE_UP_SECONDS, {group})
+            self._ended.append(leftovers)
 
     def hurry(self) -> None:
         """KILL at once instead of waiting out the grace (a second Ctrl-C)."""
@@ -185,8 +186,6 @@ class Orphans:
             (p for p in everyone if p.ppid == me and p.pid not in running),
             key=lambda process: process.zombie,
         )
-        for leftovers in self._ended:
-            leftovers.sessions.add(leftovers.group)
         for child in children:
             owner = self._owner(child, running)
             if owner is not None:
@@ -196,7 +195,7 @@ class Orphans:
         for leftovers in self._ended:
             if now >= leftovers.kill_at and not leftovers.killed:
                 leftovers.killed = True
-                self._kill(leftovers, alive, running)
+                self._kill(leftovers, alive, live_groups - set(running))
             left = leftovers.group in live_groups or any(
                 child.pid in leftovers.found or child.session in leftovers.sessions
                 for child in children
@@ -223,6 +222,7 @@ class Orphans:
     def _end(leftovers: Leftovers, child: Process) -> None:
         if child.zombie:
             _reap(child.pid)
+            leftovers.found.discard(child.pid)  # the pid is free for reuse now
             return
         if child.pid not in leftovers.found:
             leftovers.found.add(child.pid)
@@ -233,10 +233,11 @@ class Orphans:
                 _signal(child.group, signum, group=True)
 
     @staticmethod
-    def _kill(leftovers: Leftovers, alive: Collection[int], running: Collection[int]) -> None:
+    def _kill(leftovers: Leftovers, alive: Collection[int], groups: Collection[int]) -> None:
         """SIGKILL the task's group and what it left. Only pids still unreaped (and so
-        not reused): `alive` children of this process, and groups no running task has."""
-        if leftovers.group not in running:
+        not reused): `alive` children of this process, and live `groups` that are no
+        running task's."""
+        if leftovers.group in groups:
             _signal(leftovers.group, signal.SIGKILL, group=True)
         for pid in leftovers.found & set(alive):
             _signal(pid, signal.SIGKILL, group=False)
