@@ -193,3 +193,20 @@ def test_a_signal_to_fanout_ends_escaped_descendants_too(signum: signal.Signals)
         os.kill(fanout.pid, signum)
         assert fanout.wait(timeout=30) == 128 + signum
     assert_all_gone(pids)
+
+
+def test_a_scorer_that_leaves_a_process_holding_its_stdout_is_not_waited_for() -> None:
+    # The scorer prints its score and exits; what it started in a new session keeps
+    # its stdout open. fanout reads the score when the scorer exits, not at an EOF
+    # that would come only when that process ends.
+    Path("scorer.sh").write_text("echo 0.5\n" + SETSID + then_wait(1))
+    scorer = "sh scorer.sh"
+    started = time.monotonic()
+    completed = run_fanout(
+        "run", "--format", "json", "--strategy", "best-of-n", "--scorer", scorer,
+        task_file("echo hello"),
+    )  # fmt: skip
+    assert completed.returncode == 0, (completed.stdout, completed.stderr)
+    assert time.monotonic() - started < 20
+    assert json.loads(completed.stdout)["verdict"]["winner"]["score"] == 0.5
+    assert_all_gone(read_pids(Path("pids")))
