@@ -147,6 +147,9 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
             _running.add(process.pid)
         try:
             returncode, timed_out = _supervise(process, command, signals)
+        except BaseException:
+            orphans.hurry()  # the worker is closing: what the attempt left goes at once
+            raise
         finally:
             guardian.tell(f"done {process.pid}")  # it sweeps what the group left running
             with _running_lock:
@@ -253,9 +256,16 @@ def _end_leftovers(orphans: Orphans, signals: _Signals) -> None:
             return
         if time.monotonic() >= next_poll:
             next_poll += POLL_SECONDS
-            if signals.kill():
+            if _kill_requested(signals):
                 orphans.hurry()
         time.sleep(_GROUP_POLL_SECONDS)
+
+
+def _kill_requested(signals: _Signals) -> bool:
+    try:
+        return signals.kill()
+    except Exception:  # the scheduler is unreachable: nobody waits for the grace
+        return True
 
 
 def _tail(handle: IO[bytes], cap: int) -> RemoteOutput:
