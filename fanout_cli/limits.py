@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -73,17 +74,39 @@ def fit_descriptor_limit(config: RunConfig) -> RunConfig:
     return replace(config, policy=replace(config.policy, jobs=fitting))
 
 
+def _retry_delays() -> Iterator[float]:
+    delay, waited = _RETRY_FIRST_SECONDS, 0.0
+    while waited < _RETRY_GIVE_UP_SECONDS:
+        yield delay
+        waited += delay
+        delay = min(delay * 2, _RETRY_MAX_SECONDS)
+
+
+def _out_of_descriptors(error: OSError) -> bool:
+    return error.errno in OUT_OF_DESCRIPTORS
+
+
 async def when_descriptors_allow(start: Callable[..., T], *args: Any) -> T:
     """`start(*args)`; while it fails for want of descriptors (EMFILE, ENFILE: other
     tasks still hold them), wait and try again, so that a task does not fail for
     fanout's lack. After a minute of that, the error stands."""
-    delay, waited = _RETRY_FIRST_SECONDS, 0.0
-    while True:
+    for delay in _retry_delays():
         try:
             return start(*args)
         except OSError as exc:
-            if exc.errno not in OUT_OF_DESCRIPTORS or waited >= _RETRY_GIVE_UP_SECONDS:
+            if not _out_of_descriptors(exc):
                 raise
         await anyio.sleep(delay)
-        waited += delay
-        delay = min(delay * 2, _RETRY_MAX_SECONDS)
+    return start(*args)
+
+
+def when_descriptors_allow_blocking(start: Callable[..., T], *args: Any, **options: Any) -> T:
+    """`when_descriptors_allow` for a thread that may block (a Dask worker's task)."""
+    for delay in _retry_delays():
+        try:
+            return start(*args, **options)
+        except OSError as exc:
+            if not _out_of_descriptors(exc):
+                raise
+        time.sleep(delay)
+    return start(*args, **options)

@@ -5,6 +5,7 @@ tests/hostile/test_resources.py."""
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import anyio
@@ -82,3 +83,18 @@ def test_another_start_failure_is_still_an_error(tmp_path: Path) -> None:
             return result.reason
 
     assert anyio.run(attempt) == "command not found: no-such-program-here"
+
+
+def test_a_blocking_start_that_meets_emfile_is_tried_again(tmp_path: Path) -> None:
+    failures = [errno.EMFILE]
+
+    def start(name: str, *, mode: str) -> str:
+        if failures:
+            raise OSError(failures.pop(), "Too many open files")
+        (tmp_path / name).write_text(mode)
+        return name
+
+    assert limits.when_descriptors_allow_blocking(start, "started", mode="w") == "started"
+    assert (tmp_path / "started").read_text() == "w"
+    with pytest.raises(IsADirectoryError):  # any other error stands at once
+        limits.when_descriptors_allow_blocking(os.open, "/", os.O_WRONLY)

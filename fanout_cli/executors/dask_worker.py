@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 import fanout_cli
+from fanout_cli.limits import when_descriptors_allow_blocking
 from fanout_cli.reaper import MARK_VARIABLE, Orphans, group_alive, signal_group
 
 if TYPE_CHECKING:
@@ -129,7 +130,8 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
         tempfile.TemporaryFile(dir=worker.local_directory) as stderr,
     ):
         try:
-            process = subprocess.Popen(
+            process: subprocess.Popen[bytes] = when_descriptors_allow_blocking(
+                subprocess.Popen,
                 command.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
