@@ -170,6 +170,18 @@ class Orphans:
         for leftovers in self._ended:
             leftovers.kill_at = 0.0
 
+    def reap_exited(self, running: Collection[int]) -> None:
+        """Reap what running tasks left re-parented here that has exited: zombies in a
+        running task's session (which keeps its id while its leader runs). Else a long
+        task that leaves many short-lived processes would pile them up."""
+        if not self.active or not running:
+            return
+        me = os.getpid()
+        for process in processes():
+            theirs = process.session in running and process.pid not in running
+            if theirs and process.zombie and process.ppid == me:
+                _reap(process.pid)
+
     def sweep(self, running: Collection[int]) -> bool:
         """One pass: TERM what each ended task left (its group, its re-parented
         descendants), KILL it after the grace, reap what exited. `running`: the

@@ -35,6 +35,7 @@ _GROUP_POLL_SECONDS = 0.02
 # How often what ended tasks left is looked for: tasks ending close together share
 # one pass over /proc.
 _ORPHAN_POLL_SECONDS = 0.05
+_REAP_EVERY_SECONDS = 1.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # as the runner's
 _SHELL_EXIT_MEANINGS = {126: "not executable", 127: "command not found"}
 
@@ -259,9 +260,14 @@ class ProcessExecutor:
                 self.kill_all()
 
     async def _end_orphans(self) -> None:
-        """End what ended tasks left outside their group, a pass at a time."""
+        """End what ended tasks left outside their group, a pass at a time; now and
+        then, reap what running tasks left that has exited."""
         while True:
-            await self._task_ended.wait()
+            with anyio.move_on_after(_REAP_EVERY_SECONDS):
+                await self._task_ended.wait()
+            if not self._task_ended.is_set():
+                self._orphans.reap_exited(self._live)
+                continue
             self._task_ended = anyio.Event()
             await anyio.sleep(_ORPHAN_POLL_SECONDS)  # let tasks ending together share it
             while self._orphans.sweep(self._live):

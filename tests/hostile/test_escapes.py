@@ -142,6 +142,17 @@ def test_escaped_processes_are_ended_and_reaped_while_the_run_goes_on() -> None:
         assert fanout.wait(timeout=30) == 0
 
 
+def test_what_a_running_task_left_and_has_exited_is_reaped_while_the_task_runs() -> None:
+    # Each subshell exits at once: its `true` is re-parented to fanout and exits, a
+    # zombie until fanout reaps it. A long task must not pile them up.
+    task = "for i in $(seq 30); do ( true & ); done; echo 30 >> pids; " + then_wait(2)
+    with fanout_running("run", "-q", task_file(task)) as fanout:
+        wait_for_pids(1)
+        wait_until(lambda: not zombie_children(fanout.pid), "no zombies", process=fanout)
+        Path("pids").write_text("30\n30\n")
+        assert fanout.wait(timeout=30) == 0
+
+
 def test_a_timed_out_task_takes_its_escaped_descendants_with_it() -> None:
     tasks = task_file(SETSID + then_wait(1) + "sleep 300")
     completed = run_fanout("run", "--timeout", "0.5s", "--grace", "1s", tasks)
