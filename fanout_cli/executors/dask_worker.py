@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import distributed
 
 POLL_SECONDS = 0.1  # how often a running task asks whether the coordinator stops it
+REAP_EVERY_SECONDS = 1.0  # how often what it left and has exited is reaped
 _GROUP_POLL_SECONDS = 0.02
 _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
@@ -148,7 +149,7 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
         with _running_lock:
             _running.add(process.pid)
         try:
-            returncode, timed_out = _supervise(process, command, signals)
+            returncode, timed_out = _supervise(process, command, signals, orphans)
         except BaseException:
             orphans.hurry()  # the worker is closing: what the attempt left goes at once
             raise
@@ -203,13 +204,18 @@ def _working_directory(command: RemoteCommand) -> str | None:
 
 
 def _supervise(
-    process: subprocess.Popen[bytes], command: RemoteCommand, signals: _Signals
+    process: subprocess.Popen[bytes], command: RemoteCommand, signals: _Signals, orphans: Orphans
 ) -> tuple[int, bool]:
     """Wait for the command, its deadline or a stop from the coordinator; returns the
-    returncode and whether it timed out. Never leaves the group running."""
+    returncode and whether it timed out. Never leaves the group running. Now and then,
+    reaps what the command left re-parented to this worker that has exited."""
     deadline = None if command.timeout is None else time.monotonic() + command.timeout
+    next_reap = time.monotonic() + REAP_EVERY_SECONDS
     try:
         while True:
+            if time.monotonic() >= next_reap:
+                next_reap += REAP_EVERY_SECONDS
+                orphans.reap_exited((process.pid,))
             left = POLL_SECONDS if deadline is None else deadline - time.monotonic()
             try:
                 return process.wait(max(0.0, min(POLL_SECONDS, left))), False
