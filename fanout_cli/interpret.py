@@ -17,7 +17,6 @@ import re
 import shlex
 import signal
 import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,7 +343,9 @@ async def run_scorer(scorer: str, details_path: Path) -> float | None:
     Its stdout goes to a file, so that fanout waits for the scorer to exit, not for an
     EOF that a process it left behind could hold off; it runs in its own process group
     with a task's mark, and what it leaves is ended with it, as a task's is."""
-    from fanout_cli.reaper import MARK_VARIABLE, Orphans  # only runs with --scorer
+    import tempfile  # only runs with --scorer
+
+    from fanout_cli.reaper import MARK_VARIABLE, Orphans
 
     orphans = Orphans()
     mark = orphans.new_mark()
