@@ -2,21 +2,25 @@
 printed (status, score, metrics), its score and its vote key.
 
 The runner decides when a task ends and with which status; this module says what
-the task's outputs mean. Outputs can be gigabytes, so only their tails are read
-(`TAIL_BYTES`); AOP markers are looked for there, which is where a task prints them.
+the task's outputs mean. Outputs can be gigabytes, so the summary and the AOP markers
+come from their tails (`TAIL_BYTES`), which is where a task prints them; a vote key
+and a --score or --vote-on regex read the whole stdout as a stream (scan.py).
 An agent's reply is what its summary, score and vote come from (for an agent CLI, the
 answer parsed out of the tool's JSON, not the JSON)."""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import math
 import os
 import re
 import shlex
+import signal
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -27,9 +31,9 @@ from fanout_cli.models import Attempt, OutputInfo, TaskResult, TaskSpec, TaskSta
 from fanout_cli.options import VerdictOptions
 from fanout_cli.strategies import uses_votes
 
+T = TypeVar("T")
 TAIL_BYTES = 256 << 10
 EXCERPT_BYTES = 4096
-_VOTE_TEXT_LIMIT = 1000
 _MARKER = re.compile(r"^[ \t]*\[AOP:([A-Z_]+)\][ \t]*(.*?)\r?$", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*(?:\x07|\x1b\\)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -187,69 +191,10 @@ def build_summary(
     return cap(line, room) + suffix if room >= 10 else cap(reason, limit)
 
 
-def last_match_group(pattern: str, text: str) -> str | None:
-    """Group 1 (or the whole match, when there is no group) of the last match."""
-    last = None
-    for last in re.finditer(pattern, text, re.MULTILINE):  # noqa: B007 - we want the last one
-        pass
-    if last is None:
-        return None
-    return last.group(1) if last.re.groups else last.group(0)
-
-
-def score_from_regex(pattern: str, text: str) -> float | None:
-    group = last_match_group(pattern, text)
-    return None if group is None else parse_number(group)
-
-
-def vote_from_regex(pattern: str, text: str) -> str | None:
-    group = last_match_group(pattern, text)
-    return None if group is None else " ".join(group.split())
-
-
-def normalised_text_key(text: str) -> str:
-    """`normalised_stdout_key` of a text held in memory (an agent's reply)."""
-    words = " ".join(text.split())
-    if len(words.encode("utf-8", "surrogateescape")) <= _VOTE_TEXT_LIMIT:
-        return words
-    return "sha256:" + hashlib.sha256(words.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def normalised_stdout_key(path: str) -> str:
-    """The whole stdout with whitespace runs collapsed: the text itself when short,
-    else `sha256:<hex>` of it. Streams the file, so size does not matter."""
-    digest = hashlib.sha256()
-    head: list[bytes] = []
-    head_size = 0
-    carry = b""
-    first = True
-    try:
-        with open(open_output_for_reading(path), "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                words = (carry + chunk).split()
-                ends_in_word = not chunk[-1:].isspace()
-                carry = words.pop() if words and ends_in_word else b""
-                for word in words:
-                    piece = word if first else b" " + word
-                    first = False
-                    digest.update(piece)
-                    if head_size <= _VOTE_TEXT_LIMIT:
-                        head.append(piece)
-                        head_size += len(piece)
-    except (FileNotFoundError, UnsafeFile):
-        return ""
-    if carry:
-        piece = carry if first else b" " + carry
-        digest.update(piece)
-        head.append(piece)
-        head_size += len(piece)
-    if head_size <= _VOTE_TEXT_LIMIT:
-        return decode(b"".join(head))
-    return f"sha256:{digest.hexdigest()}"
-
-
-THREAD_ANALYSIS_BYTES = 4 << 20  # a larger stdout is hashed for its vote off the event loop
+THREAD_ANALYSIS_BYTES = 4 << 20  # a larger stdout is scanned off the event loop
 SCORER_TIMEOUT_SECONDS = 60.0
+SCORER_GRACE_SECONDS = 1.0  # what a scorer left: SIGTERM, then SIGKILL after this
+SCORER_OUTPUT_BYTES = 1 << 20
 _REPORTED_FAILURE = ("failure", "failed", "error")
 
 
@@ -336,7 +281,7 @@ async def read_result(
         finished_at=last.finished_at,
         stdout=outputs.stdout,
         stderr=outputs.stderr,
-        score=score_of(verdict.score, markers, outputs.text),
+        score=await score_of(verdict.score, markers, outputs),
         vote_key=vote_key,
         metrics=markers.metrics,
         reported_status=markers.status,
@@ -344,35 +289,86 @@ async def read_result(
     )
 
 
-def score_of(pattern: str | None, markers: Markers, text: str) -> float | None:
-    """--score REGEX when given, else the score the task printed (FANOUT_SCORE)."""
-    if pattern:
-        return score_from_regex(pattern, text)
-    return markers.score
+async def score_of(pattern: str | None, markers: Markers, outputs: _Outputs) -> float | None:
+    """--score REGEX when given (its last match in the whole stdout, or the agent's
+    reply), else the score the task printed (FANOUT_SCORE)."""
+    if not pattern:
+        return markers.score
+    group = await _last_match(pattern, outputs)
+    return None if group is None else parse_number(group)
 
 
 async def vote_key_of(vote_on: str, summary: str, last: Attempt, outputs: _Outputs) -> str | None:
     """What a successful task votes for (--vote-on): its summary, exit code, whole
-    stdout (normalised) or the first group of a regex."""
+    stdout (normalised) or the first group of a regex's last match."""
+    from fanout_cli import scan  # only runs that vote
+
     if vote_on == "summary":
         return summary
     if vote_on == "exit-code":
         return str(last.exit_code)
     if vote_on == "stdout" and outputs.reply is not None:
-        return normalised_text_key(outputs.reply)
+        return scan.normalised_text_key(outputs.reply)
     if vote_on == "stdout":
         path = outputs.stdout_path
-        if os.path.getsize(path) > THREAD_ANALYSIS_BYTES:
-            return await anyio.to_thread.run_sync(normalised_stdout_key, path)
-        return normalised_stdout_key(path)
-    return vote_from_regex(vote_on, outputs.text)
+        return await _off_the_loop_when_large(path, scan.normalised_stdout_key, path)
+    group = await _last_match(vote_on, outputs)
+    return None if group is None else scan.normalised_text_key(group)
+
+
+async def _last_match(pattern: str, outputs: _Outputs) -> str | None:
+    """Group 1 (or the whole match) of the last match of `pattern` in the reply, or
+    in the whole stdout, read as a stream."""
+    from fanout_cli import scan  # only runs that score or vote by a regex
+
+    if outputs.reply is not None:
+        return scan.last_match_group(pattern, outputs.reply)[1]
+    path = outputs.stdout_path
+    return await _off_the_loop_when_large(path, scan.last_match_in_file, pattern, path)
+
+
+async def _off_the_loop_when_large(path: str, read: Callable[..., T], *args: Any) -> T:
+    """`read(*args)`, in a worker thread when the file is large: the event loop (and
+    the other tasks) go on meanwhile."""
+    try:
+        large = os.lstat(path).st_size > THREAD_ANALYSIS_BYTES
+    except OSError:
+        large = False
+    if large:
+        return await anyio.to_thread.run_sync(read, *args)
+    return read(*args)
 
 
 async def run_scorer(scorer: str, details_path: Path) -> float | None:
-    """Run the --scorer command on a task's details file; the number it prints."""
+    """Run the --scorer command on a task's details file; the number it prints.
+
+    Its stdout goes to a file, so that fanout waits for the scorer to exit, not for an
+    EOF that a process it left behind could hold off; it runs in its own process group
+    with a task's mark, and what it leaves is ended with it, as a task's is."""
+    import tempfile  # only runs with --scorer
+
+    from fanout_cli.reaper import MARK_VARIABLE, Orphans
+
+    orphans = Orphans()
+    mark = orphans.new_mark()
+    environment = {**os.environ, **({MARK_VARIABLE: mark} if mark else {})}
     command = f"{scorer} {shlex.quote(str(details_path))}"
-    with anyio.move_on_after(SCORER_TIMEOUT_SECONDS):
-        completed = await anyio.run_process(command, check=False)
-        if completed.returncode == 0:
-            return parse_number(decode(completed.stdout))
-    return None
+    with tempfile.TemporaryFile() as output:
+        process = await anyio.open_process(command, stdin=subprocess.DEVNULL, stdout=output,
+                                           stderr=subprocess.DEVNULL, env=environment,
+                                           start_new_session=True)  # fmt: skip
+        try:
+            with anyio.move_on_after(SCORER_TIMEOUT_SECONDS):
+                await process.wait()
+        finally:
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)  # it, and what it left in its group
+                await process.wait()
+                orphans.task_ended(mark, process.pid, SCORER_GRACE_SECONDS)
+                while orphans.sweep(()):
+                    await anyio.sleep(0.02)
+        if process.returncode != 0:
+            return None
+        output.seek(0)
+        return parse_number(decode(output.read(SCORER_OUTPUT_BYTES)))

@@ -185,6 +185,17 @@ attachment; on a Dask cluster: the worker died). An agent call fails on an HTTP
 error reply once its retries are spent. A task that prints [AOP:STATUS] failure
 counts as failed.
 """),
+    ("PROCESSES AND LIMITS", """\
+Each task runs in its own session and process group. When it ends (by itself,
+--timeout, an early verdict or a signal), what it left running in its group gets
+SIGTERM, --grace, then SIGKILL. On Linux fanout is a child subreaper: a descendant
+that left the group (setsid, setpgid, a double-forked daemon) is re-parented to
+fanout, known by its session or by FANOUT_TASK_MARK in its environment, and ended and
+reaped the same way, on a Dask worker too. One that also clears its environment is
+ended only if it stays in the task's session; on macOS, one that leaves the group
+escapes. A low open-files limit (ulimit -n) is raised as far as -j needs, up to the
+hard limit; when -j still does not fit, fewer tasks run at once, with one warning.
+"""),
     ("INTERRUPTS AND RESUME", """\
 The first SIGINT (Ctrl-C), SIGTERM or SIGHUP stops starting tasks, sends SIGTERM to
 every running task's process group, waits --grace, then SIGKILL; those tasks end as
@@ -231,7 +242,8 @@ set agent tasks' default provider and model; OPENAI_API_KEY, ANTHROPIC_API_KEY,
 OPENAI_BASE_URL and ANTHROPIC_BASE_URL are read as the official SDKs read them.
 NO_COLOR turns colour off; FORCE_COLOR turns it on when stdout is not a terminal.
 FANOUT_DEBUG=1 prints tracebacks of internal errors. FANOUT_CHILD_WATCHER=sigchld uses the portable
-SIGCHLD child watcher instead of Linux pidfds.
+SIGCHLD child watcher instead of Linux pidfds. Tasks get FANOUT_TASK_MARK (Linux),
+by which fanout knows their descendants.
 """),
     ("EXAMPLES", """\
 fanout run tasks.toml

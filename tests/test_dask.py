@@ -351,6 +351,69 @@ def test_timeout_kills_the_remote_process_group(cluster: Cluster) -> None:
     assert_gone(pids)
 
 
+# A new session, and a double-forked daemon: both leave the task's process group.
+ESCAPES = (
+    "setsid sh -c 'echo $$ >> pids; exec sleep 300' & "
+    "( setsid sh -c 'sleep 300 & echo $! >> pids' & ); "
+    "while [ $(cat pids | wc -l) -lt 2 ]; do sleep 0.02; done"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("then", "options", "returncode"),
+    [("exit 0", (), 0), ("sleep 300", ("--timeout", "2s"), 1)],
+    ids=["ends", "times-out"],
+)
+def test_what_a_remote_task_leaves_outside_its_group_ends_with_it(
+    cluster: Cluster, then: str, options: tuple[str, ...], returncode: int
+) -> None:
+    completed = run_fanout(
+        "run", "--executor", cluster.executor, "--grace", "1s", *options,
+        "--", f": {{}}; {ESCAPES}; {then}", ":::", "a",
+    )  # fmt: skip
+    assert completed.returncode == returncode, completed.stdout + completed.stderr
+    pids = task_pids()
+    assert len(pids) == 2
+    assert not any(process_running(pid) for pid in pids)  # ended before the result came
+
+
+@pytest.mark.slow
+def test_what_a_long_remote_task_left_and_has_exited_is_reaped_while_it_runs(
+    cluster: Cluster,
+) -> None:
+    # Each subshell exits at once; its `true`, re-parented to the worker, exits too.
+    task = (
+        ": {}; for i in $(seq 30); do ( true & ); done; echo $PPID >> pids; "
+        "while [ ! -e go ]; do sleep 0.05; done"
+    )
+    fanout = start_fanout("--executor", cluster.executor, "--", task, ":::", "a")
+    try:
+        wait_until(lambda: len(task_pids()) == 1, "the task to start")
+        (worker,) = task_pids()
+        wait_until(lambda: not zombie_children(worker), "the worker to reap them")
+        Path("go").touch()
+        assert fanout.wait(timeout=WAIT_SECONDS) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            fanout.kill()
+        fanout.wait()
+        for pipe in (fanout.stdout, fanout.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def zombie_children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+            state, ppid = stat[stat.rfind(b")") + 2 :].split()[:2]
+            if int(ppid) == parent and state == b"Z":
+                found.append(int(entry))
+    return found
+
+
 def early_stop_tasks(trigger: str) -> str:
     """Three sleepers and one task that ends (with `trigger`) once all three started."""
     ready = "while [ $(cat pids 2>/dev/null | wc -l) -lt 6 ]; do sleep 0.02; done"

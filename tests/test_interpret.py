@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from fanout_cli import scan
 from fanout_cli.interpret import (
     TAIL_BYTES,
     Markers,
     build_summary,
-    normalised_stdout_key,
     parse_markers,
+    parse_number,
     read_tail,
-    score_from_regex,
-    vote_from_regex,
 )
+from fanout_cli.scan import last_match_group, normalised_stdout_key, normalised_text_key
+
+
+def score_from_regex(pattern: str, text: str) -> float | None:
+    group = last_match_group(pattern, text)[1]
+    return None if group is None else parse_number(group)
+
+
+def vote_from_regex(pattern: str, text: str) -> str | None:
+    group = last_match_group(pattern, text)[1]
+    return None if group is None else normalised_text_key(group)
 
 CHUNK = 1 << 20  # normalised_stdout_key reads the file 1 MiB at a time
 
@@ -409,3 +422,71 @@ def test_read_tail_of_small_file_is_the_whole_file(tmp_path: Path) -> None:
 
 def test_read_tail_of_missing_file(tmp_path: Path) -> None:
     assert read_tail(str(tmp_path / "missing")) == (b"", 0)
+
+
+# --- reading a whole stdout as a stream (scan.py) -------------------------------------
+
+_OUTPUT_BYTES = st.lists(
+    st.sampled_from([b"a", b"b", b"\xc3\xa9", b" ", b"\t", b"\n", b"\r\n", b"\x0b", b"\x0c"]),
+    max_size=60,
+).map(b"".join) | st.binary(max_size=80)
+
+
+def _whole_key(data: bytes) -> str:
+    words = b" ".join(data.split())
+    if len(words) <= scan.VOTE_TEXT_LIMIT:
+        return words.decode("utf-8", errors="replace")
+    return "sha256:" + hashlib.sha256(words).hexdigest()
+
+
+@given(data=_OUTPUT_BYTES, cuts=st.lists(st.integers(min_value=0, max_value=80), max_size=8))
+def test_the_key_of_chunks_is_the_key_of_the_whole(data: bytes, cuts: list[int]) -> None:
+    bounds = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
+    chunks = [data[start:end] for start, end in itertools.pairwise(bounds)]
+    assert scan.normalised_key(chunks) == scan.normalised_key([data]) == _whole_key(data)
+
+
+@given(repeat=st.integers(min_value=1, max_value=400), cuts=st.lists(st.integers(0, 4000)))
+def test_a_long_key_of_chunks_is_the_digest_of_the_whole(repeat: int, cuts: list[int]) -> None:
+    data = b"word \n " * repeat
+    bounds = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
+    chunks = [data[start:end] for start, end in itertools.pairwise(bounds)]
+    assert scan.normalised_key(chunks) == _whole_key(data)
+
+
+@given(
+    lines=st.lists(
+        st.sampled_from(["score=1", "score=22", "x", "", "score=", "score=3 score=4", "é"]),
+        max_size=40,
+    ),
+    block=st.integers(min_value=4, max_value=20),  # 4 blocks hold the longest line
+    ending=st.sampled_from(["", "\n"]),
+)
+def test_the_last_match_in_a_file_read_in_blocks_is_the_last_in_the_whole(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], block: int, ending: str
+) -> None:
+    text = "\n".join(lines) + ending
+    path = tmp_path_factory.mktemp("scan") / "stdout"
+    path.write_text(text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan, "BLOCK_BYTES", block)
+        found = scan.last_match_in_file(r"score=(\d*)", str(path))
+    assert found == scan.last_match_group(r"score=(\d*)", text)[1]
+
+
+def test_a_score_printed_long_before_the_tail_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "stdout"
+    with path.open("wb") as handle:
+        handle.write(b"score=41\nscore=42\n")
+        handle.write(b"noise\n" * (3 * TAIL_BYTES))
+    assert scan.last_match_in_file(r"score=(\d+)", str(path)) == "42"
+    assert scan.last_match_in_file(r"missing=(\d+)", str(path)) is None
+    assert scan.last_match_in_file(r"score=(\d+)", str(tmp_path / "none")) is None
+
+
+def test_a_long_regex_vote_is_shown_as_a_digest() -> None:
+    long_answer = "x" * 2000
+    assert scan.normalised_text_key(f"  {long_answer}\n") == (
+        "sha256:" + hashlib.sha256(long_answer.encode()).hexdigest()
+    )
+    assert scan.normalised_text_key(" yes \n") == "yes"

@@ -36,6 +36,7 @@ def run_command(request: RunRequest) -> RunOutcome:
     """Run (or resume, or only show with --dry-run) the tasks the request names."""
     # Imported here so that `fanout --help` does not pay for the engine.
     from fanout_cli.aop.documents import options_document
+    from fanout_cli.limits import fit_descriptor_limit
     from fanout_cli.plan import plan_run
     from fanout_cli.render import make_renderer
     from fanout_cli.render.console import Console, color_choice
@@ -44,7 +45,7 @@ def run_command(request: RunRequest) -> RunOutcome:
     if request.dry_run:
         show_dry_run(plan)
         return RunOutcome(passed=True)
-    config = plan.config
+    config = fit_descriptor_limit(plan.config)  # may run fewer at once, with a warning
     renderer = make_renderer(
         config.output,
         Console(color=color_choice(config.output.color)),

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 import fanout_cli
-from fanout_cli.executors.process import group_alive, signal_group
+from fanout_cli.limits import when_descriptors_allow_blocking
+from fanout_cli.reaper import MARK_VARIABLE, Orphans, group_alive, signal_group
 
 if TYPE_CHECKING:
     import distributed
 
 POLL_SECONDS = 0.1  # how often a running task asks whether the coordinator stops it
+REAP_EVERY_SECONDS = 1.0  # how often what it left and has exited is reaped
 _GROUP_POLL_SECONDS = 0.02
 _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
@@ -122,28 +124,41 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
     claim = client.sync(_claim, client, command.signals, worker.address)
     if claim is not None:
         return RemoteOutcome(worker.address, lost=claim == "lost")
+    orphans = Orphans()  # the worker process becomes a subreaper on its first task
+    mark = orphans.new_mark()
     with (
         tempfile.TemporaryFile(dir=worker.local_directory) as stdout,
         tempfile.TemporaryFile(dir=worker.local_directory) as stderr,
     ):
         try:
-            process = subprocess.Popen(
+            process: subprocess.Popen[bytes] = when_descriptors_allow_blocking(
+                subprocess.Popen,
                 command.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
                 cwd=_working_directory(command),
-                env={**os.environ, **command.env},
+                env={**os.environ, **command.env, **({MARK_VARIABLE: mark} if mark else {})},
                 start_new_session=True,  # own process group: pgid == pid
             )
         except OSError as exc:
             return RemoteOutcome(worker.address, start_error=exc)
         guardian = _guardian()
         guardian.tell(f"watch {process.pid} {command.grace}")
+        signals = _Signals(client, command)
+        with _running_lock:
+            _running.add(process.pid)
         try:
-            returncode, timed_out = _supervise(process, command, _Signals(client, command))
+            returncode, timed_out = _supervise(process, command, signals, orphans)
+        except BaseException:
+            orphans.hurry()  # the worker is closing: what the attempt left goes at once
+            raise
         finally:
             guardian.tell(f"done {process.pid}")  # it sweeps what the group left running
+            with _running_lock:
+                _running.discard(process.pid)
+            orphans.task_ended(mark, process.pid, command.grace)
+            _end_leftovers(orphans, signals)
         return RemoteOutcome(
             worker.address,
             returncode=returncode,
@@ -189,13 +204,18 @@ def _working_directory(command: RemoteCommand) -> str | None:
 
 
 def _supervise(
-    process: subprocess.Popen[bytes], command: RemoteCommand, signals: _Signals
+    process: subprocess.Popen[bytes], command: RemoteCommand, signals: _Signals, orphans: Orphans
 ) -> tuple[int, bool]:
     """Wait for the command, its deadline or a stop from the coordinator; returns the
-    returncode and whether it timed out. Never leaves the group running."""
+    returncode and whether it timed out. Never leaves the group running. Now and then,
+    reaps what the command left re-parented to this worker that has exited."""
     deadline = None if command.timeout is None else time.monotonic() + command.timeout
+    next_reap = time.monotonic() + REAP_EVERY_SECONDS
     try:
         while True:
+            if time.monotonic() >= next_reap:
+                next_reap += REAP_EVERY_SECONDS
+                orphans.reap_exited((process.pid,))
             left = POLL_SECONDS if deadline is None else deadline - time.monotonic()
             try:
                 return process.wait(max(0.0, min(POLL_SECONDS, left))), False
@@ -227,6 +247,33 @@ def _end_group(process: subprocess.Popen[bytes], grace: float, signals: _Signals
         time.sleep(_GROUP_POLL_SECONDS)
     signal_group(process.pid, signal.SIGKILL)
     return process.wait()
+
+
+_running_lock = threading.Lock()
+_running: set[int] = set()  # process groups of the attempts running in this worker
+
+
+def _end_leftovers(orphans: Orphans, signals: _Signals) -> None:
+    """End what the attempt left outside its group (re-parented to this worker), TERM
+    then KILL after the grace; a kill request from the coordinator cuts it short."""
+    next_poll = time.monotonic() + POLL_SECONDS
+    while True:
+        with _running_lock:
+            running = frozenset(_running)
+        if not orphans.sweep(running):
+            return
+        if time.monotonic() >= next_poll:
+            next_poll += POLL_SECONDS
+            if _kill_requested(signals):
+                orphans.hurry()
+        time.sleep(_GROUP_POLL_SECONDS)
+
+
+def _kill_requested(signals: _Signals) -> bool:
+    try:
+        return signals.kill()
+    except Exception:  # the scheduler is unreachable: nobody waits for the grace
+        return True
 
 
 def _tail(handle: IO[bytes], cap: int) -> RemoteOutput:

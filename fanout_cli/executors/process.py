@@ -16,8 +16,9 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 import anyio
@@ -25,11 +26,18 @@ import anyio.abc
 
 from fanout_cli.aop import open_output
 from fanout_cli.executors import AttemptPlan, ended_attempt
+from fanout_cli.limits import OUT_OF_DESCRIPTORS, when_descriptors_allow
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions
+from fanout_cli.reaper import MARK_VARIABLE, Orphans, group_alive, signal_group
 from fanout_cli.values import format_duration
 
 _GROUP_POLL_SECONDS = 0.02
+# How often what ended tasks left is looked for: tasks ending close together share
+# one pass over /proc.
+_ORPHAN_POLL_SECONDS = 0.05
+_REAP_EVERY_SECONDS = 1.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # as the runner's
 _SHELL_EXIT_MEANINGS = {126: "not executable", 127: "command not found"}
 
 
@@ -90,6 +98,12 @@ class PidfdWatcher:
             pidfd = os.pidfd_open(process.pid)
         except ProcessLookupError:  # already reaped
             return process.wait()
+        except OSError as exc:  # out of descriptors: poll instead
+            if exc.errno not in OUT_OF_DESCRIPTORS:
+                raise
+            while (returncode := process.poll()) is None:
+                await anyio.sleep(_GROUP_POLL_SECONDS)
+            return returncode
         try:
             while (returncode := process.poll()) is None:
                 await anyio.wait_readable(pidfd)
@@ -136,43 +150,6 @@ def pidfd_supported() -> bool:
     return True
 
 
-def signal_group(pgid: int, signum: int) -> bool:
-    """Signal every process of a group; False when the group no longer exists."""
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - the pgid was reused by another user
-        return False
-    return True
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether the group still has a running member.
-
-    Zombies count as gone: orphans are re-parented to PID 1, and in many containers
-    PID 1 never reaps them, so a signal-0 probe alone would wait out the whole grace."""
-    if not signal_group(pgid, 0):
-        return False
-    try:
-        entries = os.listdir("/proc")
-    except OSError:  # no procfs (macOS): the probe is all there is
-        return True
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
-
-
 def describe_signal(signum: int) -> str:
     try:
         return signal.Signals(signum).name
@@ -192,10 +169,14 @@ class ProcessExecutor:
         self._live: set[int] = set()  # process groups of attempts still running
         # os.environ decodes every variable on each read; posix_spawn reads them all.
         self._environ = dict(os.environ)
+        self._doomed: set[int] = set()  # groups a task left, between TERM and KILL
+        self._orphans = Orphans()  # Linux: what a task leaves outside its group
+        self._task_ended = anyio.Event()
 
     def kill_all(self) -> None:
-        for pgid in list(self._live):
+        for pgid in [*self._live, *self._doomed]:
             signal_group(pgid, signal.SIGKILL)
+        self._orphans.hurry()
 
     def abandoned(self, spec: TaskSpec) -> None:
         return None  # a process's record is its output files
@@ -208,9 +189,13 @@ class ProcessExecutor:
                 await group.start(watcher.serve)
                 self._watcher = watcher
             self._sweeper = group
+            if self._orphans.active:
+                group.start_soon(self._end_orphans)
             try:
                 yield
             finally:
+                with anyio.CancelScope(shield=True):
+                    await self._finish_sweeps()
                 self._sweeper = None
                 # Stops the SIGCHLD server; left-over sweeps are shielded and finish
                 # within their grace before the group exits.
@@ -220,9 +205,10 @@ class ProcessExecutor:
         started_at = time.time()
         command = spec.command_for_slot(plan.slot)
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-        env = {**self._environ, **spec.env} if spec.env else None
+        mark = self._orphans.new_mark()
+        env = self._environment(spec.env, mark)
         try:
-            process = self._spawn(argv, spec.cwd, env, plan)
+            process = await when_descriptors_allow(self._spawn, argv, spec.cwd, env, plan)
         except OSError as exc:
             return ended_attempt(
                 plan, started_at, TaskStatus.ERROR, start_failure(exc, argv[0], spec.cwd)
@@ -245,7 +231,47 @@ class ProcessExecutor:
         finally:
             self._live.discard(process.pid)
             self._sweep_leftovers(process.pid, plan.grace)
+            self._orphans.task_ended(mark, process.pid, plan.grace)
+            self._task_ended.set()
         return classify_exit(spec, plan, started_at, returncode, timed_out)
+
+    def _environment(self, extra: Mapping[str, str], mark: str | None) -> dict[str, str] | None:
+        """The task's environment; None for fanout's own, unchanged."""
+        if not extra and mark is None:
+            return None
+        return {**self._environ, **extra, **({MARK_VARIABLE: mark} if mark else {})}
+
+    async def _finish_sweeps(self) -> None:
+        """Before the run ends, wait until what ended tasks left is gone. The runner no
+        longer listens for signals then: a stop signal (a second Ctrl-C) KILLs at once."""
+        if not (self._orphans.pending or self._doomed):
+            return
+        async with anyio.create_task_group() as waiting:
+            if threading.current_thread() is threading.main_thread():
+                await waiting.start(self._kill_all_on_signal)
+            while self._orphans.sweep(self._live) or self._doomed:
+                await anyio.sleep(_GROUP_POLL_SECONDS)
+            waiting.cancel_scope.cancel()
+
+    async def _kill_all_on_signal(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+            task_status.started()
+            async for _ in signals:
+                self.kill_all()
+
+    async def _end_orphans(self) -> None:
+        """End what ended tasks left outside their group, a pass at a time; now and
+        then, reap what running tasks left that has exited."""
+        while True:
+            with anyio.move_on_after(_REAP_EVERY_SECONDS):
+                await self._task_ended.wait()
+            if not self._task_ended.is_set():
+                self._orphans.reap_exited(self._live)
+                continue
+            self._task_ended = anyio.Event()
+            await anyio.sleep(_ORPHAN_POLL_SECONDS)  # let tasks ending together share it
+            while self._orphans.sweep(self._live):
+                await anyio.sleep(_GROUP_POLL_SECONDS)
 
     def _spawn(
         self, argv: list[str], cwd: str | None, env: dict[str, str] | None, plan: AttemptPlan
@@ -311,13 +337,16 @@ class ProcessExecutor:
             return
         self._sweeper.start_soon(self._kill_after_grace, pgid, grace)
 
-    @staticmethod
-    async def _kill_after_grace(pgid: int, grace: float) -> None:
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(grace):
-                while group_alive(pgid):
-                    await anyio.sleep(_GROUP_POLL_SECONDS)
-            signal_group(pgid, signal.SIGKILL)
+    async def _kill_after_grace(self, pgid: int, grace: float) -> None:
+        self._doomed.add(pgid)
+        try:
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(grace):
+                    while group_alive(pgid):
+                        await anyio.sleep(_GROUP_POLL_SECONDS)
+                signal_group(pgid, signal.SIGKILL)
+        finally:
+            self._doomed.discard(pgid)
 
 
 def classify_exit(
