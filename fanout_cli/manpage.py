@@ -45,8 +45,13 @@ the basename without extension; {#} the sequence number; {%} the worker slot
 (1 to --jobs). {{}} is a literal {} (likewise {{.}} and the others). With no
 replacement string the value is appended as the last argument. Several words run
 without a shell, each substituted literally. A single word with shell syntax, or
---shell, runs under sh -c and every substituted value is shell-quoted, escaped for
-the quotes it sits in when the command puts it inside '...' or "...".
+--shell, runs under sh -c, and no value is written into the script: it starts with
+set -- VALUE... (shell-quoted) and reads the values as positional parameters, in the
+form each place needs ("$1" in a word, ${1+"$1"} in "..." and here-document bodies,
+${1} in $(( ))), so a value never becomes code. A value read as arithmetic ($(( )),
+(( )), $[ ], [[ -eq ]], ${s:{}}, ${a[{}]}) must be a number or an expression of
+numbers, else its task fails with "fanout: refused" (exit 2); a value in a
+here-document with a quoted delimiter (<<'EOF') is a usage error.
 """),
     ("TASK FILE", """\
 A TOML file with up to four tables. [run] sets any run option (names with _ for -); the
@@ -118,7 +123,9 @@ shows tasks done, running and failed, a bar with an ETA, and the slowest running
 tasks; the run ends with a table of every task in input order (failures first when it
 does not fit the screen) before the verdict line. --no-progress turns the live area
 off; --progress turns it on in CI. --color auto|always|never; auto respects NO_COLOR.
---format aop, json and jsonl print no live area.
+--format aop, json and jsonl print no live area. In the --format aop block every field
+stays one line: control characters and line separators are escaped (\\n, \\u2028)
+and [AOP: inside a field is shown as [AOP\\:.
 """),
     ("DASK CLUSTERS", """\
 --executor dask://HOST:PORT (pip install 'fanout-cli[dask]') runs process and agent-cli
