@@ -273,7 +273,18 @@ class Template:
             words.append(value)
         return tuple(words)
 
+    @functools.cached_property
+    def _after_value(self) -> str | None:
+        """`; SCRIPT` when the script takes the one value `{}` and nothing else varies
+        (the common case, and the one a million-line input notices); else None."""
+        if len(self._script) == 1 and self._parameters == ("",) and not self._arithmetic_names:
+            return "; " + str(self._script[0])
+        return None
+
     def _render_script(self, value: str, seq: int, slot: int | None) -> str:
+        after = self._after_value
+        if after is not None:
+            return "set -- " + shlex.quote(value) + after
         script = "".join(
             _REPLACEMENTS[piece.name](value, seq, slot) if isinstance(piece, _Token) else piece
             for piece in self._script
