@@ -38,6 +38,8 @@ _INNER = "|".join(re.escape(token) for token in sorted(_TOKENS, key=len, reverse
 # Group 1: an escaped token ({{}} -> {}); group 2: a replacement string.
 _PATTERN = re.compile(rf"\{{\{{({_INNER})\}}\}}|\{{({_INNER})\}}")
 _SHELL_SYNTAX = re.compile(r"[\s|&;<>()$`\\\"'*?\[\]#~]")
+# Places where a `$` before a replacement string is text already: '...', $'...', <<'EOF'.
+_QUOTING_DOLLAR = (SINGLE, ANSI, QUOTED_HEREDOC, DELIMITER)
 _NUMBERS = ("#", "%")  # {#} and {%}: numbers fanout makes, written into the script as is
 # How a script reads positional parameter N where a replacement string stands: always
 # one field, never split, globbed or read again. ${1+"$1"} is that in a word, in "...",
@@ -159,7 +161,10 @@ class Template:
                 if scanner is not None:
                     scanner.feed(literal)
                 if match.group(2) is not None:
-                    parts.append((match.group(2), None if scanner is None else scanner.place()))
+                    place = None if scanner is None else scanner.place()
+                    if place is not None and place.context not in _QUOTING_DOLLAR:
+                        parts[-1] = _literal_dollar(literal)
+                    parts.append((match.group(2), place))
                 position = match.end()
             parts.append(word[position:])
             if scanner is not None:
@@ -301,6 +306,14 @@ class Template:
                 )
                 return f"{prologue}echo {shlex.quote(refusal)} >&2; exit 2; {script}"
         return prologue + script
+
+
+def _literal_dollar(text: str) -> str:
+    """`${}` means a `$` and the value, never a variable the value names: a bare `$`
+    just before a replacement string is escaped (its reference starts with `$` or `"`)."""
+    if text.endswith("$") and (len(text) - len(text[:-1].rstrip("\\"))) % 2 == 1:
+        return text[:-1] + "\\$"
+    return text
 
 
 def _token(part: str | tuple[str, Place | None]) -> str | _Token:

@@ -522,6 +522,9 @@ PASS_THROUGH_PLACES: list[tuple[str, str, Callable[[bytes], bytes] | None, str |
     ("assignment", f'v={{}}; {PRINT} "$v"', lambda raw: raw, None),
     ("function", f'f() {{ {PRINT} "$1"; }}; f {{}}', lambda raw: raw, None),
     ("comment", f"{PRINT} {{}} # it's {{}}", lambda raw: raw, None),
+    # A `$` before {} is text: the value never names a variable ($HOME stays "$HOME").
+    ("dollar", f'{PRINT} ${{}} "${{}}"', lambda raw: b"$" + raw + b"$" + raw, None),
+    ("dollar-heredoc", "cat <<EOF\n${}\nEOF", lambda raw: b"$" + raw + b"\n", None),
     ("double-brackets", f"[[ {{}} == {{}} ]] && {PRINT} {{}}", lambda raw: raw, "bash"),
     ("ansi-c", f"{PRINT} $'<'{{}}$'>'", lambda raw: b"<" + raw + b">", "bash"),
     ("ansi-c-inside", f"{PRINT} $'<{{}}>'", lambda raw: b"<" + raw + b">", "bash"),
@@ -563,6 +566,7 @@ HEREDOC_BREAKERS = [b"EOF", b"x\nEOF\ntouch pwned", b"\tEOF\ntouch pwned\n", b"A
 @example(raw=HEREDOC_BREAKERS[1])
 @example(raw=HEREDOC_BREAKERS[2])
 @example(raw=HEREDOC_BREAKERS[3])
+@example(raw=b"HOME")
 @PROCESS_SETTINGS
 def test_value_in_every_place_stays_data(
     template: str, expected: Callable[[bytes], bytes] | None, needs: str | None, raw: bytes
