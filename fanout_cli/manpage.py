@@ -49,7 +49,7 @@ without a shell, each substituted literally. A single word with shell syntax, or
 set -- VALUE... (shell-quoted) and reads the values as positional parameters, in the
 form each place needs ("$1" in a word, ${1+"$1"} in "..." and here-document bodies,
 ${1} in $(( ))), so a value never becomes code. A value read as arithmetic ($(( )),
-(( )), $[ ], [[ -eq ]], ${s:{}}, ${a[{}]}) must be a number or an expression of
+(( )), $[ ], let, [[ -eq ]], ${s:{}}, ${a[{}]}) must be a number or an expression of
 numbers, else its task fails with "fanout: refused" (exit 2); a value in a
 here-document with a quoted delimiter (<<'EOF') is a usage error.
 """),

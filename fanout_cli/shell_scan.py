@@ -10,6 +10,7 @@ an array subscript in it runs `$(...)`), errs towards "arithmetic"."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 # What a replacement string's place is, as the template renders it.
@@ -23,15 +24,17 @@ DELIMITER = "delimiter"  # the word after << itself
 ARITHMETIC = "arithmetic"  # inside $(( )) or $[ ]
 ARITHMETIC_COMMAND = "arithmetic-command"  # inside (( )): bash arithmetic, dash subshells
 
-_COMMAND_FRAMES = ("root", "paren", "backtick", "dbracket")
+_COMMAND_FRAMES = ("root", "paren", "backtick", "dbracket", "let")
 _ARITHMETIC_FRAMES = ("arith", "arith_command", "arith_bracket")
 _BREAKS = " \t\n;&|()<>"
 _TEST_OPERATORS = ("-eq", "-ne", "-lt", "-le", "-gt", "-ge")
+# What ends just before a word in command position (\0 stands for a replacement string).
+_COMMAND_START = re.compile(r"(?:[;&|(){}\n!]|\b(?:then|do|else|elif|if|while|until))[ \t]*$")
 
 
 @dataclass(eq=False)  # frames are compared by identity
 class _Frame:
-    kind: str  # root, paren, backtick, dbracket, brace, single, ansi, double, comment,
+    kind: str  # root, paren, backtick, dbracket, let, brace, single, ansi, double, comment,
     # arith, arith_command, arith_bracket, heredoc, quoted_heredoc
     depth: int = 0  # arithmetic: open ( or [ inside it; ${...}: 1 once past the name
     delimiter: str = ""  # heredoc: the line that ends it
@@ -73,12 +76,14 @@ class ShellScanner:
         self._stack = [_Frame("root")]
         self._word_start = True
         self._delimiter: _Delimiter | None = None
+        self._tail = "\n"  # the end of what was fed so far: the script starts a command
 
     def place(self) -> Place:
         """Where a replacement string at this point is; it counts as a word character."""
         if self._delimiter is not None:
             return Place(DELIMITER, False)
         self._word_start = False
+        self._tail = (self._tail + "\0")[-16:]
         heredoc = self._heredoc()
         if heredoc is not None:
             heredoc.line.append("\0")  # a value's line is never the terminator line
@@ -103,7 +108,8 @@ class ShellScanner:
     def _in_arithmetic(self) -> bool:
         """Arithmetic anywhere around it: `$(( $(echo {}) ))` evaluates what echo prints."""
         return any(
-            frame.kind in _ARITHMETIC_FRAMES or (frame.kind == "brace" and frame.arithmetic)
+            frame.kind in (*_ARITHMETIC_FRAMES, "let")
+            or (frame.kind == "brace" and frame.arithmetic)
             for frame in self._stack
         )
 
@@ -120,6 +126,7 @@ class ShellScanner:
         index = 0
         while index < len(text):
             index = self._step(text, index)
+        self._tail = (self._tail + text)[-16:]
 
     def _step(self, text: str, index: int) -> int:
         """Read the character at `index` (and what it starts); return where to go on."""
@@ -205,6 +212,9 @@ class ShellScanner:
 
     def _command_char(self, text: str, index: int, top: _Frame) -> int:
         char, at_word_start = text[index], self._word_start
+        if top.kind == "let" and char in ";&|\n)":
+            self._stack.pop()  # bash's `let` reads the words up to the command's end
+            return index
         self._word_start = char in _BREAKS
         if char == "\n" and top.pending:
             self._stack.extend(reversed(top.pending))  # the first body is read first
@@ -218,6 +228,9 @@ class ShellScanner:
             self._stack.append(_Frame("paren"))
         elif char == ")" and top.kind == "paren":
             self._stack.pop()
+        elif at_word_start and _word_at(text, index, "let") and self._command_start(text, index):
+            self._stack.append(_Frame("let"))
+            return index + 3
         elif at_word_start and _word_at(text, index, "[["):
             self._stack.append(_Frame("dbracket"))
             return index + 2
@@ -267,6 +280,10 @@ class ShellScanner:
                 offset = char == ":" and (not after or after not in "-=?+")
                 top.arithmetic = char == "[" or offset
 
+    def _command_start(self, text: str, index: int) -> bool:
+        """The word at `index` is a command's name (not an argument)."""
+        return _COMMAND_START.search((self._tail + text[:index])[-16:]) is not None
+
     def _read_delimiter(self, text: str, index: int) -> int:
         word = self._delimiter
         assert word is not None
@@ -304,7 +321,7 @@ class ShellScanner:
 
     def _command_frame(self) -> _Frame:
         for frame in reversed(self._stack):
-            if frame.kind in _COMMAND_FRAMES:
+            if frame.kind in _COMMAND_FRAMES and frame.kind != "let":
                 return frame
         return self._stack[0]  # pragma: no cover - the root frame is a command frame
 

@@ -593,6 +593,8 @@ ARITHMETIC_PLACES = [
     "[[ 1 -lt {} ]]; echo $?",
     "s=abcdef; echo ${s:{}:2}",
     "a=(1 2 3); echo ${a[{}]}",
+    "let x={}+1 y=2; echo $x",
+    'let "x = {}"; echo $x',
 ]
 ARITHMETIC_ATTACKS = [
     b"1+$(touch pwned)",
