@@ -144,10 +144,21 @@ class Template:
         shell = force_shell or (len(words) == 1 and looks_like_shell(words[0]))
         return cls(tuple(words), shell)
 
-    @functools.cached_property
+    @property
     def _parts(self) -> tuple[tuple[str | _Token, ...], ...]:
+        return self._compiled[0]
+
+    @property
+    def _placed(self) -> list[_Token]:
+        """Shell mode: every value's reference, the appended one included."""
+        appended = self._compiled[1]
+        return self._tokens() if appended is None else [appended]
+
+    @functools.cached_property
+    def _compiled(self) -> tuple[tuple[tuple[str | _Token, ...], ...], _Token | None]:
         """Each word cut once into literal text and replacement strings; in shell mode
-        each replacement string also knows the place it is in."""
+        each replacement string also knows the place it is in, and so does the value
+        appended to a script with none (`let` + value is arithmetic)."""
         scanner = ShellScanner() if self.shell else None
         placed: list[list[str | tuple[str, Place | None]]] = []
         for word in self.words:
@@ -171,11 +182,14 @@ class Template:
                 scanner.feed(word[position:] + " ")
             placed.append([part for part in parts if part != ""])
         # Only now: whether a [[ ]] compares numbers is known at its end.
-        return tuple(tuple(_token(part) for part in parts) for parts in placed)
+        compiled = tuple(tuple(_token(part) for part in word) for word in placed)
+        if scanner is None or any(isinstance(part, tuple) for word in placed for part in word):
+            return compiled, None
+        return compiled, _Token("", *_where(scanner.place()))
 
     def _check_places(self) -> None:
         script = " ".join(self.words)
-        for part in self._tokens():
+        for part in self._placed:
             if part.name in _NUMBERS:
                 continue
             if part.context == QUOTED_HEREDOC:
@@ -246,15 +260,16 @@ class Template:
                     pieces.append(part)
             pieces.append(" ")
         pieces.pop()
-        if self.appends_value:
-            pieces.append(" " + _REFERENCES[PLAIN].format(1))
+        appended = self._compiled[1]
+        if appended is not None:
+            pieces.append(" " + _REFERENCES[appended.context].format(1))
         if all(isinstance(piece, str) for piece in pieces):
             return ("".join(str(piece) for piece in pieces),)
         return tuple(pieces)
 
     @functools.cached_property
     def _arithmetic_names(self) -> tuple[str, ...]:
-        names = [part.name for part in self._tokens() if part.arithmetic]
+        names = [part.name for part in self._placed if part.arithmetic]
         return tuple(name for name in dict.fromkeys(names) if name not in _NUMBERS)
 
     def render(self, value: str, seq: int, slot: int | None = None) -> tuple[str, ...] | str:
@@ -320,9 +335,11 @@ def _token(part: str | tuple[str, Place | None]) -> str | _Token:
     if isinstance(part, str):
         return part
     name, place = part
-    if place is None:
-        return _Token(name)
-    return _Token(name, place.context, place.reads_arithmetic())
+    return _Token(name) if place is None else _Token(name, *_where(place))
+
+
+def _where(place: Place) -> tuple[str, bool]:
+    return place.context, place.reads_arithmetic()
 
 
 def render_text(text: str, value: str, seq: int) -> str:

@@ -540,6 +540,7 @@ def run_place(shell: str, script: str) -> subprocess.CompletedProcess[bytes]:
             check=False,
             cwd=scratch,
             env=child_env(Path(scratch)),
+            stdin=subprocess.DEVNULL,  # a `cat` left without input ends at once
             capture_output=True,
             timeout=30,
         )
@@ -606,6 +607,79 @@ ARITHMETIC_ATTACKS = [
     b"$((a[$(touch pwned)]))",
     b"(a[$(touch pwned)])",
 ]
+
+
+# Places nested in each other, at random: whatever the nesting (and even where the
+# result is not valid shell), no value runs under any shell.
+def _nest(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        inner.map(lambda text: f'"<{text}>"'),
+        inner.map(lambda text: f"$(printf %s {text})"),
+        inner.map(lambda text: f'"$(printf %s "{text}")"'),
+        inner.map(lambda text: f"`printf %s {text}`"),
+        inner.map(lambda text: "${unset_variable:-" + text + "}"),
+        inner.map(lambda text: f'"${{unset_variable:-{text}}}"'),
+        inner.map(lambda text: f"$(cat <<EOF\n<{text}>\nEOF\n)"),
+        inner.map(lambda text: f"$(case {text} in *) printf %s {text};; esac)"),
+        inner.map(lambda text: f"$(( {text} ))"),
+        inner.map(lambda text: f"$( (( {text} )) )"),
+        inner.map(lambda text: f"$([[ {text} == x ]])"),
+        inner.map(lambda text: f"$(echo {text} # it's)"),
+        inner.map(lambda text: f"'{{}}'{text}"),
+    )
+
+
+NESTED_PLACES = st.recursive(st.just("{}"), _nest, max_leaves=3)
+NESTED_ATTACKS = [
+    "$(touch pwned)",
+    "`touch pwned`",
+    "'; touch pwned; '",
+    '"; touch pwned; "',
+    "a[$(touch pwned)]",
+    "x\nEOF\ntouch pwned\nEOF",
+    "*; touch pwned",
+]
+
+
+@given(place=NESTED_PLACES, value=st.sampled_from(NESTED_ATTACKS))
+@PROCESS_SETTINGS
+def test_values_in_nested_places_never_run(place: str, value: str) -> None:
+    script = render_script(Template.parse([f"printf %s {place}; echo"]), value)
+    for shell in SHELLS:
+        run_place(shell, script)  # asserts that nothing was created
+
+
+# Scripts glued together from shell syntax at random, most of them not valid shell:
+# whatever fanout makes of them, the value stays data (or fanout refuses the template).
+SHELL_PIECES = [
+    "{}", "{.}", "{/}", "{#}", "{{}}", "$", "(", ")", "((", "))", "$((", "$(", "${", "}",
+    "[[", "]]", "$[", "]", "'", '"', "`", "\\", "\n", " ", "\t", "<<", "<<-", "<<<", "EOF",
+    "'EOF'", "#", "case", "esac", "in", ";;", ";", "|", "&", "let", "x", "-eq", ":", ":-",
+    "=", "$'", "printf %s ", "echo ", "cat ",
+]  # fmt: skip
+ANY_TEMPLATE_ATTACKS = [
+    "$(touch pwned)",
+    "`touch pwned`",
+    "a[$(touch pwned)]",
+    "x\nEOF\ntouch pwned\nEOF",
+    "'\"; touch pwned; #",
+    "touch pwned",
+]
+
+
+@given(
+    pieces=st.lists(st.sampled_from(SHELL_PIECES), max_size=14),
+    value=st.sampled_from(ANY_TEMPLATE_ATTACKS),
+)
+@settings(PROCESS_SETTINGS, max_examples=100)
+def test_any_template_keeps_values_inert(pieces: list[str], value: str) -> None:
+    try:
+        template = Template.parse(["".join(pieces)], force_shell=True)
+    except UsageError:
+        return  # a value that no reference can reach (a quoted here-document)
+    script = render_script(template, value)
+    for shell in SHELLS:
+        run_place(shell, script)  # asserts that nothing was created
 
 
 @pytest.mark.parametrize("template", ARITHMETIC_PLACES)
