@@ -50,8 +50,9 @@ set -- VALUE... (shell-quoted) and reads the values as positional parameters, in
 form each place needs ("$1" in a word, ${1+"$1"} in "..." and here-document bodies,
 ${1} in $(( ))), so a value never becomes code. A value read as arithmetic ($(( )),
 (( )), $[ ], let, [[ -eq ]], ${s:{}}, ${a[{}]}) must be a number or an expression of
-numbers, else its task fails with "fanout: refused" (exit 2); a value in a
-here-document with a quoted delimiter (<<'EOF') is a usage error.
+numbers, else its task fails with "fanout: refused" (exit 2). A here-document with
+a quoted delimiter (<<'EOF') and a value in its body is written as the unquoted one
+that prints the same text (<<EOF, with \\, $ and ` escaped in its body).
 """),
     ("TASK FILE", """\
 A TOML file with up to four tables. [run] sets any run option (names with _ for -); the

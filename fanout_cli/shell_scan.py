@@ -32,6 +32,17 @@ _TEST_OPERATORS = ("-eq", "-ne", "-lt", "-le", "-gt", "-ge")
 _COMMAND_START = re.compile(r"(?:[;&|(){}\n!]|\b(?:then|do|else|elif|if|while|until))[ \t]*$")
 
 
+# A value that arithmetic may read: numbers (decimal, 0x1F, bash's 16#ff), operators,
+# blanks and parentheses. No name: nothing to look up, assign or subscript, since bash
+# runs the $(...) in a subscript such as a[$(cmd)] that it finds in a variable's text.
+_NUMBER_LITERAL = re.compile(r"0[xX][0-9a-fA-F]+|[0-9]+#[0-9A-Za-z@_]+")
+_ARITHMETIC_VALUE = re.compile(r"[\s0-9+\-*/%<>=!&|^~?:,().]*")
+
+
+def is_arithmetic_value(text: str) -> bool:
+    return _ARITHMETIC_VALUE.fullmatch(_NUMBER_LITERAL.sub("0", text)) is not None
+
+
 @dataclass(eq=False)  # frames are compared by identity
 class _Frame:
     kind: str  # root, paren, backtick, dbracket, let, brace, single, ansi, double, comment,
@@ -42,6 +53,13 @@ class _Frame:
     line: list[str] = field(default_factory=list)  # heredoc: the raw line; ${: the name
     pending: list[_Frame] = field(default_factory=list)  # heredocs opened on this line
     arithmetic: bool = False  # [[ ]] with -eq..., ${x:offset}, ${x[i]}: arithmetic inside
+    # heredoc, as offsets in the script: its delimiter word; its body and current line
+    # (-1 until known); and how many values stand in it.
+    word: tuple[int, int] = (0, 0)
+    body_start: int = -1
+    body_end: int = -1
+    line_start: int = -1
+    values: int = 0
 
 
 @dataclass
@@ -53,6 +71,7 @@ class _Delimiter:
     quoted: bool = False
     started: bool = False
     quote: str = ""  # the quote character the word is inside, if any
+    start: int = 0  # where the word starts in the script
 
 
 @dataclass(frozen=True)
@@ -77,9 +96,13 @@ class ShellScanner:
         self._word_start = True
         self._delimiter: _Delimiter | None = None
         self._tail = "\n"  # the end of what was fed so far: the script starts a command
+        self._offset = 0  # where the text being fed starts in the script
+        self.heredocs: list[_Frame] = []  # every here-document, in order
 
-    def place(self) -> Place:
-        """Where a replacement string at this point is; it counts as a word character."""
+    def place(self, width: int = 0, value: bool = True) -> Place:
+        """Where a replacement string (`width` characters of the script; `value`: made
+        from the value) at this point is; it counts as a word character."""
+        start, self._offset = self._offset, self._offset + width
         if self._delimiter is not None:
             return Place(DELIMITER, False)
         self._word_start = False
@@ -87,6 +110,9 @@ class ShellScanner:
         heredoc = self._heredoc()
         if heredoc is not None:
             heredoc.line.append("\0")  # a value's line is never the terminator line
+            heredoc.values += value
+            if heredoc.body_start < 0:
+                heredoc.body_start = heredoc.line_start = start
         return Place(self._context(), self._in_arithmetic(), self._deferred())
 
     def _context(self) -> str:
@@ -127,6 +153,7 @@ class ShellScanner:
         while index < len(text):
             index = self._step(text, index)
         self._tail = (self._tail + text)[-16:]
+        self._offset += len(text)
 
     def _step(self, text: str, index: int) -> int:
         """Read the character at `index` (and what it starts); return where to go on."""
@@ -157,13 +184,17 @@ class ShellScanner:
         heredoc = self._heredoc()
         if heredoc is None:
             return False
-        char = text[index]
+        char, at = text[index], self._offset + index
+        if heredoc.body_start < 0:
+            heredoc.body_start = heredoc.line_start = at
         if char != "\n":
             heredoc.line.append(char)
             return False
         if not self._ends_heredoc(heredoc):
             heredoc.line.clear()
+            heredoc.line_start = at + 1
             return False
+        heredoc.body_end = heredoc.line_start
         del self._stack[self._stack.index(heredoc) :]
         self._word_start = True
         return True
@@ -305,10 +336,13 @@ class ShellScanner:
                 "quoted_heredoc" if word.quoted else "heredoc",
                 delimiter="".join(word.chars),
                 strip_tabs=word.strip_tabs,
+                word=(word.start, self._offset + index),
             )
             self._command_frame().pending.append(heredoc)
+            self.heredocs.append(heredoc)
             return index  # the character after the word is read as usual
-        word.started = True
+        if not word.started:
+            word.started, word.start = True, self._offset + index
         if char in "'\"":
             word.quoted, word.quote = True, char
         elif char == "\\":

@@ -31,6 +31,7 @@ from fanout_cli.shell_scan import (
     SINGLE,
     Place,
     ShellScanner,
+    is_arithmetic_value,
 )
 
 _TOKENS = ("", ".", "/", "//", "/.", "#", "%")
@@ -40,7 +41,11 @@ _PATTERN = re.compile(rf"\{{\{{({_INNER})\}}\}}|\{{({_INNER})\}}")
 _SHELL_SYNTAX = re.compile(r"[\s|&;<>()$`\\\"'*?\[\]#~]")
 # Places where a `$` before a replacement string is text already: '...', $'...', <<'EOF'.
 _QUOTING_DOLLAR = (SINGLE, ANSI, QUOTED_HEREDOC, DELIMITER)
-_NUMBERS = ("#", "%")  # {#} and {%}: numbers fanout makes, written into the script as is
+_NUMBERS = ("#", "%")
+_HEREDOC_SPECIAL = re.compile(r"[\\$`]")  # what an unquoted here-document expands
+_PLAIN_DELIMITER = re.compile(
+    r"[A-Za-z0-9_][A-Za-z0-9_.,:+@%/-]*"
+)  # {#} and {%}: numbers fanout makes, written into the script as is
 # How a script reads positional parameter N where a replacement string stands: always
 # one field, never split, globbed or read again. ${1+"$1"} is that in a word, in "...",
 # and in a here-document body alike (POSIX keeps quotes special inside ${...} there),
@@ -54,11 +59,6 @@ _REFERENCES = {
     ARITHMETIC: "${{{0}}}",  # dash rejects quotes in $(( )); only numbers pass here
     ARITHMETIC_COMMAND: '"${0}"',  # bash's (( )) takes quotes; dash reads ( ( ... ) )
 }
-# A value that arithmetic may read: numbers (decimal, 0x1F, bash's 16#ff), operators,
-# blanks and parentheses. No name: nothing to look up, assign or subscript, since bash
-# runs the $(...) in a subscript such as a[$(cmd)] that it finds in a variable's text.
-_NUMBER_LITERAL = re.compile(r"0[xX][0-9a-fA-F]+|[0-9]+#[0-9A-Za-z@_]+")
-_ARITHMETIC_VALUE = re.compile(r"[\s0-9+\-*/%<>=!&|^~?:,().]*")
 
 
 def without_extension(value: str) -> str:
@@ -117,10 +117,6 @@ def _literal(text: str) -> str:
     return text
 
 
-def is_arithmetic_value(text: str) -> bool:
-    return _ARITHMETIC_VALUE.fullmatch(_NUMBER_LITERAL.sub("0", text)) is not None
-
-
 @dataclass(frozen=True)
 class _Token:
     name: str  # "" for {}, "." for {.}, ...
@@ -161,7 +157,8 @@ class Template:
         appended to a script with none (`let` + value is arithmetic)."""
         scanner = ShellScanner() if self.shell else None
         placed: list[list[str | tuple[str, Place | None]]] = []
-        for word in self.words:
+        # In shell mode the words are one script (they are joined with spaces anyway).
+        for word in (_unquote_heredocs(" ".join(self.words)),) if self.shell else self.words:
             parts: list[str | tuple[str, Place | None]] = []
             position = 0
             for match in _PATTERN.finditer(word):
@@ -189,14 +186,20 @@ class Template:
 
     def _check_places(self) -> None:
         script = " ".join(self.words)
+        appended = self._compiled[1]
+        if appended is not None and appended.context in (HEREDOC, QUOTED_HEREDOC):
+            raise UsageError(
+                f"command {script!r} has no {{}} and ends in a here-document, where the "
+                "value cannot be appended; write {} where the value goes"
+            )
         for part in self._placed:
             if part.name in _NUMBERS:
                 continue
             if part.context == QUOTED_HEREDOC:
                 raise UsageError(
-                    f"command {script!r}: {{{part.name}}} is in a here-document whose "
-                    "delimiter is quoted (<<'EOF'), where no value can be read; unquote "
-                    "the delimiter (<<EOF) and write \\$, \\` and \\\\ in its body"
+                    f"command {script!r}: {{{part.name}}} is in a here-document with a "
+                    "quoted delimiter that is not a plain word (or that never ends), "
+                    "where no value can be read; name it like <<'EOF' ... EOF"
                 )
             if part.context == DELIMITER:
                 raise UsageError(
@@ -321,6 +324,45 @@ class Template:
                 )
                 return f"{prologue}echo {shlex.quote(refusal)} >&2; exit 2; {script}"
         return prologue + script
+
+
+def _unquote_heredocs(script: str) -> str:
+    """A here-document with a quoted delimiter (<<'EOF') and a value in its body,
+    written as the unquoted one that prints the same text (<<EOF, with \\, $ and ` in
+    its body escaped), so that the value can be read there as `${1+"$1"}`, exactly.
+    A delimiter that is not a plain word, or a body that never ends, is left as it is
+    (and the template is refused)."""
+    if "<<" not in script:
+        return script
+    scanner, position = ShellScanner(), 0
+    for match in _PATTERN.finditer(script):
+        scanner.feed(script[position : match.start()])
+        if match.group(1) is not None:
+            scanner.feed(match.group(0))
+        else:
+            scanner.place(len(match.group(0)), value=match.group(2) not in _NUMBERS)
+        position = match.end()
+    scanner.feed(script[position:] + "\n")
+    edits: list[tuple[int, int, str]] = []
+    for heredoc in scanner.heredocs:
+        plain = _PLAIN_DELIMITER.fullmatch(heredoc.delimiter) is not None
+        if heredoc.kind == "quoted_heredoc" and heredoc.values and heredoc.body_end >= 0 and plain:
+            start, end = heredoc.body_start, heredoc.body_end
+            edits.append((start, end, _escape_for_heredoc(script[start:end])))
+            edits.append((*heredoc.word, heredoc.delimiter))
+    for start, end, text in sorted(edits, reverse=True):
+        script = script[:start] + text + script[end:]
+    return script
+
+
+def _escape_for_heredoc(body: str) -> str:
+    """Literal text as an unquoted here-document body prints it; replacement strings
+    are left alone."""
+    pieces, position = [], 0
+    for match in _PATTERN.finditer(body):
+        pieces += [_HEREDOC_SPECIAL.sub(r"\\\g<0>", body[position : match.start()]), match[0]]
+        position = match.end()
+    return "".join([*pieces, _HEREDOC_SPECIAL.sub(r"\\\g<0>", body[position:])])
 
 
 def _literal_dollar(text: str) -> str:

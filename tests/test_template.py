@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fanout_cli.errors import UsageError
+from fanout_cli.shell_scan import is_arithmetic_value
 from fanout_cli.sources.values import ValueTasks, display_value
-from fanout_cli.template import Template, is_arithmetic_value
+from fanout_cli.template import Template
 from tests.helpers import FANOUT, run_fanout
 
 # The child writes its first argument back as the exact bytes it received.
@@ -496,6 +497,15 @@ PASS_THROUGH_PLACES: list[tuple[str, str, Callable[[bytes], bytes] | None, str |
     ("heredoc", "cat <<EOF\n{}\nEOF", lambda raw: raw + b"\n", None),
     ("heredoc-spaced", "cat << EOF\n[{}]\nEOF", lambda raw: b"[" + raw + b"]\n", None),
     ("heredoc-tabs", "cat <<-EOF\n\t{}\n\tEOF", lambda raw: raw + b"\n", None),
+    # <<'EOF' prints its body as written; fanout writes it as the <<EOF that does so.
+    (
+        "heredoc-quoted",
+        "cat <<'EOF'\n$x `y` \\ {} $(z)\nEOF",
+        lambda raw: b"$x `y` \\ " + raw + b" $(z)\n",
+        None,
+    ),
+    ("heredoc-quoted-double", 'cat <<"EOF"\n{}\\\nEOF', lambda raw: raw + b"\\\n", None),
+    ("heredoc-quoted-tabs", "cat <<-\\EOF\n\t{}\n\tEOF", lambda raw: raw + b"\n", None),
     (
         "heredoc-quoted-then-unquoted",
         "cat <<'A'; cat <<B\n$x `y` \\\nA\n{}\nB",
@@ -607,6 +617,22 @@ ARITHMETIC_ATTACKS = [
     b"$((a[$(touch pwned)]))",
     b"(a[$(touch pwned)])",
 ]
+
+
+@given(
+    body=st.lists(st.sampled_from(["$", "`", "\\", "x", "{}", "(", ")", "'", '"', "\n", "\t", " "]))
+    .map("".join)
+    .filter(lambda body: "{}" in body and "EOF" not in body.split("\n")),
+    raw=short_values.filter(lambda data: b"\r" not in data),
+)
+@PROCESS_SETTINGS
+def test_quoted_here_document_prints_its_body_as_written(body: str, raw: bytes) -> None:
+    value = os.fsdecode(raw)
+    script = render_script(Template.parse([f"cat <<'EOF'\n{body}\nEOF"]), value)
+    expected = (body.replace("{}", value) + "\n").encode("utf-8", "surrogateescape")
+    for shell in SHELLS:
+        completed = run_place(shell, script)
+        assert completed.stdout == expected, (shell, completed.stderr)
 
 
 # Places nested in each other, at random: whatever the nesting (and even where the
@@ -721,7 +747,12 @@ def test_arithmetic_values_with_names_or_expansions_are_refused(value: str) -> N
 
 @pytest.mark.parametrize(
     "template",
-    ["cat <<'EOF'\n{}\nEOF", 'cat <<"EOF"\n{.}\nEOF', "cat <<\\EOF\nx{/}\nEOF", "cat <<{}\nx\n{}"],
+    [
+        "cat <<'E O F'\n{}\nE O F",
+        "cat <<'EOF'\nnever ends {.}",
+        "cat <<'-x'\n{}\n-x",
+        "cat <<{}\nx\n{}",
+    ],
 )
 def test_values_where_no_reference_can_reach_are_usage_errors(template: str) -> None:
     with pytest.raises(UsageError, match="here-document"):

@@ -115,11 +115,26 @@ def test_value_in_nested_places_arrives_exactly(tmp_path: Path, command: str, sh
     assert_nothing_ran(tmp_path)
 
 
-@pytest.mark.parametrize("delimiter", ["<<'EOF'", '<<"EOF"', "<<\\EOF", "<<E'O'F"])
-def test_value_in_a_quoted_here_document_is_a_usage_error(delimiter: str) -> None:
-    completed = run_fanout("run", "--", f"cat {delimiter}\n{{}}\nEOF", ":::", "v")
+@pytest.mark.parametrize("delimiter", ["<<'EOF'", '<<"EOF"', "<<\\EOF", "<<E'O'F", "<<-'EOF'"])
+def test_value_in_a_quoted_here_document_is_text_and_the_rest_stays_literal(
+    tmp_path: Path, delimiter: str
+) -> None:
+    """The body of <<'EOF' is printed as written ($HOME, `cmd`, backslashes), with the
+    value in it exactly."""
+    body = "$HOME `touch pwned` \\ \\\\ [{}] $(touch pwned)"
+    completed = run_fanout("run", "--", f"cat {delimiter}\n{body}\nEOF", ":::", *HOSTILE)
+    assert completed.returncode == 0, completed.stderr
+    for seq, value in enumerate(HOSTILE, start=1):
+        expected = body.replace("{}", value) + "\n"
+        assert task_stdout(completed.run_dir, seq) == expected.encode()
+    assert_nothing_ran(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["cat <<'E O F'\n{}\nE O F", "cat <<'EOF'\n{}", "cat <<{}\nx"])
+def test_value_no_reference_can_reach_is_a_usage_error(command: str) -> None:
+    completed = run_fanout("run", "--", command, ":::", "v")
     line = one_error_line(completed, no_run_folder=True)
-    assert "here-document" in line and "<<EOF" in line, line
+    assert "here-document" in line, line
 
 
 def test_numbers_fanout_makes_may_stand_in_a_quoted_here_document() -> None:
@@ -175,7 +190,15 @@ def test_task_file_fan_out_keeps_values_out_of_the_script(tmp_path: Path) -> Non
 def test_task_file_quoted_here_document_error_names_the_file(tmp_path: Path) -> None:
     tasks = write_tasks(
         tmp_path / "tasks.toml",
-        '[[task]]\nid = "t"\ncmd = "cat <<\'EOF\'\\n{}\\nEOF"\nforeach = ["a"]\n',
+        '[[task]]\nid = "t"\ncmd = "cat <<\'E F\'\\n{}\\nE F"\nforeach = ["a"]\n',
     )
     line = one_error_line(run_fanout("run", str(tasks)), no_run_folder=True)
     assert line.startswith(f"fanout: error: {tasks}:1: ") and "here-document" in line, line
+
+
+@pytest.mark.parametrize("command", ["cat <<EOF\nhello\nEOF", "cat <<'EOF'\nhello\nEOF"])
+def test_value_appended_to_a_script_ending_in_a_here_document_is_a_usage_error(
+    command: str,
+) -> None:
+    line = one_error_line(run_fanout("run", "--", command, ":::", "v"), no_run_folder=True)
+    assert "here-document" in line and "write {}" in line, line
