@@ -46,8 +46,14 @@ the basename without extension; {#} the sequence number; {%} the worker slot
 (1 to --jobs). {{}} is a literal {} (likewise {{.}} and the others). With no
 replacement string the value is appended as the last argument. Several words run
 without a shell, each substituted literally. A single word with shell syntax, or
---shell, runs under sh -c and every substituted value is shell-quoted, escaped for
-the quotes it sits in when the command puts it inside '...' or "...".
+--shell, runs under sh -c, and no value is written into the script: it starts with
+set -- VALUE... (shell-quoted) and reads the values as positional parameters, in the
+form each place needs ("$1" in a word, ${1+"$1"} in "..." and here-document bodies,
+${1} in $(( ))), so a value never becomes code. A value read as arithmetic ($(( )),
+(( )), $[ ], let, [[ -eq ]], ${s:{}}, ${a[{}]}) must be a number or an expression of
+numbers, else its task fails with "fanout: refused" (exit 2). A here-document with
+a quoted delimiter (<<'EOF') and a value in its body is written as the unquoted one
+that prints the same text (<<EOF, with \\, $ and ` escaped in its body).
 """),
     ("TASK FILE", """\
 A TOML file with up to four tables. [run] sets any run option (names with _ for -); the
@@ -123,7 +129,10 @@ off; --progress turns it on in CI. --color auto|always|never; auto respects NO_C
 people (task lines, tables, verdict, runs and show, errors), control characters, C1
 controls (U+0080-U+009F) and bidirectional marks and overrides (U+061C, U+200E,
 U+200F, U+202A-U+202E, U+2066-U+2069) in ids, summaries and values are shown escaped
-(\\x1b, \\u202e); JSON output escapes them as JSON does, and output files keep them.
+(\\x1b, \\u202e). JSON output is as JSON writes it (control characters escaped,
+other characters as they are), and output files keep every byte. In the --format aop
+block every field stays one line: control characters and line separators are escaped
+(\\n, \\u2028) and [AOP: inside a field is shown as [AOP\\:.
 """),
     ("DASK CLUSTERS", """\
 --executor dask://HOST:PORT (pip install 'fanout-cli[dask]') runs process and agent-cli

@@ -12,12 +12,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from fanout_cli.errors import UsageError
+from fanout_cli.shell_scan import is_arithmetic_value
 from fanout_cli.sources.values import ValueTasks, display_value
 from fanout_cli.template import Template
 from tests.helpers import FANOUT, run_fanout
@@ -27,6 +30,16 @@ ECHO_ARG = "import os, sys; sys.stdout.buffer.write(os.fsencode(sys.argv[1]))"
 # The child writes all its arguments, NUL-separated (values never contain NUL).
 ECHO_ARGS = "import os, sys; sys.stdout.buffer.write(b'\\0'.join(map(os.fsencode, sys.argv[1:])))"
 PYTHON = shlex.quote(sys.executable)
+PRINT_WORDS = r"printf '%s\0'"  # in a shell template: prints each argument, NUL-ended
+
+
+def shell_words(script: str | tuple[str, ...]) -> list[str]:
+    """What the words of a rendered shell script are, as /bin/sh reads them: the script
+    prints them with PRINT_WORDS (the rendering itself is not trusted)."""
+    assert isinstance(script, str)
+    completed = subprocess.run(["/bin/sh", "-c", script], capture_output=True, check=True)
+    return [os.fsdecode(word) for word in completed.stdout.split(b"\0")[:-1]]
+
 
 # ---------------------------------------------------------------------------------------
 # Replacement strings
@@ -64,12 +77,11 @@ def test_path_replacement_strings_match_gnu_parallel(
 
 
 @pytest.mark.parametrize(("value", "expected"), GNU_PARALLEL_TABLE)
-def test_path_replacement_strings_in_shell_mode_are_quoted_results(
+def test_path_replacement_strings_in_shell_mode_reach_the_command(
     value: str, expected: tuple[str, str, str, str]
 ) -> None:
-    script = Template.parse(["echo " + " ".join(PATH_STRINGS)]).render(value, 1)
-    assert isinstance(script, str)
-    assert shlex.split(script) == ["echo", value, *expected]
+    script = Template.parse([f"{PRINT_WORDS} " + " ".join(PATH_STRINGS)]).render(value, 1)
+    assert shell_words(script) == [value, *expected]
 
 
 def test_sequence_number_and_slot() -> None:
@@ -97,9 +109,10 @@ def test_task_without_slot_does_not_carry_its_template() -> None:
 
 
 def test_sequence_number_and_slot_in_shell_mode() -> None:
-    script = Template.parse(["echo {#}-{%} {}"]).render("a b", 9, 2)
-    assert isinstance(script, str)
-    assert shlex.split(script) == ["echo", "9-2", "a b"]
+    script = Template.parse([f"{PRINT_WORDS} {{#}}-{{%}} {{}}"]).render("a b", 9, 2)
+    assert shell_words(script) == ["9-2", "a b"]
+    # Numbers fanout makes are written in; the value is read as a positional parameter.
+    assert script == "set -- 'a b'; printf '%s\\0' 9-2 \"$1\""
 
 
 def test_several_replacement_strings_in_one_word() -> None:
@@ -126,9 +139,8 @@ def test_double_braces_alone_are_no_replacement_string() -> None:
 
 
 def test_double_braces_in_shell_mode() -> None:
-    script = Template.parse(["echo {{}} {}"]).render("a b", 1)
-    assert isinstance(script, str)
-    assert shlex.split(script) == ["echo", "{}", "a b"]
+    script = Template.parse([f"{PRINT_WORDS} {{{{}}}} {{}}"]).render("a b", 1)
+    assert shell_words(script) == ["{}", "a b"]
 
 
 def test_no_replacement_string_appends_the_value() -> None:
@@ -235,18 +247,17 @@ def test_single_plain_word_runs_with_value_appended() -> None:
 def test_force_shell_joins_words_into_a_script() -> None:
     template = Template.parse(["grep", "-c", "TODO", "{}", "|", "sort"], force_shell=True)
     assert template.shell
-    assert template.render("my file", 1) == "grep -c TODO 'my file' | sort"
+    assert template.render("my file", 1) == "set -- 'my file'; grep -c TODO \"$1\" | sort"
 
 
 def test_force_shell_appends_the_quoted_value() -> None:
     template = Template.parse(["wc", "-l"], force_shell=True)
-    assert template.render("it's", 1) == "wc -l 'it'\"'\"'s'"
+    assert template.render("it's", 1) == "set -- 'it'\"'\"'s'; wc -l \"$1\""
 
 
 def test_shell_script_appends_the_quoted_value() -> None:
-    script = Template.parse(["wc -l"]).render("a; b", 1)
-    assert isinstance(script, str)
-    assert shlex.split(script) == ["wc", "-l", "a; b"]
+    script = Template.parse([f"{PRINT_WORDS} -l"]).render("a; b", 1)
+    assert shell_words(script) == ["-l", "a; b"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -381,10 +392,14 @@ def test_exec_mode_value_is_exactly_one_argument(raw: bytes) -> None:
 
 @given(raw=st.binary().map(lambda data: data.replace(b"\0", b"")))
 @settings(max_examples=300)
-def test_shell_mode_value_splits_back_to_one_word(raw: bytes) -> None:
+def test_shell_mode_value_is_only_in_the_set_line(raw: bytes) -> None:
+    """The script proper is the same for every value; the value is one quoted word of
+    the `set --` line before it."""
     value = os.fsdecode(raw)
     script = render_script(Template.parse(["cmd -x {}"]), value)
-    assert shlex.split(script) == ["cmd", "-x", value]
+    prologue, separator, rest = script.rpartition("; ")
+    assert (separator, rest) == ("; ", 'cmd -x "$1"')
+    assert shlex.split(prologue) == ["set", "--", value]
 
 
 @given(raw=hostile_values)
@@ -470,6 +485,290 @@ def test_values_inside_quotes_written_by_the_user_stay_inert(place: str, raw: by
     if "printf %s" in place:
         expected = raw.rstrip(b"\n")
     assert run_script(script) == expected
+
+
+# Every place a template can put a value, under /bin/sh and under bash when it is here
+# (/bin/sh is bash on Fedora and macOS, and bash evaluates more as arithmetic). The
+# value reaches the command byte for byte wherever the place passes it through.
+SHELLS = sorted({os.path.realpath(path) for path in ("/bin/sh", shutil.which("bash") or "/bin/sh")})
+PRINT = "printf %s"
+# (place, template, expected output, shells that have the syntax: None = all)
+PASS_THROUGH_PLACES: list[tuple[str, str, Callable[[bytes], bytes] | None, str | None]] = [
+    ("heredoc", "cat <<EOF\n{}\nEOF", lambda raw: raw + b"\n", None),
+    ("heredoc-spaced", "cat << EOF\n[{}]\nEOF", lambda raw: b"[" + raw + b"]\n", None),
+    ("heredoc-tabs", "cat <<-EOF\n\t{}\n\tEOF", lambda raw: raw + b"\n", None),
+    # <<'EOF' prints its body as written; fanout writes it as the <<EOF that does so.
+    (
+        "heredoc-quoted",
+        "cat <<'EOF'\n$x `y` \\ {} $(z)\nEOF",
+        lambda raw: b"$x `y` \\ " + raw + b" $(z)\n",
+        None,
+    ),
+    ("heredoc-quoted-double", 'cat <<"EOF"\n{}\\\nEOF', lambda raw: raw + b"\\\n", None),
+    ("heredoc-quoted-tabs", "cat <<-\\EOF\n\t{}\n\tEOF", lambda raw: raw + b"\n", None),
+    (
+        "heredoc-quoted-then-unquoted",
+        "cat <<'A'; cat <<B\n$x `y` \\\nA\n{}\nB",
+        lambda raw: b"$x `y` \\\n" + raw + b"\n",
+        None,
+    ),
+    (
+        "heredoc-in-substitution",
+        'printf %s "$(cat <<EOF\n{}\nEOF\n)"',
+        lambda raw: raw.rstrip(b"\n"),
+        None,
+    ),
+    ("case", f"case {{}} in {{}}) {PRINT} {{}};; *) exit 3;; esac", lambda raw: raw, None),
+    (
+        "nested-substitution",
+        f'{PRINT} "$({PRINT} "$({PRINT} {{}})")"',
+        lambda raw: raw.rstrip(b"\n"),
+        None,
+    ),
+    ("backticks", f'{PRINT} "`{PRINT} {{}}`"', lambda raw: raw.rstrip(b"\n"), None),
+    ("plain-backticks", f"{PRINT} `{PRINT} '[' {{}} ']'`", None, None),  # split by design
+    ("default", f"{PRINT} ${{unset_variable:-{{}}}}", lambda raw: raw, None),
+    ("default-quoted", f'{PRINT} "${{unset_variable:-{{}}}}"', lambda raw: raw, None),
+    ("assignment", f'v={{}}; {PRINT} "$v"', lambda raw: raw, None),
+    ("function", f'f() {{ {PRINT} "$1"; }}; f {{}}', lambda raw: raw, None),
+    ("comment", f"{PRINT} {{}} # it's {{}}", lambda raw: raw, None),
+    # A `$` before {} is text: the value never names a variable ($HOME stays "$HOME").
+    ("dollar", f'{PRINT} ${{}} "${{}}"', lambda raw: b"$" + raw + b"$" + raw, None),
+    ("dollar-heredoc", "cat <<EOF\n${}\nEOF", lambda raw: b"$" + raw + b"\n", None),
+    ("double-brackets", f"[[ {{}} == {{}} ]] && {PRINT} {{}}", lambda raw: raw, "bash"),
+    ("ansi-c", f"{PRINT} $'<'{{}}$'>'", lambda raw: b"<" + raw + b">", "bash"),
+    ("ansi-c-inside", f"{PRINT} $'<{{}}>'", lambda raw: b"<" + raw + b">", "bash"),
+    ("here-string", "cat <<< {}", lambda raw: raw + b"\n", "bash"),
+]
+
+
+def run_place(shell: str, script: str) -> subprocess.CompletedProcess[bytes]:
+    """Run a script in an empty folder with a scratch HOME; nothing may appear there."""
+    with tempfile.TemporaryDirectory() as scratch:
+        completed = subprocess.run(
+            [shell, "-c", script],
+            check=False,
+            cwd=scratch,
+            env=child_env(Path(scratch)),
+            stdin=subprocess.DEVNULL,  # a `cat` left without input ends at once
+            capture_output=True,
+            timeout=30,
+        )
+        assert os.listdir(scratch) == [], f"the value ran as code under {shell}"
+        return completed
+
+
+def shells_for(needs: str | None) -> list[str]:
+    return [shell for shell in SHELLS if needs is None or needs in os.path.basename(shell)]
+
+
+HEREDOC_BREAKERS = [b"EOF", b"x\nEOF\ntouch pwned", b"\tEOF\ntouch pwned\n", b"A\nB\ntouch pwned"]
+
+
+@pytest.mark.parametrize(
+    ("template", "expected", "needs"),
+    [place[1:] for place in PASS_THROUGH_PLACES],
+    ids=[place[0] for place in PASS_THROUGH_PLACES],
+)
+@given(raw=short_values)
+@example(raw=b"$(touch pwned)`touch pwned`${IFS}'\"\\")
+@example(raw=b"")
+@example(raw=HEREDOC_BREAKERS[0])
+@example(raw=HEREDOC_BREAKERS[1])
+@example(raw=HEREDOC_BREAKERS[2])
+@example(raw=HEREDOC_BREAKERS[3])
+@example(raw=b"HOME")
+@PROCESS_SETTINGS
+def test_value_in_every_place_stays_data(
+    template: str, expected: Callable[[bytes], bytes] | None, needs: str | None, raw: bytes
+) -> None:
+    shells = shells_for(needs)
+    if not shells:
+        pytest.skip(f"needs {needs}")
+    script = render_script(Template.parse([template]), os.fsdecode(raw))
+    for shell in shells:
+        completed = run_place(shell, script)
+        if expected is not None:
+            assert completed.returncode == 0, (shell, completed.stderr)
+            assert completed.stdout == expected(raw), shell
+
+
+ARITHMETIC_PLACES = [
+    "echo $(( {} ))",
+    "echo $(( 1 + {} * 2 ))",
+    "echo $(( $(echo {}) ))",
+    "echo $[ {} ]",
+    "(( {} )); echo $?",
+    "for (( i = 0; i < {}; i++ )); do :; done; echo done",
+    "[[ {} -eq 1 ]]; echo $?",
+    "[[ 1 -lt {} ]]; echo $?",
+    "s=abcdef; echo ${s:{}:2}",
+    "a=(1 2 3); echo ${a[{}]}",
+    "let x={}+1 y=2; echo $x",
+    'let "x = {}"; echo $x',
+]
+ARITHMETIC_ATTACKS = [
+    b"1+$(touch pwned)",
+    b"a[$(touch pwned)]",
+    b"x[`touch pwned`]",
+    b"a[$(touch pwned)]+1",
+    b"1; touch pwned",
+    b"PATH=0",
+    b"$((a[$(touch pwned)]))",
+    b"(a[$(touch pwned)])",
+]
+
+
+@given(
+    body=st.lists(st.sampled_from(["$", "`", "\\", "x", "{}", "(", ")", "'", '"', "\n", "\t", " "]))
+    .map("".join)
+    .filter(lambda body: "{}" in body and "EOF" not in body.split("\n")),
+    raw=short_values.filter(lambda data: b"\r" not in data),
+)
+@PROCESS_SETTINGS
+def test_quoted_here_document_prints_its_body_as_written(body: str, raw: bytes) -> None:
+    value = os.fsdecode(raw)
+    script = render_script(Template.parse([f"cat <<'EOF'\n{body}\nEOF"]), value)
+    expected = (body.replace("{}", value) + "\n").encode("utf-8", "surrogateescape")
+    for shell in SHELLS:
+        completed = run_place(shell, script)
+        assert completed.stdout == expected, (shell, completed.stderr)
+
+
+# Places nested in each other, at random: whatever the nesting (and even where the
+# result is not valid shell), no value runs under any shell.
+def _nest(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        inner.map(lambda text: f'"<{text}>"'),
+        inner.map(lambda text: f"$(printf %s {text})"),
+        inner.map(lambda text: f'"$(printf %s "{text}")"'),
+        inner.map(lambda text: f"`printf %s {text}`"),
+        inner.map(lambda text: "${unset_variable:-" + text + "}"),
+        inner.map(lambda text: f'"${{unset_variable:-{text}}}"'),
+        inner.map(lambda text: f"$(cat <<EOF\n<{text}>\nEOF\n)"),
+        inner.map(lambda text: f"$(case {text} in *) printf %s {text};; esac)"),
+        inner.map(lambda text: f"$(( {text} ))"),
+        inner.map(lambda text: f"$( (( {text} )) )"),
+        inner.map(lambda text: f"$([[ {text} == x ]])"),
+        inner.map(lambda text: f"$(echo {text} # it's)"),
+        inner.map(lambda text: f"'{{}}'{text}"),
+    )
+
+
+NESTED_PLACES = st.recursive(st.just("{}"), _nest, max_leaves=3)
+NESTED_ATTACKS = [
+    "$(touch pwned)",
+    "`touch pwned`",
+    "'; touch pwned; '",
+    '"; touch pwned; "',
+    "a[$(touch pwned)]",
+    "x\nEOF\ntouch pwned\nEOF",
+    "*; touch pwned",
+]
+
+
+@given(place=NESTED_PLACES, value=st.sampled_from(NESTED_ATTACKS))
+@PROCESS_SETTINGS
+def test_values_in_nested_places_never_run(place: str, value: str) -> None:
+    script = render_script(Template.parse([f"printf %s {place}; echo"]), value)
+    for shell in SHELLS:
+        run_place(shell, script)  # asserts that nothing was created
+
+
+# Scripts glued together from shell syntax at random, most of them not valid shell:
+# whatever fanout makes of them, the value stays data (or fanout refuses the template).
+SHELL_PIECES = [
+    "{}", "{.}", "{/}", "{#}", "{{}}", "$", "(", ")", "((", "))", "$((", "$(", "${", "}",
+    "[[", "]]", "$[", "]", "'", '"', "`", "\\", "\n", " ", "\t", "<<", "<<-", "<<<", "EOF",
+    "'EOF'", "#", "case", "esac", "in", ";;", ";", "|", "&", "let", "x", "-eq", ":", ":-",
+    "=", "$'", "printf %s ", "echo ", "cat ",
+]  # fmt: skip
+ANY_TEMPLATE_ATTACKS = [
+    "$(touch pwned)",
+    "`touch pwned`",
+    "a[$(touch pwned)]",
+    "x\nEOF\ntouch pwned\nEOF",
+    "'\"; touch pwned; #",
+    "touch pwned",
+]
+
+
+@given(
+    pieces=st.lists(st.sampled_from(SHELL_PIECES), max_size=14),
+    value=st.sampled_from(ANY_TEMPLATE_ATTACKS),
+)
+@settings(PROCESS_SETTINGS, max_examples=100)
+def test_any_template_keeps_values_inert(pieces: list[str], value: str) -> None:
+    try:
+        template = Template.parse(["".join(pieces)], force_shell=True)
+    except UsageError:
+        return  # a value that no reference can reach (a quoted here-document)
+    script = render_script(template, value)
+    for shell in SHELLS:
+        run_place(shell, script)  # asserts that nothing was created
+
+
+@pytest.mark.parametrize("template", ARITHMETIC_PLACES)
+@given(raw=short_values | st.sampled_from(ARITHMETIC_ATTACKS))
+@example(raw=ARITHMETIC_ATTACKS[0])
+@example(raw=ARITHMETIC_ATTACKS[1])
+@example(raw=ARITHMETIC_ATTACKS[6])
+@PROCESS_SETTINGS
+def test_value_read_as_arithmetic_never_runs(template: str, raw: bytes) -> None:
+    script = render_script(Template.parse([template]), os.fsdecode(raw))
+    for shell in SHELLS:
+        run_place(shell, script)  # asserts that nothing was created
+
+
+@pytest.mark.parametrize("template", ARITHMETIC_PLACES[:2])
+@given(number=st.integers(min_value=-(10**6), max_value=10**6))
+@settings(max_examples=10, deadline=None)
+def test_numbers_in_arithmetic_work_as_before(template: str, number: int) -> None:
+    script = render_script(Template.parse([template]), str(number))
+    expected = number if template == ARITHMETIC_PLACES[0] else 1 + number * 2
+    for shell in SHELLS:
+        completed = run_place(shell, script)
+        assert completed.stdout == f"{expected}\n".encode(), (shell, completed.stderr)
+
+
+@pytest.mark.parametrize(
+    "value", ["12", " 3 * (4 + 5) ", "0x1F", "16#ff", "-7", "1 << 3", "2 > 1 ? 4 : 5"]
+)
+def test_arithmetic_values_that_are_numbers_are_accepted(value: str) -> None:
+    assert is_arithmetic_value(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["a", "x1", "a[1]", "$x", "1+$(id)", "`id`", "PATH=0", "'1'", '"1"', "1;2", "{1}"]
+)
+def test_arithmetic_values_with_names_or_expansions_are_refused(value: str) -> None:
+    assert not is_arithmetic_value(value)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "cat <<'E O F'\n{}\nE O F",
+        "cat <<'EOF'\nnever ends {.}",
+        "cat <<'-x'\n{}\n-x",
+        "cat <<{}\nx\n{}",
+    ],
+)
+def test_values_where_no_reference_can_reach_are_usage_errors(template: str) -> None:
+    with pytest.raises(UsageError, match="here-document"):
+        Template.parse([template])
+
+
+def test_numbers_may_stand_where_values_cannot() -> None:
+    script = Template.parse(["cat <<'EOF'\n{#}\nEOF"]).render("v", 4)
+    assert script == "cat <<'EOF'\n4\nEOF"
+
+
+def test_the_script_names_each_value_once_and_never_holds_one() -> None:
+    template = Template.parse(["cp {} {//}/{/.}.bak && echo {} {#}"])
+    assert template.render("d/a.txt", 3) == (
+        'set -- d/a.txt d a; cp "$1" "$2"/"$3".bak && echo "$1" 3'
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ run, and the AOP v1.0 block."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from fanout_cli.options import OutputOptions
 
 RESULT_VERSION = 1
+# What may end a line for some reader: C0 controls but TAB, and DEL (CR, VT, FF, FS, GS
+# and RS among them, which str.splitlines() cuts at), C1 controls (NEL) and Unicode's
+# line and paragraph separators; and a marker the block did not write itself.
+_UNSAFE_IN_FIELD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]|\[AOP:")
 
 
 def json_chunks(report: RunReport) -> Iterator[bytes]:
@@ -62,7 +67,7 @@ def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
     counts = report.verdict.counts
     lines = [
         f"[AOP:START] {_aop_time(report.started_at)}",
-        f"[AOP:TASK] {report.title}",
+        f"[AOP:TASK] {one_line(report.title)}",
         "[AOP:SUMMARY]",
     ]
     shown = 0
@@ -71,16 +76,16 @@ def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
             if (row["status"] == "success") != wanted_success or shown >= max_lines:
                 continue
             shown += 1
-            target = f" -> {row['details_file']}" if row["details_file"] else ""
-            line = cap(f"- {row['status']} {row['task_id']}: {row['summary']}", line_chars)
-            lines.append(line + target)
+            target = f" -> {one_line(row['details_file'])}" if row["details_file"] else ""
+            text = f"- {row['status']} {one_line(row['task_id'])}: {one_line(row['summary'])}"
+            lines.append(cap(text, line_chars) + target)
     if counts["tasks"] > shown:
         lines.append(f"... {counts['tasks'] - shown} more {_describe_rest(counts, shown)}")
     if not counts["tasks"]:
         lines.append("- no tasks")
     metrics = ", ".join(f"{name}: {value}" for name, value in counts.items())
     lines += [
-        f"[AOP:DETAILS_FILE] {display_path(report.manifest_path)}",
+        f"[AOP:DETAILS_FILE] {one_line(display_path(report.manifest_path))}",
         f"[AOP:METRICS] {metrics}, duration: {report.duration:.1f}s",
         f"[AOP:VERDICT] {'pass' if report.verdict.passed else 'fail'} "
         f"strategy={report.verdict.strategy}",
@@ -88,6 +93,24 @@ def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
         f"[AOP:END] {_aop_time(report.finished_at)}",
     ]
     return lines
+
+
+def one_line(text: str) -> str:
+    """A field of the AOP block as one line that cannot pass for a marker: line breaks
+    and other control characters become escapes such as `\\n` or `\\u2028`, and
+    `[AOP:` becomes `[AOP\\:`, so that whatever a command, id, summary or path holds,
+    an agent reading the block finds each marker once, where fanout wrote it."""
+    return _UNSAFE_IN_FIELD.sub(_escape_in_field, text)
+
+
+def _escape_in_field(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if found == "[AOP:":
+        return "[AOP\\:"
+    code = ord(found)
+    return {"\n": "\\n", "\r": "\\r"}.get(found) or (
+        f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    )
 
 
 def _describe_rest(counts: Mapping[str, int], shown: int) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
-from fanout_cli.errors import TaskFileError
+from fanout_cli.errors import TaskFileError, UsageError
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS
 from fanout_cli.sources.toml_lines import MAX_NESTING, KeyLines, KeyPath, nesting_problem
@@ -211,9 +211,12 @@ class _Validator:
                 for rendered in (render_call(call, value, seq),)
             ]  # fmt: skip
         command = base.command
-        template = Template(
-            (command,) if isinstance(command, str) else command, shell=isinstance(command, str)
-        )
+        try:
+            template = Template(
+                (command,) if isinstance(command, str) else command, shell=isinstance(command, str)
+            )
+        except UsageError as exc:  # a value no reference can reach: say where the task is
+            raise UsageError(f"{base.origin}: {exc}") from None
         return [
             replace(base, seq=seq, task_id=self.expanded_id(id_template, value, seq),
                     command=template.render(value, seq), input=value,
