@@ -183,6 +183,14 @@ def _completed_source(source: ListSource, agents: AgentSettings) -> ListSource:
     return completed
 
 
+def _is_device(path: str) -> bool:
+    """/dev/null and the like: written into, never replaced (a FIFO cannot take the
+    JUnit writer's rewrite of its header)."""
+    import stat
+
+    return stat.S_ISCHR(os.stat(path).st_mode)
+
+
 def _check_junit_folder(config: RunConfig) -> None:
     """--junit is written when the run ends: what would stop it is said before it starts."""
     path = config.output.junit
@@ -193,8 +201,8 @@ def _check_junit_folder(config: RunConfig) -> None:
         if os.path.isdir(path):
             raise UsageError(f"--junit {path}: is a folder; give a file name such as "
                              f"{os.path.join(path, 'junit.xml')}")  # fmt: skip
-        if os.path.exists(path) and not os.path.isfile(path):
-            raise UsageError(f"--junit {path}: is not a regular file")
+        if os.path.exists(path) and not (os.path.isfile(path) or _is_device(path)):
+            raise UsageError(f"--junit {path}: is not a regular file or a device")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise UsageError(f"--junit {path}: cannot write in {folder}")
 

@@ -178,8 +178,11 @@ def test_shell_completion_offers_commands_and_options() -> None:
     assert complete("fanout ru", 1) == ["run", "runs"]
     assert complete("fanout run --str", 2) == ["--strategy"]
     assert "export" in complete("fanout timings ", 2)
+    # Without a shell among its ancestors (a detached CI job), Typer's shell detection
+    # finds none; this variable makes --show-completion take the shell as its value.
     script = subprocess.run([str(FANOUT), "--show-completion", "bash"], capture_output=True,
-                            text=True, timeout=30, check=False)
+                            env={**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"},
+                            text=True, timeout=30, check=False)  # fmt: skip
     assert "_FANOUT_COMPLETE=complete_bash" in script.stdout
 
 
