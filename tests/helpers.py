@@ -7,6 +7,7 @@ can be reshaped without touching the tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -212,6 +213,18 @@ def process_running(pid: int) -> bool:
         return False
     state = raw[raw.rfind(b")") + 2 :].split()[0]
     return state not in (b"Z", b"X")
+
+
+def zombie_children(parent: int) -> list[int]:
+    """The children of `parent` that have exited and are not reaped yet."""
+    found = []
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+            state, ppid = stat[stat.rfind(b")") + 2 :].split()[:2]
+            if int(ppid) == parent and state == b"Z":
+                found.append(int(entry))
+    return found
 
 
 def assert_all_gone(pids: Sequence[int]) -> None:

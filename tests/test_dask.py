@@ -39,6 +39,7 @@ from tests.helpers import (
     stop_process,
     wait_until,
     write_tasks,
+    zombie_children,
 )
 from tests.helpers import run_json as run_fanout_json
 
@@ -401,17 +402,6 @@ def test_what_a_long_remote_task_left_and_has_exited_is_reaped_while_it_runs(
         for pipe in (fanout.stdout, fanout.stderr):
             if pipe is not None:
                 pipe.close()
-
-
-def zombie_children(parent: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-            state, ppid = stat[stat.rfind(b")") + 2 :].split()[:2]
-            if int(ppid) == parent and state == b"Z":
-                found.append(int(entry))
-    return found
 
 
 def early_stop_tasks(trigger: str) -> str:

@@ -28,6 +28,7 @@ from tests.helpers import (
     read_pids,
     run_fanout,
     wait_until,
+    zombie_children,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -75,17 +76,6 @@ def wait_for_pids(count: int) -> list[int]:
 def gone_entirely(pid: int) -> bool:
     """Not running and not a zombie either: reaped."""
     return not Path(f"/proc/{pid}").exists()
-
-
-def zombie_children(parent: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-            state, ppid = stat[stat.rfind(b")") + 2 :].split()[:2]
-            if int(ppid) == parent and state == b"Z":
-                found.append(int(entry))
-    return found
 
 
 @contextlib.contextmanager

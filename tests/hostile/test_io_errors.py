@@ -139,13 +139,18 @@ def _run_limited(limit_bytes: int, *args: str) -> Completed:
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
-    completed = subprocess.run(
-        [str(FANOUT), *args], capture_output=True, preexec_fn=limit, check=False, timeout=60
+    return _completed(
+        subprocess.run(
+            [str(FANOUT), *args], capture_output=True, preexec_fn=limit, check=False, timeout=60
+        )
     )
+
+
+def _completed(done: subprocess.CompletedProcess[bytes]) -> Completed:
     return Completed(
-        completed.returncode,
-        completed.stdout.decode("utf-8", "replace"),
-        completed.stderr.decode("utf-8", "replace"),
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
         Path(os.environ["FANOUT_OUTPUT_DIR"]),
     )
 
@@ -165,18 +170,11 @@ def test_a_file_size_limit_is_one_line_and_resume_runs_the_rest() -> None:
 
 
 def _shell(script: str, **env: str) -> Completed:
-    completed = subprocess.run(
-        ["bash", "-c", script],
-        capture_output=True,
-        env={**os.environ, "FANOUT": str(FANOUT), **env},
-        check=False,
-        timeout=60,
-    )
-    return Completed(
-        completed.returncode,
-        completed.stdout.decode("utf-8", "replace"),
-        completed.stderr.decode("utf-8", "replace"),
-        Path(os.environ["FANOUT_OUTPUT_DIR"]),
+    environment = {**os.environ, "FANOUT": str(FANOUT), **env}
+    return _completed(
+        subprocess.run(
+            ["bash", "-c", script], capture_output=True, env=environment, check=False, timeout=60
+        )
     )
 
 
