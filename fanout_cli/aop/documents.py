@@ -332,13 +332,22 @@ def json_with_tasks(head: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]])
     yield b"\n  ]\n}\n"
 
 
+def parse_json(data: bytes | str) -> Any:
+    """A document of a run folder. ValueError for what is not JSON, including JSON
+    nested deeper than the parser can follow (a planted file: never exit 70)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def manifest_header_from(head: bytes) -> dict[str, Any]:
     """The manifest without its task list, from the file's first bytes (up to and
     past TASKS_MARKER, or the whole file); {} when they are not a manifest."""
     cut = head.find(TASKS_MARKER)
     text = head[:cut].rstrip().rstrip(b",") + b"\n}" if cut >= 0 else head
     try:
-        document = json.loads(text)
+        document = parse_json(text)
     except ValueError:
         return {}
     return document if isinstance(document, dict) else {}

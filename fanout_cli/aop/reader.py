@@ -10,7 +10,6 @@ lists such a run with its problem, for the commands to warn about and skip."""
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import stat
@@ -21,7 +20,7 @@ from typing import IO, Any
 
 from fanout_cli.aop import DETAILS_EXTENSION, JOURNAL, LOCK, MANIFEST, TASK_LIST, RunFolder
 from fanout_cli.aop.checks import checked_header, checked_row, ended_event_problem
-from fanout_cli.aop.documents import TASKS_MARKER, manifest_header_from, parse_time
+from fanout_cli.aop.documents import TASKS_MARKER, manifest_header_from, parse_json, parse_time
 from fanout_cli.aop.files import NOT_A_NAME, RunFolderError, UnsafeFile, is_plain_name
 
 _ENDED = ("finished", "interrupted", "io_error")
@@ -94,7 +93,7 @@ def read_journal_at(run_dir: Path) -> Iterator[tuple[dict[str, Any], int]]:
                 break  # torn: the writer died before finishing this line
             whole_lines += 1
             try:
-                event = json.loads(line)
+                event = parse_json(line)
             except ValueError:
                 continue  # a torn line that a later writer ended with a newline
             if isinstance(event, dict):
@@ -165,7 +164,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any] | None:
     where = str(RunFolder(run_dir).manifest)
     try:
         with open_file(run_dir, MANIFEST) as handle:
-            document = json.loads(handle.read())
+            document = parse_json(handle.read())
     except FileNotFoundError:
         return None
     except ValueError as exc:
@@ -287,7 +286,7 @@ def read_details(run_dir: Path, details_file: str) -> dict[str, Any]:
     name = details_file_name(run_dir, details_file)
     try:
         with open_file(run_dir, name) as handle:
-            document = json.loads(handle.read())
+            document = parse_json(handle.read())
     except FileNotFoundError:
         return {}
     except ValueError as exc:
@@ -312,7 +311,7 @@ def _task_documents(handle: IO[bytes], where: str) -> Iterator[dict[str, Any]]:
     with handle:
         for number, line in enumerate(handle, start=1):
             try:
-                document = json.loads(line)
+                document = parse_json(line)
             except ValueError:
                 continue  # torn by a crash: that task had not started yet
             if not line.endswith(b"\n"):
@@ -336,7 +335,7 @@ def read_task_list_end(run_dir: Path) -> int | None:
     if not tail.endswith(b"\n"):
         return None
     try:
-        document = json.loads(tail[tail.rfind(b"\n", 0, -1) + 1 :])
+        document = parse_json(tail[tail.rfind(b"\n", 0, -1) + 1 :])
     except ValueError:
         return None
     if isinstance(document, dict) and document.get("end_of_list") is True:

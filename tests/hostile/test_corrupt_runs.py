@@ -56,6 +56,7 @@ SPOILED_MANIFESTS = {
     "duration not a number": _writer('{"status": "finished", "duration_ms": "x"}'),
     "status a list": _writer('{"status": ["x"]}'),
     "a folder": _a_folder,
+    "nested too deep": _writer("[" * 100_000 + "]" * 100_000),
 }
 
 
@@ -212,3 +213,25 @@ def test_a_task_ended_event_of_the_wrong_shape_stops_resume_and_merge_with_one_l
     for args in (("run", "-q", "--resume-failed", "bad"), ("merge", "bad")):
         error = one_error_line(run_fanout(*args))
         assert str(journal) in error and problem in error, error
+
+
+NESTED_LINE = "[" * 100_000 + "]" * 100_000 + "\n"
+
+
+def test_json_nested_too_deep_in_the_journal_details_or_task_list_is_never_exit_70() -> None:
+    _good, bad = _two_runs()
+    details = bad / "0001-bad.json"
+    details.write_text(NESTED_LINE)
+    assert str(details) in one_error_line(run_fanout("show", "bad", "bad"))
+
+    with (bad / "journal.jsonl").open("a") as journal:
+        journal.write(NESTED_LINE)  # read as a line a crash left torn: skipped
+    resumed = run_fanout("run", "--resume", "bad")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_clean(resumed)
+
+    saved = bad / "tasks.jsonl"
+    saved.write_text(NESTED_LINE + saved.read_text())  # as a torn line: skipped
+    again = run_fanout("run", "--resume-failed", "bad")
+    assert again.returncode == 0, again.stderr
+    assert_clean(again)
