@@ -1264,3 +1264,11 @@ def test_agent_table_accepts_every_agent_option_of_the_command_line() -> None:
                "max_tokens": 8, "base_url": "http://127.0.0.1:1/v1"}  # fmt: skip
     assert set(samples) == set(AGENT_KEYS)
     assert parse_agent_table(samples, fail) == samples
+
+
+def test_a_reply_nested_too_deep_is_a_failed_task_not_a_crash() -> None:
+    """A hostile or broken server's JSON nested past the parser's depth is text the
+    task failed on, never an internal error of fanout."""
+    outcome = classify_response("openai", 200, {}, "[" * 100_000 + "]" * 100_000)
+    assert outcome.status is TaskStatus.FAILURE
+    assert "no text" in outcome.reason

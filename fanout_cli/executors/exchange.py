@@ -62,7 +62,7 @@ def classify_response(api: str, status: int, headers: Mapping[str, str], text: s
     headers = {name.lower(): value for name, value in headers.items()}
     try:
         document: Any = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         document = None
     response = document if document is not None else _cap(text)
     if 200 <= status < 300:
