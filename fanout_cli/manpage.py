@@ -215,7 +215,9 @@ and the manifest are written atomically, and the journal is read up to its last
 complete line. fanout run --resume RUN runs, into RUN's folder, only the tasks with
 no final result (and those an interrupt cancelled); --resume-failed RUN also re-runs
 failed, timed-out, cancelled and error tasks. With no task source given, the task
-list saved in RUN (tasks.jsonl) is used; given a source (an edited task file), its
+list saved in RUN (tasks.jsonl) is used, when it is whole (its last line says so; a
+stream cut short or a disk that filled while it was saved leaves a part of the list,
+and then the source must be given again); given a source (an edited task file), its
 tasks are matched to RUN's results by key (id, command and cwd): a changed task runs
 again, a finished one does not. The options RUN was started with apply unless given
 again. A run another fanout holds (its lock file) is refused.
