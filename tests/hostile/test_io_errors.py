@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,15 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import FANOUT, Completed, assert_clean, read_manifest, run_fanout
+from tests.helpers import (
+    FANOUT,
+    Completed,
+    assert_clean,
+    one_error_line,
+    read_manifest,
+    run_fanout,
+    wait_until,
+)
 
 EXIT_IO = 74
 
@@ -242,3 +251,29 @@ def test_a_device_as_the_junit_or_timings_target_is_written_into_never_replaced(
     assert_clean(merged)
     assert null.is_char_device()
     assert not [path.name for path in tmp_path.iterdir() if path.name.startswith(".null")]
+
+
+def test_a_stream_cut_short_by_ctrl_c_is_resumed_only_with_its_source_again() -> None:
+    process = subprocess.Popen(
+        [str(FANOUT), "run", "-j", "1", "--", "sh", "-c", "sleep 0.3; echo $0", "{}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert process.stdin is not None
+    process.stdin.write(b"a\nb\n")
+    process.stdin.flush()  # the stream stays open: more could come
+    output = Path(os.environ["FANOUT_OUTPUT_DIR"])
+    wait_until(lambda: any(output.glob("*/0001-a.stdout")), "the first task to start")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 130
+    process.stdin.close()
+    run_dir = _only_run(output)
+
+    alone = run_fanout("run", "--resume", run_dir.name)
+    assert "incomplete" in one_error_line(alone)
+    again = run_fanout("run", "--resume", run_dir.name, "--", "sh", "-c", "sleep 0.3; echo $0",
+                       "{}", input=b"a\nb\nc\n")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    _assert_all_succeeded(run_dir, 3)
