@@ -201,8 +201,9 @@ SIGTERM, --grace, then SIGKILL. On Linux fanout is a child subreaper: a descenda
 that left the group (setsid, setpgid, a double-forked daemon) is re-parented to
 fanout, known by its session or by FANOUT_TASK_MARK in its environment, and ended and
 reaped the same way, on a Dask worker too. One that also clears its environment is
-ended only if it stays in the task's session; on macOS, one that leaves the group
-escapes. A low open-files limit (ulimit -n) is raised as far as -j needs, up to the
+ended only if it stays in the task's session; one that starts a new session and exits
+before fanout sees it stays a zombie until fanout exits; on macOS, one that leaves
+the group escapes. A low open-files limit (ulimit -n) is raised as far as -j needs, up to the
 hard limit; when -j still does not fit, fewer tasks run at once, with one warning.
 """),
     ("INTERRUPTS AND RESUME", """\
