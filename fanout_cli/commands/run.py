@@ -54,7 +54,7 @@ def run_command(request: RunRequest) -> RunOutcome:
         jobs=config.policy.jobs,
     )
     executor = open_executor(plan)  # before the run folder exists: a bad cluster is exit 2
-    options = options_document(config)
+    options = options_document(plan.config)  # as asked: a resume may have more descriptors
     if plan.agents is not None:
         options["agent"] = plan.agents.document()
     report = run_tasks(config, plan.source, executor, renderer, title=plan.title,

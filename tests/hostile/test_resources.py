@@ -45,6 +45,9 @@ def test_a_low_hard_limit_runs_fewer_at_once_with_one_warning_and_no_task_fails(
     assert "-j 200" in warning and "64" in warning, warning
     assert "at once" in warning, warning
     assert statuses(Path("out")) == ["success"] * 200
+    # The run records the -j asked for: a resume with more descriptors runs that many.
+    (manifest,) = Path("out").glob("*/manifest.json")
+    assert json.loads(manifest.read_text())["options"]["jobs"] == 200
 
 
 def test_a_low_soft_limit_is_raised_to_the_hard_one_without_a_warning() -> None:
