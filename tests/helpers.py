@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -230,6 +231,55 @@ def zombie_children(parent: int) -> list[int]:
 def assert_all_gone(pids: Sequence[int]) -> None:
     survivors = [pid for pid in pids if process_running(pid)]
     assert not survivors, f"processes outlived the run: {survivors}"
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Live processes other than this one whose working directory is `folder`: every
+    task of these tests runs in the test's own tmp_path, so these are its leftovers."""
+    target = os.path.realpath(folder)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if cwd == target and process_running(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def kill_leftovers(folder: Path) -> None:
+    """SIGKILL, by pid, whatever the tasks of this test left running."""
+    for pid in set(read_pids(folder / "pids", missing_ok=True)) | set(processes_in(folder)):
+        if process_running(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def fanout_in_background(*args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Start fanout directly (not through a shell, which would make it ignore SIGINT),
+    in its own session so that no signal meant for it reaches pytest. On the way out,
+    kill it if it still runs, and kill by pid whatever its tasks left behind."""
+    process = subprocess.Popen(
+        [str(FANOUT), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+        kill_leftovers(Path.cwd())
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

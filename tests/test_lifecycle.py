@@ -8,7 +8,6 @@ polling the journal and files the tasks write, with deadlines; never by sleeping
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -17,7 +16,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,10 @@ from tests.helpers import (
     WAIT_SECONDS,
     assert_all_gone,
     assert_clean,
+    fanout_in_background,
     needs_procfs,
     one_error_line,
-    process_running,
+    processes_in,
     read_journal,
     read_manifest,
     read_pids,
@@ -102,55 +102,6 @@ def rewrite_started_at(run_dir: Path, when: datetime) -> None:
 
 
 # --- processes ------------------------------------------------------------------------
-
-
-def processes_in(folder: Path) -> list[int]:
-    """Live processes other than this one whose working directory is `folder`: every
-    task of these tests runs in the test's own tmp_path, so these are its leftovers."""
-    target = os.path.realpath(folder)
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-        except OSError:
-            continue
-        if cwd == target and process_running(int(entry)):
-            found.append(int(entry))
-    return found
-
-
-def kill_leftovers(folder: Path) -> None:
-    """SIGKILL, by pid, whatever the tasks of this test left running."""
-    for pid in set(read_pids(folder / "pids", missing_ok=True)) | set(processes_in(folder)):
-        if process_running(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def fanout_in_background(*args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Start fanout directly (not through a shell, which would make it ignore SIGINT),
-    in its own session so that no signal meant for it reaches pytest. On the way out,
-    kill it if it still runs, and kill by pid whatever its tasks left behind."""
-    process = subprocess.Popen(
-        [str(FANOUT), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None and not pipe.closed:
-                pipe.close()
-        kill_leftovers(Path.cwd())
 
 
 def finish(process: subprocess.Popen[bytes], timeout: float = 30) -> tuple[int, str, str]:

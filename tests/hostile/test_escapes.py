@@ -8,23 +8,19 @@ escaped processes wrote."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import (
-    FANOUT,
     assert_all_gone,
     assert_clean,
-    process_running,
+    fanout_in_background,
     read_pids,
     run_fanout,
     wait_until,
@@ -78,27 +74,6 @@ def gone_entirely(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists()
 
 
-@contextlib.contextmanager
-def fanout_running(*args: str) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        [str(FANOUT), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
-        for pid in read_pids(Path("pids"), missing_ok=True):
-            if process_running(pid):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-
-
 @pytest.mark.parametrize("escape", [SETSID, SETPGID, DAEMON], ids=["setsid", "setpgid", "daemon"])
 def test_what_a_task_leaves_running_ends_with_the_task(escape: str) -> None:
     started = time.monotonic()
@@ -123,7 +98,8 @@ def test_escaped_processes_are_ended_and_reaped_while_the_run_goes_on() -> None:
     # t1 leaves a daemon and ends; t2 keeps the run going until ./go exists. While
     # fanout still runs, the daemon must be gone, zombie included.
     waiter = "while [ ! -e go ]; do sleep 0.05; done"
-    with fanout_running("run", "-q", "-j", "2", task_file(DAEMON + then_wait(1), waiter)) as fanout:
+    tasks = task_file(DAEMON + then_wait(1), waiter)
+    with fanout_in_background("run", "-q", "-j", "2", tasks) as fanout:
         (pid,) = wait_for_pids(1)
         wait_until(lambda: gone_entirely(pid), "the daemon to be ended and reaped", process=fanout)
         # Its parent, which exited at once, was reaped too: fanout holds no zombie.
@@ -136,7 +112,7 @@ def test_what_a_running_task_left_and_has_exited_is_reaped_while_the_task_runs()
     # Each subshell exits at once: its `true` is re-parented to fanout and exits, a
     # zombie until fanout reaps it. A long task must not pile them up.
     task = "for i in $(seq 30); do ( true & ); done; echo 30 >> pids; " + then_wait(2)
-    with fanout_running("run", "-q", task_file(task)) as fanout:
+    with fanout_in_background("run", "-q", task_file(task)) as fanout:
         wait_for_pids(1)
         wait_until(lambda: not zombie_children(fanout.pid), "no zombies", process=fanout)
         Path("pids").write_text("30\n30\n")
@@ -174,7 +150,7 @@ def test_an_early_majority_cancels_the_rest_and_their_escaped_descendants() -> N
 
 def test_a_second_ctrl_c_kills_escaped_descendants_at_once() -> None:
     task = STUBBORN + then_wait(1) + "sleep 300"
-    with fanout_running("run", "-q", "--grace", "60s", task_file(task)) as fanout:
+    with fanout_in_background("run", "-q", "--grace", "60s", task_file(task)) as fanout:
         pids = wait_for_pids(1)
         os.kill(fanout.pid, signal.SIGINT)
         time.sleep(0.3)  # the TERM went out; the escaped shell ignores it
@@ -189,7 +165,7 @@ def test_a_second_ctrl_c_kills_escaped_descendants_at_once() -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_fanout_ends_escaped_descendants_too(signum: signal.Signals) -> None:
     task = f"{SETSID} {DAEMON}" + then_wait(4) + "sleep 300"
-    with fanout_running("run", "-q", "-j", "2", task_file(task, task)) as fanout:
+    with fanout_in_background("run", "-q", "-j", "2", task_file(task, task)) as fanout:
         pids = wait_for_pids(4)
         os.kill(fanout.pid, signum)
         assert fanout.wait(timeout=30) == 128 + signum
