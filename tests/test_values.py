@@ -249,3 +249,10 @@ def test_a_trailing_double_star_lists_each_name_once(tree: Path) -> None:
 
 def test_an_absolute_glob_keeps_its_root(tree: Path) -> None:
     assert glob_matches(f"{tree}/g/*.txt") == [f"{tree}/g/a.txt"]
+
+
+@pytest.mark.parametrize("value", ["1e999", "31d", "-1"])
+def test_a_limit_out_of_range_names_the_range_a_limit_has(value: str) -> None:
+    """--timeout and --deadline take more than 0 (0 is refused), so their range says so."""
+    with pytest.raises(ValueError, match=r"more than 0 and at most 30d"):
+        values.parse_limit(value)
