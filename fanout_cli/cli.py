@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 COMMAND_KEY = "fanout.command"
 VALUES_KEY = "fanout.values"
+MARKERS = (":::", ":::+", "::::", "::::+")  # where input sources start (sources/inputs.py)
 OPTIONS_KEY = "fanout.options"
 
 
@@ -51,8 +52,8 @@ class RunCommand(TyperCommand):
             split = args.index("--")
             ctx.meta[COMMAND_KEY] = args[split + 1 :]
             args = args[:split]
-        elif ":::" in args:
-            split = args.index(":::")
+        elif any(marker in args for marker in MARKERS):
+            split = min(args.index(marker) for marker in MARKERS if marker in args)
             ctx.meta[VALUES_KEY] = args[split:]
             args = args[:split]
         return super().parse_args(ctx, args)
@@ -147,17 +148,18 @@ def run_request(
 ) -> "RunRequest":
     """What `fanout run` was asked, from its parsed options and the words after -- or :::."""
     from fanout_cli.plan import RunRequest, agent_call
-    from fanout_cli.sources import SourceRequest, split_command
+    from fanout_cli.sources import SourceRequest, arg_files, input_options, split_command
 
     call = agent_call(given["agent"], given["prompt"], given["agent_cli"], given["attach"])
     if values_after is not None:
         if call is None:
             raise UsageError("put the command after --: fanout run [OPTIONS] -- COMMAND {} ::: VALUE...")
         words = values_after
-    command, values = split_command(words) if words is not None else (None, None)
-    source = SourceRequest(taskfile=taskfile, command=command, values=values,
+    command, inputs = split_command(words) if words is not None else (None, ())
+    source = SourceRequest(taskfile=taskfile, command=command,
+                           inputs=arg_files(given["arg_file"]) + inputs,
                            globs=given["glob"] or (), null_separated=given["null"],
-                           shell=given["shell"], agent=call)  # fmt: skip
+                           shell=given["shell"], agent=call, **input_options(given))  # fmt: skip
     if given["resume"] is not None and given["resume_failed"] is not None:
         raise UsageError("give --resume or --resume-failed, not both")
     resume_name = given["resume"] or given["resume_failed"]

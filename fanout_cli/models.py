@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fanout_cli.replacements import Args
 from fanout_cli.template import Template, display_command
 
 
@@ -52,9 +53,12 @@ class TaskSpec:
     timeout: float | None = None
     retries: int | None = None
     ok_exit: frozenset[int] | None = None
-    input: str | None = None  # the value this task was made from, if any
+    # The values this task was made from, if any, as its records keep them: the value;
+    # a list (a combination, a batch); an object of named values (--header, a matrix).
+    input: str | list[str] | dict[str, str] | None = None
     # Set when the command uses {%}: it is rendered again once the slot is known.
     template: Template | None = None
+    args: Args | None = None  # with `template`: the values to render it from
     agent: AgentCall | None = None  # an agent task: the call (agent-cli: also `command`)
 
     @property
@@ -71,9 +75,15 @@ class TaskSpec:
         return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
     def command_for_slot(self, slot: int) -> tuple[str, ...] | str:
-        if self.template is None or self.input is None:
+        if self.template is None or self.args is None:
             return self.command
-        return self.template.render(self.input, self.seq, slot)
+        return self.template.render(self.args, self.seq, slot)
+
+    def display_for_slot(self, slot: int) -> str:
+        """The command as --dry-run shows it."""
+        if self.template is None or self.args is None:
+            return display_command(self.command)
+        return self.template.display(self.args, self.seq, slot)
 
     def display_command(self) -> str:
         if self.kind == "agent":

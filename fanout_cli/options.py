@@ -135,6 +135,25 @@ RUN_OPTIONS: tuple[Option, ...] = (
            metavar="PATTERN", kind="repeat", table=None),
     Option("null", ("-0", "--null"), "Values on stdin are NUL-separated (find -print0).",
            "source", kind="flag", table=None),
+    Option("arg_file", ("-a", "--arg-file"), "Input source: one value a line of FILE (- is "
+           "stdin), as :::: FILE; repeatable, before the sources after the command.",
+           "source", metavar="FILE", kind="repeat", table=None),
+    Option("link", ("--link",), "Pair the input sources by position instead of combining "
+           "them (a shorter one wraps); :::+ links one source to the one before.", "source",
+           kind="flag", table=None),
+    _value("colsep", "REGEX", "Cut each value into columns at REGEX: {1} {2} ... are the "
+           "columns.", "source", v.parse_regex, "-C", table=None),
+    _value("header", ":", "The first value of each input source names its columns: "
+           "{name}.", "source", v.parse_header, table=None),
+    Option("batch_m", ("-m",), "Put as many values in one command as fit (GNU parallel's "
+           "-m): {} is all of them.", "source", kind="flag", table=None),
+    Option("batch_x", ("-X",), "Like -m, and the text around {} is repeated for each value.",
+           "source", kind="flag", table=None),
+    _value("max_args", "N", "At most N values in one command; {1}..{N} are each of them.",
+           "source", v.parse_count, "-N", table=None),
+    _value("max_chars", "N", "With -m, -X or -N: at most N characters in a command line "
+           "(as --dry-run shows it). [default: the system's limit]", "source",
+           v.parse_max_chars, "-s", table=None),
     Option("shell", ("--shell",), "Run the command under sh -c (values are shell-quoted).",
            "source", kind="flag", table=None),
     Option("dry_run", ("--dry-run",), "Print each command that would run, shell-quoted; run "

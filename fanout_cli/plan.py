@@ -26,6 +26,7 @@ from fanout_cli.sources import (
     describe_source,
     open_source,
 )
+from fanout_cli.sources.arguments import ArgumentSource
 from fanout_cli.sources.values import ListSource
 from fanout_cli.values import MAX_SHARDS, Shard, default_output_dir, parse_shard
 
@@ -107,7 +108,7 @@ def plan_run(request: RunRequest) -> RunPlan:
     environ = os.environ if request.environ is None else request.environ
     wanted = request.source
     names_a_source = bool(
-        wanted.taskfile or wanted.values is not None or wanted.globs or wanted.command
+        wanted.taskfile or wanted.values or wanted.globs or wanted.command
     )
     # Resuming with no source named means the run's saved list, not a terminal stdin.
     check_one_source(
@@ -133,6 +134,8 @@ def plan_run(request: RunRequest) -> RunPlan:
         )
     except OptionError as exc:
         raise UsageError(f"{flag_of(exc.name)}: {exc.problem}") from None
+    if isinstance(source, ArgumentSource):
+        source = source.with_jobs(config.policy.jobs)  # -m/-X spread their last batches
     title = describe_source(wanted)
     if resume is not None:
         title = f"fanout run --resume {resume.run_dir.name}"

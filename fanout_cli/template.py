@@ -1,237 +1,141 @@
 """Command templates: GNU parallel's replacement strings, and values that stay data.
 
 Several words run without a shell: each word is substituted literally, so a value is
-always exactly one argument (or part of one). A single word with shell syntax, or
-`--shell`, runs under `sh -c`, and then no value is ever written into the script: the
-script starts with `set -- VALUE...` (each value shell-quoted, in a place fanout writes
-itself) and reads the values as positional parameters, `"$1"` or `${1}` as the place of
-each replacement string needs (shell_scan finds the place). So a value never becomes
-code, in quotes, here-documents, arithmetic or anywhere else, and the command is still
-one string that can be printed, saved and pasted into a shell. `{{}}` (and `{{.}}`,
-...) stand for a literal `{}`."""
+always exactly one argument (or part of one); a replacement string with several values
+(`{}` of a combination, a batch of -m) makes one argument of each, the text before it
+joined to the first and the text after it to the last, as GNU parallel does; with -X
+the text around it is repeated for each value. A single word with shell syntax,
+`--shell`, or several words one of which is a shell operator (`'>'`, `'|'`, `'&&'`),
+an assignment or a shell built-in (as GNU parallel users write them), run under `sh -c`
+as one script (script.py), where values are read as positional parameters and never
+become code. What `{...}` means is replacements.py; `{{}}` stands for a literal `{}`."""
 
 from __future__ import annotations
 
 import functools
 import re
 import shlex
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from fanout_cli.errors import UsageError
-from fanout_cli.shell_scan import (
-    ANSI,
-    ARITHMETIC,
-    ARITHMETIC_COMMAND,
-    DELIMITER,
-    DOUBLE,
-    HEREDOC,
-    PLAIN,
-    QUOTED_HEREDOC,
-    SINGLE,
-    Place,
-    ShellScanner,
-    is_arithmetic_value,
-)
+from fanout_cli.replacements import ONE_VALUE, Args, Grammar, Token, gnu_quote, shell_word, strings
+from fanout_cli.script import Placed, ShellScript
 
-_TOKENS = ("", ".", "/", "//", "/.", "#", "%")
-_INNER = "|".join(re.escape(token) for token in sorted(_TOKENS, key=len, reverse=True))
-# Group 1: an escaped token ({{}} -> {}); group 2: a replacement string.
-_PATTERN = re.compile(rf"\{{\{{({_INNER})\}}\}}|\{{({_INNER})\}}")
 _SHELL_SYNTAX = re.compile(r"[\s|&;<>()$`\\\"'*?\[\]#~]")
-# Places where a `$` before a replacement string is text already: '...', $'...', <<'EOF'.
-_QUOTING_DOLLAR = (SINGLE, ANSI, QUOTED_HEREDOC, DELIMITER)
-_NUMBERS = ("#", "%")
-_HEREDOC_SPECIAL = re.compile(r"[\\$`]")  # what an unquoted here-document expands
-_PLAIN_DELIMITER = re.compile(
-    r"[A-Za-z0-9_][A-Za-z0-9_.,:+@%/-]*"
-)  # {#} and {%}: numbers fanout makes, written into the script as is
-# How a script reads positional parameter N where a replacement string stands: always
-# one field, never split, globbed or read again. ${1+"$1"} is that in a word, in "...",
-# and in a here-document body alike (POSIX keeps quotes special inside ${...} there),
-# so that a place guessed wrong between those three still reads the value exactly.
-_REFERENCES = {
-    PLAIN: '"${0}"',
-    SINGLE: "'\"${0}\"'",  # close the user's '...', read the value, reopen
-    ANSI: "'\"${0}\"$'",
-    DOUBLE: '${{{0}+"${0}"}}',
-    HEREDOC: '${{{0}+"${0}"}}',
-    ARITHMETIC: "${{{0}}}",  # dash rejects quotes in $(( )); only numbers pass here
-    ARITHMETIC_COMMAND: '"${0}"',  # bash's (( )) takes quotes; dash reads ( ( ... ) )
-}
+# Words a GNU parallel user writes apart, meaning shell syntax (GNU parallel runs every
+# command under a shell): run those commands under sh -c, as meant.
+_OPERATORS = frozenset(("|", "||", "|&", "&", "&&", ";", ";;", "!", "(", ")", "<", ">", ">>",
+                        ">|", "<<", "<<<", "<>", "&>", "&>>", ">&", "<&", "2>", "2>>", "2>&1",
+                        "1>&2", ">&2", "1>", "0<"))  # fmt: skip
+_BUILTINS = frozenset(("exit", "cd", "export", "source", ".", "set", "unset", "eval", "exec",
+                       "alias", "read", "shift", "return", "trap", "ulimit", "umask", "wait",
+                       "local", "declare", "readonly", "if", "for", "while", "until", "case",
+                       "[[", "((", "{", "function", "let", "break", "continue"))  # fmt: skip
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+Pieces = list[list[tuple[str, bool]]]  # words, each as (text, from a value) pieces
 
 
-def without_extension(value: str) -> str:
-    """`{.}`: drop the last `.ext` of the last path component (a/b.tar.gz -> a/b.tar)."""
-    return re.sub(r"\.[^/.]*$", "", value)
-
-
-def basename(value: str) -> str:
-    """`{/}`: everything after the last slash."""
-    return value[value.rfind("/") + 1 :]
-
-
-def dirname(value: str) -> str:
-    """`{//}`: POSIX dirname(1): a -> ., a/b -> a, /a -> /, a/ -> ."""
-    stripped = value.rstrip("/")
-    if not stripped:
-        return "/" if value else "."
-    slash = stripped.rfind("/")
-    if slash < 0:
-        return "."
-    return stripped[:slash].rstrip("/") or "/"
-
-
-_REPLACEMENTS: dict[str, Callable[[str, int, int | None], str]] = {
-    "": lambda value, seq, slot: value,
-    ".": lambda value, seq, slot: without_extension(value),
-    "/": lambda value, seq, slot: basename(value),
-    "//": lambda value, seq, slot: dirname(value),
-    "/.": lambda value, seq, slot: without_extension(basename(value)),
-    "#": lambda value, seq, slot: str(seq),
-    "%": lambda value, seq, slot: "{%}" if slot is None else str(slot),
-}
-
-
-def has_replacement(text: str) -> bool:
-    return any(match.group(2) is not None for match in _PATTERN.finditer(text))
-
-
-def looks_like_shell(word: str) -> bool:
+def looks_like_shell(word: str, grammar: Grammar = ONE_VALUE) -> bool:
     """Shell syntax outside the replacement strings: spaces, pipes, quotes, `$`, ..."""
-    return bool(_SHELL_SYNTAX.search(_PATTERN.sub("", word)))
+    text = "".join(part for part in grammar.split(word, repr(word)) if isinstance(part, str))
+    return bool(_SHELL_SYNTAX.search(text))
 
 
-def substitute(
-    text: str, value: str, seq: int, slot: int | None, quote: Callable[[str], str]
-) -> str:
-    def replace(match: re.Match[str]) -> str:
-        if match.group(1) is not None:
-            return "{" + match.group(1) + "}"
-        return quote(_REPLACEMENTS[match.group(2)](value, seq, slot))
-
-    return _PATTERN.sub(replace, text)
-
-
-def _literal(text: str) -> str:
-    return text
-
-
-@dataclass(frozen=True)
-class _Token:
-    name: str  # "" for {}, "." for {.}, ...
-    context: str = PLAIN  # shell mode: the place it is in (shell_scan's names)
-    arithmetic: bool = False  # shell mode: arithmetic may read it
+def meant_for_a_shell(words: tuple[str, ...] | list[str]) -> bool:
+    """Several words that only a shell can run: an operator as a word of its own, an
+    assignment or a shell built-in first."""
+    if not words:
+        return False
+    first = words[0]
+    return first in _BUILTINS or bool(_ASSIGNMENT.match(first)) or (
+        len(words) > 1 and any(word in _OPERATORS for word in words)
+    )
 
 
 @dataclass(frozen=True)
 class Template:
-    """A command with replacement strings, ready to render once per value."""
+    """A command with replacement strings, ready to render once per task."""
 
     words: tuple[str, ...]
     shell: bool
+    grammar: Grammar = ONE_VALUE
+    repeat: bool = False  # -X: the text around a value is repeated for each value
 
     def __post_init__(self) -> None:
         if self.shell:
-            self._check_places()  # a value that no reference can reach: say so now
+            self._check_repeat(self._script)  # and a value that no reference can reach
+        else:
+            _ = self._parts  # a replacement string fanout lacks: say so now
 
     @classmethod
-    def parse(cls, words: list[str] | tuple[str, ...], force_shell: bool = False) -> Template:
-        shell = force_shell or (len(words) == 1 and looks_like_shell(words[0]))
-        return cls(tuple(words), shell)
-
-    @property
-    def _parts(self) -> tuple[tuple[str | _Token, ...], ...]:
-        return self._compiled[0]
-
-    @property
-    def _placed(self) -> list[_Token]:
-        """Shell mode: every value's reference, the appended one included."""
-        appended = self._compiled[1]
-        return self._tokens() if appended is None else [appended]
+    def parse(
+        cls,
+        words: list[str] | tuple[str, ...],
+        force_shell: bool = False,
+        grammar: Grammar = ONE_VALUE,
+        repeat: bool = False,
+    ) -> Template:
+        shell = (force_shell or meant_for_a_shell(words)
+                 or (len(words) == 1 and looks_like_shell(words[0], grammar)))  # fmt: skip
+        return cls(tuple(words), shell, grammar, repeat)
 
     @functools.cached_property
-    def _compiled(self) -> tuple[tuple[tuple[str | _Token, ...], ...], _Token | None]:
-        """Each word cut once into literal text and replacement strings; in shell mode
-        each replacement string also knows the place it is in, and so does the value
-        appended to a script with none (`let` + value is arithmetic)."""
-        scanner = ShellScanner() if self.shell else None
-        placed: list[list[str | tuple[str, Place | None]]] = []
-        # In shell mode the words are one script (they are joined with spaces anyway).
-        for word in (_unquote_heredocs(" ".join(self.words)),) if self.shell else self.words:
-            parts: list[str | tuple[str, Place | None]] = []
-            position = 0
-            for match in _PATTERN.finditer(word):
-                literal = word[position : match.start()]
-                if match.group(1) is not None:
-                    literal += "{" + match.group(1) + "}"
-                parts.append(literal)
-                if scanner is not None:
-                    scanner.feed(literal)
-                if match.group(2) is not None:
-                    place = None if scanner is None else scanner.place()
-                    if place is not None and place.context not in _QUOTING_DOLLAR:
-                        parts[-1] = _literal_dollar(literal)
-                    parts.append((match.group(2), place))
-                position = match.end()
-            parts.append(word[position:])
-            if scanner is not None:
-                scanner.feed(word[position:] + " ")
-            placed.append([part for part in parts if part != ""])
-        # Only now: whether a [[ ]] compares numbers is known at its end.
-        compiled = tuple(tuple(_token(part) for part in word) for word in placed)
-        if scanner is None or any(isinstance(part, tuple) for word in placed for part in word):
-            return compiled, None
-        return compiled, _Token("", *_where(scanner.place()))
+    def _script(self) -> ShellScript:
+        return ShellScript(" ".join(self.words), self.grammar)
 
-    def _check_places(self) -> None:
-        script = " ".join(self.words)
-        appended = self._compiled[1]
-        if appended is not None and appended.context in (HEREDOC, QUOTED_HEREDOC):
-            raise UsageError(
-                f"command {script!r} has no {{}} and ends in a here-document, where the "
-                "value cannot be appended; write {} where the value goes"
-            )
-        for part in self._placed:
-            if part.name in _NUMBERS:
+    @functools.cached_property
+    def _parts(self) -> tuple[tuple[str | Token, ...], ...]:
+        where = f"command {' '.join(self.words)!r}"
+        return tuple(self.grammar.split(word, where) for word in self.words)
+
+    def _check_repeat(self, script: ShellScript) -> None:
+        if not self.repeat:
+            return
+        parts = script.parts
+        for index, part in enumerate(parts):
+            if not isinstance(part, Placed) or part.token.is_number:
                 continue
-            if part.context == QUOTED_HEREDOC:
+            before = parts[index - 1] if index else " "
+            after = parts[index + 1] if index + 1 < len(parts) else " "
+            if not (str(before)[-1:].isspace() and str(after)[:1].isspace()):
                 raise UsageError(
-                    f"command {script!r}: {{{part.name}}} is in a here-document with a "
-                    "quoted delimiter that is not a plain word (or that never ends), "
-                    "where no value can be read; name it like <<'EOF' ... EOF"
-                )
-            if part.context == DELIMITER:
-                raise UsageError(
-                    f"command {script!r}: {{{part.name}}} cannot be a here-document's "
-                    "delimiter (the word after <<)"
+                    f"command {script.text!r}: -X repeats the text around {part.token.text} "
+                    "for each value, which a command run under sh -c cannot do; put "
+                    f"{part.token.text} as a word of its own, or use -m"
                 )
 
-    def _tokens(self) -> list[_Token]:
-        return [part for word in self._parts for part in word if isinstance(part, _Token)]
+    def _tokens(self) -> list[Token]:
+        if self.shell:
+            return [part.token for part in self._script.parts if isinstance(part, Placed)]
+        return [part for word in self._parts for part in word if isinstance(part, Token)]
 
     @functools.cached_property
     def appends_value(self) -> bool:
-        """No replacement string anywhere: the value becomes the last argument."""
+        """No replacement string anywhere: the values become the last arguments."""
         return not self._tokens()
 
     @functools.cached_property
     def uses_slot(self) -> bool:
-        return any(part.name == "%" for part in self._tokens())
+        return any(token.modifier == "%" for token in self._tokens())
+
+    @functools.cached_property
+    def uses_total(self) -> bool:
+        return any(token.modifier == "##" for token in self._tokens())
 
     @functools.cached_property
     def _whole_word_values(self) -> tuple[list[str], tuple[int, ...]] | None:
         """Several words: (the words, where the value goes) when every replacement string
-        is a whole word `{}`, or there is none (the common cases: `wc -l {}`, `gzip`);
-        else None. Rendering is then a list assignment, which a million-line input
-        notices."""
+        is a whole word `{}` or `{1}`, or there is none (the common cases: `wc -l {}`,
+        `gzip`); else None. With one value, rendering is then a list assignment, which a
+        million-line input notices."""
         words: list[str] = []
         positions: list[int] = []
         for parts in self._parts:
-            if parts == (_Token(""),):
+            if len(parts) == 1 and isinstance(parts[0], Token) and parts[0].key in _THE_VALUE:
                 positions.append(len(words))
                 words.append("")
-            elif any(isinstance(part, _Token) for part in parts):
+            elif any(isinstance(part, Token) for part in parts):
                 return None
             else:
                 words.append("".join(str(part) for part in parts))
@@ -240,153 +144,125 @@ class Template:
             words.append("")
         return words, tuple(positions)
 
-    @functools.cached_property
-    def _parameters(self) -> tuple[str, ...]:
-        """Shell mode: the replacement strings made from the value, in the order of their
-        positional parameters ($1 is the first one the script names)."""
-        if self.appends_value:
-            return ("",)
-        names = [part.name for part in self._tokens() if part.name not in _NUMBERS]
-        return tuple(dict.fromkeys(names))
-
-    @functools.cached_property
-    def _script(self) -> tuple[str | _Token, ...]:
-        """Shell mode: the script, with each value's reference written in; only {#} and
-        {%} are left to fill."""
-        number = {name: index for index, name in enumerate(self._parameters, start=1)}
-        pieces: list[str | _Token] = []
-        for parts in self._parts:
-            for part in parts:
-                if isinstance(part, _Token) and part.name not in _NUMBERS:
-                    pieces.append(_REFERENCES[part.context].format(number[part.name]))
-                else:
-                    pieces.append(part)
-            pieces.append(" ")
-        pieces.pop()
-        appended = self._compiled[1]
-        if appended is not None:
-            pieces.append(" " + _REFERENCES[appended.context].format(1))
-        if all(isinstance(piece, str) for piece in pieces):
-            return ("".join(str(piece) for piece in pieces),)
-        return tuple(pieces)
-
-    @functools.cached_property
-    def _arithmetic_names(self) -> tuple[str, ...]:
-        names = [part.name for part in self._placed if part.arithmetic]
-        return tuple(name for name in dict.fromkeys(names) if name not in _NUMBERS)
-
-    def render(self, value: str, seq: int, slot: int | None = None) -> tuple[str, ...] | str:
-        """The argv (several words) or the `sh -c` script (shell mode) for one value."""
+    def render(
+        self, args: Args | str, seq: int, slot: int | None = None, total: int | None = None
+    ) -> tuple[str, ...] | str:
+        """The argv (several words) or the `sh -c` script (shell mode) for one task."""
+        values = Args.one(args) if isinstance(args, str) else args
         if self.shell:
-            return self._render_script(value, seq, slot)
+            return self._script.render(values, seq, slot, total)
+        single = values.single
         fast = self._whole_word_values
-        if fast is not None:
+        if fast is not None and single is not None:
             words, positions = fast[0].copy(), fast[1]
             for position in positions:
-                words[position] = value
+                words[position] = single
             return tuple(words)
-        words = [
-            "".join(
-                _REPLACEMENTS[part.name](value, seq, slot) if isinstance(part, _Token) else part
-                for part in parts
-            )
-            for parts in self._parts
-        ]
-        if self.appends_value:
-            words.append(value)
-        return tuple(words)
+        return tuple("".join(text for text, _ in word)
+                     for word in self._pieces(values, seq, slot, total))  # fmt: skip
+
+    def display(
+        self, args: Args | str, seq: int, slot: int | None = None, total: int | None = None
+    ) -> str:
+        """The command as --dry-run shows it, and as GNU parallel's --dry-run prints it:
+        values quoted as GNU parallel quotes them, words of the command as they are
+        (quoted when they hold shell syntax, since fanout passes them literally)."""
+        values = Args.one(args) if isinstance(args, str) else args
+        if self.shell:
+            return self._script.display(values, seq, slot, total)
+        shown = []
+        for word in self._pieces(values, seq, slot, total):
+            text = "".join(gnu_quote(part) if value else shell_word(part) for part, value in word)
+            shown.append(text or "''")
+        return " ".join(shown)
+
+    def size(self, args: Args) -> tuple[int, int]:
+        """(characters as --dry-run shows the command, bytes its arguments take)."""
+        command = self.render(args, 1)
+        words = (command,) if isinstance(command, str) else command
+        size = sum(len(word.encode("utf-8", "surrogateescape")) + 9 for word in words)
+        return len(self.display(args, 1)), size
+
+    def increment(self, args: Args) -> tuple[int, int]:
+        """What one more record adds to the command of a batch, in the same units."""
+        chars = size = 0
+        per_value = 13 if self.shell else 9  # a reference and quotes; a pointer and NUL
+        for token, context in self._value_places:
+            for text in strings(token, args, 1, None, None):
+                chars += len(gnu_quote(text)) + 1 + context
+                size += len(text.encode("utf-8", "surrogateescape")) + per_value + context
+        return chars, size
 
     @functools.cached_property
-    def _after_value(self) -> str | None:
-        """`; SCRIPT` when the script takes the one value `{}` and nothing else varies
-        (the common case, and the one a million-line input notices); else None."""
-        if len(self._script) == 1 and self._parameters == ("",) and not self._arithmetic_names:
-            return "; " + str(self._script[0])
-        return None
+    def _value_places(self) -> list[tuple[Token, int]]:
+        """Each place a value goes, with the text -X repeats around it there."""
+        if self.appends_value:
+            return [(Token(None, ""), 0)]
+        if self.shell:
+            return [(part.token, 0) for part in self._script.parts
+                    if isinstance(part, Placed) and not part.token.is_number]  # fmt: skip
+        places = []
+        for parts in self._parts:
+            context = sum(len(part) for part in parts if isinstance(part, str))
+            places += [(part, context if self.repeat else 0) for part in parts
+                       if isinstance(part, Token) and not part.is_number]  # fmt: skip
+        return places
 
-    def _render_script(self, value: str, seq: int, slot: int | None) -> str:
-        after = self._after_value
-        if after is not None:
-            return "set -- " + shlex.quote(value) + after
-        script = "".join(
-            _REPLACEMENTS[piece.name](value, seq, slot) if isinstance(piece, _Token) else piece
-            for piece in self._script
-        )
-        if not self._parameters:
-            return script
-        values = [_REPLACEMENTS[name](value, seq, slot) for name in self._parameters]
-        prologue = "set -- " + " ".join(shlex.quote(text) for text in values) + "; "
-        for name in self._arithmetic_names:
-            if not is_arithmetic_value(_REPLACEMENTS[name](value, seq, slot)):
-                refusal = (
-                    f"fanout: refused: the command reads {{{name}}} as arithmetic, and "
-                    "this value is not a number"
-                )
-                return f"{prologue}echo {shlex.quote(refusal)} >&2; exit 2; {script}"
-        return prologue + script
+    def _pieces(self, args: Args, seq: int, slot: int | None, total: int | None) -> Pieces:
+        words: Pieces = []
+        for parts in self._parts:
+            if all(isinstance(part, str) for part in parts):
+                words.append([("".join(str(part) for part in parts), False)])
+                continue
+            for unit in _units(parts, args) if self.repeat else (args,):
+                words += _expand(parts, unit, seq, slot, total)
+        if self.appends_value:
+            words += [[(value, True)] for value in args.values]
+        return words
 
+    def document(self) -> dict[str, object]:
+        """What the saved task list keeps, to render the command again (for `{%}`)."""
+        return {"words": list(self.words), "shell": self.shell,
+                "positions": self.grammar.positions, "names": list(self.grammar.names),
+                "repeat": self.repeat}  # fmt: skip
 
-def _unquote_heredocs(script: str) -> str:
-    """A here-document with a quoted delimiter (<<'EOF') and a value in its body,
-    written as the unquoted one that prints the same text (<<EOF, with \\, $ and ` in
-    its body escaped), so that the value can be read there as `${1+"$1"}`, exactly.
-    A delimiter that is not a plain word, or a body that never ends, is left as it is
-    (and the template is refused)."""
-    if "<<" not in script:
-        return script
-    scanner, position = ShellScanner(), 0
-    for match in _PATTERN.finditer(script):
-        scanner.feed(script[position : match.start()])
-        if match.group(1) is not None:
-            scanner.feed(match.group(0))
-        else:
-            scanner.place(len(match.group(0)), value=match.group(2) not in _NUMBERS)
-        position = match.end()
-    scanner.feed(script[position:] + "\n")
-    edits: list[tuple[int, int, str]] = []
-    for heredoc in scanner.heredocs:
-        plain = _PLAIN_DELIMITER.fullmatch(heredoc.delimiter) is not None
-        if heredoc.kind == "quoted_heredoc" and heredoc.values and heredoc.body_end >= 0 and plain:
-            start, end = heredoc.body_start, heredoc.body_end
-            edits.append((start, end, _escape_for_heredoc(script[start:end])))
-            edits.append((*heredoc.word, heredoc.delimiter))
-    for start, end, text in sorted(edits, reverse=True):
-        script = script[:start] + text + script[end:]
-    return script
+    @classmethod
+    def from_document(cls, document: dict[str, object]) -> Template:
+        words, names = document["words"], document.get("names") or []
+        assert isinstance(words, list) and isinstance(names, list)
+        positions = document.get("positions", 1)
+        grammar = Grammar(positions if isinstance(positions, int) else None,
+                          tuple(str(name) for name in names))  # fmt: skip
+        return cls(tuple(str(word) for word in words), bool(document["shell"]), grammar,
+                   bool(document.get("repeat", False)))  # fmt: skip
 
 
-def _escape_for_heredoc(body: str) -> str:
-    """Literal text as an unquoted here-document body prints it; replacement strings
-    are left alone."""
-    pieces, position = [], 0
-    for match in _PATTERN.finditer(body):
-        pieces += [_HEREDOC_SPECIAL.sub(r"\\\g<0>", body[position : match.start()]), match[0]]
-        position = match.end()
-    return "".join([*pieces, _HEREDOC_SPECIAL.sub(r"\\\g<0>", body[position:])])
+_THE_VALUE = ((None, ""), (1, ""))
 
 
-def _literal_dollar(text: str) -> str:
-    """`${}` means a `$` and the value, never a variable the value names: a bare `$`
-    just before a replacement string is escaped (its reference starts with `$` or `"`)."""
-    if text.endswith("$") and (len(text) - len(text[:-1].rstrip("\\"))) % 2 == 1:
-        return text[:-1] + "\\$"
-    return text
+def _units(parts: tuple[str | Token, ...], args: Args) -> list[Args]:
+    """-X: what the text around the replacement strings of one word is repeated for:
+    each value for `{}` and its modifiers, else each record."""
+    tokens = [part for part in parts if isinstance(part, Token) and not part.is_number]
+    if all(token.position is None for token in tokens):
+        return [Args.one(value) for value in args.values]
+    return [Args((record,)) for record in args.records]
 
 
-def _token(part: str | tuple[str, Place | None]) -> str | _Token:
-    if isinstance(part, str):
-        return part
-    name, place = part
-    return _Token(name) if place is None else _Token(name, *_where(place))
-
-
-def _where(place: Place) -> tuple[str, bool]:
-    return place.context, place.reads_arithmetic()
-
-
-def render_text(text: str, value: str, seq: int) -> str:
-    """A task id or other plain text with replacement strings (nothing is quoted)."""
-    return substitute(text, value, seq, None, _literal)
+def _expand(
+    parts: tuple[str | Token, ...], args: Args, seq: int, slot: int | None, total: int | None
+) -> Pieces:
+    """One word of the command for one task: one argument, or one more for each further
+    value of a replacement string with several."""
+    words: Pieces = [[]]
+    for part in parts:
+        if isinstance(part, str):
+            words[-1].append((part, False))
+            continue
+        made = strings(part, args, seq, slot, total) or [""]
+        words[-1].append((made[0], not part.is_number))
+        words += [[(text, True)] for text in made[1:]]
+    return words
 
 
 def display_command(command: tuple[str, ...] | str) -> str:

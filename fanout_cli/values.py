@@ -225,6 +225,17 @@ def parse_regex(value: object) -> str:
     return text
 
 
+def parse_header(value: object) -> str:
+    text = parse_text(value)
+    if text != ":":
+        raise ValueError(f"expected : (the first value of each source names its columns), "
+                         f"got {shown(text)}")
+    return text
+
+
+parse_max_chars = _whole_numbers(2, 2_097_152)
+
+
 def parse_vote_on(value: object) -> str:
     text = parse_text(value)
     if text in ("stdout", "summary", "exit-code"):

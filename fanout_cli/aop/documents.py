@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from fanout_cli.models import AgentCall, Attempt, OutputInfo, RunReport, TaskResult, TaskSpec
 from fanout_cli.redact import redact_env, redact_text, redact_words
+from fanout_cli.replacements import Args
 from fanout_cli.template import Template
 
 if TYPE_CHECKING:
@@ -169,10 +170,23 @@ def spec_document(spec: TaskSpec) -> dict[str, Any]:
         "ok_exit": None if spec.ok_exit is None else sorted(spec.ok_exit),
         "input": spec.input,
         "origin": spec.origin,
-        "template": None if template is None else {"words": list(template.words),
-                                                    "shell": template.shell},
+        "template": None if template is None else _template_document(template, spec.args),
         "agent": None if spec.agent is None else agent_call_document(spec.agent),
     }
+
+
+def _template_document(template: Template, args: Args | None) -> dict[str, Any]:
+    """A command to render again once its slot is known ({%}), and its values."""
+    records = None if args is None else [list(record) for record in args.records]
+    return {**template.document(), "records": records, "flat": bool(args and args.flat)}
+
+
+def _saved_args(template: dict[str, Any], recorded: object) -> Args | None:
+    records = template.get("records")
+    if isinstance(records, list):
+        return Args(tuple(tuple(str(value) for value in record) for record in records),
+                    bool(template.get("flat")))  # fmt: skip
+    return Args.one(recorded) if isinstance(recorded, str) else None  # an older saved list
 
 
 def task_list_end(count: int) -> dict[str, Any]:
@@ -205,7 +219,8 @@ def spec_from_document(document: dict[str, Any]) -> TaskSpec:
         retries=document.get("retries"),
         ok_exit=None if ok_exit is None else frozenset(ok_exit),
         input=document.get("input"),
-        template=None if template is None else Template(tuple(template["words"]), template["shell"]),  # noqa: E501
+        template=None if template is None else Template.from_document(template),
+        args=None if template is None else _saved_args(template, document.get("input")),
         agent=None if agent is None else AgentCall(
             **{**agent, "attach": tuple(agent["attach"]), "args": tuple(agent["args"])}
         ),

@@ -13,19 +13,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from fanout_cli.errors import TaskFileError, UsageError
 from fanout_cli.models import AgentCall, Prior, TaskSpec
-from fanout_cli.options import OptionError, build_config
-from fanout_cli.sources.stdin import StdinSource
-from fanout_cli.sources.values import (
-    ListSource,
-    ValueTasks,
-    argument_source,
-    display_value,
-    glob_source,
-)
+from fanout_cli.options import BY_NAME, Option, OptionError, build_config
+from fanout_cli.replacements import ONE_VALUE, Grammar
+from fanout_cli.sources.arguments import ArgumentSource
+from fanout_cli.sources.batch import NO_BATCHING, Batching
+from fanout_cli.sources.inputs import InputList, InputPlan, Inputs, split_sources
+from fanout_cli.sources.values import ListSource, ValueTasks, display_value, glob_source
 from fanout_cli.template import Template
 
 if TYPE_CHECKING:
@@ -38,33 +35,61 @@ class SourceRequest:
     """What the command line named as the task source."""
 
     taskfile: str | None = None
-    command: tuple[str, ...] | None = None  # the words after --, without ::: and values
-    values: tuple[str, ...] | None = None  # the words after :::
+    command: tuple[str, ...] | None = None  # the words after --, without the sources
+    inputs: tuple[InputList, ...] = ()  # -a FILE..., then ::: / :::: after the command
     globs: tuple[str, ...] = ()
     null_separated: bool = False
     shell: bool = False
     agent: AgentCall | None = None  # --prompt / --agent / --agent-cli: agent tasks
+    link: bool = False
+    colsep: str | None = None
+    header: bool = False
+    batching: Batching = NO_BATCHING
+
+    @property
+    def values(self) -> bool:
+        """Input sources are named (not only stdin by default)."""
+        return bool(self.inputs)
 
 
 USAGE = (
     "fanout run TASKFILE, or: fanout run [OPTIONS] -- COMMAND {} "
-    "with ::: VALUE..., --glob PATTERN, or values on stdin"
+    "with ::: VALUE..., :::: FILE, --glob PATTERN, or values on stdin"
 )
 
 
-def split_command(words: list[str]) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
-    """`echo {} ::: a b` -> (("echo", "{}"), ("a", "b")); no ::: -> values None."""
-    if "::::" in words:
-        raise UsageError(
-            ":::: (values from a file) is not supported; use: fanout run -- CMD < FILE"
-        )
-    if ":::" not in words:
-        return tuple(words), None
-    split = words.index(":::")
-    values = words[split + 1 :]
-    if ":::" in values:
-        raise UsageError("only one ::: list is supported (no cross products)")
-    return tuple(words[:split]), tuple(values)
+def split_command(words: list[str]) -> tuple[tuple[str, ...], tuple[InputList, ...]]:
+    """`echo {1} {2} ::: a b :::: f` -> the command, and its input sources."""
+    return split_sources(words)
+
+
+def arg_files(paths: tuple[str, ...] | None) -> tuple[InputList, ...]:
+    """-a FILE (repeatable): input sources before those after the command."""
+    return tuple(InputList(path=path) for path in paths or ())
+
+
+def input_options(given: dict[str, Any]) -> dict[str, Any]:
+    """--link, --colsep, --header, -m, -X, -N and -s, checked, for the SourceRequest."""
+    if given["batch_m"] and given["batch_x"]:
+        raise UsageError("give -m or -X, not both")
+    values = {}
+    for name in ("colsep", "header", "max_args", "max_chars"):
+        option = BY_NAME[name]
+        try:
+            values[name] = None if given[name] is None else _parsed(option, given[name])
+        except ValueError as exc:
+            raise UsageError(f"{option.flag}: {exc}") from None
+    mode: Literal["m", "X"] | None = "m" if given["batch_m"] else "X" if given["batch_x"] else None
+    if values["max_chars"] is not None and mode is None and values["max_args"] is None:
+        raise UsageError("-s limits the commands of -m, -X and -N; add one of them")
+    return {"link": given["link"], "colsep": values["colsep"],
+            "header": values["header"] is not None,
+            "batching": Batching(mode, values["max_args"], values["max_chars"])}  # fmt: skip
+
+
+def _parsed(option: Option, value: object) -> Any:
+    assert option.parse is not None
+    return option.parse(value)
 
 
 def describe_source(request: SourceRequest) -> str:
@@ -76,11 +101,18 @@ def describe_source(request: SourceRequest) -> str:
     if request.agent is not None:
         kind = f"--agent-cli {request.agent.tool}" if request.agent.tool else "--agent"
         text = f"fanout run {kind} --prompt {display_value(request.agent.prompt, 60)!r}"
-    if request.values is not None:
-        return f"{text} ::: ({len(request.values)} values)"
+    if request.inputs:
+        return f"{text} {' '.join(_described(source) for source in request.inputs)}"
     if request.globs:
         return f"{text} (--glob {' '.join(request.globs)})"
     return f"{text} (stdin)"
+
+
+def _described(source: InputList) -> str:
+    if source.values is None:
+        return f"::::{'+' * source.linked} {source.path}"
+    count = len(source.values)
+    return f":::{'+' * source.linked} ({count} value{'s' * (count != 1)})"
 
 
 def check_one_source(request: SourceRequest, stdin_is_terminal: bool) -> None:
@@ -89,7 +121,7 @@ def check_one_source(request: SourceRequest, stdin_is_terminal: bool) -> None:
         name
         for name, given in (
             ("a task file", request.taskfile is not None),
-            ("::: values", request.values is not None),
+            ("::: values", bool(request.inputs)),
             ("--glob", bool(request.globs)),
         )
         if given
@@ -109,26 +141,44 @@ def check_one_source(request: SourceRequest, stdin_is_terminal: bool) -> None:
             raise UsageError("agent tasks take no command after --; the values fill --prompt")
         if request.shell:
             raise UsageError("--shell applies to commands, not to agent tasks")
-    elif (request.values is not None or request.globs) and not request.command:
-        source = "::: values" if request.values is not None else "--glob"
+    elif (request.inputs or request.globs) and not request.command:
+        source = "::: values" if request.inputs else "--glob"
         raise UsageError(f"{source} needs a command after --: fanout run -- COMMAND {{}} ...")
     if request.taskfile is not None and request.shell:
         raise UsageError("--shell applies to a command after --; in a task file, a string cmd "
                          "runs under sh -c")
-    if named and request.null_separated:
-        raise UsageError("-0/--null reads NUL-separated values from stdin; it does not apply to "
-                         f"{named[0]}")
+    reads_lines = not named or any(source.path for source in request.inputs)
+    if request.null_separated and not reads_lines:
+        raise UsageError("-0/--null reads NUL-separated values from stdin or a :::: / -a file; "
+                         f"it does not apply to {named[0]}")
+    _check_input_options(request, named)
     if not named and stdin_is_terminal:
         raise UsageError(f"no tasks given; usage: {USAGE}")
 
 
+def _check_input_options(request: SourceRequest, named: list[str]) -> None:
+    """--link, --colsep, --header, -m, -X and -N shape values from input sources."""
+    shaping = (("--link", request.link), ("--colsep", request.colsep),
+               ("--header", request.header), ("-m/-X/-N", request.batching.active))  # fmt: skip
+    given = [flag for flag, on in shaping if on]
+    if given and named and not request.inputs:
+        raise UsageError(f"{given[0]} applies to ::: / :::: / -a values and stdin, not to "
+                         f"{named[0]}")
+    batching = request.batching
+    if batching.max_args is not None and (len(request.inputs) > 1 or request.colsep):
+        raise UsageError("-N groups the values of one input source; with several sources or "
+                         "--colsep, use -m or -X")
+
+
 class Source(Protocol):
     name: str
-    total: int | None  # None for a stream whose length is known only at its end
+
+    @property
+    def total(self) -> int | None: ...  # None for a stream, known only at its end
 
     def specs(self) -> Iterator[TaskSpec]: ...
 
-    def commands(self, jobs: int) -> Iterator[tuple[tuple[str, ...] | str, str | None]]: ...
+    def commands(self, jobs: int) -> Iterator[tuple[str, str | None]]: ...
 
     def stream(self) -> AsyncIterator[TaskSpec]: ...
 
@@ -200,12 +250,20 @@ def open_source(
         return ListSource(saved_list.name, saved_specs(saved_list)), {}, {}
     if request.taskfile is not None:
         return _task_file_source(request.taskfile)
-    tasks = value_tasks(request)
-    if request.values is not None:
-        return argument_source(tasks, list(request.values)), {}, {}
     if request.globs:
-        return glob_source(tasks, list(request.globs)), {}, {}
-    return StdinSource(tasks, request.null_separated), {}, {}
+        return glob_source(value_tasks(request, ONE_VALUE), list(request.globs)), {}, {}
+    sources = request.inputs or (InputList(path="-"),)
+    inputs = Inputs(InputPlan(sources, request.link, request.colsep, request.header,
+                              request.null_separated))  # fmt: skip
+    tasks = value_tasks(request, Grammar(_positions(request, inputs), inputs.names))
+    return ArgumentSource(tasks, inputs, request.batching), {}, {}
+
+
+def _positions(request: SourceRequest, inputs: Inputs) -> int | None:
+    """How many values a task's {1}..{N} may name."""
+    if request.batching.max_args is not None and request.batching.mode is None:
+        return request.batching.max_args
+    return inputs.width
 
 
 def _task_file_source(path: str) -> tuple[ListSource, dict[str, object], dict[str, Any]]:
@@ -221,9 +279,15 @@ def _task_file_source(path: str) -> tuple[ListSource, dict[str, object], dict[st
     return ListSource(path, task_file.specs), file_options, dict(task_file.agent)
 
 
-def value_tasks(request: SourceRequest) -> ValueTasks:
+def value_tasks(request: SourceRequest, grammar: Grammar) -> ValueTasks:
     if request.agent is not None:
-        return ValueTasks(None, request.agent)
+        where = "--prompt"
+        for text in (request.agent.prompt, *request.agent.attach):
+            grammar.split(text, where)  # a replacement string fanout lacks: say so now
+            where = "--attach"
+        return ValueTasks(None, request.agent, grammar)
     if not request.command:
-        return ValueTasks(None)
-    return ValueTasks(Template.parse(request.command, force_shell=request.shell))
+        return ValueTasks(None, grammar=grammar)
+    repeat = request.batching.mode == "X"
+    template = Template.parse(request.command, request.shell, grammar, repeat)
+    return ValueTasks(template, grammar=grammar)

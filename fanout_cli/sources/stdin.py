@@ -1,4 +1,4 @@
-"""Standard input as a task source: one value a line (or NUL-separated), read a chunk
+"""Values from standard input or a file: one a line (or NUL-separated), read a chunk
 at a time only when the runner asks for the next task, so the first task starts before
 input ends and a million lines cost no more memory than a hundred."""
 
@@ -10,9 +10,6 @@ import stat
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
-
-from fanout_cli.models import TaskSpec
-from fanout_cli.sources.values import ValueTasks
 
 CHUNK_BYTES = 1 << 16
 
@@ -40,58 +37,61 @@ class RecordSplitter:
         return [rest] if rest else []
 
 
-class StdinSource:
-    """Values from a file descriptor: lines (LF or CRLF) or, with -0, NUL-separated."""
+class RecordReader:
+    """Values from a file descriptor (stdin, or a `::::`/`-a` file): lines (LF or CRLF)
+    or, with -0, NUL-separated; empty ones are skipped. Read a chunk at a time, only
+    when the next value is asked for."""
 
-    total: int | None = None  # not known until the input ends
-
-    def __init__(self, tasks: ValueTasks, null_separated: bool = False, fd: int = 0) -> None:
-        self.tasks = tasks
-        self.null_separated = null_separated
+    def __init__(self, fd: int, null_separated: bool = False, name: str = "stdin") -> None:
         self.fd = fd
-        self.name = "stdin"
+        self.null_separated = null_separated
+        self.name = name
         self._splitter = RecordSplitter(b"\0" if null_separated else b"\n")
         self._records = 0  # every record, empty ones too, so stdin:N is line N
-        self._seq = 0
+        self._ready: list[tuple[int, str]] = []  # read ahead by first()
+        self._ended = False
 
     def _values(self, chunk: bytes) -> Iterator[tuple[int, str]]:
-        """(seq, value) of one chunk (b"" at the end of input), one at a time."""
+        """(line, value) of one chunk (b"" at the end of input), one at a time."""
         records = self._splitter.feed(chunk) if chunk else self._splitter.finish()
         for record in records:
             self._records += 1
             data = record[:-1] if not self.null_separated and record.endswith(b"\r") else record
             if data:
-                self._seq += 1
-                yield self._seq, data.decode("utf-8", "surrogateescape")  # kept byte-exact
+                yield self._records, data.decode("utf-8", "surrogateescape")  # byte-exact
 
-    def _blocking_values(self) -> Iterator[tuple[int, str]]:
-        while True:
-            chunk = _read(self.fd)
-            yield from self._values(chunk)
-            if not chunk:
-                return
+    def _chunk(self) -> bytes:
+        chunk = b"" if self._ended else _read(self.fd)
+        self._ended = not chunk
+        return chunk
 
-    def specs(self) -> Iterator[TaskSpec]:
-        """All the tasks, with blocking reads."""
-        for seq, value in self._blocking_values():
-            yield self.tasks.spec(seq, value, f"stdin:{self._records}")
+    def all_lazily(self) -> Iterator[tuple[int, str]]:
+        """Every value, with blocking reads."""
+        yield from self._take_ready()
+        while not self._ended:
+            yield from self._values(self._chunk())
 
-    def commands(self, jobs: int) -> Iterator[tuple[tuple[str, ...] | str, str | None]]:
-        """For --dry-run: the commands alone, without building whole tasks (a million
-        lines must print in seconds). `{%}` gets the slots 1..jobs in turn."""
-        for seq, value in self._blocking_values():
-            yield self.tasks.command(seq, value, (seq - 1) % jobs + 1), None
+    def all(self) -> list[tuple[int, str]]:
+        return list(self.all_lazily())
 
-    async def stream(self) -> AsyncIterator[TaskSpec]:
+    def first(self) -> str | None:
+        """The first value, taken off (a header); None when there is none."""
+        while not self._ready and not self._ended:
+            self._ready += self._values(self._chunk())
+        return self._ready.pop(0)[1] if self._ready else None
+
+    def _take_ready(self) -> list[tuple[int, str]]:
+        ready, self._ready = self._ready, []
+        return ready
+
+    async def chunks(self) -> AsyncIterator[list[tuple[int, str]]]:
+        """The values, a chunk's worth at a time, waiting for a pipe without blocking."""
+        yield self._take_ready()
         pollable = _pollable(self.fd)
-        while True:
+        while not self._ended:
             if pollable:
                 await anyio.wait_readable(self.fd)
-            chunk = _read(self.fd)
-            for seq, value in self._values(chunk):
-                yield self.tasks.spec(seq, value, f"stdin:{self._records}")
-            if not chunk:
-                return
+            yield list(self._values(self._chunk()))
 
 
 def _pollable(fd: int) -> bool:

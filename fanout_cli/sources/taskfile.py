@@ -16,9 +16,10 @@ from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
 from fanout_cli.errors import TaskFileError, UsageError
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS
+from fanout_cli.replacements import has_replacement, render_text
 from fanout_cli.sources.toml_lines import MAX_NESTING, KeyLines, KeyPath, nesting_problem
 from fanout_cli.sources.values import agent_command, display_value, glob_matches, render_call
-from fanout_cli.template import Template, has_replacement, render_text
+from fanout_cli.template import Template
 from fanout_cli.values import parse_exit_codes, parse_limit, parse_retries
 
 TOP_LEVEL_KEYS = ("run", "defaults", "agent", "task")

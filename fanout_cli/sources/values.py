@@ -1,15 +1,18 @@
-"""Values into tasks: the command template (or agent call) each value fills, and the
-sources known in full before a run starts (::: values, --glob matches, task files)."""
+"""Values into tasks: the command template (or agent call) each task's values fill,
+and the sources known in full before a run starts (--glob matches, task files, a
+resumed run's saved list)."""
 
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from fanout_cli.errors import UsageError
 from fanout_cli.models import AgentCall, TaskSpec
-from fanout_cli.template import Template, render_text
+from fanout_cli.replacements import ONE_VALUE, Args, Grammar, render_text
+from fanout_cli.template import Template
 
 ID_CHARS = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -31,39 +34,53 @@ def display_value(value: str, limit: int = ID_CHARS) -> str:
 class ValueTasks:
     """Turns values into tasks: through a command template, or, with no template, each
     value is itself a shell command (as GNU parallel does with lines on stdin). With
-    `agent`, each value fills the call's prompt (and attach) templates instead."""
+    `agent`, the values fill the call's prompt (and attach) templates instead.
+    `names`: the values' names (--header, a matrix), for the records."""
 
     template: Template | None
     agent: AgentCall | None = None  # prompt and attach are templates here
+    grammar: Grammar = ONE_VALUE
+    total: int | None = None  # {##}, when the number of tasks is known
 
-    def command(self, seq: int, value: str, slot: int | None = None) -> tuple[str, ...] | str:
+    def display(self, seq: int, args: Args, slot: int | None = None) -> str:
+        """The command as --dry-run shows it."""
         if self.agent is not None:
-            call = render_call(self.agent, value, seq)
-            return agent_line(call) if call.tool is None else agent_command(call)
-        return value if self.template is None else self.template.render(value, seq, slot)
-
-    def spec(self, seq: int, value: str, origin: str) -> TaskSpec:
-        task_id = display_value(value) or f"task-{seq}"
-        if self.agent is not None:
-            call = render_call(self.agent, value, seq)
-            return TaskSpec(
-                seq=seq,
-                task_id=task_id,
-                command=agent_command(call),
-                origin=origin,
-                input=value,
-                agent=call,
-            )
+            call = render_call(self.agent, args, seq, self.grammar, self.total)
+            return agent_line(call) if call.tool is None else shlex.join(agent_command(call))
         if self.template is None:
-            return TaskSpec(seq=seq, task_id=task_id, command=value, origin=origin, input=value)
+            return " ".join(args.values)
+        return self.template.display(args, seq, slot, self.total)
+
+    def spec(self, seq: int, value: Args | str, origin: str) -> TaskSpec:
+        args = Args.one(value) if isinstance(value, str) else value
+        task_id = task_id_of(args) or f"task-{seq}"
+        recorded = args.recorded(self.grammar.names)
+        if self.agent is not None:
+            call = render_call(self.agent, args, seq, self.grammar, self.total)
+            return TaskSpec(seq=seq, task_id=task_id, command=agent_command(call),
+                            origin=origin, input=recorded, agent=call)  # fmt: skip
+        if self.template is None:
+            command = " ".join(args.values)
+            return TaskSpec(seq=seq, task_id=task_id, command=command, origin=origin,
+                            input=recorded)  # fmt: skip
+        slot_later = self.template.uses_slot
         return TaskSpec(
             seq=seq,
             task_id=task_id,
-            command=self.template.render(value, seq),
+            command=self.template.render(args, seq, None, self.total),
             origin=origin,
-            input=value,
-            template=self.template if self.template.uses_slot else None,
+            input=recorded,
+            template=self.template if slot_later else None,
+            args=args if slot_later else None,
         )
+
+
+def task_id_of(args: Args) -> str:
+    """A task's id: its value; a combination's values joined by a space; a batch's
+    first record and how many more it holds."""
+    first = display_value(" ".join(args.records[0]))
+    more = len(args.records) - 1
+    return first if not more else f"{first} +{more} more"
 
 
 def agent_line(call: AgentCall) -> str:
@@ -72,12 +89,15 @@ def agent_line(call: AgentCall) -> str:
     return f"agent {call.provider}/{call.model}{attach}: {display_value(call.prompt, 10_000)}"
 
 
-def render_call(call: AgentCall, value: str, seq: int) -> AgentCall:
-    """A call whose prompt and attach are templates, filled from one value."""
+def render_call(
+    call: AgentCall, args: Args | str, seq: int, grammar: Grammar = ONE_VALUE,
+    total: int | None = None,
+) -> AgentCall:
+    """A call whose prompt and attach are templates, filled from a task's values."""
     return replace(
         call,
-        prompt=render_text(call.prompt, value, seq),
-        attach=tuple(render_text(path, value, seq) for path in call.attach),
+        prompt=render_text(call.prompt, args, seq, grammar, total),
+        attach=tuple(render_text(path, args, seq, grammar, total) for path in call.attach),
     )
 
 
@@ -104,22 +124,17 @@ class ListSource:
     def specs(self) -> Iterator[TaskSpec]:
         return iter(self._specs)
 
-    def commands(self, jobs: int) -> Iterator[tuple[tuple[str, ...] | str, str | None]]:
+    def commands(self, jobs: int) -> Iterator[tuple[str, str | None]]:
         for spec in self._specs:
             if spec.kind == "agent":
                 assert spec.agent is not None
                 yield agent_line(spec.agent), spec.cwd
             else:
-                yield spec.command_for_slot((spec.seq - 1) % jobs + 1), spec.cwd
+                yield spec.display_for_slot((spec.seq - 1) % jobs + 1), spec.cwd
 
     async def stream(self) -> AsyncIterator[TaskSpec]:
         for spec in self._specs:
             yield spec
-
-
-def argument_source(tasks: ValueTasks, values: list[str]) -> ListSource:
-    specs = [tasks.spec(n, value, f":::{n}") for n, value in enumerate(values, start=1)]
-    return ListSource(":::", specs)
 
 
 def glob_matches(pattern: str) -> list[str]:
