@@ -6,10 +6,11 @@ import enum
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fanout_cli.replacements import Args
-from fanout_cli.template import Template, display_command
+if TYPE_CHECKING:  # a run that needs them has them loaded; `fanout --help` does not
+    from fanout_cli.replacements import Args
+    from fanout_cli.template import Template
 
 
 class TaskStatus(enum.StrEnum):
@@ -21,6 +22,13 @@ class TaskStatus(enum.StrEnum):
 
 
 STATUS_ORDER = tuple(TaskStatus)
+
+
+def display_command(command: tuple[str, ...] | str) -> str:
+    """A command as it can be pasted into a shell."""
+    import shlex
+
+    return command if isinstance(command, str) else shlex.join(command)
 
 
 @dataclass(frozen=True)

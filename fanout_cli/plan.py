@@ -26,7 +26,7 @@ from fanout_cli.sources import (
     describe_source,
     open_source,
 )
-from fanout_cli.sources.arguments import ArgumentSource
+from fanout_cli.sources.inputs import ArgumentSource
 from fanout_cli.sources.values import ListSource
 from fanout_cli.values import MAX_SHARDS, Shard, default_output_dir, parse_shard
 

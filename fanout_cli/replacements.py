@@ -104,14 +104,15 @@ class Args:
         return None
 
     def at(self, position: int | None) -> list[str]:
-        """The values a replacement string with this position reads (a missing column or
-        a short last batch reads as empty, as in GNU parallel)."""
+        """The values a replacement string with this position reads (none for a missing
+        column or past the end of a short last batch: then, as in GNU parallel, a word
+        that is only that replacement string is left out)."""
         if position is None:
             return self.values
         if self.flat:
             values = self.values
-            return [values[position - 1] if position <= len(values) else ""]
-        return [record[position - 1] if position <= len(record) else "" for record in self.records]
+            return [values[position - 1]] if position <= len(values) else []
+        return [record[position - 1] for record in self.records if position <= len(record)]
 
     def recorded(self, names: tuple[str, ...] = ()) -> str | list[str] | dict[str, str]:
         """The task's `input` as its records keep it: the value; a list of values; or,

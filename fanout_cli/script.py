@@ -41,14 +41,14 @@ _PLAIN_DELIMITER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.,:+@%/-]*")
 # so that a place guessed wrong between those three still reads the value exactly.
 # A replacement string with several values ({} of a combination) reads each, separated
 # by a space: as separate words in a plain word, as one text inside quotes.
-_REFERENCES = {
-    PLAIN: ('"${0}"', " ", "", ""),
-    SINGLE: ("${0}", " ", "'\"", "\"'"),  # close the user's '...', read, reopen
-    ANSI: ("${0}", " ", "'\"", "\"$'"),
-    DOUBLE: ('${{{0}+"${0}"}}', " ", "", ""),
-    HEREDOC: ('${{{0}+"${0}"}}', " ", "", ""),
-    ARITHMETIC: ("${{{0}}}", " ", "", ""),  # dash rejects quotes in $(( )); numbers only
-    ARITHMETIC_COMMAND: ('"${0}"', " ", "", ""),  # bash's (( )) takes quotes
+_REFERENCES = {  # {p}: $1 (${10} past 9); {n}: the number
+    PLAIN: ('"{p}"', " ", "", ""),
+    SINGLE: ("{p}", " ", "'\"", "\"'"),  # close the user's '...', read, reopen
+    ANSI: ("{p}", " ", "'\"", "\"$'"),
+    DOUBLE: ('${{{n}+"{p}"}}', " ", "", ""),
+    HEREDOC: ('${{{n}+"{p}"}}', " ", "", ""),
+    ARITHMETIC: ("${{{n}}}", " ", "", ""),  # dash rejects quotes in $(( )); numbers only
+    ARITHMETIC_COMMAND: ('"{p}"', " ", "", ""),  # bash's (( )) takes quotes
 }
 
 
@@ -63,7 +63,8 @@ class Placed:
 
 def reference(context: str, numbers: range) -> str:
     each, separator, before, after = _REFERENCES[context]
-    return before + separator.join(each.format(number) for number in numbers) + after
+    texts = (each.format(n=n, p=f"${n}" if n < 10 else f"${{{n}}}") for n in numbers)
+    return before + separator.join(texts) + after
 
 
 @dataclass(frozen=True)

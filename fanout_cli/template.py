@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import functools
 import re
-import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fanout_cli.errors import UsageError
 from fanout_cli.replacements import ONE_VALUE, Args, Grammar, Token, gnu_quote, shell_word, strings
-from fanout_cli.script import Placed, ShellScript
+
+if TYPE_CHECKING:
+    from fanout_cli.script import ShellScript
 
 _SHELL_SYNTAX = re.compile(r"[\s|&;<>()$`\\\"'*?\[\]#~]")
 # Words a GNU parallel user writes apart, meaning shell syntax (GNU parallel runs every
@@ -82,6 +84,8 @@ class Template:
 
     @functools.cached_property
     def _script(self) -> ShellScript:
+        from fanout_cli.script import ShellScript  # only commands run under sh -c need it
+
         return ShellScript(" ".join(self.words), self.grammar)
 
     @functools.cached_property
@@ -90,6 +94,8 @@ class Template:
         return tuple(self.grammar.split(word, where) for word in self.words)
 
     def _check_repeat(self, script: ShellScript) -> None:
+        from fanout_cli.script import Placed
+
         if not self.repeat:
             return
         parts = script.parts
@@ -107,7 +113,7 @@ class Template:
 
     def _tokens(self) -> list[Token]:
         if self.shell:
-            return [part.token for part in self._script.parts if isinstance(part, Placed)]
+            return [part.token for part in self._script.parts if not isinstance(part, str)]
         return [part for word in self._parts for part in word if isinstance(part, Token)]
 
     @functools.cached_property
@@ -199,8 +205,7 @@ class Template:
         if self.appends_value:
             return [(Token(None, ""), 0)]
         if self.shell:
-            return [(part.token, 0) for part in self._script.parts
-                    if isinstance(part, Placed) and not part.token.is_number]  # fmt: skip
+            return [(token, 0) for token in self._tokens() if not token.is_number]
         places = []
         for parts in self._parts:
             context = sum(len(part) for part in parts if isinstance(part, str))
@@ -259,12 +264,10 @@ def _expand(
         if isinstance(part, str):
             words[-1].append((part, False))
             continue
-        made = strings(part, args, seq, slot, total) or [""]
-        words[-1].append((made[0], not part.is_number))
-        words += [[(text, True)] for text in made[1:]]
-    return words
+        made = strings(part, args, seq, slot, total)
+        if made:
+            words[-1].append((made[0], not part.is_number))
+            words += [[(text, True)] for text in made[1:]]
+    return [word for word in words if word]  # a word of missing values only: left out
 
 
-def display_command(command: tuple[str, ...] | str) -> str:
-    """A command as it can be pasted into a shell."""
-    return command if isinstance(command, str) else shlex.join(command)

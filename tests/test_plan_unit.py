@@ -15,6 +15,7 @@ from fanout_cli.options import AGENT_KEYS, RUN_KEYS
 from fanout_cli.plan import RunRequest, plan_run, shard_from_environment
 from fanout_cli.resume import ResumeBook
 from fanout_cli.sources import SourceRequest
+from fanout_cli.sources.inputs import InputList
 from fanout_cli.timings import Timings, ordered, plan_shards
 from fanout_cli.values import Shard
 
@@ -26,7 +27,7 @@ def request(
     **options: object,
 ) -> RunRequest:
     return RunRequest(
-        source=SourceRequest(command=command, values=values),
+        source=SourceRequest(command=command, inputs=(InputList(values=values),)),
         run_options={name: options.get(name) for name in RUN_KEYS},
         agent_options={name: None for name in AGENT_KEYS},
         environ={} if environ is None else environ,

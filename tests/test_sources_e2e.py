@@ -325,10 +325,13 @@ def test_triple_colon_without_double_dash_asks_for_the_command_after_it() -> Non
     assert "after --" in line, line
 
 
-def test_a_second_triple_colon_group_is_exit_2() -> None:
-    completed = run_fanout("run", "--", "echo", "{}", ":::", "a", ":::", "b")
-    line = one_error_line(completed, no_run_folder=True)
-    assert ":::" in line
+def test_a_second_triple_colon_group_combines_with_the_first() -> None:
+    completed = run_fanout("run", "--format", "json", "--", "echo", "{}", ":::", "a", "b",
+                           ":::", "1", "2")  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    tasks = json.loads(completed.stdout)["tasks"]
+    assert [task["task_id"] for task in tasks] == ["a 1", "a 2", "b 1", "b 2"]
+    assert [task["summary"] for task in tasks] == ["a 1", "a 2", "b 1", "b 2"]
 
 
 def test_triple_colon_without_a_command_is_exit_2() -> None:

@@ -154,10 +154,12 @@ def test_value_with_braces_is_not_substituted_again() -> None:
     assert Template.parse(["echo", "{}", "{.}"]).render("{/}.{#}", 5) == ("echo", "{/}.{#}", "{/}")
 
 
-def test_unknown_brace_words_are_left_alone() -> None:
-    template = Template.parse(["echo", "{x}", "{1}"])
-    assert template.appends_value
-    assert template.render("v", 1) == ("echo", "{x}", "{1}", "v")
+def test_unknown_brace_words_are_left_alone_and_positions_are_values() -> None:
+    # {x} names nothing: text (awk's {print} and the shell's ${HOME} stay as written).
+    # {1} is the first value, as in GNU parallel.
+    template = Template.parse(["echo", "{x}", "{print $1}", "{a,b}", "{1}"])
+    assert not template.appends_value
+    assert template.render("v", 1) == ("echo", "{x}", "{print $1}", "{a,b}", "v")
 
 
 @pytest.mark.skipif(shutil.which("parallel") is None, reason="GNU parallel is not installed")
@@ -205,8 +207,8 @@ def test_path_replacement_strings_agree_with_real_gnu_parallel() -> None:
 @pytest.mark.parametrize(
     "words",
     [
-        ["grep", "-c", "TODO", "{}", "|", "sort"],
         ["echo", "$HOME", "{}"],
+        ["grep", "-c", "a|b", "{}"],
         ["sh", "-c", "echo {} | wc"],
         ["a b", "c"],
     ],

@@ -8,9 +8,8 @@ import shlex
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus
+from fanout_cli.models import RunReport, TaskResult, TaskSpec, TaskStatus, display_command
 from fanout_cli.render.console import Console
-from fanout_cli.template import display_command
 
 if TYPE_CHECKING:  # --dry-run --shard only; the types, not the module
     from fanout_cli.options import OutputOptions

@@ -19,9 +19,15 @@ from fanout_cli.errors import TaskFileError, UsageError
 from fanout_cli.models import AgentCall, Prior, TaskSpec
 from fanout_cli.options import BY_NAME, Option, OptionError, build_config
 from fanout_cli.replacements import ONE_VALUE, Grammar
-from fanout_cli.sources.arguments import ArgumentSource
-from fanout_cli.sources.batch import NO_BATCHING, Batching
-from fanout_cli.sources.inputs import InputList, InputPlan, Inputs, split_sources
+from fanout_cli.sources.inputs import (
+    NO_BATCHING,
+    ArgumentSource,
+    Batching,
+    InputList,
+    InputPlan,
+    Inputs,
+    split_sources,
+)
 from fanout_cli.sources.values import ListSource, ValueTasks, display_value, glob_source
 from fanout_cli.template import Template
 

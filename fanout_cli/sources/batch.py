@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 from fanout_cli.replacements import Args
 
@@ -21,20 +19,6 @@ Record = tuple[tuple[str, ...], str]  # a record's values and its origin
 Batch = list[Record]
 ONE_ARGUMENT = 131072  # Linux's MAX_ARG_STRLEN: the most one argument (a script) can hold
 _HEADROOM = 4096
-
-
-@dataclass(frozen=True)
-class Batching:
-    mode: Literal["m", "X"] | None = None
-    max_args: int | None = None  # -N
-    max_chars: int | None = None  # -s
-
-    @property
-    def active(self) -> bool:
-        return self.mode is not None or self.max_args is not None
-
-
-NO_BATCHING = Batching()
 
 
 def system_limit(shell: bool, environ: dict[str, str] | None = None) -> int:
@@ -59,9 +43,9 @@ Measure = Callable[[Args], tuple[int, int]]
 class Batcher:
     """Records in, batches out: fed one record at a time, `finish`ed at the end."""
 
-    def __init__(self, batching: Batching, jobs: int, whole: Measure, each: Measure,
-                 byte_limit: int) -> None:  # fmt: skip
-        self.batching = batching
+    def __init__(self, limits: tuple[str | None, int | None, int | None], jobs: int,
+                 whole: Measure, each: Measure, byte_limit: int) -> None:  # fmt: skip
+        self.mode, self.max_args, self.max_chars = limits  # -m/-X, -N, -s
         self.jobs = jobs
         self._whole, self._each = whole, each
         self._byte_limit = byte_limit
@@ -80,7 +64,7 @@ class Batcher:
         assert self._fixed is not None
         chars = self._fixed[0] + self._size[0] + cost[0]
         size = self._fixed[1] + self._size[1] + cost[1]
-        limit = self.batching.max_chars
+        limit = self.max_chars
         return size <= self._byte_limit and (limit is None or chars < limit)
 
     def feed(self, record: Record) -> list[Batch]:
@@ -95,7 +79,7 @@ class Batcher:
         return ready
 
     def _full(self) -> bool:
-        limit = self.batching.max_args
+        limit = self.max_args
         return limit is not None and len(self._pending) >= limit
 
     def _take(self) -> Batch:
@@ -107,7 +91,7 @@ class Batcher:
         batch = self._take()
         if not batch:
             return []
-        if self.batching.mode is None or len(batch) <= 1:
+        if self.mode is None or len(batch) <= 1:
             return [batch]
         size = math.ceil(len(batch) / self.jobs)
         return [batch[start : start + size] for start in range(0, len(batch), size)]
