@@ -102,11 +102,13 @@ def run(
 ) -> None:
     """Run tasks in parallel and print one verdict.
 
-    Tasks come from exactly one source: a TOML TASKFILE, ::: VALUE... after the
-    command, --glob PATTERN, or values on stdin, one a line. The command after -- takes
-    GNU parallel's replacement strings {} {.} {/} {//} {/.} {#} {%} ({{}} is a literal
-    {}); without one, the value is appended. Several words run without a shell; a
-    single word with shell syntax, or --shell, runs under sh -c with values quoted.
+    Tasks come from one kind of source: a TOML TASKFILE; input sources after the
+    command (::: VALUE..., :::: FILE..., -a FILE: every combination, :::+ and --link
+    pair them); --glob PATTERN; or values on stdin, one a line. The command after --
+    takes GNU parallel's replacement strings {} {.} {/} {//} {/.} {1}..{N} {#} {%} {##}
+    ({{}} is a literal {}); without one, the values are appended. -m, -X and -N put
+    several values in one command. Several words run without a shell; a single word
+    with shell syntax, or --shell, runs under sh -c with values kept as data.
 
     Agent tasks: --prompt 'TEMPLATE' makes each value an LLM call (OpenAI-compatible
     or Anthropic; set [agent] in a task file, or --provider/--model/--base-url);
@@ -128,6 +130,10 @@ def run(
       fanout run --glob '*/' --ok-exit 0,1 --strategy partial-success -- rg -c TODO {}
 
       fanout run -- 'gzip -c {} > {}.gz' ::: a.log b.log
+
+      fanout run -- echo {1}={2} ::: a b c :::+ 1 2 3
+
+      find . -name '*.py' | fanout run -X -- ruff check
 
       fanout run --prompt 'Summarise {}' --attach {} --model gpt-4o-mini ::: a.md b.md
 

@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 
 _SHELL_SYNTAX = re.compile(r"[\s|&;<>()$`\\\"'*?\[\]#~]")
 # Words a GNU parallel user writes apart, meaning shell syntax (GNU parallel runs every
-# command under a shell): run those commands under sh -c, as meant.
-_OPERATORS = frozenset(("|", "||", "|&", "&", "&&", ";", ";;", "!", "(", ")", "<", ">", ">>",
-                        ">|", "<<", "<<<", "<>", "&>", "&>>", ">&", "<&", "2>", "2>>", "2>&1",
-                        "1>&2", ">&2", "1>", "0<"))  # fmt: skip
+# command under a shell): run those commands under sh -c, as meant. Not `;`, `(`, `)` or
+# `!`, which find(1) takes as arguments (`find {} -exec touch {{}} ';'`).
+_OPERATORS = frozenset(("|", "||", "|&", "&", "&&", "<", ">", ">>", ">|", "<<", "<<<", "<>",
+                        "&>", "&>>", ">&", "<&", "2>", "2>>", "2>&1", "1>&2", ">&2", "1>",
+                        "0<"))  # fmt: skip
 _BUILTINS = frozenset(("exit", "cd", "export", "source", ".", "set", "unset", "eval", "exec",
                        "alias", "read", "shift", "return", "trap", "ulimit", "umask", "wait",
                        "local", "declare", "readonly", "if", "for", "while", "until", "case",
@@ -150,6 +151,13 @@ class Template:
             words.append("")
         return words, tuple(positions)
 
+    @functools.cached_property
+    def _whole_word_display(self) -> tuple[list[str], tuple[int, ...]] | None:
+        fast = self._whole_word_values
+        if fast is None:
+            return None
+        return [shell_word(word) or "''" for word in fast[0]], fast[1]
+
     def render(
         self, args: Args | str, seq: int, slot: int | None = None, total: int | None = None
     ) -> tuple[str, ...] | str:
@@ -176,6 +184,14 @@ class Template:
         values = Args.one(args) if isinstance(args, str) else args
         if self.shell:
             return self._script.display(values, seq, slot, total)
+        single = values.single
+        fast = self._whole_word_display
+        if fast is not None and single is not None:  # a million lines print in seconds
+            words, positions = fast[0].copy(), fast[1]
+            quoted = gnu_quote(single)
+            for position in positions:
+                words[position] = quoted
+            return " ".join(words)
         shown = []
         for word in self._pieces(values, seq, slot, total):
             text = "".join(gnu_quote(part) if value else shell_word(part) for part, value in word)

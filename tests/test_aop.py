@@ -26,6 +26,7 @@ from fanout_cli.aop.files import RunFolderError
 from fanout_cli.aop.writer import RowIndex, RunStore, create_run_folder, write_whole_run
 from fanout_cli.errors import StoreError
 from fanout_cli.models import AgentCall, RunReport, TaskResult, TaskSpec, TaskStatus, Verdict
+from fanout_cli.replacements import Args
 from fanout_cli.template import Template
 
 
@@ -150,7 +151,7 @@ def test_saved_task_list_round_trips(tmp_path: Path) -> None:
         spec(1, "a"),
         TaskSpec(seq=2, task_id="t", command="echo {}", origin="tasks.toml:3", cwd="sub",
                  env={"A": "1"}, timeout=2.5, retries=1, ok_exit=frozenset({0, 3}), input="v",
-                 template=Template(("echo", "{}"), True), agent=agent),
+                 template=Template(("echo", "{}"), True), args=Args.one("v"), agent=agent),
     ]  # fmt: skip
     run_dir = write_run(tmp_path / "out", "r", specs)
     documents = reader.read_task_list(run_dir)

@@ -246,6 +246,8 @@ def test_words_only_a_shell_can_run_run_under_a_shell(words: list[str]) -> None:
 
 def test_ordinary_words_still_run_without_a_shell() -> None:
     assert not meant_for_a_shell(["grep", "-c", "a|b", "{}"])
+    # find(1) takes these as arguments.
+    assert not meant_for_a_shell(["find", "{}", "!", "(", "-name", "x", ")", "-exec", "ls", ";"])
     assert not Template.parse(["echo", ">x", "{}"]).shell
 
 
@@ -322,6 +324,7 @@ def test_total_count_is_known_to_every_task() -> None:
         (["--", "echo", "{3}", ":::", "a", ":::", "b"], "{3} is not a replacement string"),
         (["-N", "2", "--", "echo", ":::", "a", ":::", "b"], "-N groups the values of one"),
         (["--link", "--glob", "*", "--", "echo"], "--link applies to ::: / :::: / -a values"),
+        (["-X"], "give the command after --"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(args: list[str], wanted: str) -> None:
@@ -368,3 +371,15 @@ def test_a_combination_run_resumes_by_its_tasks() -> None:
                        ":::", "1", "2")  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert len(again.manifest()["tasks"]) == 4
+
+
+def test_a_saved_combination_renders_its_slot_again() -> None:
+    from fanout_cli.aop.documents import spec_document, spec_from_document
+    from fanout_cli.sources.values import ValueTasks
+
+    template = Template.parse(["echo", "{%}", "{2}", "{1/}"], grammar=TWO)
+    spec = ValueTasks(template, grammar=TWO).spec(3, combination("d/a", "b"), ":::1+:::2")
+    back = spec_from_document(json.loads(json.dumps(spec_document(spec))))
+    assert back == spec
+    assert back.command_for_slot(2) == ("echo", "2", "b", "a")
+    assert back.input == ["d/a", "b"]

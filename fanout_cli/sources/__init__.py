@@ -171,6 +171,9 @@ def _check_input_options(request: SourceRequest, named: list[str]) -> None:
         raise UsageError(f"{given[0]} applies to ::: / :::: / -a values and stdin, not to "
                          f"{named[0]}")
     batching = request.batching
+    if batching.active and not request.command and request.agent is None and not named:
+        raise UsageError("-m, -X and -N put several values in one command; give the command "
+                         "after --: fanout run -X -- COMMAND")
     if batching.max_args is not None and (len(request.inputs) > 1 or request.colsep):
         raise UsageError("-N groups the values of one input source; with several sources or "
                          "--colsep, use -m or -X")

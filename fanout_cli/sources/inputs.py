@@ -145,6 +145,11 @@ class Inputs:
     def streamed(self) -> RecordReader | None:
         return self._stream
 
+    @property
+    def one_stream(self) -> bool:
+        """A streamed source alone, not cut into columns: each value is a record."""
+        return self._stream is not None and not self._rest and self._colsep is None
+
     def _columns(self, value: str) -> tuple[str, ...]:
         return (value,) if self._colsep is None else tuple(self._colsep.split(value))
 
@@ -204,8 +209,13 @@ class Inputs:
             assert self._first is not None
             yield from self._with_rest(self._first)
             return
+        name = self._stream.name
+        if self.one_stream:  # the fast way
+            for line, value in self._stream.all_lazily():
+                yield (value,), f"{name}:{line}"
+            return
         for line, value in self._stream.all_lazily():
-            yield from self._with_rest([(self._columns(value), f"{self._stream.name}:{line}")])
+            yield from self._with_rest([(self._columns(value), f"{name}:{line}")])
 
     def with_rest(self, line: int, value: str) -> Iterator[Entry]:
         """The records one value of the streamed first source makes."""
@@ -279,6 +289,10 @@ class ArgumentSource:
                        system_limit(template.shell))  # fmt: skip
 
     def _numbered(self, records: Iterator[Record], batcher: Batcher | None) -> Iterator[Item]:
+        if batcher is None:
+            for seq, (values, origin) in enumerate(records, start=1):
+                yield seq, Args((values,)), origin
+            return
         seq = 0
         for record in records:
             for args, origin in _ready([record], batcher, self.batching):
@@ -311,8 +325,13 @@ class ArgumentSource:
                 yield spec
             return
         batcher, seq = self._batcher(self.tasks), 0
+        plain = batcher is None and self.inputs.one_stream
         async for values in reader.chunks():
             for line, value in values:
+                if plain:  # one stream of values, one task each: the fast way
+                    seq += 1
+                    yield self.tasks.spec(seq, Args(((value,),)), f"{reader.name}:{line}")
+                    continue
                 for args, origin in _ready(self.inputs.with_rest(line, value), batcher,
                                            self.batching):  # fmt: skip
                     seq += 1

@@ -1,0 +1,285 @@
+"""The man page's prose, section by section (manpage.py renders it with the options
+read from the parser)."""
+
+from __future__ import annotations
+
+DESCRIPTION = """\
+fanout reads a task list (a TOML file, lines on stdin, ::: values, :::: files or a
+--glob),
+runs each task as a child process under a concurrency
+limit and a timeout, writes every task's full output to an Agent Output Protocol
+(AOP) folder, and prints only a short summary per task plus one aggregated verdict
+chosen by --strategy.
+"""
+
+SECTIONS: list[tuple[str, str]] = [
+    ("TASK SOURCES", """\
+One kind per run: a TOML TASKFILE; input sources after the command; --glob
+PATTERN (repeatable; matches sorted, each path once; ** recurses and follows links to
+folders, but each real folder once, so a link back to . or .. ends; hidden files only
+when the pattern names them; no match is an error); or values on standard input, one a line (LF or
+CRLF; empty lines skipped), NUL-separated with -0. Standard input is streamed: the
+first task starts before it ends. With no command after --, each input line is
+itself a shell command. Empty input is zero tasks; the strategy decides the verdict.
+"""),
+    ("INPUT SOURCES", """\
+As in GNU parallel: each ::: VALUE... list, each file after :::: FILE... and each
+-a FILE (repeatable, before the others; - is standard input; -0 applies) is one input
+source, standard input when none is named. A task is one combination of their values,
+every combination, the last source varying fastest; a source after :::+ or ::::+ is
+paired with the one before by position (the shorter decides); --link pairs them all (a
+shorter one wraps). Combinations are made lazily, and a streamed first source stays
+streamed. --colsep REGEX cuts each value into columns (positional values; a missing one
+is empty); --header : names the columns from each source's first value ({name}). A
+task's id is its values joined by a space; its input record is the value, a list of
+them, or an object of named values. -m puts as many values in one command as fit, -X
+likewise repeating the text around {} for each value, -N N at most N ({1}..{N}); never
+past the system's argument limit (-s N lowers it to N characters of the command as
+--dry-run shows it); when the input ends while a batch fills, -m and -X spread it over
+the -j slots. A batch is one task, named by its first value and how many more it holds.
+--dry-run prints the commands as GNU parallel's --dry-run prints them.
+"""),
+    ("REPLACEMENT STRINGS", """\
+{} the value (every value of a combination or batch, space-separated); {.} without
+its extension; {/} its basename; {//} its dirname; {/.} the basename without
+extension; {1}..{N} the Nth source's value (or column), with the same modifiers ({1.}
+{1/} {1//} {1/.}); {name} a value named by --header or a task file's matrix; {#} the
+sequence number; {%} the worker slot (1 to --jobs); {##} the number of tasks. Any other
+{...} GNU parallel reads as a replacement string ({3} with two sources, {0}, {..},
+{+/}, {= perl =}) is an error (exit 2); other braces ({print $1}, ${HOME}, {a,b}) are
+text. {{}} is a literal {} (likewise {{.}}, {{1}} and the others). With no
+replacement string the values are appended as the last arguments. Several words run
+without a shell, each substituted literally; {} with several values makes one
+argument of each. A single word with shell syntax, --shell, or several words one of
+which is only a shell operator (| > && ...) or that start with an assignment or a shell
+built-in (exit, cd, ...), run under sh -c (the words joined by spaces, as GNU
+parallel does), and no value is written into the script: it starts with
+set -- VALUE... (shell-quoted) and reads the values as positional parameters, in the
+form each place needs ("$1" in a word, ${1+"$1"} in "..." and here-document bodies,
+${1} in $(( ))), so a value never becomes code. A value read as arithmetic ($(( )),
+(( )), $[ ], let, [[ -eq ]], ${s:{}}, ${a[{}]}) must be a number or an expression of
+numbers, else its task fails with "fanout: refused" (exit 2). A here-document with
+a quoted delimiter (<<'EOF') and a value in its body is written as the unquoted one
+that prints the same text (<<EOF, with \\, $ and ` escaped in its body).
+"""),
+    ("TASK FILE", """\
+A TOML file with up to four tables. [run] sets any run option (names with _ for -); the
+command line wins over it. [defaults] sets task keys for every task. Each [[task]]
+has: id (optional, unique; default task-N), cmd (a list of words is executed
+directly; a string runs under sh -c), cwd, env (a table of strings), timeout,
+retries, ok_exit (a list of exit codes that count as success), and glob or foreach
+to make one task per value (id and cmd take replacement strings); kind = "agent" or
+"agent-cli" tasks take a prompt instead of cmd (see AGENT TASKS), and [agent] sets
+their defaults and providers. A task's own key wins
+over [defaults], which wins over the run option. Unknown keys, wrong types,
+duplicate ids and a missing cmd are errors reported as FILE:LINE: problem, exit 2.
+"""),
+    ("AGENT TASKS", """\
+A task with kind = "agent" (or the values of --prompt TEMPLATE, or --agent) is one
+chat-model call instead of a process. Its keys: prompt (replacement strings work as
+in cmd), system, model, temperature, max_tokens, provider and attach (files whose
+contents follow the prompt). The [agent] table sets their defaults for the run with
+every agent option of the command line (provider, model, system, temperature,
+max_tokens, and base_url, the chosen provider's URL); the command line's --model,
+--provider, --system, --temperature, --max-tokens and --base-url win over it, and a
+task's own keys win over both. [agent] also takes retries (HTTP retries of transient
+errors, default 4) and rate (a cap on all agent requests). Providers: openai
+(OpenAI-compatible Chat Completions at OPENAI_BASE_URL or https://api.openai.com/v1,
+key OPENAI_API_KEY) and anthropic (the Messages API at ANTHROPIC_BASE_URL or
+https://api.anthropic.com, key ANTHROPIC_API_KEY); [agent.providers.NAME] defines
+more, with api (openai or anthropic), base_url, api_key_env and rate. A named
+provider sends a key only from the api_key_env it names. --base-url points the chosen
+provider elsewhere (vLLM, llama.cpp, Ollama, LM Studio, LiteLLM, OpenRouter). Keys are
+read from the environment and never written or printed. The reply text is the task's
+stdout; its summary is the reply's [AOP:SUMMARY] block, else its first lines;
+--score, [AOP:SCORE] and --vote-on read the reply. A 429, 503 or 529 pauses new
+requests to that provider for the whole run (Retry-After, retry-after-ms); transient
+errors retry with jittered exponential back-off; 400, 401, 403, 404 and an exhausted
+quota end the task at once. Needs the agent extra: pip install 'fanout-cli[agent]'.
+
+kind = "agent-cli" with tool = claude, codex, llm or aider (or --agent-cli TOOL) runs
+that agent CLI headless as a process: claude -p --output-format json; codex exec
+--json; llm prompt --no-log; aider --message --yes-always --no-pretty --no-stream
+--no-auto-commits; model and system map to the tool's flags, args adds arguments.
+The tool's answer, usage and cost are parsed into the details file's agent record,
+and summaries, scores and votes read the answer.
+"""),
+    ("SHARDING", """\
+--shard I/N runs shard I of N (1-based); without it, FANOUT_SHARD=I/N or a CI
+system's variables choose one: CI_NODE_INDEX and CI_NODE_TOTAL (GitLab, 1-based),
+CIRCLE_NODE_INDEX and CIRCLE_NODE_TOTAL (CircleCI, 0-based), BUILDKITE_PARALLEL_JOB
+and BUILDKITE_PARALLEL_JOB_COUNT (0-based), SEMAPHORE_JOB_INDEX and
+SEMAPHORE_JOB_COUNT (1-based). Shards are disjoint and cover every task, whatever the
+input order: tasks are sorted by estimated duration and id, and each goes to the
+least-loaded shard (longest-processing-time-first). Estimates are the 85th percentile
+of a task's last 20 recorded durations, from --timings FILE (a fanout timings file, a
+manifest.json, or JUnit XML from any runner; repeatable; a missing file is a warning)
+or else the output dir's earlier runs; tasks with no history get the median of the
+known. --dry-run with --shard prints every shard's estimate first. --order
+longest-first or failed-first orders a run (or a shard) by the same data. --junit
+FILE writes JUnit XML: a testcase per task, failure or error with the summary, skipped
+for cancelled tasks, capped stdout and stderr tails, run id and shard as properties.
+fanout merge RUN_OR_DIR... reads shard runs (ids, run folders, or folders holding
+them), writes one merged run with one verdict, and with --junit and --timings-out
+the JUnit file and the merged timings. fanout timings export -o FILE writes the
+recorded durations of the output dir's runs (or of named runs) as one timings file.
+"""),
+    ("OUTPUT", """\
+The human format prints a line per task as it ends, then the verdict line. When
+standard output and standard error are a terminal (and not in CI: CI, GITHUB_ACTIONS,
+GITLAB_CI, BUILDKITE, CIRCLECI, JENKINS_URL, TF_BUILD), a live area on standard error
+shows tasks done, running and failed, a bar with an ETA, and the slowest running
+tasks; the run ends with a table of every task in input order (failures first when it
+does not fit the screen) before the verdict line. --no-progress turns the live area
+off; --progress turns it on in CI. --color auto|always|never; auto respects NO_COLOR.
+--format aop, json and jsonl print no live area. On every line fanout prints for
+people (task lines, tables, verdict, runs and show, errors), control characters, C1
+controls (U+0080-U+009F) and bidirectional marks and overrides (U+061C, U+200E,
+U+200F, U+202A-U+202E, U+2066-U+2069) in ids, summaries and values are shown escaped
+(\\x1b, \\u202e). JSON output is as JSON writes it (control characters escaped,
+other characters as they are), and output files keep every byte. In the --format aop
+block every field stays one line: control characters and line separators are escaped
+(\\n, \\u2028) and [AOP: inside a field is shown as [AOP\\:.
+"""),
+    ("DASK CLUSTERS", """\
+--executor dask://HOST:PORT (pip install 'fanout-cli[dask]') runs process and agent-cli
+tasks on the workers of a Dask distributed cluster; agent HTTP calls, the verdict and
+the run folder stay with fanout. Every worker needs the same fanout version (checked
+when connecting; an unreachable scheduler is exit 2 within 5 s). Each attempt runs in
+its own process group on a worker, with its own --timeout (from the moment the process
+starts) and TERM, --grace, KILL; early verdicts, --deadline and Ctrl-C stop remote
+processes. Outputs come back when a task ends: the last 1 MiB of stdout and of stderr
+each, the drop noted in the attempt's reason. A worker that dies mid-task makes that
+attempt error ("worker died: ..."); its processes are ended by a guardian process.
+--resources NAME=N makes each task need a worker resource; tasks wait for one, bounded
+by --deadline. Commands, paths and tools must exist on the workers.
+"""),
+    ("FILES", """\
+Each run has a folder OUTPUT-DIR/RUN-ID/ (mode 0700) holding, per task,
+SEQ-SLUG.json (the details file: AOP header keys and fanout's full record),
+SEQ-SLUG.stdout and SEQ-SLUG.stderr (the raw bytes, streamed; earlier attempts of a
+retried task keep .aN.stdout names), and for the run journal.jsonl (append-only
+events, one JSON object a line), manifest.json (options, tasks, verdict), tasks.jsonl
+(the task list, for --resume) and, while a fanout works in it, lock. SLUG is
+the task id reduced to A-Z a-z 0-9 . _ - and at most 64 characters.
+fanout trusts the OUTPUT-DIR path (it may be a symlink) and nothing inside a run
+folder: its files are opened with no-follow flags and only as regular files, records
+may name only files of their own folder, and a planted link is refused (exit 2 for a
+command reading the run; for a run in progress, that task's attempt ends as an error).
+A run that cannot be read is skipped with a warning by runs, show last, merge DIR and
+timings export, and clean removes it.
+
+Secrets are written as *** in every record (details, manifest, journal, task list):
+env values whose names contain KEY, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE,
+CREDENTIAL, PRIVATE or SIGNATURE (any case), or have a part between _ - or . that is
+PASS, PAT, AUTH, AUTHORIZATION or SIG (GITHUB_PAT, AUTH; not PATH or AUTHOR); env
+values holding a secret (DATABASE_URL=postgres://user:pw@host is *** whole); URL
+credentials (http://***@host) and query values named like secrets (?api_key=***) in
+--base-url, argv and commands; values that look like provider keys (sk-..., sk-ant-...,
+ghp_..., github_pat_..., xoxb-..., AKIA..., AIza..., glpat-..., Bearer ...); and the
+value of an option such as --api-key or --token=. The task list keeps commands as they
+run (for --resume): pass secrets in env, not on command lines. A resumed run whose
+--base-url held a password asks for --base-url again. The raw .stdout and .stderr
+files are kept as the tasks wrote them.
+"""),
+    ("STRATEGIES", """\
+all-succeed passes when every task succeeded (with --fail-fast it stops at the
+first failure). first-n-succeed passes once --required-successes tasks succeeded and
+cancels the rest, or fails as soon as that became impossible. best-of-n passes when
+one task succeeded; the winner has the highest score ([AOP:SCORE] line, --score
+REGEX or --scorer CMD; ties go to the earlier task). majority-vote passes when one
+vote key (--vote-on) is held by more than half of all tasks, and stops once one is.
+partial-success passes when at least --min-successes tasks (or
+--min-success-ratio of all tasks) succeeded.
+"""),
+    ("TASK STATUS", """\
+success (exit 0 or a code in --ok-exit), failure (any other exit, or killed by a
+signal), timeout, cancelled (ended by the strategy or --fail-fast before it
+finished), error (could not start: command not found, not executable, missing
+working directory; for agent tasks: no API key, unknown provider, unreadable
+attachment; on a Dask cluster: the worker died). An agent call fails on an HTTP
+error reply once its retries are spent. A task that prints [AOP:STATUS] failure
+counts as failed.
+"""),
+    ("PROCESSES AND LIMITS", """\
+Each task runs in its own session and process group. When it ends (by itself,
+--timeout, an early verdict or a signal), what it left running in its group gets
+SIGTERM, --grace, then SIGKILL. On Linux fanout is a child subreaper: a descendant
+that left the group (setsid, setpgid, a double-forked daemon) is re-parented to
+fanout, known by its session or by FANOUT_TASK_MARK in its environment, and ended and
+reaped the same way, on a Dask worker too. One that also clears its environment is
+ended only if it stays in the task's session; one that starts a new session and exits
+before fanout sees it stays a zombie until fanout exits; on macOS, one that leaves
+the group escapes. A low open-files limit (ulimit -n) is raised as far as -j needs, up to the
+hard limit; when -j still does not fit, fewer tasks run at once, with one warning.
+"""),
+    ("INTERRUPTS AND RESUME", """\
+The first SIGINT (Ctrl-C), SIGTERM or SIGHUP stops starting tasks, sends SIGTERM to
+every running task's process group, waits --grace, then SIGKILL; those tasks end as
+cancelled (interrupted), tasks not started get no result, the manifest is written
+with status interrupted, and fanout exits 128 plus the signal number. A second signal
+kills at once. After a crash (kill -9) the run folder stays consistent: details files
+and the manifest are written atomically, and the journal is read up to its last
+complete line. fanout run --resume RUN runs, into RUN's folder, only the tasks with
+no final result (and those an interrupt cancelled); --resume-failed RUN also re-runs
+failed, timed-out, cancelled and error tasks. With no task source given, the task
+list saved in RUN (tasks.jsonl) is used, when it is whole (its last line says so; a
+stream cut short or a disk that filled while it was saved leaves a part of the list,
+and then the source must be given again); given a source (an edited task file), its
+tasks are matched to RUN's results by key (id, command and cwd): a changed task runs
+again, a finished one does not. The options RUN was started with apply unless given
+again. A run another fanout holds (its lock file) is refused.
+"""),
+    ("EXIT STATUS", """\
+0 the verdict passed; 1 the verdict failed; 2 usage, option or task-file error;
+74 an I/O error of fanout's own (disk or inodes full, a file-size limit, standard
+output closed or full): one line names the path and the cause, the run stops, nothing
+more is recorded, and --resume RUN later runs every task without a result (a saved
+task list that is incomplete needs its source given again);
+70 internal error (a bug; FANOUT_DEBUG=1 prints the traceback); 128 plus the signal
+number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP, and 141 when standard
+output's reader went away (fanout run | head): the run stops as for a signal.
+"""),
+    ("LIMITS", """\
+Every number is checked before anything runs (exit 2, naming the value and its
+range): --jobs 1-10000; --retries and a task's retries 0-100; --ok-exit codes 0-255;
+--shard I/N and FANOUT_SHARD or CI variables with N 1-10000; --summary-chars
+20-100000; --max-lines 1-1000000; --required-successes 1 and --min-successes 0 to
+1000000000; --max-tokens 1-1000000; --temperature 0-2; --rate N/PERIOD with N
+1-1000000 and PERIOD more than 0 and at most 30d; --resources amounts more than 0 and
+at most 1000000; --grace and --retry-delay 0-30d; --timeout, --deadline and a task's
+timeout more than 0 and at most 30d (0 is refused, not read as "no limit" as
+timeout(1) reads it: leave the option out for no limit, so that a 0 from a script's
+empty arithmetic never times every task out); clean --older-than up to 3650d.
+Retry back-off doubles from --retry-delay up to 60 s, whatever the attempt count. A
+task file may nest arrays and tables at most 32 deep and a dotted key may have at
+most 32 parts, checked before the TOML is parsed.
+"""),
+    ("ENVIRONMENT", """\
+FANOUT_OUTPUT_DIR sets the default --output-dir. FANOUT_PROVIDER and FANOUT_MODEL
+set agent tasks' default provider and model; OPENAI_API_KEY, ANTHROPIC_API_KEY,
+OPENAI_BASE_URL and ANTHROPIC_BASE_URL are read as the official SDKs read them.
+NO_COLOR turns colour off; FORCE_COLOR turns it on when stdout is not a terminal.
+FANOUT_DEBUG=1 prints tracebacks of internal errors. FANOUT_CHILD_WATCHER=sigchld uses the portable
+SIGCHLD child watcher instead of Linux pidfds. Tasks get FANOUT_TASK_MARK (Linux),
+by which fanout knows their descendants.
+"""),
+    ("EXAMPLES", """\
+fanout run tasks.toml
+fanout run tasks.toml -j 8 --timeout 5m --format aop
+find . -name '*.py' | fanout run -- ruff check {}
+fanout run --glob '*/' --ok-exit 0,1 --strategy partial-success -- rg -c TODO {}
+fanout run -- 'gzip -c {} > {}.gz' ::: a.log b.log
+fanout run -- echo {1}={2} ::: a b c :::+ 1 2 3
+fanout run --colsep '\\t' --header : -- convert {src} {dst} :::: jobs.tsv
+find . -name '*.py' | fanout run -X -- ruff check
+fanout run searches.toml --ok-exit 0,1 --strategy partial-success --min-success-ratio 0.8
+fanout run answers.toml --strategy majority-vote --vote-on 'ANSWER: (\\w+)'
+git diff --name-only | fanout run --prompt 'Review {}' --attach {} --model gpt-4o-mini
+fanout run --prompt 'Is {} prime?' --base-url http://127.0.0.1:8080/v1 --model m ::: 7 9
+fanout run --agent-cli claude --prompt 'Summarise {}' --rate 30/min ::: docs/*.md
+fanout run tests.toml --shard 2/4 --timings timings.json --junit junit-2.xml
+fanout merge artifacts/ --junit report.xml --timings-out timings.json
+"""),
+    ("SEE ALSO", "parallel(1), xargs(1)\n"),
+]
