@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -131,32 +132,48 @@ class Template:
         return any(token.modifier == "##" for token in self._tokens())
 
     @functools.cached_property
-    def _whole_word_values(self) -> tuple[list[str], tuple[int, ...]] | None:
-        """Several words: (the words, where the value goes) when every replacement string
-        is a whole word `{}` or `{1}`, or there is none (the common cases: `wc -l {}`,
-        `gzip`); else None. With one value, rendering is then a list assignment, which a
-        million-line input notices."""
+    def _whole_word_values(self) -> tuple[list[str], tuple[tuple[int, int | None], ...]] | None:
+        """Several words: (the words, where a value goes and which) when every replacement
+        string is a whole word `{}` or `{N}`, or there is none (the common cases: `wc -l
+        {}`, `diff {1} {2}`, `gzip`); else None. Rendering one record is then a list
+        assignment, which a million-line input notices."""
         words: list[str] = []
-        positions: list[int] = []
+        places: list[tuple[int, int | None]] = []
         for parts in self._parts:
-            if len(parts) == 1 and isinstance(parts[0], Token) and parts[0].key in _THE_VALUE:
-                positions.append(len(words))
+            token = parts[0] if len(parts) == 1 else None
+            if isinstance(token, Token) and token.modifier == "":
+                places.append((len(words), token.position))
                 words.append("")
             elif any(isinstance(part, Token) for part in parts):
                 return None
             else:
                 words.append("".join(str(part) for part in parts))
-        if not positions:
-            positions.append(len(words))
+        if not places:
+            places.append((len(words), None))
             words.append("")
-        return words, tuple(positions)
+        return words, tuple(places)
 
     @functools.cached_property
-    def _whole_word_display(self) -> tuple[list[str], tuple[int, ...]] | None:
+    def _whole_word_display(self) -> list[str] | None:
         fast = self._whole_word_values
-        if fast is None:
+        return None if fast is None else [shell_word(word) or "''" for word in fast[0]]
+
+    def _fast(
+        self, args: Args, words: list[str] | None, quote: Callable[[str], str]
+    ) -> list[str] | None:
+        """The words for one record when the fast way applies (see _whole_word_values)."""
+        fast = self._whole_word_values
+        if fast is None or words is None or len(args.records) != 1:
             return None
-        return [shell_word(word) or "''" for word in fast[0]], fast[1]
+        record, words = args.records[0], words.copy()
+        for index, position in fast[1]:
+            if position is None and len(record) == 1:
+                words[index] = quote(record[0])
+            elif position is not None and position <= len(record):
+                words[index] = quote(record[position - 1])
+            else:
+                return None
+        return words
 
     def render(
         self, args: Args | str, seq: int, slot: int | None = None, total: int | None = None
@@ -165,12 +182,9 @@ class Template:
         values = Args.one(args) if isinstance(args, str) else args
         if self.shell:
             return self._script.render(values, seq, slot, total)
-        single = values.single
         fast = self._whole_word_values
-        if fast is not None and single is not None:
-            words, positions = fast[0].copy(), fast[1]
-            for position in positions:
-                words[position] = single
+        words = self._fast(values, None if fast is None else fast[0], str)
+        if words is not None:
             return tuple(words)
         return tuple("".join(text for text, _ in word)
                      for word in self._pieces(values, seq, slot, total))  # fmt: skip
@@ -184,13 +198,8 @@ class Template:
         values = Args.one(args) if isinstance(args, str) else args
         if self.shell:
             return self._script.display(values, seq, slot, total)
-        single = values.single
-        fast = self._whole_word_display
-        if fast is not None and single is not None:  # a million lines print in seconds
-            words, positions = fast[0].copy(), fast[1]
-            quoted = gnu_quote(single)
-            for position in positions:
-                words[position] = quoted
+        words = self._fast(values, self._whole_word_display, gnu_quote)
+        if words is not None:  # a million lines print in seconds
             return " ".join(words)
         shown = []
         for word in self._pieces(values, seq, slot, total):
@@ -256,9 +265,6 @@ class Template:
                           tuple(str(name) for name in names))  # fmt: skip
         return cls(tuple(str(word) for word in words), bool(document["shell"]), grammar,
                    bool(document.get("repeat", False)))  # fmt: skip
-
-
-_THE_VALUE = ((None, ""), (1, ""))
 
 
 def _units(parts: tuple[str | Token, ...], args: Args) -> list[Args]:

@@ -383,3 +383,17 @@ def test_a_saved_combination_renders_its_slot_again() -> None:
     assert back == spec
     assert back.command_for_slot(2) == ("echo", "2", "b", "a")
     assert back.input == ["d/a", "b"]
+
+
+def test_a_redirection_written_as_its_own_word_redirects(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    completed = run_fanout("run", "--", "echo", "{}", ">", str(target), ":::", "$(touch x) hi")
+    assert completed.returncode == 0, completed.stderr
+    assert target.read_text() == "$(touch x) hi\n"
+    assert not Path("x").exists()
+
+
+def test_a_shell_built_in_runs_as_one() -> None:
+    completed = run_fanout("run", "--format", "json", "--", "exit", "{}", ":::", "3")
+    tasks = json.loads(completed.stdout)["tasks"]
+    assert [(task["status"], task["exit_code"]) for task in tasks] == [("failure", 3)]
