@@ -107,8 +107,8 @@ class Runner:
                                 self._keep(item)
                             else:
                                 await self._start_when_free(tasks, item)
-                    except FanoutError as exc:  # saving the task list failed
-                        self.fail(exc)
+                    except FanoutError as exc:  # saving the task list failed, or the
+                        self.fail(exc)  # input was found bad on the way (-s)
                 if self.tracker.total is None and not self._intake.cancelled_caught:
                     self._on_decision(self.tracker.set_total(count))
             timers.cancel_scope.cancel()

@@ -187,7 +187,7 @@ class Template:
         if words is not None:
             return tuple(words)
         return tuple("".join(text for text, _ in word)
-                     for word in self._pieces(values, seq, slot, total))  # fmt: skip
+                     for word in self._pieces(values, seq, slot, total) if word)  # fmt: skip
 
     def display(
         self, args: Args | str, seq: int, slot: int | None = None, total: int | None = None
@@ -204,15 +204,16 @@ class Template:
         shown = []
         for word in self._pieces(values, seq, slot, total):
             text = "".join(gnu_quote(part) if value else shell_word(part) for part, value in word)
-            shown.append(text or "''")
+            shown.append(text or "''" if word else "")  # as GNU parallel: nothing, no ''
         return " ".join(shown)
 
     def size(self, args: Args) -> tuple[int, int]:
-        """(characters as --dry-run shows the command, bytes its arguments take)."""
+        """(bytes of the command as --dry-run shows it, as GNU parallel's -s counts them;
+        bytes its arguments take)."""
         command = self.render(args, 1)
         words = (command,) if isinstance(command, str) else command
-        size = sum(len(word.encode("utf-8", "surrogateescape")) + 9 for word in words)
-        return len(self.display(args, 1)), size
+        size = sum(_length(word) + 9 for word in words)
+        return _length(self.display(args, 1)), size
 
     def increment(self, args: Args) -> tuple[int, int]:
         """What one more record adds to the command of a batch, in the same units."""
@@ -220,8 +221,8 @@ class Template:
         per_value = 13 if self.shell else 9  # a reference and quotes; a pointer and NUL
         for token, context in self._value_places:
             for text in strings(token, args, 1, None, None):
-                chars += len(gnu_quote(text)) + 1 + context
-                size += len(text.encode("utf-8", "surrogateescape")) + per_value + context
+                chars += _length(gnu_quote(text)) + 1 + context
+                size += _length(text) + per_value + context
         return chars, size
 
     @functools.cached_property
@@ -233,7 +234,7 @@ class Template:
             return [(token, 0) for token in self._tokens() if not token.is_number]
         places = []
         for parts in self._parts:
-            context = sum(len(part) for part in parts if isinstance(part, str))
+            context = sum(_length(part) for part in parts if isinstance(part, str))
             places += [(part, context if self.repeat else 0) for part in parts
                        if isinstance(part, Token) and not part.is_number]  # fmt: skip
         return places
@@ -267,6 +268,10 @@ class Template:
                    bool(document.get("repeat", False)))  # fmt: skip
 
 
+def _length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
 def _units(parts: tuple[str | Token, ...], args: Args) -> list[Args]:
     """-X: what the text around the replacement strings of one word is repeated for:
     each value for `{}` and its modifiers, else each record."""
@@ -290,6 +295,6 @@ def _expand(
         if made:
             words[-1].append((made[0], not part.is_number))
             words += [[(text, True)] for text in made[1:]]
-    return [word for word in words if word]  # a word of missing values only: left out
+    return words  # a word of missing values only is empty: no argument (see render)
 
 

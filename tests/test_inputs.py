@@ -397,3 +397,20 @@ def test_a_shell_built_in_runs_as_one() -> None:
     completed = run_fanout("run", "--format", "json", "--", "exit", "{}", ":::", "3")
     tasks = json.loads(completed.stdout)["tasks"]
     assert [(task["status"], task["exit_code"]) for task in tasks] == [("failure", 3)]
+
+
+def test_a_value_too_long_for_s_is_refused_and_the_run_says_why() -> None:
+    alone = run_fanout("run", "--dry-run", "-m", "-s", "10", "--", "echo", ":::", "a" * 14)
+    line = one_error_line(alone)
+    assert line == ("fanout: error: -s 10: the command for :::1 ('aaaaaaaaaaaaaa') is 19 bytes, "
+                    "more than -s allows")  # fmt: skip
+    later = run_fanout("run", "-m", "-s", "10", "--", "echo", ":::", "a", "b" * 14)
+    assert later.returncode == 2
+    assert "-s 10: the command for :::2" in later.stderr
+    assert later.manifest()["status"] == "input_error"
+
+
+def test_s_counts_bytes_as_gnu_parallel_does() -> None:
+    completed = run_fanout("run", "--dry-run", "-m", "-s", "22", "-j", "1", "--", "echo", ":::",
+                           "é", "€", "ab", "éé", "cd", "e")  # fmt: skip
+    assert completed.stdout == "echo 'é' '€' ab\necho 'éé' cd e\n"

@@ -12,7 +12,7 @@ from typing import Any
 from fanout_cli.aop.files import RunFolderError
 from fanout_cli.models import TaskStatus
 
-STATUSES = frozenset({"running", "finished", "interrupted", "io_error"})
+STATUSES = frozenset({"running", "finished", "interrupted", "io_error", "input_error"})
 TASK_STATUSES = frozenset(str(status) for status in TaskStatus)
 _JSON_NAMES: dict[type, str] = {
     str: "text", int: "a whole number", float: "a number", bool: "true/false",

@@ -23,7 +23,7 @@ from fanout_cli.aop.checks import checked_header, checked_row, ended_event_probl
 from fanout_cli.aop.documents import TASKS_MARKER, manifest_header_from, parse_json, parse_time
 from fanout_cli.aop.files import NOT_A_NAME, RunFolderError, UnsafeFile, is_plain_name
 
-_ENDED = ("finished", "interrupted", "io_error")
+_ENDED = ("finished", "interrupted", "io_error", "input_error")
 # What new_run_id makes: an entry of the output folder named so is meant to be a run.
 _RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{4}")
 _MANIFEST_END = b"}"

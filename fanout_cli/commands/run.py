@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fanout_cli.aop.writer import RunStore
+    from fanout_cli.errors import FanoutError
     from fanout_cli.executors import Executor
     from fanout_cli.models import RunReport
     from fanout_cli.options import RunConfig
@@ -135,7 +136,7 @@ def run_tasks(
     finally:
         if ended:
             report = _report(runner, config, store, title, started_at, clock.wall())
-            _close_run(store, header, report, runner.failure is not None, resume)
+            _close_run(store, header, report, runner.failure, resume)
         else:
             store.close()
     if runner.failure is not None:
@@ -203,13 +204,21 @@ def _open_run(
 
 
 def _close_run(
-    store: RunStore, header: dict[str, Any], report: RunReport, failed: bool, resume: Resume | None
+    store: RunStore,
+    header: dict[str, Any],
+    report: RunReport,
+    failure: FanoutError | None,
+    resume: Resume | None,
 ) -> None:
-    """The run's last journal line and its final manifest. After an I/O failure they
-    are written if they still can be (the failure itself is what is reported)."""
-    from fanout_cli.errors import FanoutError
+    """The run's last journal line and its final manifest. After an I/O failure (or
+    input found bad while the run went, such as a value too long for -s) they are
+    written if they still can be (the failure itself is what is reported)."""
+    from fanout_cli.errors import FanoutError, IOFailure
 
-    status = "io_error" if failed else "interrupted" if report.interrupted else "finished"
+    failed = failure is not None
+    status = "interrupted" if report.interrupted else "finished"
+    if failed:
+        status = "io_error" if isinstance(failure, IOFailure) else "input_error"
     outcome = report.verdict
     kept = {} if resume is None else {"resume": resume.book.summary()}
     try:

@@ -22,7 +22,8 @@ def _started(epoch: float | None) -> str:
 
 
 def _verdict_word(run: RunInfo) -> str:
-    if run.status in ("running", "crashed", "interrupted", "io_error") and run.passed is not True:
+    stopped = ("running", "crashed", "interrupted", "io_error", "input_error")
+    if run.status in stopped and run.passed is not True:
         return run.status
     return "pass" if run.passed else "fail"
 

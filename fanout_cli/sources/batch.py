@@ -5,7 +5,9 @@ characters of the command as --dry-run shows it (as GNU parallel counts them), a
 always what the system takes (the argument-length limit of exec, and of one argument
 for a script run under sh -c). When the input ends while a batch is filling, with -m
 or -X its records are spread over the -j slots, so every slot gets work (GNU parallel
-does the same). A record too long for any command goes alone."""
+does the same). A record whose command alone passes -s is refused (exit 2), as GNU
+parallel refuses it; one past the system's limit goes alone, and fails if the system
+says so ("argument list too long")."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import math
 import os
 from collections.abc import Callable
 
+from fanout_cli.errors import UsageError
 from fanout_cli.replacements import Args
 
 Record = tuple[tuple[str, ...], str]  # a record's values and its origin
@@ -67,8 +70,19 @@ class Batcher:
         limit = self.max_chars
         return size <= self._byte_limit and (limit is None or chars < limit)
 
+    def _check_alone(self, record: Record, cost: tuple[int, int]) -> None:
+        """A value whose command alone passes -s: refused, as GNU parallel refuses it."""
+        assert self._fixed is not None
+        chars = self._fixed[0] + cost[0]
+        if self.max_chars is not None and chars >= self.max_chars:
+            shown = " ".join(record[0])
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise UsageError(f"-s {self.max_chars}: the command for {record[1]} ({shown!r}) "
+                             f"is {chars} bytes, more than -s allows")  # fmt: skip
+
     def feed(self, record: Record) -> list[Batch]:
         cost = self._cost(record[0])
+        self._check_alone(record, cost)
         ready: list[Batch] = []
         # A batch full by count waits for the next record: only then is it known not to
         # be the last, which -m and -X spread over the slots.

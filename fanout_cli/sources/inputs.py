@@ -361,8 +361,8 @@ def _as_args(batch: Batch, batching: Batching) -> tuple[Args, str]:
 
 def _line_size(args: Args) -> tuple[int, int]:
     """Values that are themselves commands (no template): one line of them."""
-    text = " ".join(args.values)
-    return len(text), len(text.encode("utf-8", "surrogateescape"))
+    size = len(" ".join(args.values).encode("utf-8", "surrogateescape"))
+    return size, size
 
 
 def _line_increment(args: Args) -> tuple[int, int]:
