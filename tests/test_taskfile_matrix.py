@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fanout_cli.errors import EXIT_USAGE, TaskFileError
 from fanout_cli.models import TaskSpec
@@ -122,6 +124,23 @@ def test_the_task_count_is_the_whole_file() -> None:
 def test_the_slot_is_filled_in_when_the_task_starts() -> None:
     spec = specs_of('[[task]]\ncmd = ["echo", "{%}", "{x}"]\nmatrix = { x = ["a", "b"] }\n')[1]
     assert spec.command_for_slot(3) == ("echo", "3", "b")
+
+
+# Any text TOML can hold (no NUL, DEL or lone surrogates, which it cannot write raw).
+VALUES = st.text(st.characters(codec="utf-8", exclude_characters="\x00\x7f"),
+                 max_size=12)  # fmt: skip
+
+
+@given(st.lists(VALUES, min_size=1, max_size=3, unique=True), VALUES)
+def test_any_value_reaches_the_command_and_the_record_unchanged(
+    firsts: list[str], second: str
+) -> None:
+    text = (f'[[task]]\nid = "t{{#}}"\ncmd = ["echo", "{{a}}", "<{{b}}>"]\n'
+            f"matrix = {{ a = {json.dumps(firsts, ensure_ascii=False)}, "
+            f"b = [{json.dumps(second, ensure_ascii=False)}] }}\n")  # fmt: skip
+    specs = specs_of(text)
+    assert [spec.command for spec in specs] == [("echo", first, f"<{second}>") for first in firsts]
+    assert [spec.input for spec in specs] == [{"a": first, "b": second} for first in firsts]
 
 
 # --- foreach tables --------------------------------------------------------------------
