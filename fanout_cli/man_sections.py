@@ -67,8 +67,15 @@ A TOML file with up to four tables. [run] sets any run option (names with _ for 
 command line wins over it. [defaults] sets task keys for every task. Each [[task]]
 has: id (optional, unique; default task-N), cmd (a list of words is executed
 directly; a string runs under sh -c), cwd, env (a table of strings), timeout,
-retries, ok_exit (a list of exit codes that count as success), and glob or foreach
-to make one task per value (id and cmd take replacement strings); kind = "agent" or
+retries, ok_exit (a list of exit codes that count as success), and one of glob,
+foreach or matrix to make one task per value (id, cmd, prompt, attach, cwd and env take
+replacement strings). matrix = { py = ["3.11", "3.12"], os = ["linux", "mac"] } makes
+a task per combination, the first key varying slowest; foreach entries may be tables
+with the same keys ([{ src = "a.png", dst = "a.webp" }]). A named value is {py}, or
+{1}, {2} in key order, with the modifiers {py.} {py/} {py//} {py/.}; {} is every value
+and a {word} that names none stays text. An id without a replacement string gets the
+values appended with - (test-3.11-linux); no id: the values joined by a space. The
+task's input records named values as an object. kind = "agent" or
 "agent-cli" tasks take a prompt instead of cmd (see AGENT TASKS), and [agent] sets
 their defaults and providers. A task's own key wins
 over [defaults], which wins over the run option. Unknown keys, wrong types,

@@ -235,3 +235,18 @@ def test_ci_sharding_example_splits_runs_and_merges(
     assert next(line for line in lines if line.startswith("# shard ")).endswith("<- this shard")
     commands = [line for line in lines if not line.startswith("#")]
     assert commands and all(line.startswith("python -m pytest") for line in commands)
+
+
+def test_matrix_example_makes_a_task_per_combination(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fanout run examples/matrix.toml` from the root: 2 x 2 gzip tasks, two greps."""
+    monkeypatch.chdir(REPOSITORY)
+    completed = run_fanout("run", "examples/matrix.toml", "--format", "json")
+    assert completed.returncode == 0, completed.stderr
+    tasks = {task["task_id"]: task for task in json.loads(completed.stdout)["tasks"]}
+    assert list(tasks) == ["gzip-1-README", "gzip-1-CHANGELOG", "gzip-9-README",
+                           "gzip-9-CHANGELOG", "mentions-matrix", "mentions-foreach"]  # fmt: skip
+    for name in ("README", "CHANGELOG"):  # more effort never makes these files larger
+        assert int(tasks[f"gzip-9-{name}"]["summary"]) <= int(tasks[f"gzip-1-{name}"]["summary"])
+    details = completed.details(tasks["gzip-9-README"]["details_file"])
+    assert details["input"] == {"level": "9", "file": "README.md"}
+    assert int(tasks["mentions-matrix"]["summary"]) >= 1

@@ -45,7 +45,7 @@ _TASK_TYPES: dict[str, tuple[type, ...]] = {
     "timeout": _NUMBER_OR_NONE,
     "retries": (int, type(None)),
     "ok_exit": (list, type(None)),
-    "input": _TEXT_OR_NONE,
+    "input": (str, list, dict, type(None)),  # a value, a combination, named values
     "template": (dict, type(None)),
     "agent": (dict, type(None)),
 }

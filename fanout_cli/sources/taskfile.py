@@ -9,17 +9,16 @@ import difflib
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
-from fanout_cli.errors import TaskFileError, UsageError
+from fanout_cli.errors import TaskFileError
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS
-from fanout_cli.replacements import has_replacement, render_text
+from fanout_cli.sources.taskfile_expand import FAN_OUT_KEYS, Expansion, kind_of, read_fan_out
 from fanout_cli.sources.toml_lines import MAX_NESTING, KeyLines, KeyPath, nesting_problem
-from fanout_cli.sources.values import agent_command, display_value, glob_matches, render_call
-from fanout_cli.template import Template
+from fanout_cli.sources.values import agent_command
 from fanout_cli.values import parse_exit_codes, parse_limit, parse_retries
 
 TOP_LEVEL_KEYS = ("run", "defaults", "agent", "task")
@@ -27,9 +26,7 @@ DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit")
 KINDS = ("process", "agent", "agent-cli")
 AGENT_KEYS = ("prompt", *CALL_KEYS, "attach")
 AGENT_CLI_KEYS = ("prompt", "tool", "model", "system", "args")
-TASK_KEYS = ("id", "kind", "cmd", "glob", "foreach", *DEFAULT_KEYS, *AGENT_KEYS, "tool", "args")
-
-
+TASK_KEYS = ("id", "kind", "cmd", *FAN_OUT_KEYS, *DEFAULT_KEYS, *AGENT_KEYS, "tool", "args")
 
 @dataclass(frozen=True)
 class TaskFile:
@@ -117,18 +114,23 @@ class _Validator:
         if not entries:
             raise self.fail(("task",), "no tasks: the [[task]] list is empty")
 
+        expansions: list[Expansion] = []
+        count = 0
+        for index, entry in enumerate(entries):
+            expansions.append(self.tasks(index, entry, default_values, first_seq=count + 1))
+            count += expansions[-1].count
         specs: list[TaskSpec] = []
         first_line_of_id: dict[str, int | None] = {}
-        for index, entry in enumerate(entries):
-            for spec in self.tasks(index, entry, default_values, first_seq=len(specs) + 1):
+        for expansion in expansions:
+            for spec in expansion.specs(count, self.fail):
                 if spec.task_id in first_line_of_id:
                     first = first_line_of_id[spec.task_id]
                     raise self.fail(
-                        ("task", index, "id"),
+                        (*expansion.where, "id"),
                         f"duplicate task id {spec.task_id!r}"
                         + (f" (first used on line {first})" if first else ""),
                     )
-                first_line_of_id[spec.task_id] = self.lines.find(("task", index, "id"))
+                first_line_of_id[spec.task_id] = self.lines.find((*expansion.where, "id"))
                 specs.append(spec)
         run_lines = {name: self.lines.find(("run", name)) or 0 for name in run}
         return TaskFile(self.path, dict(run), run_lines, tuple(specs), self.agent)
@@ -141,8 +143,8 @@ class _Validator:
 
     def tasks(
         self, index: int, entry: dict[str, Any], defaults: dict[str, Any], first_seq: int
-    ) -> list[TaskSpec]:
-        """One [[task]] entry: one task, or one per value of its glob or foreach."""
+    ) -> Expansion:
+        """One [[task]] entry: one task, or one per value of its glob, foreach or matrix."""
         where: KeyPath = ("task", index)
         task_id, label = self.task_id(entry, index, first_seq)
         self.reject_unknown(entry, TASK_KEYS, where, f"in {label}")
@@ -151,8 +153,9 @@ class _Validator:
             raise self.fail((*where, "kind"), f"{label}: kind must be one of {', '.join(KINDS)}, "
                             f"got {kind!r}")
         call, command = self.what_runs(kind, entry, where, label)
-        values = {**defaults, **self.task_values(entry, where, label)}
-        env = {**defaults.get("env", {}), **values.get("env", {})}
+        own = self.task_values(entry, where, label)
+        values = {**defaults, **own}
+        env = {**defaults.get("env", {}), **own.get("env", {})}
         base = TaskSpec(
             seq=first_seq,
             task_id=task_id,
@@ -165,10 +168,11 @@ class _Validator:
             ok_exit=values.get("ok_exit"),
             agent=call,
         )
-        fan_out = self.fan_out_values(entry, where, label)
-        if fan_out is None:
-            return [base]
-        return self.expanded(base, entry.get("id"), fan_out)
+        inherited: set[KeyPath] = {("env", name) for name in env if name not in own.get("env", {})}
+        if "cwd" not in own:
+            inherited.add(("cwd",))
+        fan_out = read_fan_out(entry, where, label, self.fail)
+        return Expansion(base, fan_out, entry.get("id"), where, label, frozenset(inherited))
 
     def task_id(self, entry: dict[str, Any], index: int, first_seq: int) -> tuple[str, str]:
         """The entry's id (checked) and the label that names it in messages."""
@@ -197,75 +201,6 @@ class _Validator:
         if "cmd" not in entry:
             raise self.fail(where, f"{label}: missing cmd (a list of words, or a shell string)")
         return None, self.command(entry["cmd"], (*where, "cmd"), label)
-
-    def expanded(
-        self, base: TaskSpec, id_template: str | None, fan_out: list[str]
-    ) -> list[TaskSpec]:
-        """One task per value of a glob or foreach, numbered on from the base's seq."""
-        numbered = list(enumerate(fan_out, start=base.seq))
-        if base.agent is not None:
-            call = base.agent
-            return [
-                replace(base, seq=seq, task_id=self.expanded_id(id_template, value, seq),
-                        input=value, agent=rendered, command=agent_command(rendered))
-                for seq, value in numbered
-                for rendered in (render_call(call, value, seq),)
-            ]  # fmt: skip
-        command = base.command
-        try:
-            template = Template(
-                (command,) if isinstance(command, str) else command, shell=isinstance(command, str)
-            )
-        except UsageError as exc:  # a value no reference can reach: say where the task is
-            raise UsageError(f"{base.origin}: {exc}") from None
-        return [
-            replace(base, seq=seq, task_id=self.expanded_id(id_template, value, seq),
-                    command=template.render(value, seq), input=value,
-                    template=template if template.uses_slot else None)
-            for seq, value in numbered
-        ]  # fmt: skip
-
-    @staticmethod
-    def expanded_id(id_template: str | None, value: str, seq: int) -> str:
-        if id_template is None:
-            return display_value(value)
-        if has_replacement(id_template):
-            return display_value(render_text(id_template, value, seq))
-        return display_value(f"{id_template}-{value}")
-
-    def fan_out_values(self, entry: dict[str, Any], where: KeyPath, label: str) -> list[str] | None:
-        """The values of `glob` or `foreach`, or None for a plain task."""
-        if "glob" in entry and "foreach" in entry:
-            raise self.fail((*where, "foreach"), f"{label}: give glob or foreach, not both")
-        if "foreach" in entry:
-            items = entry["foreach"]
-            if not isinstance(items, list) or not items or not all(
-                isinstance(item, str | int | float) and not isinstance(item, bool)
-                for item in items
-            ):
-                raise self.fail(
-                    (*where, "foreach"), f"{label}: foreach must be a non-empty list of values"
-                )
-            if any("\0" in str(item) for item in items):
-                raise self.fail((*where, "foreach"), f"{label}: a foreach value holds a NUL "
-                                "character, which a command line cannot carry")  # fmt: skip
-            return [str(item) for item in items]
-        if "glob" in entry:
-            patterns = entry["glob"]
-            if isinstance(patterns, str):
-                patterns = [patterns]
-            if not isinstance(patterns, list) or not patterns or not all(
-                isinstance(pattern, str) and pattern for pattern in patterns
-            ):
-                raise self.fail((*where, "glob"), f"{label}: glob must be a pattern or a list")
-            matches: list[str] = []
-            for pattern in patterns:
-                found = glob_matches(pattern)
-                if not found:
-                    raise self.fail((*where, "glob"), f"{label}: glob {pattern!r} matches nothing")
-                matches += [match for match in found if match not in matches]
-            return matches
-        return None
 
     def agent_call(
         self, kind: str, entry: dict[str, Any], where: KeyPath, label: str
@@ -337,7 +272,7 @@ class _Validator:
             self.no_nul(value, where, f"{label}: cmd")
             return tuple(value)
         raise self.fail(
-            where, f"{label}: cmd must be a list of words or a shell string, got {_kind(value)}"
+            where, f"{label}: cmd must be a list of words or a shell string, got {kind_of(value)}"
         )
 
     def task_values(self, table: dict[str, Any], where: KeyPath, label: str) -> dict[str, Any]:
@@ -365,7 +300,7 @@ class _Validator:
                 if not isinstance(value, str):
                     raise self.fail(
                         (*where, "env", name),
-                        f"{label}: env.{name} must be a string, got {_kind(value)}",
+                        f"{label}: env.{name} must be a string, got {kind_of(value)}",
                     )
                 if not name or "=" in name or "\0" in name:
                     raise self.fail((*where, "env", name), f"{label}: bad env name {name!r} "
@@ -391,8 +326,3 @@ class _Validator:
         hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(choices)})"
         return f"unknown key {key!r} {place}{hint}"
 
-
-def _kind(value: object) -> str:
-    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-             list: "an array", dict: "a table"}
-    return names.get(type(value), type(value).__name__)

@@ -193,7 +193,7 @@ def test_task_file_quoted_here_document_error_names_the_file(tmp_path: Path) -> 
         '[[task]]\nid = "t"\ncmd = "cat <<\'E F\'\\n{}\\nE F"\nforeach = ["a"]\n',
     )
     line = one_error_line(run_fanout("run", str(tasks)), no_run_folder=True)
-    assert line.startswith(f"fanout: error: {tasks}:1: ") and "here-document" in line, line
+    assert line.startswith(f"fanout: error: {tasks}:3: ") and "here-document" in line, line
 
 
 @pytest.mark.parametrize("command", ["cat <<EOF\nhello\nEOF", "cat <<'EOF'\nhello\nEOF"])
