@@ -65,6 +65,7 @@ class Template:
     shell: bool
     grammar: Grammar = ONE_VALUE
     repeat: bool = False  # -X: the text around a value is repeated for each value
+    total: int | None = None  # {##} when a command is rendered again for its slot ({%})
 
     def __post_init__(self) -> None:
         if self.shell:
@@ -180,6 +181,7 @@ class Template:
     ) -> tuple[str, ...] | str:
         """The argv (several words) or the `sh -c` script (shell mode) for one task."""
         values = Args.one(args) if isinstance(args, str) else args
+        total = self.total if total is None else total
         if self.shell:
             return self._script.render(values, seq, slot, total)
         fast = self._whole_word_values
@@ -196,6 +198,7 @@ class Template:
         values quoted as GNU parallel quotes them, words of the command as they are
         (quoted when they hold shell syntax, since fanout passes them literally)."""
         values = Args.one(args) if isinstance(args, str) else args
+        total = self.total if total is None else total
         if self.shell:
             return self._script.display(values, seq, slot, total)
         words = self._fast(values, self._whole_word_display, gnu_quote)
@@ -255,7 +258,7 @@ class Template:
         """What the saved task list keeps, to render the command again (for `{%}`)."""
         return {"words": list(self.words), "shell": self.shell,
                 "positions": self.grammar.positions, "names": list(self.grammar.names),
-                "repeat": self.repeat}  # fmt: skip
+                "repeat": self.repeat, "total": self.total}  # fmt: skip
 
     @classmethod
     def from_document(cls, document: dict[str, object]) -> Template:
@@ -264,8 +267,10 @@ class Template:
         positions = document.get("positions", 1)
         grammar = Grammar(positions if isinstance(positions, int) else None,
                           tuple(str(name) for name in names))  # fmt: skip
+        total = document.get("total")
         return cls(tuple(str(word) for word in words), bool(document["shell"]), grammar,
-                   bool(document.get("repeat", False)))  # fmt: skip
+                   bool(document.get("repeat", False)),
+                   total if isinstance(total, int) else None)  # fmt: skip
 
 
 def _length(text: str) -> int:

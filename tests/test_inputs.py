@@ -414,3 +414,8 @@ def test_s_counts_bytes_as_gnu_parallel_does() -> None:
     completed = run_fanout("run", "--dry-run", "-m", "-s", "22", "-j", "1", "--", "echo", ":::",
                            "é", "€", "ab", "éé", "cd", "e")  # fmt: skip
     assert completed.stdout == "echo 'é' '€' ab\necho 'éé' cd e\n"
+
+
+def test_slot_and_total_together() -> None:
+    completed = run_fanout("run", "-j", "1", "--", "echo", "{%}", "{#}/{##}", ":::", "a", "b")
+    assert [task["summary"] for task in completed.manifest()["tasks"]] == ["1 1/2", "1 2/2"]

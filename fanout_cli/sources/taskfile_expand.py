@@ -199,6 +199,8 @@ class Expansion:
         grammar = self.fan_out.grammar
         self._check_fields(grammar, fail)
         template = None if self.base.agent is not None else self._template(grammar, fail)
+        if template is not None and template.uses_total:  # kept for a render with {%}
+            template = replace(template, total=total)
         for seq, record in enumerate(self.fan_out.records, start=self.base.seq):
             yield self._spec(seq, Args((record,)), grammar, template, total)
 

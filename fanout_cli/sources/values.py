@@ -4,6 +4,7 @@ resumed run's saved list)."""
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -70,9 +71,16 @@ class ValueTasks:
             command=self.template.render(args, seq, None, self.total),
             origin=origin,
             input=recorded,
-            template=self.template if slot_later else None,
+            template=self._slot_template if slot_later else None,
             args=args if slot_later else None,
         )
+
+    @functools.cached_property
+    def _slot_template(self) -> Template | None:
+        """The template a task renders again once its slot is known, with {##} kept."""
+        if self.template is None or not self.template.uses_total:
+            return self.template
+        return replace(self.template, total=self.total)
 
 
 def task_id_of(args: Args) -> str:
