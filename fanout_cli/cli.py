@@ -155,12 +155,17 @@ def run_request(
             raise UsageError("put the command after --: fanout run [OPTIONS] -- COMMAND {} ::: VALUE...")
         words = values_after
     command, values = split_command(words) if words is not None else (None, None)
-    source = SourceRequest(taskfile=taskfile, command=command, values=values,
-                           globs=given["glob"] or (), null_separated=given["null"],
-                           shell=given["shell"], agent=call)  # fmt: skip
     if given["resume"] is not None and given["resume_failed"] is not None:
         raise UsageError("give --resume or --resume-failed, not both")
     resume_name = given["resume"] or given["resume_failed"]
+    pipe = None
+    if given["pipe"] or any(given[name] is not None for name in ("block", "recend", "block_records")):
+        from fanout_cli.sources.pipe import pipe_options
+
+        pipe = pipe_options(given, resuming=resume_name is not None)
+    source = SourceRequest(taskfile=taskfile, command=command, values=values,
+                           globs=given["glob"] or (), null_separated=given["null"],
+                           shell=given["shell"], agent=call, pipe=pipe)  # fmt: skip
     return RunRequest(
         source=source,
         run_options={name: BY_NAME[name].given(given[name]) for name in RUN_KEYS},

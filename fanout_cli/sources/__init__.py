@@ -31,6 +31,7 @@ from fanout_cli.template import Template
 if TYPE_CHECKING:
     from fanout_cli.aop.writer import RunStore
     from fanout_cli.resume import ResumeBook
+    from fanout_cli.sources.pipe import PipeOptions
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class SourceRequest:
     null_separated: bool = False
     shell: bool = False
     agent: AgentCall | None = None  # --prompt / --agent / --agent-cli: agent tasks
+    pipe: PipeOptions | None = None  # --pipe: stdin cut into blocks, each a task's stdin
 
 
 USAGE = (
@@ -76,6 +78,8 @@ def describe_source(request: SourceRequest) -> str:
     if request.agent is not None:
         kind = f"--agent-cli {request.agent.tool}" if request.agent.tool else "--agent"
         text = f"fanout run {kind} --prompt {display_value(request.agent.prompt, 60)!r}"
+    if request.pipe is not None:
+        return f"{text} (--pipe)"
     if request.values is not None:
         return f"{text} ::: ({len(request.values)} values)"
     if request.globs:
@@ -94,6 +98,10 @@ def check_one_source(request: SourceRequest, stdin_is_terminal: bool) -> None:
         )
         if given
     ]
+    if request.pipe is not None:
+        from fanout_cli.sources.pipe import check_pipe  # only --pipe runs load it
+
+        check_pipe(named, request.command, agent=request.agent is not None)
     if len(named) > 1:
         raise UsageError(f"give one task source, not {' and '.join(named)}; usage: {USAGE}")
     if request.taskfile is not None and request.command:
@@ -200,6 +208,10 @@ def open_source(
         return ListSource(saved_list.name, saved_specs(saved_list)), {}, {}
     if request.taskfile is not None:
         return _task_file_source(request.taskfile)
+    if request.pipe is not None:
+        from fanout_cli.sources.pipe import PipeCommand, PipeSource
+
+        return PipeSource(PipeCommand(request.command or (), request.shell), request.pipe), {}, {}
     tasks = value_tasks(request)
     if request.values is not None:
         return argument_source(tasks, list(request.values)), {}, {}
