@@ -6,7 +6,9 @@ as the oracle for where the blocks are cut; the cutter itself is also tested alo
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -14,11 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fanout_cli.errors import UsageError
+from fanout_cli.executors.feed import start_fed, wait_feeding
+from fanout_cli.models import StdinBlock
 from fanout_cli.sources.blocks import BlockCutter
 from fanout_cli.sources.pipe import parse_block_size, parse_recend
 from tests.helpers import (
@@ -302,6 +307,8 @@ def test_record_ends_take_gnu_parallels_escapes() -> None:
     (("--recend", ""), "--recend"),
     (("-0",), "--recend"),
     (("--executor", "dask://127.0.0.1:1"), "--executor"),
+    (("--shard", "1/2"), "--shard"),
+    (("--order", "longest-first"), "--order"),
 ])  # fmt: skip
 def test_bad_pipe_options_are_one_line(args: tuple[str, ...], named: str) -> None:
     completed = run_fanout("run", "--pipe", *args, "--", "wc", "-c", input=b"a\n")
@@ -347,6 +354,14 @@ def test_resume_of_a_pipe_run_is_refused_with_its_reason() -> None:
     assert first.run_dirs() == [first.run_dir]
 
 
+def test_a_ci_shard_variable_does_not_split_the_blocks() -> None:
+    # A CI job's shard would hold every block in memory to split them: --pipe runs all.
+    completed = run_fanout("run", "--format", "json", "--pipe", "-L", "1", "--", "cat",
+                           input=b"a\nb\nc\nd\n", env={"FANOUT_SHARD": "2/2"})  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["verdict"]["counts"]["tasks"] == 4
+
+
 def details_inputs(completed: Completed) -> list[Any]:
     rows = sorted(completed.manifest()["tasks"], key=lambda row: row["seq"])
     return [completed.details(row["details_file"])["input"] for row in rows]
@@ -357,3 +372,29 @@ def test_records_per_block_are_recorded() -> None:
     assert completed.returncode == 0, completed.stderr
     assert details_inputs(completed) == [{"block": 1, "bytes": 4, "records": 2},
                                          {"block": 2, "bytes": 2, "records": 1}]  # fmt: skip
+
+
+# --- feeding a block to a child ------------------------------------------------------------
+
+
+def test_a_feed_stops_quietly_when_its_child_does_not_read() -> None:
+    def spawn(stdin: int | None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["true"], stdin=stdin)
+
+    async def attempt() -> int:
+        process, feed = start_fed(spawn, StdinBlock(b"x" * (8 << 20), 1))
+        return await wait_feeding(feed, lambda: anyio.to_thread.run_sync(process.wait))
+
+    open_before = len(os.listdir("/proc/self/fd"))
+    assert anyio.run(attempt) == 0
+    assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+def test_a_start_that_fails_leaves_no_pipe_open() -> None:
+    def spawn(stdin: int | None) -> subprocess.Popen[bytes]:
+        raise OSError(errno.ENOENT, "not found", "nothing")
+
+    open_before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(FileNotFoundError):
+        start_fed(spawn, StdinBlock(b"x", 1))
+    assert len(os.listdir("/proc/self/fd")) == open_before
