@@ -154,21 +154,17 @@ def run_request(
 ) -> "RunRequest":
     """What `fanout run` was asked, from its parsed options and the words after -- or :::."""
     from fanout_cli.plan import RunRequest, agent_call
-    from fanout_cli.sources import SourceRequest, arg_files, input_options, split_command
+    from fanout_cli.sources import source_request
 
     call = agent_call(given["agent"], given["prompt"], given["agent_cli"], given["attach"])
     if values_after is not None:
         if call is None:
             raise UsageError("put the command after --: fanout run [OPTIONS] -- COMMAND {} ::: VALUE...")
         words = values_after
-    command, inputs = split_command(words) if words is not None else (None, ())
-    source = SourceRequest(taskfile=taskfile, command=command,
-                           inputs=arg_files(given["arg_file"]) + inputs,
-                           globs=given["glob"] or (), null_separated=given["null"],
-                           shell=given["shell"], agent=call, **input_options(given))  # fmt: skip
     if given["resume"] is not None and given["resume_failed"] is not None:
         raise UsageError("give --resume or --resume-failed, not both")
     resume_name = given["resume"] or given["resume_failed"]
+    source = source_request(taskfile, given, words, call, resuming=resume_name is not None)
     return RunRequest(
         source=source,
         run_options={name: BY_NAME[name].given(given[name]) for name in RUN_KEYS},

@@ -21,6 +21,16 @@ when the pattern names them; no match is an error); or values on standard input,
 CRLF; empty lines skipped), NUL-separated with -0. Standard input is streamed: the
 first task starts before it ends. With no command after --, each input line is
 itself a shell command. Empty input is zero tasks; the strategy decides the verdict.
+--pipe cuts standard input into blocks instead, each block one task's stdin (GNU
+parallel's --pipe): about --block SIZE bytes (default 1M; 1K is 1024, 1k 1000; 1 byte
+to 1G), cut after the last --recend (default a newline; \\n \\0 \\t \\r escapes), so a
+record is never split; a longer record grows the block. -L N (--block-records) makes
+each block N records. The blocks in order are stdin byte for byte, cut where GNU
+parallel cuts them. {#} is the block number; a value's replacement string is an
+error and nothing is appended. Task ids are block-N; the record's input is {"block",
+"bytes", "records"}. Blocks are read as slots free up (memory: about -j + 2 blocks)
+and are not kept, so a --pipe run cannot be resumed (--resume says so, exit 2).
+--dry-run prints the command once per block.
 """),
     ("INPUT SOURCES", """\
 As in GNU parallel: each ::: VALUE... list, each file after :::: FILE... and each

@@ -48,6 +48,14 @@ class AgentCall:
 
 
 @dataclass(frozen=True)
+class StdinBlock:
+    """--pipe: a block of fanout's stdin, given whole to one task as its stdin."""
+
+    data: bytes = field(repr=False)
+    records: int = 0  # record ends in it, and one more for an unended last record
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task as read from a source, before it runs."""
 
@@ -68,6 +76,7 @@ class TaskSpec:
     template: Template | None = None
     args: Args | None = None  # with `template`: the values to render it from
     agent: AgentCall | None = None  # an agent task: the call (agent-cli: also `command`)
+    stdin: StdinBlock | None = None  # --pipe: the task's stdin (otherwise /dev/null)
 
     @property
     def kind(self) -> str:

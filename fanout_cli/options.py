@@ -156,6 +156,15 @@ RUN_OPTIONS: tuple[Option, ...] = (
            v.parse_max_chars, "-s", table=None),
     Option("shell", ("--shell",), "Run the command under sh -c (values are shell-quoted).",
            "source", kind="flag", table=None),
+    Option("pipe", ("--pipe",), "Cut stdin into blocks, each one task's stdin ({#} is the "
+           "block number).", "source", kind="flag", table=None),
+    Option("block", ("--block",), "--pipe: block size, cut after the last whole record; 1K "
+           "is 1024, 1k 1000; 1 byte to 1G. [default: 1M]", "source", metavar="SIZE",
+           table=None),
+    Option("recend", ("--recend",), "--pipe: the string that ends a record (\\n, \\0, \\t "
+           "escapes). [default: \\n]", "source", metavar="STR", table=None),
+    Option("block_records", ("-L", "--block-records"), "--pipe: N records per block, instead "
+           "of a size (GNU parallel's --pipe -N).", "source", metavar="N", table=None),
     Option("dry_run", ("--dry-run",), "Print each command that would run, shell-quoted; run "
            "nothing.", "source", kind="flag", table=None),
     Option("resume", ("--resume",), "Run only the tasks of RUN (an id, or last) that have no "

@@ -146,7 +146,8 @@ def plan_run(request: RunRequest) -> RunPlan:
     http_calls = agents is not None and "agent" in _kinds(source, wanted)
     _check_junit_folder(config)
     shards, known = None, 0
-    if resume is None or not resume.from_saved_list:
+    # --pipe: a CI job's shard variables do not split (and so hold) stdin's blocks.
+    if (resume is None or not resume.from_saved_list) and wanted.pipe is None:
         config = _shard_from_environment(config, environ)
     if config.sharding.shard is not None or config.sharding.order != "input":
         source, shards, known = _split(source, config, resume)

@@ -103,6 +103,9 @@ def saved_specs(run_dir: Path) -> list[TaskSpec]:
     specs = []
     complete = read_task_list_end(run_dir)
     for number, document in enumerate(documents, start=1):
+        if isinstance(document.get("input"), dict) and "block" in document["input"]:
+            raise UsageError(f"run {run_dir.name} was a --pipe run: its blocks of stdin were "
+                             "not kept, so it cannot be resumed; run it again")  # fmt: skip
         problem = task_problem(document)
         if problem is not None:
             raise RunFolderError(f"{RunFolder(run_dir).task_list}: task {number}: {problem}")

@@ -87,7 +87,7 @@ def details_document(result: TaskResult, run_id: str) -> dict[str, Any]:
         **_command_fields(spec),
         "cwd": spec.cwd,
         "env": redact_env(spec.env),
-        "input": spec.input,
+        "input": task_input(spec),
         "origin": spec.origin,
         "status": str(result.status),
         "reason": result.reason,
@@ -153,6 +153,13 @@ def output_document(info: OutputInfo | None) -> dict[str, Any] | None:
     }
 
 
+def task_input(spec: TaskSpec) -> Any:
+    """What a task was made from: its value, or (--pipe) which block of stdin it read."""
+    if spec.stdin is None:
+        return spec.input
+    return {"block": spec.seq, "bytes": len(spec.stdin.data), "records": spec.stdin.records}
+
+
 # --- the saved task list: one document a task -------------------------------------------
 
 
@@ -168,7 +175,7 @@ def spec_document(spec: TaskSpec) -> dict[str, Any]:
         "timeout": spec.timeout,
         "retries": spec.retries,
         "ok_exit": None if spec.ok_exit is None else sorted(spec.ok_exit),
-        "input": spec.input,
+        "input": task_input(spec),
         "origin": spec.origin,
         "template": None if template is None else _template_document(template, spec.args),
         "agent": None if spec.agent is None else agent_call_document(spec.agent),

@@ -1,8 +1,9 @@
 """Run a task as a child process in its own process group.
 
 stdout and stderr go straight to files (fanout never holds the bytes), stdin is
-/dev/null, and every way out of an attempt (exit, timeout, cancellation) leaves no
-member of the group behind: SIGTERM to the group, `grace`, then SIGKILL.
+/dev/null (or, with --pipe, a pipe fed the task's block: feed.py), and every way out
+of an attempt (exit, timeout, cancellation) leaves no member of the group behind:
+SIGTERM to the group, `grace`, then SIGKILL.
 
 Exits are awaited without a thread per child: on Linux through a pidfd that the event
 loop polls, elsewhere (or with FANOUT_CHILD_WATCHER=sigchld) through SIGCHLD."""
@@ -26,6 +27,7 @@ import anyio.abc
 
 from fanout_cli.aop import open_output
 from fanout_cli.executors import AttemptPlan, ended_attempt
+from fanout_cli.executors.feed import start_fed, wait_feeding
 from fanout_cli.limits import OUT_OF_DESCRIPTORS, when_descriptors_allow
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions
@@ -207,8 +209,9 @@ class ProcessExecutor:
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
         mark = self._orphans.new_mark()
         env = self._environment(spec.env, mark)
-        try:
-            process = await when_descriptors_allow(self._spawn, argv, spec.cwd, env, plan)
+        spawn = functools.partial(self._spawn, argv, spec.cwd, env, plan)
+        try:  # with a pipe for stdin when the task reads a block (--pipe)
+            process, feed = await when_descriptors_allow(start_fed, spawn, spec.stdin)
         except OSError as exc:
             return ended_attempt(
                 plan, started_at, TaskStatus.ERROR, start_failure(exc, argv[0], spec.cwd)
@@ -216,11 +219,12 @@ class ProcessExecutor:
         timed_out = False
         self._live.add(process.pid)
         try:
+            exited = functools.partial(self._watcher.wait, process)
             if plan.timeout is None:  # no scope to build when nothing can time out
-                returncode = await self._watcher.wait(process)
+                returncode = await wait_feeding(feed, exited)
             else:
                 with anyio.move_on_after(plan.timeout) as timer:
-                    returncode = await self._watcher.wait(process)
+                    returncode = await wait_feeding(feed, exited)
             if plan.timeout is not None and timer.cancelled_caught:
                 timed_out = True
                 returncode = await self._stop(process, plan.grace)
@@ -229,6 +233,8 @@ class ProcessExecutor:
                 await self._stop(process, plan.grace)
             raise
         finally:
+            if feed is not None:
+                feed.close()
             self._live.discard(process.pid)
             self._sweep_leftovers(process.pid, plan.grace)
             self._orphans.task_ended(mark, process.pid, plan.grace)
@@ -274,16 +280,17 @@ class ProcessExecutor:
                 await anyio.sleep(_GROUP_POLL_SECONDS)
 
     def _spawn(
-        self, argv: list[str], cwd: str | None, env: dict[str, str] | None, plan: AttemptPlan
-    ) -> ChildProcess:
-        """posix_spawn: the child gets the output files as fds 1 and 2, /dev/null as 0,
-        a new session (its own process group) and default SIGPIPE. Popen where
-        posix_spawn cannot do it: a working directory to change to."""
+        self, argv: list[str], cwd: str | None, env: dict[str, str] | None, plan: AttemptPlan,
+        stdin: int | None,
+    ) -> ChildProcess:  # fmt: skip
+        """posix_spawn: the child gets the output files as fds 1 and 2, `stdin` (None:
+        /dev/null) as 0, a new session (its own process group) and default SIGPIPE.
+        Popen where posix_spawn cannot do it: a working directory to change to."""
         stdout = open_output(plan.stdout_path)
         try:
             stderr = open_output(plan.stderr_path)
             try:
-                if cwd is None and min(stdout, stderr) > 2:
+                if cwd is None and min(stdout, stderr, 3 if stdin is None else stdin) > 2:
                     environment = self._environ if env is None else env
                     path = _executable(argv[0], environment.get("PATH", os.defpath))
                     if path is None:
@@ -294,7 +301,8 @@ class ProcessExecutor:
                             argv,
                             environment,
                             file_actions=[
-                                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
+                                if stdin is None else (os.POSIX_SPAWN_DUP2, stdin, 0),
                                 (os.POSIX_SPAWN_DUP2, stdout, 1),
                                 (os.POSIX_SPAWN_DUP2, stderr, 2),
                             ],
@@ -304,7 +312,7 @@ class ProcessExecutor:
                     )
                 return subprocess.Popen(
                     argv,
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL if stdin is None else stdin,
                     stdout=stdout,
                     stderr=stderr,
                     cwd=cwd,

@@ -34,6 +34,7 @@ from fanout_cli.template import Template
 if TYPE_CHECKING:
     from fanout_cli.aop.writer import RunStore
     from fanout_cli.resume import ResumeBook
+    from fanout_cli.sources.pipe import PipeOptions
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class SourceRequest:
     colsep: str | None = None
     header: bool = False
     batching: Batching = NO_BATCHING
+    pipe: PipeOptions | None = None  # --pipe: stdin cut into blocks, each a task's stdin
 
     @property
     def values(self) -> bool:
@@ -93,6 +95,33 @@ def input_options(given: dict[str, Any]) -> dict[str, Any]:
             "batching": Batching(mode, values["max_args"], values["max_chars"])}  # fmt: skip
 
 
+def source_request(
+    taskfile: str | None,
+    given: dict[str, Any],
+    words: list[str] | None,
+    agent: AgentCall | None,
+    resuming: bool,
+) -> SourceRequest:
+    """The task source the command line names: its parsed options (`given`) and the
+    words after -- (the command and its input sources)."""
+    command, inputs = split_command(words) if words is not None else (None, ())
+    return SourceRequest(taskfile=taskfile, command=command,
+                         inputs=arg_files(given["arg_file"]) + inputs,
+                         globs=given["glob"] or (), null_separated=given["null"],
+                         shell=given["shell"], agent=agent,
+                         pipe=pipe_request(given, resuming), **input_options(given))  # fmt: skip
+
+
+def pipe_request(given: dict[str, Any], resuming: bool) -> PipeOptions | None:
+    """--pipe and its options, checked (None: not asked for)."""
+    if not given["pipe"] and all(given[name] is None
+                                 for name in ("block", "recend", "block_records")):  # fmt: skip
+        return None
+    from fanout_cli.sources.pipe import pipe_options  # only --pipe runs load it
+
+    return pipe_options(given, resuming=resuming)
+
+
 def _parsed(option: Option, value: object) -> Any:
     assert option.parse is not None
     return option.parse(value)
@@ -107,6 +136,8 @@ def describe_source(request: SourceRequest) -> str:
     if request.agent is not None:
         kind = f"--agent-cli {request.agent.tool}" if request.agent.tool else "--agent"
         text = f"fanout run {kind} --prompt {display_value(request.agent.prompt, 60)!r}"
+    if request.pipe is not None:
+        return f"{text} (--pipe)"
     if request.inputs:
         return f"{text} {' '.join(_described(source) for source in request.inputs)}"
     if request.globs:
@@ -132,6 +163,10 @@ def check_one_source(request: SourceRequest, stdin_is_terminal: bool) -> None:
         )
         if given
     ]
+    if request.pipe is not None:
+        from fanout_cli.sources.pipe import check_pipe  # only --pipe runs load it
+
+        check_pipe(named, request.command, agent=request.agent is not None)
     if len(named) > 1:
         raise UsageError(f"give one task source, not {' and '.join(named)}; usage: {USAGE}")
     if request.taskfile is not None and request.command:
@@ -167,6 +202,9 @@ def _check_input_options(request: SourceRequest, named: list[str]) -> None:
     shaping = (("--link", request.link), ("--colsep", request.colsep),
                ("--header", request.header), ("-m/-X/-N", request.batching.active))  # fmt: skip
     given = [flag for flag, on in shaping if on]
+    if given and request.pipe is not None:
+        raise UsageError(f"{given[0]} shapes values; --pipe gives each task a block of stdin, "
+                         "not values")
     if given and named and not request.inputs:
         raise UsageError(f"{given[0]} applies to ::: / :::: / -a values and stdin, not to "
                          f"{named[0]}")
@@ -259,6 +297,10 @@ def open_source(
         return ListSource(saved_list.name, saved_specs(saved_list)), {}, {}
     if request.taskfile is not None:
         return _task_file_source(request.taskfile)
+    if request.pipe is not None:
+        from fanout_cli.sources.pipe import PipeCommand, PipeSource
+
+        return PipeSource(PipeCommand(request.command or (), request.shell), request.pipe), {}, {}
     if request.globs:
         return glob_source(value_tasks(request, ONE_VALUE), list(request.globs)), {}, {}
     sources = request.inputs or (InputList(path="-"),)
