@@ -419,3 +419,11 @@ def test_s_counts_bytes_as_gnu_parallel_does() -> None:
 def test_slot_and_total_together() -> None:
     completed = run_fanout("run", "-j", "1", "--", "echo", "{%}", "{#}/{##}", ":::", "a", "b")
     assert [task["summary"] for task in completed.manifest()["tasks"]] == ["1 1/2", "1 2/2"]
+
+
+def test_with_pipe_n_is_records_a_block_as_in_gnu_parallel() -> None:
+    by_n = run_fanout("run", "--pipe", "-N", "2", "--dry-run", "--", "wc", "-l",
+                      input=b"1\n2\n3\n")  # fmt: skip
+    by_l = run_fanout("run", "--pipe", "-L", "2", "--dry-run", "--", "wc", "-l", input=b"1\n2\n3\n")
+    assert by_n.returncode == by_l.returncode == 0, by_n.stderr
+    assert by_n.stdout == by_l.stdout == "wc -l\nwc -l\n"

@@ -103,8 +103,11 @@ def source_request(
     resuming: bool,
 ) -> SourceRequest:
     """The task source the command line names: its parsed options (`given`) and the
-    words after -- (the command and its input sources)."""
+    words after -- (the command and its input sources). With --pipe, -N N is GNU
+    parallel's: N records a block (-L N)."""
     command, inputs = split_command(words) if words is not None else (None, ())
+    if given["pipe"] and given["max_args"] is not None and given["block_records"] is None:
+        given = {**given, "block_records": given["max_args"], "max_args": None}  # GNU's -N
     return SourceRequest(taskfile=taskfile, command=command,
                          inputs=arg_files(given["arg_file"]) + inputs,
                          globs=given["glob"] or (), null_separated=given["null"],
