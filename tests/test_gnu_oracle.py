@@ -204,6 +204,10 @@ DIFFERENCES = [
                "GNU puts its quoted value inside the double quotes (the task prints the quotes); "
                "fanout passes the value as a positional parameter, so the task prints x y",
                "echo \"'x y'\"\n", "set -- 'x y'; echo \"${1+\"$1\"}\"\n"),
+    Difference(case("-X with text around {} in one shell word", 'printf "%s\\0" x{}y', ":::", "a b", "c", options="-X -j 1"),
+               "under sh -c fanout keeps values out of the script text, so it cannot repeat the text around {}: "
+               "it refuses and says to put {} as a word of its own or use -m",
+               "printf \"%s\\0\" x'a b'y xcy\n", fanout_error="-X repeats the text around {} for each value"),
     Difference(case("{1} under -X", "echo", "x{1}y", ":::", "a", "b", "c", options="-X -j 1"),
                "GNU 20221122 reads {n} under -m/-X as the nth value of the batch and silently drops "
                "the rest of the batch (b and c never run); fanout reads {1} as the first column of "
