@@ -42,6 +42,8 @@ FILES = {
     "jobs.tsv": "src\tdst\na.png\ta.webp\nb c.png\tb.webp\n",
     "jobs.csv": "src,dst\na.png,a.webp\n$x.png,'q'.webp\n",
     "gaps.txt": "a\n\nb\n",
+    "people.csv": "first name,age\nann,3\nbob,4\n",
+    "twice.csv": "x,x\n1,2\n",
 }
 HOSTILE = ["it's", "a b", "*", "$x", "", "-n", 'a"b', "x\\y", "`id`", "$(touch pwned)", "é€😀"]
 ASCII_HOSTILE = [value for value in HOSTILE if value.isascii()]
@@ -208,6 +210,9 @@ DIFFERENCES = [
                "under sh -c fanout keeps values out of the script text, so it cannot repeat the text around {}: "
                "it refuses and says to put {} as a word of its own or use -m",
                "printf \"%s\\0\" x'a b'y xcy\n", fanout_error="-X repeats the text around {} for each value"),
+    Difference(case("--header : with a name twice", "echo", "{1}", "::::", "twice.csv", options="--header : --colsep ,"),
+               "issue 15: a duplicate --header name is bad input (exit 2); GNU parallel takes the first",
+               "echo 1\n", fanout_error="the column name 'x' appears twice"),
     Difference(case("{1} under -X", "echo", "x{1}y", ":::", "a", "b", "c", options="-X -j 1"),
                "GNU 20221122 reads {n} under -m/-X as the nth value of the batch and silently drops "
                "the rest of the batch (b and c never run); fanout reads {1} as the first column of "
@@ -230,6 +235,25 @@ KNOWN_BUGS = [
         marks=pytest.mark.xfail(strict=True, reason=(
             "fanout bug: the same; GNU prints 'echo  xy 4', fanout \"echo '' x''y 4\"")),
         id="-N 3 short last batch"),
+    pytest.param(
+        case("--colsep missing column", "echo", "{1}", "{3}", "x{3}y", ":::", "a,b", "c,d,e", options="--colsep ,"),
+        marks=pytest.mark.xfail(strict=True, reason=(
+            "fanout bug: a column the row does not have is '' on --dry-run (an empty argument); "
+            "GNU parallel prints 'echo a  xy' (no argument, empty text)")),
+        id="--colsep missing column"),
+    pytest.param(
+        case("-X repeats {#}", "echo", "{#}", "x{}y", ":::", "a", "b", "c", options="-X -j 1"),
+        marks=pytest.mark.xfail(strict=True, reason=(
+            "fanout bug: -X repeats a word that holds only {#} (or {%}, {##}) once per value: "
+            "'echo 1 1 1 xay xby xcy'; GNU repeats only words around a value: 'echo 1 xay xby xcy'")),
+        id="-X repeats {#}"),
+    pytest.param(
+        case("--header : names {name} cannot spell", "echo", "{2}", "{1}", "::::", "people.csv", options="--header : --colsep ,"),
+        marks=pytest.mark.xfail(strict=True, reason=(
+            "fanout bug (or a decision to make): a header 'first name' that {name} cannot spell "
+            "refuses the whole run (exit 2); GNU parallel runs it ({1} {2} still work, only that "
+            "name is unusable). --header : is the usual way to skip a header line")),
+        id="--header : names {name} cannot spell"),
     pytest.param(
         case("-m -s counts bytes", "echo", ":::", "é", "€", "ab", "éé", "cd", "e", options="-m -s 22 -j 1"),
         marks=pytest.mark.xfail(strict=True, reason=(
@@ -329,14 +353,23 @@ def test_tasks_get_the_arguments_gnu_parallel_gives(tmp_path: Path, case: Case) 
     assert not (tmp_path / "pwned").exists()
 
 
+MISSING_VALUE = (
+    "fanout bug: a {n} with no value (beyond a short last -N batch, or a column a row does "
+    "not have) reaches the task as an empty argument; GNU parallel's task gets no argument there"
+)
+
+
 @needs_parallel
-@pytest.mark.xfail(strict=True, reason=(
-    "fanout bug: {2} beyond a short last -N batch reaches the task as an empty argument; "
-    "GNU parallel's task gets no argument there"))
-def test_a_short_last_batch_passes_no_empty_argument(tmp_path: Path) -> None:
-    short_batch = case("-N 2", "{1}", "{2}", ":::", "1", "2", "3", options="-N 2")
-    gnu, ours = run_both_for_real(tmp_path, short_batch)
-    assert gnu == [["1", "2"], ["3"]]
+@pytest.mark.xfail(strict=True, reason=MISSING_VALUE)
+@pytest.mark.parametrize(("given", "expected"), [
+    (case("-N 2", "{1}", "{2}", ":::", "1", "2", "3", options="-N 2"), [["1", "2"], ["3"]]),
+    (case("--colsep", "{1}", "{3}", ":::", "a,b", options="--colsep ,"), [["a"]]),
+], ids=["-N 2 short last batch", "--colsep missing column"])
+def test_a_missing_value_passes_no_empty_argument(
+    tmp_path: Path, given: Case, expected: list[list[str]]
+) -> None:
+    gnu, ours = run_both_for_real(tmp_path, given)
+    assert gnu == expected
     assert ours == gnu
 
 
