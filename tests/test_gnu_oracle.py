@@ -48,6 +48,8 @@ FILES = {
 HOSTILE = ["it's", "a b", "*", "$x", "", "-n", 'a"b', "x\\y", "`id`", "$(touch pwned)", "é€😀"]
 ASCII_HOSTILE = [value for value in HOSTILE if value.isascii()]
 PATHS = ["/a/b.c/d.e", "x", "y.z", "./q", "dir/", ".hidden", "a.b.c", "/"]
+# Every byte but NUL, alone and in company, as -0 stdin values: both tools quote each alike.
+EVERY_BYTE = b"".join(bytes([byte]) + b"\0" for byte in range(1, 256)) + b"a\x01b\0\xff\xfe\0x\ry\0~x\0a=b\0#a\0"
 ELEVEN = [str(n) for n in range(1, 12)]
 THIRTY = [str(n) for n in range(1, 31)]
 
@@ -84,6 +86,8 @@ CASES = [
     case("-a - is stdin", "echo", ":::", "x", "y", options="-a -", stdin=b"a\nb\n"),
     case("stdin alone", "echo", "{}", stdin=b"a b\n*\n"),
     case("-0 stdin", "echo", options="-0", stdin=b"a\nb\0c d\0"),
+    case("-0 stdin, every byte", "echo", options="-0", stdin=EVERY_BYTE),
+    case("-0 stdin, every byte, -m", "echo", options="-0 -m -j 3", stdin=EVERY_BYTE),
     # replacement strings
     case("modifiers of one source", "echo", "{1}", "{1.}", "{1/}", "{1//}", "{1/.}", ":::", *PATHS),
     case("modifiers of two sources", "echo", "{1.}", "{2/.}", "{2//}", ":::", "a/b.c", "d", ":::", "/e/f.g", "h.i"),
@@ -148,6 +152,7 @@ REAL_CASES = [
     case("{} of a combination", "x{}y", "{}", ":::", "a b", "*", ":::", "c d"),
     case("no replacement string", ":::", *HOSTILE[:4], ":::", *HOSTILE[4:6]),
     case("hostile values", "{}", "@{}@", ":::", *HOSTILE),
+    case("every byte", "{}", "x{}", options="-0", stdin=EVERY_BYTE),
     case("-X", "@{}@", ":::", *HOSTILE, options="-X -j 3"),
     case("-m", ":::", *HOSTILE, options="-m -j 2"),
     case("-X -s", "p{}q", ":::", *THIRTY, options="-X -s 40 -j 2"),
@@ -319,7 +324,7 @@ def parse_argv_records(output: bytes) -> list[list[str]]:
             current = []
         else:
             assert record.startswith(b"A"), output
-            current.append(record[1:].decode())
+            current.append(os.fsdecode(record[1:]))
     assert not current and output.endswith(b"E\0"), output
     return tasks
 
