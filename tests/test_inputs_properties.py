@@ -23,7 +23,8 @@ from tests.helpers import assert_clean, run_fanout
 FRAGMENTS = [
     "$(touch pwned)", "`touch pwned`", "'", '"', "\\", "\\\\", "*", "?", "[a]", "~", "$HOME",
     "${IFS}", "$((1+1))", ";", "&", "|", ">", "<", "\n", "\t", " ", "-", "--n", "{}", "{1}",
-    "{2}", "{=", "%s", "%%", "\\0", "!", "#", "a=b;", "é", "😀", "\u202e", ":::", ",",
+    "{2}", "{=", "%s", "%%", "\\0", "!", "#", "a=b;", "é", "😀", "\u202e", ":::", ",", "/", ".",
+    "../", ".tar.gz", "dir/",
     os.fsdecode(b"\xff"),  # not UTF-8: reaches the task as the byte it was
 ]  # fmt: skip
 SEPARATORS = {":::", ":::+", "::::", "::::+"}  # as a word, these start a new source
@@ -184,3 +185,18 @@ def test_nul_separated_stdin_is_a_source_like_any_other(
         stdin=stdin,
     )  # fmt: skip
     assert outputs == [fields(two, one) for one, two in combinations(first, second)]
+
+
+@given(first=values, second=values)
+@example(first=["$(touch pwned)/x.y", "a.`touch pwned`"], second=["'/.'", "\"$(touch pwned).d\"/"])
+@PROPERTY_SETTINGS
+def test_path_modifiers_under_a_shell_give_what_they_give_without_one(
+    tmp_path: Path, first: list[str], second: list[str]
+) -> None:
+    words = ["{1.}", "{1/}", "{1//}", "{1/.}", "{2/.}", "x{2.}y"]
+    sources = [":::", *first, ":::", *second]
+    without_shell = task_outputs(tmp_path, "--", "printf", "%s\\0", *words, *sources)
+    under_shell = task_outputs(tmp_path, "--", 'printf "%s\\0" ' + " ".join(words), *sources)
+    assert under_shell == without_shell
+    assert len(without_shell) == len(first) * len(second)
+    assert all(output.count(b"\0") == len(words) for output in without_shell)
