@@ -132,6 +132,13 @@ CASES = [
     case("-N 2 short last batch, appended", "echo", ":::", "1", "2", "3", options="-N 2"),
     case("-N 3 short last batch, {}", "echo", "{}", ":::", "1", "2", "3", "4", "5", options="-N 3"),
     case("-N 2 -s 10", "echo", ":::", "aaaa", "bbbb", "cccc", options="-N 2 -s 10"),
+    # a {n} with no value is empty text: a word of it alone passes no argument
+    case("-N 2 short last batch", "echo", "{1}", "{2}", ":::", "1", "2", "3", options="-N 2"),
+    case("-N 3 short last batch", "echo", "{3}", "x{3}y", "{1}", ":::", "1", "2", "3", "4", options="-N 3"),
+    case("--colsep missing column", "echo", "{1}", "{3}", "x{3}y", ":::", "a,b", "c,d,e", options="--colsep ,"),
+    # -s counts bytes, as the kernel's limit does
+    case("-m -s counts bytes", "echo", ":::", "é", "€", "ab", "éé", "cd", "e", options="-m -s 22 -j 1"),
+    case("-X -s counts bytes", "echo", "x{}", ":::", "é", "€", "ab", "éé", "cd", "e", "😀", options="-X -s 25 -j 1"),
     # words that are shell operators: the command runs under sh -c, as GNU parallel runs it
     case("'>' word", "echo", "{}", ">", "out-{#}.txt", ":::", "a b"),
     case("'|' word", "echo", "{}", "|", "tr", "a", "b", ":::", "a$x"),
@@ -229,24 +236,6 @@ DIFFERENCES = [
 
 KNOWN_BUGS = [
     pytest.param(
-        case("-N 2 short last batch", "echo", "{1}", "{2}", ":::", "1", "2", "3", options="-N 2"),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "fanout bug: a {n} beyond a short last -N batch becomes an empty argument ('' on "
-            "--dry-run); GNU parallel makes it empty text, so a word that is only {2} vanishes "
-            "('echo 3 ' and the task gets one argument)")),
-        id="-N 2 short last batch"),
-    pytest.param(
-        case("-N 3 short last batch", "echo", "{3}", "x{3}y", "{1}", ":::", "1", "2", "3", "4", options="-N 3"),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "fanout bug: the same; GNU prints 'echo  xy 4', fanout \"echo '' x''y 4\"")),
-        id="-N 3 short last batch"),
-    pytest.param(
-        case("--colsep missing column", "echo", "{1}", "{3}", "x{3}y", ":::", "a,b", "c,d,e", options="--colsep ,"),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "fanout bug: a column the row does not have is '' on --dry-run (an empty argument); "
-            "GNU parallel prints 'echo a  xy' (no argument, empty text)")),
-        id="--colsep missing column"),
-    pytest.param(
         case("-X repeats {#}", "echo", "{#}", "x{}y", ":::", "a", "b", "c", options="-X -j 1"),
         marks=pytest.mark.xfail(strict=True, reason=(
             "fanout bug: -X repeats a word that holds only {#} (or {%}, {##}) once per value: "
@@ -259,12 +248,6 @@ KNOWN_BUGS = [
             "refuses the whole run (exit 2); GNU parallel runs it ({1} {2} still work, only that "
             "name is unusable). --header : is the usual way to skip a header line")),
         id="--header : names {name} cannot spell"),
-    pytest.param(
-        case("-m -s counts bytes", "echo", ":::", "é", "€", "ab", "éé", "cd", "e", options="-m -s 22 -j 1"),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "fanout bug: -s counts characters; GNU parallel (and the kernel's limit) counts bytes, "
-            "so non-ASCII values make fanout's batches too long")),
-        id="-m -s counts bytes"),
 ]
 
 
@@ -358,14 +341,7 @@ def test_tasks_get_the_arguments_gnu_parallel_gives(tmp_path: Path, case: Case) 
     assert not (tmp_path / "pwned").exists()
 
 
-MISSING_VALUE = (
-    "fanout bug: a {n} with no value (beyond a short last -N batch, or a column a row does "
-    "not have) reaches the task as an empty argument; GNU parallel's task gets no argument there"
-)
-
-
 @needs_parallel
-@pytest.mark.xfail(strict=True, reason=MISSING_VALUE)
 @pytest.mark.parametrize(("given", "expected"), [
     (case("-N 2", "{1}", "{2}", ":::", "1", "2", "3", options="-N 2"), [["1", "2"], ["3"]]),
     (case("--colsep", "{1}", "{3}", ":::", "a,b", options="--colsep ,"), [["a"]]),
@@ -379,10 +355,8 @@ def test_a_missing_value_passes_no_empty_argument(
 
 
 @needs_parallel
-@pytest.mark.xfail(strict=True, reason=(
-    "fanout runs a command longer than -s (one value that does not fit); GNU parallel "
-    "stops with 'Command line too long (19 >= 10)' and exit 255; fanout should refuse it too"))
 def test_a_value_longer_than_s_is_refused(tmp_path: Path) -> None:
+    """GNU parallel stops with 'Command line too long'; fanout refuses it as bad input."""
     gnu = gnu_parallel(tmp_path, "-m", "-s", "10", "--dry-run", "echo", ":::", "aaaaaaaaaaaaaa")
     assert gnu.returncode == 255 and b"Command line too long" in gnu.stderr
     completed = run_fanout("run", "--dry-run", "-m", "-s", "10", "--", "echo", ":::", "aaaaaaaaaaaaaa")
