@@ -50,6 +50,7 @@ ASCII_HOSTILE = [value for value in HOSTILE if value.isascii()]
 PATHS = ["/a/b.c/d.e", "x", "y.z", "./q", "dir/", ".hidden", "a.b.c", "/"]
 # Every byte but NUL, alone and in company, as -0 stdin values: both tools quote each alike.
 EVERY_BYTE = b"".join(bytes([byte]) + b"\0" for byte in range(1, 256)) + b"a\x01b\0\xff\xfe\0x\ry\0~x\0a=b\0#a\0"
+COLUMN_ROWS = ["x  y z", "p|q|r", "a,,b", "c:d;e", "u.v.w", "t\ts", "", ",", "a"]
 ELEVEN = [str(n) for n in range(1, 12)]
 THIRTY = [str(n) for n in range(1, 31)]
 
@@ -110,6 +111,8 @@ CASES = [
     case("--colsep , appended", "echo", ":::", "a,b", "c,d", "e", options="--colsep ,"),
     case("--colsep , {}", "echo", "{}", ":::", "a,b", "c,d", options="--colsep ,"),
     case("--colsep a regex", "echo", "{3}{2}{1}", ":::", "a;b,c", options=("--colsep", "[,;]")),
+    *[case(f"--colsep {separator!r}", "echo", "{1}/{2}/{3}", ":::", *COLUMN_ROWS, options=("--colsep", separator))
+      for separator in (" ", r"\s+", r"\|", ",+", "[:;]", r"\t", "a", ".")],
     case("--header : with a tsv", "echo", "{dst}", "{src}", "::::", "jobs.tsv", options=("--colsep", "\t", "--header", ":")),
     case("--header : with a csv", "echo", "{dst}={src}", "::::", "jobs.csv", options="--colsep , --header :"),
     case("--header : with ::: lists", "echo", "{x}-{y}", ":::", "x", "1", "2", ":::", "y", "a b", options="--header :"),
@@ -165,6 +168,7 @@ REAL_CASES = [
     case("-X -s", "p{}q", ":::", *THIRTY, options="-X -s 40 -j 2"),
     case("-N 3", "{3}", "{1}", "{2}", ":::", *HOSTILE[:9], options="-N 3"),
     case("--colsep", "{2}", "{1}", "::::", "jobs.csv", options="--colsep ,"),
+    case("--colsep a regex", "{1}", "{3}", "{2}", ":::", *COLUMN_ROWS, options=("--colsep", r"\s+")),
     case("--header :", "{dst}", "{src}", "::::", "jobs.tsv", options=("--colsep", "\t", "--header", ":")),
 ]
 
