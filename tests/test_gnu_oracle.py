@@ -169,6 +169,13 @@ REAL_CASES = [
     case("-N 3", "{3}", "{1}", "{2}", ":::", *HOSTILE[:9], options="-N 3"),
     case("--colsep", "{2}", "{1}", "::::", "jobs.csv", options="--colsep ,"),
     case("--colsep a regex", "{1}", "{3}", "{2}", ":::", *COLUMN_ROWS, options=("--colsep", r"\s+")),
+    # words that are shell operators: both run the line under a shell
+    case("'|' word", "{}", "|", "cat", ":::", "a b", "it's"),
+    case("&& word", "./argv.sh", "{1}", "&&", "./argv.sh", "{2}", ":::", "a b", ":::", "$(touch pwned)"),
+    case("'||' word", "{}", "||", "true", ":::", "x"),
+    case("assignment word", "a={};", "./argv.sh", '"$a"', ":::", "x y", "it's"),
+    case("'>' word", "{}", ">", "/dev/stdout", ":::", "q r"),
+    case("'2>&1' word", "{}", "2>&1", ":::", "1"),
     case("--header :", "{dst}", "{src}", "::::", "jobs.tsv", options=("--colsep", "\t", "--header", ":")),
 ]
 
@@ -229,6 +236,10 @@ DIFFERENCES = [
     Difference(case("--header : with a name twice", "echo", "{1}", "::::", "twice.csv", options="--header : --colsep ,"),
                "issue 15: a duplicate --header name is bad input (exit 2); GNU parallel takes the first",
                "echo 1\n", fanout_error="the column name 'x' appears twice"),
+    Difference(case("';' '(' ')' words", "find", ".", "-name", "{}", "-exec", "echo", "{}", ";", "(", ")", ":::", "x"),
+               "fanout keeps ; ( ) ! as arguments (find -exec ... ';' is the usual reason to write one); "
+               "GNU parallel's shell reads them as operators",
+               "find . -name x -exec echo x ; ( )\n", "find . -name x -exec echo x ';' '(' ')'\n"),
     Difference(case("{1} under -X", "echo", "x{1}y", ":::", "a", "b", "c", options="-X -j 1"),
                "GNU 20221122 reads {n} under -m/-X as the nth value of the batch and silently drops "
                "the rest of the batch (b and c never run); fanout reads {1} as the first column of "
@@ -327,11 +338,12 @@ def run_both_for_real(tmp_path: Path, case: Case) -> tuple[list[list[str]], list
     script = tmp_path / "argv.sh"  # run as ./argv.sh: -s then counts no temporary path
     script.write_text(ARGV_SCRIPT)
     script.chmod(0o755)
-    gnu = gnu_parallel(tmp_path, "-k", *case.options, "./argv.sh", *case.command, stdin=case.stdin)
+    # The command is ./argv.sh and the case's words, unless the case names ./argv.sh
+    # itself in its first two words (after an assignment, or before a shell operator).
+    command = case.command if "./argv.sh" in case.command[:2] else ("./argv.sh", *case.command)
+    gnu = gnu_parallel(tmp_path, "-k", *case.options, *command, stdin=case.stdin)
     assert gnu.returncode == 0, gnu.stderr.decode()
-    ours = run_fanout(
-        "run", "-q", *case.options, "--", "./argv.sh", *case.command, input=case.stdin
-    )
+    ours = run_fanout("run", "-q", *case.options, "--", *command, input=case.stdin)
     assert ours.returncode == 0, ours.stderr
     return parse_argv_records(gnu.stdout), fanout_argv_lists(ours.output_dir)
 
