@@ -222,6 +222,12 @@ DIFFERENCES = [
                "-N groups the values of one source; fanout refuses several sources (GNU's "
                "-N 2 takes two combinations and {1} is the first one's first value)",
                "echo a\n", fanout_error="-N groups the values of one input source"),
+    Difference(case("-N with --colsep", "echo", "{2}", ":::", "a,b", "c,d", options="--colsep , -N 1"),
+               "the same with columns: fanout refuses -N with --colsep (use -m or -X)",
+               "echo b\necho d\n", fanout_error="-N groups the values of one input source"),
+    Difference(case("{2} with -N 1", "echo", "{1}", "{2}", ":::", "a", "b", options="-N 1"),
+               "a positional beyond -N is refused, as one beyond the sources", "echo a \necho b \n",
+               fanout_error=f"{{2}} {UNSUPPORTED}"),
     Difference(case("newline in a ::: value", "echo", ":::", "new\nline", "x"),
                "GNU 20221122 splits a ::: value at a newline into two values; fanout keeps it whole",
                "echo new\necho line\necho x\n", "echo 'new\nline'\necho x\n"),
