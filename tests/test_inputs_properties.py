@@ -10,6 +10,7 @@ NUL-terminated (printf '%s\\0'), so a newline in a value is just another byte.""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -57,15 +58,27 @@ def fields(*texts: str) -> bytes:
     return b"".join(encoded(text) + b"\0" for text in texts)
 
 
-def task_outputs(tmp_path: Path, *args: str, stdin: bytes = b"") -> list[bytes]:
-    """Run `fanout run ARGS` into a fresh output folder; every task's stdout, in order."""
+def run_tasks(tmp_path: Path, *args: str, stdin: bytes = b"") -> Path:
+    """Run `fanout run ARGS` into a fresh output folder; the run folder."""
     output_dir = Path(tempfile.mkdtemp(dir=tmp_path, prefix="out-"))
     completed = run_fanout("run", "-q", "--output-dir", str(output_dir), *args, input=stdin)
     assert_clean(completed)
     assert completed.returncode == 0, completed.stderr
     assert not (tmp_path / "pwned").exists(), "a value ran as code"
     (run_folder,) = output_dir.iterdir()
+    return run_folder
+
+
+def task_outputs(tmp_path: Path, *args: str, stdin: bytes = b"") -> list[bytes]:
+    """Every task's stdout, in order."""
+    run_folder = run_tasks(tmp_path, *args, stdin=stdin)
     return [path.read_bytes() for path in sorted(run_folder.glob("*.stdout"))]
+
+
+def recorded_inputs(run_folder: Path) -> list[list[str]]:
+    """The `input` each task's details file records, in order."""
+    details = sorted(path for path in run_folder.glob("[0-9]*.json"))
+    return [json.loads(path.read_text())["input"] for path in details]
 
 
 def combinations(first: Sequence[str], second: Sequence[str]) -> list[tuple[str, str]]:
@@ -74,16 +87,18 @@ def combinations(first: Sequence[str], second: Sequence[str]) -> list[tuple[str,
 
 @given(first=values, second=values)
 @example(*HOSTILE_PAIR)
+@example(first=[os.fsdecode(b"\xff/\xfe.x"), ""], second=["\n", "-", "{1}"])
 @PROPERTY_SETTINGS
 def test_every_combination_gets_its_values_as_arguments(
     tmp_path: Path, first: list[str], second: list[str]
 ) -> None:
-    outputs = task_outputs(
+    run_folder = run_tasks(
         tmp_path, "--", "printf", "%s\\0", "{1}", "x{2}y", "{}", ":::", *first, ":::", *second
     )
-    expected = [
-fields(one, f"x{two}y", one, two) for one, two in combinations(first, second)]
-    assert outputs == expected
+    outputs = [path.read_bytes() for path in sorted(run_folder.glob("*.stdout"))]
+    pairs = combinations(first, second)
+    assert outputs == [fields(one, f"x{two}y", one, two) for one, two in pairs]
+    assert recorded_inputs(run_folder) == [[one, two] for one, two in pairs]
 
 
 @given(first=values, second=values)
@@ -125,14 +140,18 @@ def batches(outputs: list[bytes]) -> list[list[str]]:
     return found
 
 
-@given(given_values=st.lists(value, min_size=1, max_size=12), jobs=st.integers(1, 4))
-@example(given_values=[*HOSTILE_PAIR[0], *HOSTILE_PAIR[1]], jobs=2)
+@given(
+    given_values=st.lists(value, min_size=1, max_size=12),
+    jobs=st.integers(1, 4),
+    batching=st.sampled_from(["-m", "-X"]),
+)
+@example(given_values=[*HOSTILE_PAIR[0], *HOSTILE_PAIR[1]], jobs=2, batching="-m")
 @PROPERTY_SETTINGS
-def test_m_puts_every_value_in_a_shell_command_once(
-    tmp_path: Path, given_values: list[str], jobs: int
+def test_a_batch_puts_every_value_in_a_shell_command_once(
+    tmp_path: Path, given_values: list[str], jobs: int, batching: str
 ) -> None:
     outputs = task_outputs(
-        tmp_path, "-m", "-j", str(jobs), "--", 'printf "%s\\0" {}', ":::", *given_values
+        tmp_path, batching, "-j", str(jobs), "--", 'printf "%s\\0" {}', ":::", *given_values
     )
     assert b"".join(outputs) == fields(*given_values)
     per_task = -(-len(given_values) // jobs)  # the input is known: spread over the -j slots
