@@ -120,7 +120,8 @@ class Args:
         single = self.single
         if single is not None and not names:
             return single
-        if names and len(self.records) == 1 and len(names) == len(self.records[0]):
+        one = len(self.records) == 1
+        if one and len(names) == len(self.records[0]) == len(set(names)):
             return dict(zip(names, self.records[0], strict=True))
         return self.values
 

@@ -248,7 +248,9 @@ class Template:
             if all(isinstance(part, str) for part in parts):
                 words.append([("".join(str(part) for part in parts), False)])
                 continue
-            for unit in _units(parts, args) if self.repeat else (args,):
+            repeated = self.repeat and any(isinstance(part, Token) and not part.is_number
+                                           for part in parts)  # fmt: skip
+            for unit in _units(parts, args) if repeated else (args,):
                 words += _expand(parts, unit, seq, slot, total)
         if self.appends_value:
             words += [[(value, True)] for value in args.values]

@@ -7,8 +7,8 @@ arguments it was given, and compares the argument lists of every task, in order.
 
 Where fanout differs from GNU parallel on purpose, the case is in DIFFERENCES with its
 reason: there fanout's own documented behaviour is asserted, and that GNU parallel
-still does otherwise. Differences that look like fanout bugs are in KNOWN_BUGS, as
-strict xfails: they pass the day fanout matches GNU parallel.
+still does otherwise. (The differences that were fanout bugs are fixed, and are ordinary
+cases now: -X repeating a word of only {#}, and --header names {name} cannot spell.)
 
 The oracle is /usr/bin/parallel 20221122 (Debian bookworm's; CI installs it). Tests that
 need it skip when it is missing; the fanout half of DIFFERENCES runs everywhere."""
@@ -115,6 +115,8 @@ CASES = [
       for separator in (" ", r"\s+", r"\|", ",+", "[:;]", r"\t", "a", ".")],
     case("--header : with a tsv", "echo", "{dst}", "{src}", "::::", "jobs.tsv", options=("--colsep", "\t", "--header", ":")),
     case("--header : with a csv", "echo", "{dst}={src}", "::::", "jobs.csv", options="--colsep , --header :"),
+    case("-X repeats only words around a value", "echo", "{#}", "x{}y", ":::", "a", "b", "c", options="-X -j 1"),
+    case("--header : names {name} cannot spell", "echo", "{2}", "{1}", "::::", "people.csv", options="--header : --colsep ,"),
     case("--header : with ::: lists", "echo", "{x}-{y}", ":::", "x", "1", "2", ":::", "y", "a b", options="--header :"),
     # several values in one command
     *[case(f"-X -j {jobs}", "echo", "x{}y", ":::", *ELEVEN, options=f"-X -j {jobs}") for jobs in (1, 2, 3, 4)],
@@ -255,23 +257,6 @@ DIFFERENCES = [
                "echo c\n", "echo c d c d\n"),
 ]
 
-KNOWN_BUGS = [
-    pytest.param(
-        case("-X repeats {#}", "echo", "{#}", "x{}y", ":::", "a", "b", "c", options="-X -j 1"),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "fanout bug: -X repeats a word that holds only {#} (or {%}, {##}) once per value: "
-            "'echo 1 1 1 xay xby xcy'; GNU repeats only words around a value: 'echo 1 xay xby xcy'")),
-        id="-X repeats {#}"),
-    pytest.param(
-        case("--header : names {name} cannot spell", "echo", "{2}", "{1}", "::::", "people.csv", options="--header : --colsep ,"),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "fanout bug (or a decision to make): a header 'first name' that {name} cannot spell "
-            "refuses the whole run (exit 2); GNU parallel runs it ({1} {2} still work, only that "
-            "name is unusable). --header : is the usual way to skip a header line")),
-        id="--header : names {name} cannot spell"),
-]
-
-
 def gnu_parallel(
     tmp_path: Path, *args: str, stdin: bytes = b""
 ) -> subprocess.CompletedProcess[bytes]:
@@ -312,12 +297,6 @@ def test_dry_run_prints_what_gnu_parallel_prints(tmp_path: Path, case: Case) -> 
 
 
 @needs_parallel
-@pytest.mark.parametrize("case", KNOWN_BUGS)
-def test_known_bugs_against_gnu_parallel(tmp_path: Path, case: Case) -> None:
-    gnu, ours = both_dry_runs(tmp_path, case)
-    assert ours == gnu
-
-
 def parse_argv_records(output: bytes) -> list[list[str]]:
     """ARGV_SCRIPT's output: one argument list per task run."""
     tasks: list[list[str]] = []

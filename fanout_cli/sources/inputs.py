@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from fanout_cli.sources.values import ValueTasks
 
 MARKERS = (":::", ":::+", "::::", "::::+")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what {name} can spell
 Entry = tuple[tuple[str, ...], str]  # a source's value(s) as columns, and where it came from
 
 
@@ -173,11 +174,8 @@ class Inputs:
             if first is None:
                 raise UsageError(f"--header: {source.label} is empty, so it has no header")
             names += self._columns(first)
-        for name in names:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise UsageError(f"--header: column name {name!r} is not a name that "
-                                 "{name} can use (letters, digits and _)")  # fmt: skip
-            if names.count(name) > 1:
+        for name in names:  # a name {name} cannot spell ("first name") is only unusable
+            if _NAME.fullmatch(name) and names.count(name) > 1:
                 raise UsageError(f"--header: the column name {name!r} appears twice")
         return tuple(names)
 
