@@ -10,6 +10,9 @@ ratios to xargs (target: fanout within 1.2 x of xargs). Beside them fanout with 
 value, to tell its fixed cost from its cost per value. fanout's output folder is on
 tmpfs, so that the disk is not what is measured.
 
+work: the same values through a command that works on each (a shell loop), where the
+work, not the start, is what takes the time: the same ratio and target.
+
 product: the peak RSS of `fanout run --dry-run -- echo {1} {2} ::: 1..1000 ::: 1..1000`
 (1,000,000 commands) > /dev/null (target: under 50 MiB), beside 1,000,000 stdin lines
 --dry-run, and GNU parallel's --dry-run of a SAMPLE of the same product (100 x 10 by
@@ -41,6 +44,8 @@ from pathlib import Path
 from run import FANOUT, JOBS, ROOT, alternate, peak_rss_mib, timed
 
 VALUES = 10_000
+WORK_LOOPS = 800
+_WORK = f'for v do i=0; while [ $i -lt {WORK_LOOPS} ]; do i=$((i+1)); done; done'
 SIDE = 1000  # the product is SIDE x SIDE
 
 
@@ -106,6 +111,30 @@ class Inputs:
             fanout_row.note += "; xargs not found"
         if not self.parallel:
             fanout_row.note += "; GNU parallel not found"
+        return rows
+
+    def work(self) -> list[Row]:
+        """The same 10,000 values through a command that works on each value (a shell
+        loop, about 0.5 ms of CPU a value): what batching is for. fanout's fixed cost
+        counts for little beside the work, and how evenly the batches share the cores
+        counts for much (xargs -n 5000 makes two batches; -X spreads over the -j slots)."""
+        workload = f"{VALUES:,} values, -X -j {JOBS}, {WORK_LOOPS} shell loops a value"
+        command = ["sh", "-c", _WORK, "sh"]
+        runs: dict[str, Callable[[int], float]] = {
+            "fanout -X": _timer([FANOUT, "run", "-q", "-X", "-j", str(JOBS), "--output-dir",
+                                 str(self.shm / "work"), "--", *command], str(self.values)),
+        }
+        if self.xargs:
+            runs["xargs -n 5000"] = _timer([self.xargs, f"-P{JOBS}", "-n", "5000", *command], str(self.values))
+        if self.parallel:
+            runs["parallel -X"] = _timer([self.parallel, "-q", "-X", f"-j{JOBS}", *command], str(self.values))
+        samples = alternate(self.rounds, runs)
+        medians = {name: statistics.median(values) for name, values in samples.items()}
+        base = medians.get("xargs -n 5000")
+        rows = [Row(workload, name, "wall s (median)", median, median / base if base else None,
+                    samples=samples[name]) for name, median in medians.items()]  # fmt: skip
+        rows[0].target = "<= 1.2 x xargs"
+        rows[0].passed = None if rows[0].ratio is None else rows[0].ratio <= 1.2
         return rows
 
     def product_command(self, side_a: int, side_b: int) -> list[str]:
@@ -199,7 +228,7 @@ def _print_table(rows: list[Row]) -> None:
               + (f"  [{row.note}]" if row.note else ""))
 
 
-WORKLOADS = {"batch": Inputs.batch, "product": Inputs.product}
+WORKLOADS = {"batch": Inputs.batch, "work": Inputs.work, "product": Inputs.product}
 
 
 def main() -> int:
