@@ -9,10 +9,7 @@ as in GNU parallel; it is not kept in the run folder, so a --pipe run cannot be 
 
 from __future__ import annotations
 
-import errno
-import os
 import re
-import stat
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +20,7 @@ from fanout_cli.errors import UsageError
 from fanout_cli.models import StdinBlock, TaskSpec, display_command
 from fanout_cli.replacements import Grammar, Token
 from fanout_cli.sources.blocks import BlockCutter
+from fanout_cli.sources.stdin import pollable, read_chunk
 from fanout_cli.template import Template, looks_like_shell
 
 DEFAULT_BLOCK = 1 << 20
@@ -180,7 +178,7 @@ class PipeSource:
     def specs(self) -> Iterator[TaskSpec]:
         """All the tasks, with blocking reads."""
         while True:
-            chunk = _read(self.fd, min(self._cutter.want(), _READ_BYTES))
+            chunk = read_chunk(self.fd, min(self._cutter.want(), _READ_BYTES))
             yield from self._blocks(chunk)
             if not chunk:
                 return
@@ -191,33 +189,12 @@ class PipeSource:
             yield display_command(spec.command_for_slot((spec.seq - 1) % jobs + 1)), None
 
     async def stream(self) -> AsyncIterator[TaskSpec]:
-        pollable = _pollable(self.fd)
+        waits = pollable(self.fd)
         while True:
-            if pollable:
+            if waits:
                 await anyio.wait_readable(self.fd)
-            chunk = _read(self.fd, min(self._cutter.want(), _READ_BYTES))
+            chunk = read_chunk(self.fd, min(self._cutter.want(), _READ_BYTES))
             for spec in self._blocks(chunk):
                 yield spec
             if not chunk:
                 return
-
-
-def _pollable(fd: int) -> bool:
-    """Pipes and sockets can be waited on; files and /dev/null are read straight away."""
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:  # stdin closed: read() will report the end of input
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-
-
-def _read(fd: int, size: int) -> bytes:
-    while True:
-        try:
-            return os.read(fd, size)
-        except BlockingIOError:  # an inherited O_NONBLOCK descriptor woke us too early
-            os.set_blocking(fd, True)
-        except OSError as exc:
-            if exc.errno == errno.EBADF:  # no stdin at all (started with 0<&-): no blocks
-                return b""
-            raise

@@ -61,7 +61,7 @@ class RecordReader:
                 yield self._records, data.decode("utf-8", "surrogateescape")  # byte-exact
 
     def _chunk(self) -> bytes:
-        chunk = b"" if self._ended else _read(self.fd)
+        chunk = b"" if self._ended else read_chunk(self.fd)
         self._ended = not chunk
         return chunk
 
@@ -87,14 +87,14 @@ class RecordReader:
     async def chunks(self) -> AsyncIterator[list[tuple[int, str]]]:
         """The values, a chunk's worth at a time, waiting for a pipe without blocking."""
         yield self._take_ready()
-        pollable = _pollable(self.fd)
+        waits = pollable(self.fd)
         while not self._ended:
-            if pollable:
+            if waits:
                 await anyio.wait_readable(self.fd)
             yield list(self._values(self._chunk()))
 
 
-def _pollable(fd: int) -> bool:
+def pollable(fd: int) -> bool:
     """Pipes and sockets can be waited on; files and /dev/null are read straight away."""
     try:
         mode = os.fstat(fd).st_mode
@@ -103,13 +103,14 @@ def _pollable(fd: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
-def _read(fd: int) -> bytes:
+def read_chunk(fd: int, size: int = CHUNK_BYTES) -> bytes:
+    """Up to `size` bytes (b"" at the end, and when there is no stdin at all)."""
     while True:
         try:
-            return os.read(fd, CHUNK_BYTES)
+            return os.read(fd, size)
         except BlockingIOError:  # an inherited O_NONBLOCK descriptor woke us too early
             os.set_blocking(fd, True)
         except OSError as exc:
-            if exc.errno == errno.EBADF:  # no stdin at all (started with 0<&-): no values
+            if exc.errno == errno.EBADF:  # no stdin at all (started with 0<&-): no input
                 return b""
             raise
