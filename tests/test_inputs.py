@@ -322,6 +322,8 @@ def test_total_count_is_known_to_every_task() -> None:
     [
         (["--", "echo", ":::"], "::: (source 1) has no values"),
         (["--", "echo", "::::", "/nonexistent/list"], "/nonexistent/list: cannot read"),
+        (["--", "echo", "::::", "/"], "/: is a folder, not a file of values"),
+        (["--", "echo", ":::", "a", "::::", "/"], "/: is a folder, not a file of values"),
         (["--colsep", "(", "--", "echo", ":::", "a"], "--colsep: not a valid regular expression"),
         (["--header", ":", "--", "echo", ":::", "x", "1", ":::", "x", "2"],
          "the column name 'x' appears twice"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import stat
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
@@ -133,7 +134,10 @@ class Inputs:
             fd = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise UsageError(f"{source.path}: cannot read: {exc.strerror}") from None
-        return RecordReader(fd, self.plan.null_separated, source.path)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UsageError(f"{source.path}: is a folder, not a file of values")
+        return RecordReader(fd, self.plan.null_separated, source.path, owns_fd=True)
 
     @property
     def width(self) -> int | None:

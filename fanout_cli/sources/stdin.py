@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import anyio
 
+from fanout_cli.errors import UsageError
+
 CHUNK_BYTES = 1 << 16
 
 
@@ -42,8 +44,10 @@ class RecordReader:
     or, with -0, NUL-separated; empty ones are skipped. Read a chunk at a time, only
     when the next value is asked for."""
 
-    def __init__(self, fd: int, null_separated: bool = False, name: str = "stdin") -> None:
+    def __init__(self, fd: int, null_separated: bool = False, name: str = "stdin",
+                 owns_fd: bool = False) -> None:  # fmt: skip
         self.fd = fd
+        self.owns_fd = owns_fd  # a file fanout opened: closed at its end
         self.null_separated = null_separated
         self.name = name
         self._splitter = RecordSplitter(b"\0" if null_separated else b"\n")
@@ -61,8 +65,16 @@ class RecordReader:
                 yield self._records, data.decode("utf-8", "surrogateescape")  # byte-exact
 
     def _chunk(self) -> bytes:
-        chunk = b"" if self._ended else read_chunk(self.fd)
+        """The next chunk; b"" at the end. A read error is the input's, said in one line."""
+        if self._ended:
+            return b""
+        try:
+            chunk = read_chunk(self.fd)
+        except OSError as exc:
+            raise UsageError(f"{self.name}: cannot read: {exc.strerror}") from None
         self._ended = not chunk
+        if self._ended and self.owns_fd:
+            os.close(self.fd)
         return chunk
 
     def all_lazily(self) -> Iterator[tuple[int, str]]:
