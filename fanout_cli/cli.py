@@ -107,8 +107,9 @@ def run(
     pair them); --glob PATTERN; or values on stdin, one a line. The command after --
     takes GNU parallel's replacement strings {} {.} {/} {//} {/.} {1}..{N} {#} {%} {##}
     ({{}} is a literal {}); without one, the values are appended. -m, -X and -N put
-    several values in one command. Several words run without a shell; a single word
-    with shell syntax, or --shell, runs under sh -c with values kept as data.
+    several values in one command; --pipe gives each task a block of stdin instead of
+    values. Several words run without a shell; a single word with shell syntax, or
+    --shell, runs under sh -c with values kept as data.
 
     Agent tasks: --prompt 'TEMPLATE' makes each value an LLM call (OpenAI-compatible
     or Anthropic; set [agent] in a task file, or --provider/--model/--base-url);
@@ -134,6 +135,8 @@ def run(
       fanout run -- echo {1}={2} ::: a b c :::+ 1 2 3
 
       find . -name '*.py' | fanout run -X -- ruff check
+
+      cat big.log | fanout run --pipe --block 10M -- grep -c ERROR
 
       fanout run --prompt 'Summarise {}' --attach {} --model gpt-4o-mini ::: a.md b.md
 
