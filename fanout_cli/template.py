@@ -42,7 +42,8 @@ Pieces = list[list[tuple[str, bool]]]  # words, each as (text, from a value) pie
 
 def looks_like_shell(word: str, grammar: Grammar = ONE_VALUE) -> bool:
     """Shell syntax outside the replacement strings: spaces, pipes, quotes, `$`, ..."""
-    text = "".join(part for part in grammar.split(word, repr(word)) if isinstance(part, str))
+    parts = grammar.split(word, f"command {word!r}")
+    text = "".join(part for part in parts if isinstance(part, str))
     return bool(_SHELL_SYNTAX.search(text))
 
 
