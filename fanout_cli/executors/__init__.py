@@ -7,13 +7,16 @@ imported only when a run opens that executor: a local run never imports distribu
 To add an executor: write its module (a class following `Executor` below, and a
 function `open_...(policy) -> Executor`), then add one line to `EXECUTORS`. Agent
 tasks are not an executor of the table: the run command wraps the chosen executor in
-`executors.agent.AgentExecutor`, which hands it every task that is not an HTTP call."""
+`executors.agent.AgentExecutor`, which hands it every task that is not an HTTP call.
+Why a process could not start, and a signal's name, are said here for every executor
+that runs processes."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import re
+import signal
 import time
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
@@ -150,3 +153,22 @@ def open_executor(policy: Chosen) -> Executor:
     opener: Any = getattr(importlib.import_module(module_name), function)
     return cast(Executor, opener(policy))
 
+
+def describe_signal(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def start_failure(error: OSError, program: str, cwd: str | None) -> str:
+    """Why a command could not start, in words a user acts on."""
+    if cwd is not None and error.filename == cwd:
+        if isinstance(error, FileNotFoundError):
+            return f"working directory not found: {cwd}"
+        return f"cannot use working directory {cwd}: {error.strerror}"
+    if isinstance(error, FileNotFoundError):
+        return f"command not found: {program}"
+    if isinstance(error, PermissionError):
+        return f"permission denied: {program}"
+    return f"cannot start {program}: {error.strerror}"

@@ -19,20 +19,22 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.abc
 
 from fanout_cli.aop import open_output
-from fanout_cli.executors import AttemptPlan, ended_attempt
-from fanout_cli.executors.feed import start_fed, wait_feeding
+from fanout_cli.executors import AttemptPlan, describe_signal, ended_attempt, start_failure
 from fanout_cli.limits import OUT_OF_DESCRIPTORS, when_descriptors_allow
-from fanout_cli.models import Attempt, TaskSpec, TaskStatus
+from fanout_cli.models import Attempt, StdinBlock, TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions
 from fanout_cli.reaper import MARK_VARIABLE, Orphans, group_alive, signal_group
 from fanout_cli.values import format_duration
+
+if TYPE_CHECKING:
+    from fanout_cli.executors.feed import StdinFeed
 
 _GROUP_POLL_SECONDS = 0.02
 # How often what ended tasks left is looked for: tasks ending close together share
@@ -152,13 +154,6 @@ def pidfd_supported() -> bool:
     return True
 
 
-def describe_signal(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
 def open_local(policy: PolicyOptions) -> ProcessExecutor:
     """--executor local (the default): processes on this machine."""
     return ProcessExecutor()
@@ -211,7 +206,7 @@ class ProcessExecutor:
         env = self._environment(spec.env, mark)
         spawn = functools.partial(self._spawn, argv, spec.cwd, env, plan)
         try:  # with a pipe for stdin when the task reads a block (--pipe)
-            process, feed = await when_descriptors_allow(start_fed, spawn, spec.stdin)
+            process, feed = await when_descriptors_allow(_start, spawn, spec.stdin)
         except OSError as exc:
             return ended_attempt(
                 plan, started_at, TaskStatus.ERROR, start_failure(exc, argv[0], spec.cwd)
@@ -221,10 +216,10 @@ class ProcessExecutor:
         try:
             exited = functools.partial(self._watcher.wait, process)
             if plan.timeout is None:  # no scope to build when nothing can time out
-                returncode = await wait_feeding(feed, exited)
+                returncode = await _exit(feed, exited)
             else:
                 with anyio.move_on_after(plan.timeout) as timer:
-                    returncode = await wait_feeding(feed, exited)
+                    returncode = await _exit(feed, exited)
             if plan.timeout is not None and timer.cancelled_caught:
                 timed_out = True
                 returncode = await self._stop(process, plan.grace)
@@ -385,14 +380,20 @@ def classify_exit(
     )
 
 
-def start_failure(error: OSError, program: str, cwd: str | None) -> str:
-    """Why a command could not start, in words a user acts on."""
-    if cwd is not None and error.filename == cwd:
-        if isinstance(error, FileNotFoundError):
-            return f"working directory not found: {cwd}"
-        return f"cannot use working directory {cwd}: {error.strerror}"
-    if isinstance(error, FileNotFoundError):
-        return f"command not found: {program}"
-    if isinstance(error, PermissionError):
-        return f"permission denied: {program}"
-    return f"cannot start {program}: {error.strerror}"
+def _start(spawn: Callable[[int | None], ChildProcess], block: StdinBlock | None
+           ) -> tuple[ChildProcess, StdinFeed | None]:  # fmt: skip
+    """The child, with /dev/null as stdin, or a pipe fed its block (--pipe: feed.py,
+    imported only then)."""
+    if block is None:
+        return spawn(None), None
+    from fanout_cli.executors.feed import start_fed
+
+    return start_fed(spawn, block)
+
+
+async def _exit(feed: StdinFeed | None, exited: Callable[[], Awaitable[int]]) -> int:
+    if feed is None:
+        return await exited()
+    from fanout_cli.executors.feed import wait_feeding
+
+    return await wait_feeding(feed, exited)
