@@ -173,4 +173,26 @@ def task_problem(document: Mapping[str, Any]) -> str | None:
     ok_exit = document.get("ok_exit") or []
     if not all(isinstance(code, int) and not isinstance(code, bool) for code in ok_exit):
         return "ok_exit holds something other than whole numbers"
+    return _template_problem(document.get("template"))
+
+
+def _template_problem(template: Mapping[str, Any] | None) -> str | None:
+    """A command kept to render again for its slot: words, and its values' records."""
+    if template is None:
+        return None
+    words, records, names = template.get("words"), template.get("records"), template.get("names")
+    if not _texts(words) or not isinstance(template.get("shell"), bool):
+        return "template has no words or no shell flag"
+    if records is not None and not (isinstance(records, list) and all(map(_texts, records))):
+        return "template records hold something other than lists of text"
+    if names is not None and not _texts(names):
+        return "template names hold something other than text"
+    positions, total = template.get("positions"), template.get("total")
+    if not all(number is None or (isinstance(number, int) and not isinstance(number, bool))
+               for number in (positions, total)):  # fmt: skip
+        return "template positions or total is not a whole number"
     return None
+
+
+def _texts(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)

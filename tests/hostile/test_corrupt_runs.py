@@ -181,6 +181,12 @@ def test_clean_keeps_a_corrupt_run_a_fanout_is_still_writing() -> None:
         ('{"seq": 1, "task_id": "a", "command": [1], "origin": "x"}', "command holds"),
         ('{"seq": 1, "task_id": "a", "command": "true", "origin": "x", "env": 5}', "env is a"),
         ("[1]", "not a saved task"),
+        ('{"seq": 1, "task_id": "a", "command": "true", "origin": "x", "template": {"words": 5}}',
+         "template has no words"),
+        ('{"seq": 1, "task_id": "a", "command": "true", "origin": "x", "template": '
+         '{"words": ["echo", "{%}"], "shell": false, "records": [5]}}', "template records hold"),
+        ('{"seq": 1, "task_id": "a", "command": "true", "origin": "x", "template": '
+         '{"words": ["echo"], "shell": false, "positions": "2"}}', "template positions"),
     ],
 )
 def test_a_corrupt_saved_task_list_stops_resume_with_one_line(line: str, problem: str) -> None:
