@@ -398,3 +398,11 @@ def test_a_start_that_fails_leaves_no_pipe_open() -> None:
     with pytest.raises(FileNotFoundError):
         start_fed(spawn, StdinBlock(b"x", 1))
     assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+def test_a_shell_operator_written_as_a_word_runs_under_a_shell_with_pipe() -> None:
+    completed = run_fanout("run", "--pipe", "-L", "2", "--format", "json", "--", "cat", "|",
+                           "wc", "-l", input=b"a\nb\nc\n")  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    tasks = json.loads(completed.stdout)["tasks"]
+    assert [task["summary"] for task in tasks] == ["2", "1"]

@@ -21,7 +21,7 @@ from fanout_cli.models import StdinBlock, TaskSpec, display_command
 from fanout_cli.replacements import Grammar, Token
 from fanout_cli.sources.blocks import BlockCutter
 from fanout_cli.sources.stdin import pollable, read_chunk
-from fanout_cli.template import Template, looks_like_shell
+from fanout_cli.template import Template, looks_like_shell, meant_for_a_shell
 
 DEFAULT_BLOCK = 1 << 20
 MAX_BLOCK = 1 << 30
@@ -127,7 +127,8 @@ class PipeCommand:
     """The command each block runs: {#} the block number, {%} the slot, nothing appended."""
 
     def __init__(self, words: tuple[str, ...], force_shell: bool) -> None:
-        shell = force_shell or (len(words) == 1 and looks_like_shell(words[0]))
+        shell = (force_shell or meant_for_a_shell(words)
+                 or (len(words) == 1 and looks_like_shell(words[0])))  # as for values
         numbered = any(_NUMBER_STRING.search(_DOUBLED.sub("", word)) for word in words)
         self.template = Template(words, shell) if numbered else None
         plain = tuple(_DOUBLED_TOKEN.sub(r"{\1}", word) for word in words)
