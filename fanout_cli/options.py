@@ -181,6 +181,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "in the output dir]", "sharding", v.parse_paths, "FILE", kind="repeat"),
     _value("order", "ORDER", "input, longest-first or failed-first (by recorded durations "
            "and results). [default: input]", "sharding", v.choice(v.ORDERS)),
+    _value("joblog", "FILE", "Also write GNU parallel's job log (TSV: Seq, Host, Starttime, "
+           "JobRuntime, Send, Receive, Exitval, Signal, Command), a row as each task ends.",
+           "output", v.parse_text),
     _value("junit", "FILE", "Also write the run as JUnit XML, one testcase per task.",
            "output", v.parse_text),
     _value("executor", "E", "local, or dask://HOST:PORT: run process tasks on a Dask cluster "
@@ -278,6 +281,7 @@ class OutputOptions:
     color: str = "auto"  # never, always, auto (NO_COLOR and FORCE_COLOR respected)
     quiet: bool = False
     junit: str | None = None  # write JUnit XML of the run here
+    joblog: str | None = None  # write GNU parallel's job log here, as tasks end
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 # Not carried over from the run being resumed: where it is, and how to print this time.
 # The shard stays: a resumed shard run is still that shard (its saved list is not
 # split again; a task source given again is).
-_NOT_RESUMED = ("run_id", "output_dir", "quiet", "format", "junit", "progress", "color")
+_NOT_RESUMED = ("run_id", "output_dir", "quiet", "format", "junit", "joblog", "progress",
+                "color")
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,10 @@ def run_command(request: RunRequest) -> RunOutcome:
         total=None if plan.resume is not None else plan.source.total,
         jobs=config.policy.jobs,
     )
+    if config.output.joblog is not None:
+        from fanout_cli.render.joblog import Joblog
+
+        renderer = Joblog(renderer, config.output.joblog, appending=plan.resume is not None)
     executor = open_executor(plan)  # before the run folder exists: a bad cluster is exit 2
     options = options_document(plan.config)  # as asked: a resume may have more descriptors
     if plan.agents is not None:

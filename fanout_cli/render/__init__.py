@@ -10,6 +10,7 @@ Imports point one way, and no module here imports fanout's commands:
     render (this module) -> machine -> lines
     runs, merge -> machine, lines -> console
     junit (the JUnit XML writer) -> nothing of render
+    joblog (GNU parallel's job log, wrapping the chosen renderer) -> nothing of render
 
 `console` is the only module that writes to the terminal."""
 
