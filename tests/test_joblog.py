@@ -36,8 +36,9 @@ def test_the_log_is_gnu_parallels_for_the_same_tasks(tmp_path: Path) -> None:
     # Not a value such as x=1: GNU parallel quotes it ('x=1') and fanout, which quotes
     # each word of the command as it ran for a shell, does not need to.
     values = ["a", "b c", "it's", "-n", "é"]
+    home = {**os.environ, "HOME": str(tmp_path)}
     subprocess.run([PARALLEL, "--joblog", str(gnu_log), "printf", "%s", ":::", *values],
-                   capture_output=True, check=True, env={**os.environ, "HOME": str(tmp_path)})  # fmt: skip
+                   capture_output=True, check=True, env=home)  # fmt: skip
     completed = run_fanout("run", "--joblog", str(our_log), "--", "printf", "%s", ":::", *values)
     assert completed.returncode == 0, completed.stderr
     gnu, ours = rows(gnu_log), rows(our_log)
