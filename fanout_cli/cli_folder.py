@@ -1,0 +1,159 @@
+"""The commands that read and tidy the output folder: runs, show, clean, merge and
+timings export. Plain functions with Typer's annotations; cli.py registers them on the
+app (this module does not import cli.py), so each stays a few lines of parsing that
+hand a request to its command in fanout_cli.commands."""
+
+# No `from __future__ import annotations` here: Typer evaluates the annotations.
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fanout_cli.errors import EXIT_FAIL, EXIT_PASS
+from fanout_cli.values import default_output_dir
+
+OutputDir = Annotated[
+    str | None,
+    typer.Option("--output-dir", metavar="DIR",
+                 help="Where runs are kept (env FANOUT_OUTPUT_DIR). [default: .cache/agent-outputs]"),
+]  # fmt: skip
+
+
+def _output_dir(value: str | None) -> Path:
+    return Path(value or default_output_dir())
+
+
+def runs(
+    output_dir: OutputDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a run.")] = False,
+) -> None:
+    """List the runs in the output folder, newest first.
+
+    Example: fanout runs
+    """
+    from fanout_cli.commands.runs import list_runs
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.runs import print_runs
+
+    print_runs(Console(), list_runs(_output_dir(output_dir)), as_json=as_json)
+
+
+def show(
+    run: Annotated[str, typer.Argument(metavar="RUN", help="A run id, a unique prefix, or last.")],
+    task: Annotated[str | None, typer.Argument(
+        metavar="[TASK]", help="A task id, seq number or details file name.")] = None,
+    output_dir: OutputDir = None,
+) -> None:
+    """Print a run's table, or one task's full record and output.
+
+    This is the one place fanout prints a task's full stdout and stderr.
+
+    Examples: fanout show last; fanout show last unit; fanout show 20261122T1015 3
+    """
+    from fanout_cli.commands.runs import show_run, show_task
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.runs import print_run, print_task
+
+    if task is None:
+        print_run(Console(), show_run(_output_dir(output_dir), run))
+    else:
+        print_task(Console(), show_task(_output_dir(output_dir), run, task))
+
+
+def clean(
+    older_than: Annotated[str | None, typer.Option("--older-than", metavar="DUR",
+                          help="Remove runs started longer ago than DUR (7d, 12h).")] = None,
+    keep: Annotated[int | None, typer.Option("--keep", metavar="N", min=0,
+                    help="Keep the newest N runs; remove the rest.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Remove every run.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
+    output_dir: OutputDir = None,
+) -> None:
+    """Remove whole run folders from the output folder, and nothing else.
+
+    With both --older-than and --keep, a run goes when it is older and not among the
+    newest N. Runs still in progress are never removed.
+
+    Examples: fanout clean --older-than 7d; fanout clean --keep 20
+    """
+    from fanout_cli.commands.runs import clean_runs
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.runs import print_clean
+
+    result = clean_runs(
+        _output_dir(output_dir), older_than=older_than, keep=keep, everything=everything,
+        dry_run=dry_run,
+    )
+    print_clean(Console(), result)
+    if result.error is not None:
+        raise result.error
+
+
+def merge(
+    runs: Annotated[list[str], typer.Argument(metavar="RUN_OR_DIR...",
+                    help="Runs to merge: run ids, run folders, or folders holding run folders "
+                         "(downloaded CI artifacts).")],
+    junit: Annotated[str | None, typer.Option(metavar="FILE",
+                     help="Also write the merged run as JUnit XML.")] = None,
+    timings_out: Annotated[str | None, typer.Option("--timings-out", metavar="FILE",
+                           help="Also write the merged timings here, for the next --shard.")] = None,
+    strategy: Annotated[str | None, typer.Option(metavar="S",
+                        help="Verdict strategy. [default: the one the runs used]")] = None,
+    required_successes: Annotated[str | None, typer.Option("--required-successes", metavar="N",
+                                  help="first-n-succeed: successes needed.")] = None,
+    min_successes: Annotated[str | None, typer.Option("--min-successes", metavar="N",
+                             help="partial-success: successes needed.")] = None,
+    min_success_ratio: Annotated[str | None, typer.Option("--min-success-ratio", metavar="R",
+                                 help="partial-success: share of all tasks needed, 0-1.")] = None,
+    output_format: Annotated[str | None, typer.Option("--format", metavar="F",
+                             help="human, aop or json. [default: human]")] = None,
+    output_dir: OutputDir = None,
+) -> None:
+    """Fan shard runs back in: one manifest, one verdict, one JUnit file, merged timings.
+
+    The merged run is a new folder in the output dir (its manifest lists every task
+    with the folder its files are in). A task found in several runs counts once: the
+    newest run's result.
+
+    Exit status: 0 verdict pass, 1 verdict fail, 2 usage error.
+
+    Example: fanout merge artifacts/ --junit report.xml --timings-out timings.json
+    """
+    from fanout_cli.commands.merge import merge_runs
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.merge import render_merge
+
+    options = {
+        "strategy": strategy, "required_successes": required_successes,
+        "min_successes": min_successes, "min_success_ratio": min_success_ratio,
+        "format": output_format,
+    }  # fmt: skip
+    result = merge_runs(runs, _output_dir(output_dir), options, junit=junit, timings_out=timings_out)
+    render_merge(Console(), result, output_format or "human")
+    raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
+
+
+def timings_export(
+    runs: Annotated[list[str] | None, typer.Argument(metavar="[RUN_OR_DIR...]",
+                    help="Runs to read. [default: the newest 30 finished runs of the output dir]")] = None,
+    output: Annotated[str, typer.Option("-o", "--output", metavar="FILE",
+                      help="Where to write the timings JSON (- for stdout).")] = "-",
+    timings: Annotated[list[str] | None, typer.Option("--timings", metavar="FILE",
+                       help="Timings to start from: a timings file, manifest or JUnit XML "
+                            "(repeatable; runs are added after them).")] = None,
+    output_dir: OutputDir = None,
+) -> None:
+    """Write the recorded durations of runs as one timings file.
+
+    CI caches the file between pipelines and passes it to every shard with --timings,
+    so that all shards plan from the same data.
+
+    Example: fanout timings export -o .fanout-timings.json
+    """
+    from fanout_cli.commands.merge import export_timings
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.merge import print_timings
+
+    exported = export_timings(runs or [], _output_dir(output_dir), output, timings or [])
+    if output == "-":
+        print_timings(Console(), exported)
