@@ -134,6 +134,27 @@ class Bench:
         })
         return compare(result, samples, "parallel", 0.30)
 
+    def keep_order(self) -> Result:
+        """-k: every task's output printed in input order, against GNU parallel's -k
+        (both print the same bytes; checked once before timing)."""
+        result = Result("-k: 2,000 x echo from stdin, outputs in order", "wall", "<= 0.5 x parallel -k")
+        if not self.parallel:
+            result.note = "GNU parallel not found (apt-get install parallel)"
+            return result
+        parallel = [self.parallel, "-k", "-j4", "echo", "line"]
+        ours = [*self.fanout_run(self.shm / "keep-order-check", "-k", "--", "echo", "line")]
+        with open(self.lines_2000, "rb") as one, open(self.lines_2000, "rb") as two:
+            expected = subprocess.run(parallel, stdin=one, capture_output=True, check=True).stdout
+            printed = subprocess.run(ours, stdin=two, capture_output=True, check=True).stdout
+        if printed != expected:
+            result.note = "fanout -k printed other bytes than parallel -k"
+            return result
+        samples = alternate(self.rounds, {
+            "fanout": lambda n: timed(self.fanout_run(self.shm / f"keep-order-{n}", "-k", "--", "echo", "line"), self.lines_2000),
+            "parallel": lambda n: timed(parallel, self.lines_2000),
+        })
+        return compare(result, samples, "parallel", 0.5)
+
     def startup(self) -> Result:
         result = Result("startup: one true task", "wall", "<= 0.9 x parallel true ::: 1")
         if not self.parallel:
@@ -379,7 +400,7 @@ def _print_table(results: list[Result]) -> None:
 
 
 WORKLOADS = {
-    "tmpfs": Bench.tmpfs, "disk": Bench.disk, "startup": Bench.startup,
+    "tmpfs": Bench.tmpfs, "disk": Bench.disk, "startup": Bench.startup, "keep-order": Bench.keep_order,
     "big-output": Bench.big_output, "dry-run": Bench.dry_run,
     "mixed-sleeps": Bench.mixed_sleeps, "early-exit": Bench.early_exit,
     "agent-calls": Bench.agent_calls, "sharding": Bench.sharding,

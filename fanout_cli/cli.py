@@ -131,6 +131,8 @@ def run(
 
       fanout run -- echo {1}={2} ::: a b c :::+ 1 2 3
 
+      fanout run -k -- rg -n TODO {} ::: repos/* | sort
+
       find . -name '*.py' | fanout run -X -- ruff check
 
       cat big.log | fanout run --pipe --block 10M -- grep -c ERROR

@@ -149,6 +149,15 @@ shows tasks done, running and failed, a bar with an ETA, and the slowest running
 tasks; the run ends with a table of every task in input order (failures first when it
 does not fit the screen) before the verdict line. --no-progress turns the live area
 off; --progress turns it on in CI. --color auto|always|never; auto respects NO_COLOR.
+--group, -k, --line-buffer, --tag and --tagstring print the tasks' own output as
+GNU parallel does: their stdout on standard output and their stderr on standard error
+(--group: each task's whole, as it ends; -k: the same in input order; --line-buffer:
+whole lines as they come, a line ending at a newline, or at a carriage return in output
+with no newline, or at 1 MiB with neither; --tag: each line prefixed with the task's
+values and a TAB). A retried task prints its last attempt only (--line-buffer: every
+attempt). fanout's own lines then go to standard error, with the live area only when
+standard output is not that terminal; these options do not go with --format aop, json
+or jsonl (exit 2). The output is read back from the run folder: memory stays flat.
 --format aop, json and jsonl print no live area. On every line fanout prints for
 people (task lines, tables, verdict, runs and show, errors), control characters, C1
 controls (U+0080-U+009F) and bidirectional marks and overrides (U+061C, U+200E,
@@ -288,6 +297,7 @@ find . -name '*.py' | fanout run -- ruff check {}
 fanout run --glob '*/' --ok-exit 0,1 --strategy partial-success -- rg -c TODO {}
 fanout run -- 'gzip -c {} > {}.gz' ::: a.log b.log
 fanout run -- echo {1}={2} ::: a b c :::+ 1 2 3
+fanout run -k -- rg -n TODO {} ::: repos/* | sort
 fanout run --colsep '\\t' --header : -- convert {src} {dst} :::: jobs.tsv
 find . -name '*.py' | fanout run -X -- ruff check
 fanout run searches.toml --ok-exit 0,1 --strategy partial-success --min-success-ratio 0.8

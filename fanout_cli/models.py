@@ -74,7 +74,7 @@ class TaskSpec:
     input: str | list[str] | dict[str, str] | None = None
     # Set when the command uses {%}: it is rendered again once the slot is known.
     template: Template | None = None
-    args: Args | None = None  # with `template`: the values to render it from
+    args: Args | None = None  # the values (value tasks): `template` renders from them
     agent: AgentCall | None = None  # an agent task: the call (agent-cli: also `command`)
     stdin: StdinBlock | None = None  # --pipe: the task's stdin (otherwise /dev/null)
 

@@ -130,6 +130,17 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "and never override it). [default: auto]", "output", v.choice(v.COLORS)),
     Option("quiet", ("-q", "--quiet"), "Print the verdict line only.", "output",
            v.parse_flag, kind="flag"),
+    Option("group", ("--group",), "Print each task's own stdout, whole, then its stderr, as "
+           "it ends; fanout's own lines go to stderr.", "output", v.parse_flag, kind="flag"),
+    Option("keep_order", ("-k", "--keep-order"), "Like --group, in input order.", "output",
+           v.parse_flag, kind="flag"),
+    Option("line_buffer", ("--lb", "--line-buffer"), "Print the tasks' output a whole line "
+           "at a time, as it comes (with -k: the first unfinished task's).", "output",
+           v.parse_flag, kind="flag"),
+    Option("tag", ("--tag",), "Prefix each line of the tasks' output with the task's values "
+           "and a TAB.", "output", v.parse_flag, kind="flag"),
+    _value("tagstring", "TEMPLATE", "Like --tag, with this prefix ({} {1} {#} {%} ... filled "
+           "in).", "output", v.parse_tagstring),
     Option("glob", ("--glob",), "Task source: one task per matching path (repeatable; ** "
            "recurses; sorted; hidden files only when the pattern names them).", "source",
            metavar="PATTERN", kind="repeat", table=None),
@@ -282,6 +293,18 @@ class OutputOptions:
     quiet: bool = False
     junit: str | None = None  # write JUnit XML of the run here
     joblog: str | None = None  # write GNU parallel's job log here, as tasks end
+    # The tasks' own output on fanout's stdout and stderr (render.outputs):
+    group: bool = False
+    keep_order: bool = False
+    line_buffer: bool = False
+    tag: bool = False
+    tagstring: str | None = None
+
+    @property
+    def shows_outputs(self) -> bool:
+        """The tasks' output is printed: fanout's own lines go to stderr."""
+        return self.group or self.keep_order or self.line_buffer or self.tag or bool(
+            self.tagstring)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -363,4 +386,14 @@ def build_config(*layers: Mapping[str, object]) -> RunConfig:
                 changes[name] = parser(name)(raw)
             except ValueError as exc:
                 raise OptionError(name, str(exc)) from None
-    return RunConfig.of(**changes)
+    config = RunConfig.of(**changes)
+    output = config.output
+    if output.shows_outputs and output.format != "human":
+        shown = next(name for name in _OUTPUT_MODES if getattr(output, name))
+        raise OptionError(shown, f"prints the tasks' output on stdout, where --format "
+                          f"{output.format} prints its own; give one of them (fanout cat RUN "
+                          "prints a run's outputs afterwards)")  # fmt: skip
+    return config
+
+
+_OUTPUT_MODES = ("keep_order", "group", "line_buffer", "tag", "tagstring")

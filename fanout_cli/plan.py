@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 # The shard stays: a resumed shard run is still that shard (its saved list is not
 # split again; a task source given again is).
 _NOT_RESUMED = ("run_id", "output_dir", "quiet", "format", "junit", "joblog", "progress",
-                "color")
+                "color", "group", "keep_order", "line_buffer", "tag", "tagstring")
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,19 @@ def parse_regex(value: object) -> str:
     return text
 
 
+def parse_tagstring(value: object) -> str:
+    """--tagstring: a template of GNU parallel's replacement strings."""
+    from fanout_cli.errors import UsageError
+    from fanout_cli.replacements import Grammar
+
+    text = parse_text(value)
+    try:
+        Grammar(positions=None).split(text, repr(text))
+    except UsageError as exc:
+        raise ValueError(exc.message) from None
+    return text
+
+
 def parse_header(value: object) -> str:
     text = parse_text(value)
     if text != ":":

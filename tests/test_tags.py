@@ -32,7 +32,16 @@ def test_a_stream_cut_anywhere_is_tagged_as_the_whole_is(data: bytes, cuts: list
     points = sorted({0, len(data), *(min(c, len(data)) for c in cuts)})
     pieces = b"".join(tagger(data[a:b]) for a, b in itertools.pairwise(points))
     assert pieces == whole
-    lines = data.split(b"\n")
-    expected = b"\n".join(b"T\t" + line for line in lines[:-1])
-    expected += (b"\n" if len(lines) > 1 else b"") + (b"T\t" + lines[-1] if lines[-1] else b"")
-    assert whole == expected
+    # A line starts at the beginning and after every \n or \r that is not the last byte.
+    expected = bytearray()
+    for index, byte in enumerate(data):
+        if index == 0 or data[index - 1] in b"\n\r":
+            expected += b"T\t"
+        expected.append(byte)
+    assert whole == bytes(expected)
+
+
+def test_a_carriage_return_starts_a_line_as_in_gnu_parallel() -> None:
+    # parallel --tag 'printf "a\r\nb\r\n"' ::: q  prints  q\ta\rq\t\nq\tb\rq\t\n
+    assert Tagger(b"q\t")(b"a\r\nb\r\n") == b"q\ta\rq\t\nq\tb\rq\t\n"
+    assert Tagger(b"a\\1\t")(b"x\ry") == b"a\\1\tx\ra\\1\ty"  # a backslash in a tag

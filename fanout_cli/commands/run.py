@@ -14,6 +14,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fanout_cli.aop import RunFolder
     from fanout_cli.aop.writer import RunStore
     from fanout_cli.errors import FanoutError
     from fanout_cli.executors import Executor
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from fanout_cli.options import RunConfig
     from fanout_cli.pacing import Backoff, Clock
     from fanout_cli.plan import RunPlan, RunRequest
+    from fanout_cli.render import Renderer
+    from fanout_cli.render.outputs import OutputPrinter
     from fanout_cli.runner import Listener, Runner
     from fanout_cli.sources import Resume, Source
 
@@ -58,18 +63,36 @@ def run_command(request: RunRequest) -> RunOutcome:
         from fanout_cli.render.joblog import Joblog
 
         renderer = Joblog(renderer, config.output.joblog, appending=plan.resume is not None)
+    printer = output_printer(renderer, config)
     executor = open_executor(plan)  # before the run folder exists: a bad cluster is exit 2
     options = options_document(plan.config)  # as asked: a resume may have more descriptors
     if plan.agents is not None:
         options["agent"] = plan.agents.document()
-    report = run_tasks(config, plan.source, executor, renderer, title=plan.title,
-                       options=options, resume=plan.resume)  # fmt: skip
-    renderer.finish(report)
+    try:
+        report = run_tasks(config, plan.source, executor, printer or renderer, title=plan.title,
+                           options=options, resume=plan.resume,
+                           opened=None if printer is None else printer.opened)  # fmt: skip
+    finally:
+        if printer is not None:
+            printer.close()  # what the tasks printed is out before fanout's last lines
+    (printer or renderer).finish(report)
     if config.output.junit is not None:
         from fanout_cli.render.junit import write_run_junit
 
         write_run_junit(config.output.junit, report)  # a StoreError (exit 2) if it cannot
     return RunOutcome(report.verdict.passed, report.interrupted)
+
+
+def output_printer(renderer: Renderer, config: RunConfig) -> OutputPrinter | None:
+    """-k, --group, --line-buffer, --tag: a renderer that also prints the tasks' output."""
+    output = config.output
+    if not output.shows_outputs:
+        return None
+    from fanout_cli.render.outputs import OutputPrinter, Shown
+
+    shown = Shown(keep_order=output.keep_order, line_buffer=output.line_buffer,
+                  tagstring=output.tagstring, tag=output.tag)  # fmt: skip
+    return OutputPrinter(renderer, shown)
 
 
 def show_dry_run(plan: RunPlan) -> None:
@@ -106,6 +129,7 @@ def run_tasks(
     resume: Resume | None = None,
     clock: Clock | None = None,
     backoff: Backoff | None = None,
+    opened: Callable[[RunFolder], None] | None = None,
 ) -> RunReport:
     """Create the run folder (or reopen it, to resume), run the tasks, return the report.
 
@@ -124,6 +148,8 @@ def run_tasks(
     started_at = clock.wall()
     store, header = _open_run(config, resume, options, started_at)
     try:
+        if opened is not None:  # the run folder exists (-k and the like print from it)
+            opened(store.folder)
         items = planned_items(store, source, resume)
     except BaseException:
         store.close()

@@ -11,6 +11,7 @@ Imports point one way, and no module here imports fanout's commands:
     runs, merge -> machine, lines -> console
     junit (the JUnit XML writer) -> nothing of render
     joblog (GNU parallel's job log, wrapping the chosen renderer) -> nothing of render
+    outputs (-k, --group, --line-buffer: the tasks' own output, wrapping it) -> tags, console
 
 `console` is the only module that writes to the terminal."""
 
@@ -21,7 +22,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, Protocol, TextIO
 
-from fanout_cli.render.console import Console
+from fanout_cli.render.console import Console, color_choice
 from fanout_cli.render.lines import HumanRenderer
 
 if TYPE_CHECKING:
@@ -77,6 +78,12 @@ def progress_mode(
         return "off"
     if not stderr_terminal or env.get("TERM") == "dumb":
         return "off"
+    if output.shows_outputs:
+        # The tasks' output has stdout; the live area and fanout's lines take stderr,
+        # unless stdout is that same terminal (the output would run through the area).
+        if stdout_same_terminal or (output.progress is None and in_ci(env)):
+            return "off"
+        return "terminal"
     if output.progress is None and (in_ci(env) or not stdout_same_terminal):
         return "off"
     return "terminal" if stdout_same_terminal else "stderr"
@@ -86,9 +93,12 @@ def make_renderer(
     output: OutputOptions, console: Console, total: int | None = None, jobs: int = 1
 ) -> Renderer:
     """`total`: the number of tasks when known up front (the live bar's end); `jobs`:
-    the slots the live area shows."""
+    the slots the live area shows. When the tasks' own output is printed (-k, --group,
+    --line-buffer, --tag), fanout's lines go to stderr instead of `console`."""
     if output.format == "human" or output.quiet:
         mode = progress_mode(output, os.environ, *terminal_streams(console.stream, sys.stderr))
+        if output.shows_outputs:
+            console = Console(sys.stderr, color=color_choice(output.color))
         if mode == "off":
             return HumanRenderer(console, output)
         from fanout_cli.render.live import LiveRenderer  # only on a terminal: it brings rich

@@ -59,11 +59,11 @@ class ValueTasks:
         if self.agent is not None:
             call = render_call(self.agent, args, seq, self.grammar, self.total)
             return TaskSpec(seq=seq, task_id=task_id, command=agent_command(call),
-                            origin=origin, input=recorded, agent=call)  # fmt: skip
+                            origin=origin, input=recorded, agent=call, args=args)  # fmt: skip
         if self.template is None:
             command = " ".join(args.values)
             return TaskSpec(seq=seq, task_id=task_id, command=command, origin=origin,
-                            input=recorded)  # fmt: skip
+                            input=recorded, args=args)  # fmt: skip
         slot_later = self.template.uses_slot
         return TaskSpec(
             seq=seq,
@@ -72,7 +72,7 @@ class ValueTasks:
             origin=origin,
             input=recorded,
             template=self._slot_template if slot_later else None,
-            args=args if slot_later else None,
+            args=args,  # {%} renders the command again from them; --tagstring reads them
         )
 
     @functools.cached_property
