@@ -269,6 +269,17 @@ def test_values_run_on_the_cluster_with_their_exit_codes(cluster: Cluster) -> No
     assert document["verdict"]["reason"] == "1 failure of 2"
 
 
+def test_keep_order_prints_the_remote_tasks_output_as_a_local_run_does(cluster: Cluster) -> None:
+    """-k --tag reads a remote task's output back from the run folder, as a local one's."""
+    options = ["run", "-q", "-k", "--tag", "-j", "3"]
+    command = ["--", "sleep 0.$((3 - {})); echo out {}; echo err {} >&2", ":::", "1", "2", "3"]
+    local = run_fanout(*options, *command)
+    remote = run_fanout(*options, "--executor", cluster.executor, *command)
+    assert remote.returncode == local.returncode == 0, remote.stderr
+    assert remote.stdout == local.stdout == "1\tout 1\n2\tout 2\n3\tout 3\n"
+    assert remote.stderr.splitlines()[:-1] == ["1\terr 1", "2\terr 2", "3\terr 3"]
+
+
 def test_cwd_and_env_are_the_tasks_on_the_worker(cluster: Cluster, tmp_path: Path) -> None:
     (tmp_path / "absolute").mkdir()
     (tmp_path / "relative").mkdir()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import resource
+import select
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from fanout_cli.render import CI_VARIABLES
+from tests.fake_llm import FakeLLM, fake_llm_fixture  # noqa: F401 -- the fixture, by name
 from tests.helpers import FANOUT, assert_clean, one_error_line, run_fanout, write_tasks
 from tests.test_gnu_oracle import gnu_parallel, needs_parallel
 
@@ -251,3 +255,62 @@ def test_rusage_probe_counts_children() -> None:
     subprocess.run([sys.executable, "-c", "b = bytearray(64 << 20)"], check=True)
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss >= max(before, 60_000)
     assert_clean(run_fanout("run", "-q", "--", "true", ":::", "a"))
+
+
+def test_ctrl_c_prints_what_the_tasks_printed_and_exits_130(tmp_path: Path) -> None:
+    command = "echo {}; if [ {} = 2 ]; then sleep 60; fi"
+    process = subprocess.Popen([str(FANOUT), "run", "-q", "-k", "-j", "3", "--grace", "1s", "--",
+                                command, ":::", "1", "2", "3"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"1\n"
+        time.sleep(0.5)  # 3 ends meanwhile; 2 sleeps
+        process.send_signal(signal.SIGINT)
+        rest, errors = process.communicate(timeout=30)
+        assert process.returncode == 130, errors
+        assert rest == b"2\n3\n"  # the cancelled task's output too, then the one after it
+        assert b"Traceback" not in errors
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_live_progress_draws_on_a_terminal_stderr_while_stdout_is_a_pipe(tmp_path: Path) -> None:
+    leader, follower = os.openpty()
+    env = {name: value for name, value in os.environ.items() if name not in CI_VARIABLES}
+    env |= {"TERM": "xterm", "COLUMNS": "100", "CI": "false"}
+    command = [str(FANOUT), "run", "-k", "--", "sleep 1; echo out {}; echo err {} >&2", ":::", "a", "b"]
+    try:
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower, env=env) as process:
+            os.close(follower)
+            terminal = b""
+            while True:
+                ready = select.select([leader], [], [], 0.2)[0]
+                if ready:
+                    try:
+                        chunk = os.read(leader, 65536)
+                    except OSError:  # the terminal's last writer went away
+                        break
+                    terminal += chunk
+                elif process.poll() is not None:
+                    break
+            stdout, _ = process.communicate(timeout=30)
+        assert stdout == b"out a\nout b\n"  # clean data
+        assert process.returncode == 0
+        assert b"0/2 0%" in terminal, terminal  # the live area drew on stderr
+        assert b"err a" in terminal and b"err b" in terminal  # the tasks' stderr
+        assert b"PASS all-succeed" in terminal  # and the verdict
+    finally:
+        os.close(leader)
+
+
+def test_agent_replies_are_printed_in_order_each_ending_its_line(fake_llm: FakeLLM) -> None:
+    completed = subprocess.run(
+        [str(FANOUT), "run", "-q", "-k", "--tag", "--prompt", "Say {}", "--base-url", fake_llm.openai_url,
+         "--model", "m", ":::", "a", "b", "c"],
+        capture_output=True, timeout=60, check=False,
+        env={**os.environ, **fake_llm.env(), "OPENAI_API_KEY": "sk-test"})
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == b"a\techo: Say a\nb\techo: Say b\nc\techo: Say c\n"

@@ -74,6 +74,8 @@ class Console:
         if self.closed:
             return
         buffer = getattr(self.stream, "buffer", None)
+        if hasattr(self.stream, "rich_proxied_file"):
+            buffer = None  # stderr under the live area (rich's proxy): text, shown above it
         try:
             if buffer is None:  # a text-only stream (tests); it cannot take raw bytes
                 self.stream.write(data.decode("utf-8", "replace"))

@@ -13,6 +13,10 @@ stdout and stderr, byte for byte as GNU parallel prints it.
   output for ever. With -k, the first unfinished task is the one printed live.
 - --tag / --tagstring: each line prefixed (render.tags).
 
+An agent call's reply (an HTTP agent task's stdout file holds the reply's text) is
+followed by a newline when it has none, so that replies do not run into each other;
+a process's output, an agent CLI's included, is printed exactly as it is.
+
 Memory stays flat: nothing is held in memory but a read chunk. The tasks write their
 output to the run folder (as always); one thread reads it back from there and prints
 it, while the run goes on, so a slow reader of fanout's stdout (`| less`) slows the
@@ -35,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fanout_cli.aop import RunFolder, files
-from fanout_cli.errors import FanoutError, OutputClosedError
+from fanout_cli.errors import FanoutError, IOFailure, OutputClosedError
 from fanout_cli.render.console import Console
 from fanout_cli.render.tags import Tagger, render_tagstring, tag_of
 
@@ -64,7 +68,7 @@ _Event = tuple[str, "TaskSpec | None", int, int]  # start|end, the task, attempt
 class _Stream:
     """One output file of one attempt, and how far it has been printed."""
 
-    __slots__ = ("fd", "printed", "scanned", "tagger", "to_stderr")
+    __slots__ = ("fd", "last", "printed", "scanned", "tagger", "to_stderr")
 
     def __init__(self, fd: int, tagger: Tagger | None, to_stderr: bool) -> None:
         self.fd = fd
@@ -72,6 +76,7 @@ class _Stream:
         self.scanned = 0  # no line end between `printed` and this offset
         self.tagger = tagger
         self.to_stderr = to_stderr
+        self.last = b"\n"  # the last byte printed
 
 
 class _Task:
@@ -134,8 +139,8 @@ class OutputPrinter:
     def finish(self, report: RunReport) -> None:
         self.close()
         self.inner.finish(report)
-        if isinstance(self._error, FanoutError):
-            raise self._error  # fanout's stdout failed (a full disk): exit 74
+        if self._error is not None:
+            raise self._error  # stdout closed (exit 141), or failed (a full disk: exit 74)
 
     def _check(self) -> None:
         """The printing thread found stdout closed (`fanout run -k | head`): the run
@@ -169,6 +174,8 @@ class OutputPrinter:
                 wait = POLL_BUSY if moved else min(wait * 2, POLL_QUIET)
         except (OutputClosedError, FanoutError) as exc:
             self._error = exc
+        except OSError as exc:  # reading the run folder failed (EIO): say so, stop the run
+            self._error = IOFailure.of(self._root, exc, "cannot read")
         finally:
             for task in self._tasks.values():
                 self._close_streams(task)
@@ -212,8 +219,8 @@ class OutputPrinter:
         moved = False
         if self.shown.line_buffer and not self.shown.keep_order:
             for seq, task in list(self._tasks.items()):
-                moved |= self._print_lines(task, whole=task.ended)
-                if task.ended:
+                moved |= self._print_lines(task, whole=task.ended or final)
+                if task.ended or final:
                     self._done(seq)
             return moved
         while self._order:
@@ -274,6 +281,8 @@ class OutputPrinter:
             end = _end_of(stream.fd) if whole else _line_end(stream)
             moved |= end > stream.printed
             self._copy(stream, end)
+            if whole and which == 0 and task.spec.kind == "agent" and stream.last != b"\n":
+                self._write(stream, b"\n")  # a model's reply seldom ends its last line
         return moved
 
     def _copy(self, stream: _Stream, end: int) -> None:
@@ -287,6 +296,7 @@ class OutputPrinter:
         stream.scanned = max(stream.scanned, stream.printed)
 
     def _write(self, stream: _Stream, data: bytes) -> None:
+        stream.last = data[-1:]
         if stream.tagger is not None:
             data = stream.tagger(data)
         target = sys.stderr if stream.to_stderr else sys.stdout
