@@ -314,3 +314,41 @@ def test_agent_replies_are_printed_in_order_each_ending_its_line(fake_llm: FakeL
         env={**os.environ, **fake_llm.env(), "OPENAI_API_KEY": "sk-test"})
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == b"a\techo: Say a\nb\techo: Say b\nc\techo: Say c\n"
+
+
+@needs_parallel
+def test_failed_tasks_print_their_output_too(tmp_path: Path) -> None:
+    command = ("echo out {}; echo err {} >&2; exit {}", ":::", "0", "3", "0")
+    gnu = gnu_parallel(tmp_path, "-k", *command)
+    ours = subprocess.run([str(FANOUT), "run", "-q", "-k", "--", *command], capture_output=True,
+                          timeout=60, check=False)
+    assert gnu.returncode == ours.returncode == 1
+    assert ours.stdout == gnu.stdout == b"out 0\nout 3\nout 0\n"
+    assert without_verdict(ours.stderr) == gnu.stderr
+
+
+def test_line_buffer_prints_a_line_with_no_end_once_it_reaches_the_cap(tmp_path: Path) -> None:
+    from fanout_cli.render.outputs import LINE_CAP
+
+    gate = tmp_path / "gate"
+    size = 3 * LINE_CAP
+    command = (f"true {{}}; head -c {size} /dev/zero | tr '\\0' x; "
+               f"while [ ! -e {gate} ]; do sleep 0.05; done; echo")
+    process = subprocess.Popen([str(FANOUT), "run", "-q", "--lb", "--", command, ":::", "a"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        got = b""
+        while len(got) < LINE_CAP:  # the task is blocked on the gate: this came by the cap
+            chunk = os.read(process.stdout.fileno(), 1 << 20)
+            assert chunk, process.stderr.read() if process.stderr else b""
+            got += chunk
+        assert process.poll() is None and set(got) == {ord("x")}
+        gate.touch()
+        rest, _ = process.communicate(timeout=30)
+        assert got + rest == b"x" * size + b"\n"  # every byte once, in order
+    finally:
+        gate.touch()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
