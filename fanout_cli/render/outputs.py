@@ -225,9 +225,9 @@ class OutputPrinter:
             return moved
         while self._order:
             task = self._tasks[self._order[0]]
-            if self.shown.line_buffer and not task.ended:
-                return self._print_lines(task, whole=False) or moved
             if not task.ended and not final:
+                if self.shown.line_buffer:  # the first unfinished task is printed live
+                    moved |= self._print_lines(task, whole=False)
                 return moved
             moved |= self._print_lines(task, whole=True)
             self._done(self._order.popleft())
