@@ -8,6 +8,7 @@ by `clean` like any other."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from fanout_cli.errors import UsageError
 from fanout_cli.render.console import warn
 
 _CANDIDATES = 5  # an ambiguous prefix names this many of its tasks
+_EARLIER_ATTEMPT = re.compile(r"\.a[0-9]+$")  # the suffix of an earlier attempt's outputs
 
 
 def skip_unreadable(runs: list[RunInfo]) -> list[RunInfo]:
@@ -119,7 +121,7 @@ def _by_file_name(rows: list[dict[str, Any]], run_dir: Path, name: str) -> list[
     stem, extension = os.path.splitext(base)
     if extension not in (".json", ".stdout", ".stderr"):
         stem = base
-    wanted = f"{stem}.json"
+    wanted = f"{_EARLIER_ATTEMPT.sub('', stem)}.json"  # 0001-a.a1.stdout: task 0001-a
     return [row for row in rows if row.get("details_file") == wanted]
 
 

@@ -131,6 +131,7 @@ def test_task_by_id_slash_seq_file_name_and_prefix(tmp_path: Path) -> None:
         e2e_details.name: "e2e",
         e2e_details.stem: "e2e",
         e2e_details.with_suffix(".stdout").name: "e2e",
+        e2e_details.with_suffix(".a1.stderr").name: "e2e",  # an earlier attempt's
         str(e2e_details): "e2e",
         str(e2e_details.relative_to(tmp_path)): "e2e",
         "un": "unit",  # a unique prefix
