@@ -393,3 +393,15 @@ def test_the_live_area_shows_bidi_and_c1_escaped() -> None:
     drawn = area._text([[("slowest: a\u2066b", "")]])
     assert scrolled.plain == "success   a\\u202eb  \\u009b2J"
     assert drawn.plain == "slowest: a\\u2066b"
+
+
+def test_print_task_of_a_record_with_values_of_the_wrong_type_does_not_crash() -> None:
+    """A details file is read from disk: whatever its fields hold, show prints it."""
+    record = {"task_id": ["x"], "seq": "1", "status": 3, "attempts": "two", "duration_ms": "9",
+              "signal": 10**30, "exit_code": {}, "command": 5, "summary": None}  # fmt: skip
+    console, stream = plain()
+    print_task(console, TaskView(record, ()))
+    assert stream.getvalue().splitlines() == [
+        "3  ['x']  seq 1  signal 1000000000000000000000000000000  0.00s  0 attempts",
+        "summary: None",
+    ]

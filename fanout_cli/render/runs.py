@@ -106,10 +106,12 @@ def print_task(console: Console, view: TaskView) -> None:
 
 
 def task_line(record: Mapping[str, Any]) -> str:
-    """The id, seq, how it ended, its duration and attempts (after its status)."""
-    attempts = record.get("attempts")
-    count = len(attempts) if isinstance(attempts, list) else int(attempts or 0)
-    duration = format_seconds((record.get("duration_ms") or 0) / 1000)
+    """The id, seq, how it ended, its duration and attempts (after its status). The
+    record is read from disk: a value of the wrong type counts as missing."""
+    attempts, milliseconds = record.get("attempts"), record.get("duration_ms")
+    count = len(attempts) if isinstance(attempts, list) else attempts
+    count = count if isinstance(count, int) else 0
+    duration = format_seconds(milliseconds / 1000 if isinstance(milliseconds, int | float) else 0)
     return (f"{plain_text(record.get('task_id'))}  seq {record.get('seq')}  {_outcome(record)}  "
             f"{duration}  {count} attempt{'s' * (count != 1)}")  # fmt: skip
 
@@ -147,7 +149,7 @@ def _signal_name(number: int) -> str:
 
     try:
         return f" ({signal.Signals(number).name})"
-    except ValueError:
+    except (ValueError, OverflowError):
         return ""
 
 
