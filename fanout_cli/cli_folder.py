@@ -52,11 +52,16 @@ def show(
 ) -> None:
     """Print a run's table, or one task's header and its full stdout and stderr.
 
+    RUN: a run id, a unique prefix, last, or a path (a run folder, its manifest.json, a
+    task's file). TASK: an id (with or without a trailing slash), a seq number, a
+    details or output file's name or path, or a unique prefix of an id.
+
     A task's few header lines (status, id, seq, how it ended, duration, attempts, the
     command as a shell reads it, summary, the paths of its files) come first, then its
     stdout and its stderr byte for byte, each under a line naming it.
 
-    Examples: fanout show last; fanout show last unit; fanout show .cache/agent-outputs/20261122T101530-3f9a/manifest.json 3
+    Examples: fanout show last; fanout show last unit; fanout show last 3; fanout show
+    .cache/agent-outputs/20261122T101530-3f9a/manifest.json lint/
     """
     from fanout_cli.commands.runs import show_run, show_target, show_task
     from fanout_cli.render import runs as render
