@@ -39,25 +39,42 @@ def runs(
 
 
 def show(
-    run: Annotated[str, typer.Argument(metavar="RUN", help="A run id, a unique prefix, or last.")],
-    task: Annotated[str | None, typer.Argument(
-        metavar="[TASK]", help="A task id, seq number or details file name.")] = None,
+    run: Annotated[str, typer.Argument(metavar="RUN", help=(
+        "A run id, a unique prefix, last, or the path of a run folder or of a file in one "
+        "(the manifest a verdict line prints; a task's details or output file)."))],
+    task: Annotated[str | None, typer.Argument(metavar="[TASK]", help=(
+        "A task id (a trailing slash or not), a unique prefix of one, a seq number, or "
+        "its details or output file's name or path."))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=(
+        "The task's whole record (its details document); with no TASK, one JSON "
+        "object a task."))] = False,
     output_dir: OutputDir = None,
 ) -> None:
-    """Print a run's table, or one task's full record and output.
+    """Print a run's table, or one task's header and its full stdout and stderr.
 
-    This is the one place fanout prints a task's full stdout and stderr.
+    RUN: a run id, a unique prefix, last, or a path (a run folder, its manifest.json, a
+    task's file). TASK: an id (with or without a trailing slash), a seq number, a
+    details or output file's name or path, or a unique prefix of an id.
 
-    Examples: fanout show last; fanout show last unit; fanout show 20261122T1015 3
+    A task's few header lines (status, id, seq, how it ended, duration, attempts, the
+    command as a shell reads it, summary, the paths of its files) come first, then its
+    stdout and its stderr byte for byte, each under a line naming it.
+
+    Examples: fanout show last; fanout show last unit; fanout show last 3; fanout show
+    .cache/agent-outputs/20261122T101530-3f9a/manifest.json lint/
     """
-    from fanout_cli.commands.runs import show_run, show_task
+    from fanout_cli.commands.runs import show_run, show_target, show_task
+    from fanout_cli.render import runs as render
     from fanout_cli.render.console import Console
-    from fanout_cli.render.runs import print_run, print_task
 
+    folder = _output_dir(output_dir)
+    run, task = show_target(run, task)
     if task is None:
-        print_run(Console(), show_run(_output_dir(output_dir), run))
+        view = show_run(folder, run)
+        (render.print_rows_json if as_json else render.print_run)(Console(), view)
     else:
-        print_task(Console(), show_task(_output_dir(output_dir), run, task))
+        found = show_task(folder, run, task)
+        (render.print_task_json if as_json else render.print_task)(Console(), found)
 
 
 def clean(

@@ -8,6 +8,7 @@ by `clean` like any other."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from fanout_cli.aop.writer import remove_run_folder
 from fanout_cli.errors import UsageError
 from fanout_cli.render.console import warn
 
+_CANDIDATES = 5  # an ambiguous prefix names this many of its tasks
+_EARLIER_ATTEMPT = re.compile(r"\.a[0-9]+$")  # the suffix of an earlier attempt's outputs
+
 
 def skip_unreadable(runs: list[RunInfo]) -> list[RunInfo]:
     """The runs that can be read; a warning for each of the others."""
@@ -41,10 +45,11 @@ def readable_runs(output_dir: Path) -> list[RunInfo]:
 
 
 def resolve_run(output_dir: Path, name: str) -> Path:
-    """`last`, a run id, a unique prefix of one, or the path of a run folder."""
-    as_path = Path(name)
-    if as_path.is_dir() and is_run_folder(as_path):
-        return as_path
+    """`last`, a run id, a unique prefix of one, or the path of a run folder (inside
+    the output folder or not) or of a file in one (the manifest a verdict line prints)."""
+    found = run_folder_of(name)
+    if found is not None:
+        return found[0]
     runs = list_runs(output_dir)
     if not runs:
         raise UsageError(f"no runs in {output_dir}")
@@ -62,6 +67,18 @@ def resolve_run(output_dir: Path, name: str) -> Path:
     raise UsageError(f"{name!r} matches {len(matches)} runs ({shown}); give more of the id")
 
 
+def run_folder_of(name: str) -> tuple[Path, str | None] | None:
+    """The run folder a path names, and the file of it the path names (None for the
+    folder itself): a folder path, or a file's (manifest.json, a details or output
+    file). None when `name` is no such path."""
+    path = Path(name)
+    if is_run_folder(path):
+        return path, None
+    if name.endswith("/") or not os.path.lexists(path) or not is_run_folder(path.parent):
+        return None
+    return path.parent, path.name
+
+
 def _newest(runs: list[RunInfo], output_dir: Path) -> RunInfo:
     """The newest run that can be read; a warning for each newer one that cannot."""
     newer: list[RunInfo] = []
@@ -75,19 +92,56 @@ def _newest(runs: list[RunInfo], output_dir: Path) -> RunInfo:
 
 
 def find_task(run_dir: Path, name: str) -> dict[str, Any]:
-    """A task by id, by seq number, or by its details file name."""
+    """A task by what a person types, tried in this order: its id; its id give or take
+    a trailing slash (tab completion adds one, `--glob '*/'` ids have one); its seq
+    number; its details or output file's name or path; a unique prefix of its id."""
     rows = task_rows(run_dir)
     matches = [row for row in rows if row.get("task_id") == name]
+    if not matches:
+        bare = name.rstrip("/")
+        matches = [row for row in rows if str(row.get("task_id")).rstrip("/") == bare]
     if not matches and name.isdigit():
         matches = [row for row in rows if row.get("seq") == int(name)]
     if not matches:
-        matches = [row for row in rows if row.get("details_file") in (name, f"{name}.json")]
+        matches = _by_file_name(rows, run_dir, name)
+    if len(matches) > 1:
+        seqs = ", ".join(str(row.get("seq")) for row in matches[:10])
+        raise UsageError(f"{len(matches)} tasks are called {name!r}; give a seq number: {seqs}")
+    if matches:
+        return matches[0]
+    return _by_prefix(rows, run_dir, name)
+
+
+def _by_file_name(rows: list[dict[str, Any]], run_dir: Path, name: str) -> list[dict[str, Any]]:
+    """The task whose details file, or its stdout or stderr, `name` names: the file's
+    name, its name without the extension, or its path in this run's folder."""
+    folder, base = os.path.split(name)
+    if folder and not _same_folder(Path(folder), run_dir):
+        return []
+    stem, extension = os.path.splitext(base)
+    if extension not in (".json", ".stdout", ".stderr"):
+        stem = base
+    wanted = f"{_EARLIER_ATTEMPT.sub('', stem)}.json"  # 0001-a.a1.stdout: task 0001-a
+    return [row for row in rows if row.get("details_file") == wanted]
+
+
+def _same_folder(folder: Path, run_dir: Path) -> bool:
+    try:
+        return os.path.samefile(folder, run_dir)
+    except OSError:
+        return False
+
+
+def _by_prefix(rows: list[dict[str, Any]], run_dir: Path, name: str) -> dict[str, Any]:
+    matches = [row for row in rows if str(row.get("task_id")).startswith(name)] if name else []
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise UsageError(f"no task {name!r} in run {run_dir.name}")
-    seqs = ", ".join(str(row.get("seq")) for row in matches[:10])
-    raise UsageError(f"{len(matches)} tasks are called {name!r}; give a seq number: {seqs}")
+        raise UsageError(f"no task {name!r} in run {run_dir.name} (fanout show {run_dir.name} "
+                         "lists them)")  # fmt: skip
+    shown = ", ".join(repr(row.get("task_id")) for row in matches[:_CANDIDATES])
+    more = ", ..." if len(matches) > _CANDIDATES else ""
+    raise UsageError(f"{name!r} matches {len(matches)} tasks ({shown}{more}); give more of the id")
 
 
 def task_folder(run_dir: Path, row: dict[str, Any]) -> Path:

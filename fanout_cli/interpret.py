@@ -18,7 +18,7 @@ import shlex
 import signal
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -212,6 +212,7 @@ class _Outputs:
     """The ends of a task's stdout and stderr, and the text its verdict is read from."""
 
     stdout_path: str
+    stderr_path: str
     stdout: OutputInfo
     stderr: OutputInfo
     text: str  # the end of stdout, or the agent's reply
@@ -227,14 +228,34 @@ def _read_outputs(store: RunStore, spec: TaskSpec, last: Attempt) -> _Outputs:
     reply = last.agent.get("text") if last.agent else None
     if isinstance(reply, str):
         text = reply[-TAIL_BYTES :]
+    stdout = store.describe_output(stdout_path, stdout_tail, stdout_size)
+    stderr = store.describe_output(stderr_path, stderr_tail, stderr_size)
     return _Outputs(
         stdout_path=stdout_path,
-        stdout=store.describe_output(stdout_path, stdout_tail, stdout_size),
-        stderr=store.describe_output(stderr_path, stderr_tail, stderr_size),
+        stderr_path=stderr_path,
+        stdout=_with_lines(stdout, stdout_tail),
+        stderr=_with_lines(stderr, stderr_tail),
         text=text,
         stderr_text=decode(stderr_tail),
         reply=reply if isinstance(reply, str) else None,
     )
+
+
+def _with_lines(info: OutputInfo, tail: bytes) -> OutputInfo:
+    """The stream's line count, when its tail is the whole of it (most are)."""
+    from fanout_cli.scan import lines_in
+
+    return replace(info, lines=lines_in(tail)) if len(tail) >= info.bytes else info
+
+
+async def _counted(path: str, info: OutputInfo) -> OutputInfo:
+    """The stream's line count, read from its file when the tail was not all of it:
+    once, a block at a time, off the event loop when the file is large."""
+    if info.lines is not None:
+        return info
+    from fanout_cli.scan import count_lines
+
+    return replace(info, lines=await _off_the_loop_when_large(path, count_lines, path))
 
 
 async def read_result(
@@ -279,8 +300,8 @@ async def read_result(
         reason=reason,
         started_at=attempts[0].started_at,
         finished_at=last.finished_at,
-        stdout=outputs.stdout,
-        stderr=outputs.stderr,
+        stdout=await _counted(outputs.stdout_path, outputs.stdout),
+        stderr=await _counted(outputs.stderr_path, outputs.stderr),
         score=await score_of(verdict.score, markers, outputs),
         vote_key=vote_key,
         metrics=markers.metrics,

@@ -165,7 +165,21 @@ U+200F, U+202A-U+202E, U+2066-U+2069) in ids, summaries and values are shown esc
 (\\x1b, \\u202e). JSON output is as JSON writes it (control characters escaped,
 other characters as they are), and output files keep every byte. In the --format aop
 block every field stays one line: control characters and line separators are escaped
-(\\n, \\u2028) and [AOP: inside a field is shown as [AOP\\:.
+(\\n, \\u2028) and [AOP: inside a field is shown as [AOP\\:. Each task line of the
+block ends with -> DETAILS; stdout FILE (N bytes, M lines), and the --format json
+envelope's tasks (the manifest's, --format jsonl's task_ended) carry stdout_file,
+stdout_bytes and stdout_lines: M counts newlines, and one more for a last line without
+one. The [AOP:TASK] command is quoted as a shell reads it.
+
+fanout show RUN takes a run id, a unique prefix, last, the manifest path a verdict
+line prints, or the path of a run folder (outside the output dir too); a task's
+details or output file path alone names its run and task. TASK is tried as an id, an
+id give or take a trailing slash, a seq number, a details or output file name or
+path, then a unique prefix of an id (an ambiguous prefix is exit 2, naming up to five
+tasks). A task's few header lines (status, id, seq, exit code or signal, duration,
+attempts, the command quoted for a shell, summary, the paths of its files) come first,
+then its stdout and its stderr byte for byte, each under a ----- stdout ----- line;
+--json prints its details document instead (with no TASK: a JSON row a task).
 """),
     ("DASK CLUSTERS", """\
 --executor dask://HOST:PORT (pip install 'fanout-cli[dask]') runs process and agent-cli

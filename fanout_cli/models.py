@@ -141,6 +141,7 @@ class OutputInfo:
     bytes: int
     excerpt: str  # the tail of the stream, decoded, capped
     truncated: bool  # the excerpt is not the whole stream
+    lines: int | None = None  # scan.lines_in of the whole stream; None when not counted
 
 
 @dataclass(frozen=True)

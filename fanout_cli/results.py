@@ -70,6 +70,7 @@ class TaskOutput:
     size: object  # the byte count the details file records
     folder: Path
     name: str
+    lines: object = None  # the line count the details file records (older runs: none)
 
     @property
     def path(self) -> Path:
@@ -93,6 +94,7 @@ class TaskView:
 
     record: Mapping[str, Any]
     outputs: tuple[TaskOutput, ...]
+    details: Path | None = None  # the details file's path, when it was read
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,22 @@ def blocks(path: str) -> Iterator[bytes]:
             yield block
 
 
+def lines_in(data: bytes) -> int:
+    """The lines of a whole output: its newlines, and one more for a last line without
+    one (`wc -l` counts the newlines only)."""
+    return data.count(b"\n") + (data[-1:] not in (b"", b"\n"))
+
+
+def count_lines(path: str) -> int:
+    """`lines_in` of a whole file, read a block at a time (0 when it is missing or is
+    a link planted in the run folder)."""
+    count, last = 0, b""
+    for block in blocks(path):
+        count += block.count(b"\n")
+        last = block[-1:]
+    return count + (last not in (b"", b"\n"))
+
+
 def normalised_stdout_key(path: str) -> str:
     """The vote key of a whole stdout file ("" when missing or blank)."""
     return normalised_key(blocks(path))

@@ -831,8 +831,8 @@ def test_aop_format_of_an_agent_run(fake_llm: FakeLLM) -> None:
     assert lines[0].startswith("[AOP:START] ") and lines[-1].startswith("[AOP:END] ")
     summary = lines[lines.index("[AOP:SUMMARY]") + 1 : lines.index("[AOP:SUMMARY]") + 3]
     assert summary[0].startswith("- failure b: ") and "HTTP 401" in summary[0]
-    assert summary[0].endswith("-> 0002-b.json")
-    assert summary[1] == "- success a: echo: Say a -> 0001-a.json"
+    assert "-> 0002-b.json; stdout 0002-b.stdout (" in summary[0]
+    assert summary[1].startswith("- success a: echo: Say a -> 0001-a.json; stdout 0001-a.stdout (")
     details_line = next(line for line in lines if line.startswith("[AOP:DETAILS_FILE] "))
     assert Path(details_line.split(" ", 1)[1]).name == "manifest.json"
     assert "[AOP:METRICS] tasks: 2, success: 1, failure: 1" in completed.stdout

@@ -100,6 +100,10 @@ TASK_ROW = {
     "attempts": int,
     "summary": str,
     "details_file": (str, NONE),
+    # the final attempt's stdout (None: never started); lines as scan.lines_in counts them
+    "stdout_file": (str, NONE),
+    "stdout_bytes": (int, NONE),
+    "stdout_lines": (int, NONE),
 }
 ENVELOPE = {  # --format json
     "fanout_result_version": int,
@@ -125,7 +129,7 @@ MANIFEST = {  # the run's options are an open set: their keys are not pinned her
     "tasks": [{**TASK_ROW, "origin": str}],
 }
 
-STREAM = {"path": str, "bytes": int, "excerpt": str, "excerpt_truncated": bool}
+STREAM = {"path": str, "bytes": int, "lines": int, "excerpt": str, "excerpt_truncated": bool}
 ATTEMPT = {
     "attempt": int,
     "status": STATUS,
@@ -180,7 +184,8 @@ JOURNAL = {  # journal.jsonl: event kind -> its keys
     "task_ended": {
         "event": str, "time": TIME, "task_id": str, "seq": int, "kind": str, "status": STATUS,
         "exit_code": (int, NONE), "duration_ms": (int, NONE), "attempts": int, "summary": str,
-        "details_file": (str, NONE), "key": str, "origin": str, "reason": str, "score": SCORE,
+        "details_file": (str, NONE), "stdout_file": (str, NONE), "stdout_bytes": (int, NONE),
+        "stdout_lines": (int, NONE), "key": str, "origin": str, "reason": str, "score": SCORE,
         "vote_key": (str, NONE), "interrupted": bool,
     },
     "run_ended": {"event": str, "time": TIME, "status": str, "passed": bool, "reason": str,

@@ -118,9 +118,13 @@ def test_find_pipeline_prints_one_aop_block(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("with_rg", [False, True], ids=["as-installed", "rg-preferred"])
-def test_multi_repo_search_summarises_each_repository(tmp_path: Path, with_rg: bool) -> None:
-    """`examples/multi-repo-search/search.sh TODO`. The second case puts an `rg` first
-    on PATH (grep underneath, logging its calls) to show the script prefers it."""
+def test_multi_repo_search_gives_each_repositorys_matches_and_total(
+    tmp_path: Path, with_rg: bool
+) -> None:
+    """`examples/multi-repo-search/search.sh TODO`: a line per repository with its
+    number of matches, the matches themselves in the run (`fanout show last REPO`
+    prints them). The second case puts an `rg` first on PATH (grep underneath, logging
+    its calls) to show the script prefers it."""
     shutil.copytree(
         EXAMPLES / "multi-repo-search",
         tmp_path / "multi-repo-search",
@@ -141,13 +145,22 @@ def test_multi_repo_search_summarises_each_repository(tmp_path: Path, with_rg: b
     )
     tasks = tasks_by_id(completed)
     assert sorted(tasks) == ["repos/billing/", "repos/docs-site/", "repos/scheduler/"]
-    assert tasks["repos/billing/"]["summary"] == "repos/billing/src/charge.py:2"
-    assert tasks["repos/scheduler/"]["summary"] == "repos/scheduler/lib/queue.py:1"
+    assert tasks["repos/billing/"]["summary"] == "2 matches"
+    assert tasks["repos/scheduler/"]["summary"] == "1 match"
     nothing_found = tasks["repos/docs-site/"]
     assert (nothing_found["status"], nothing_found["exit_code"]) == ("success", 1)
+    assert nothing_found["summary"] == "0 matches"
+    shown = run_fanout("show", "last", "repos/billing", env={"PATH": path})
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.endswith(
+        "----- stdout -----\n"
+        "repos/billing/src/charge.py:2:    pass  # TODO: retry\n"
+        "repos/billing/src/charge.py:6:    pass  # TODO\n"
+        "[AOP:SUMMARY] 2 matches\n"
+    ), shown.stdout
     if with_rg:
         calls = (tmp_path / "rg.log").read_text().splitlines()
-        assert sorted(calls) == [f"-c -e TODO {repository}" for repository in sorted(tasks)]
+        assert sorted(calls) == [f"-n -e TODO -- {repository}" for repository in sorted(tasks)]
 
 
 def run_folder_example(

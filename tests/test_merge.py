@@ -308,7 +308,8 @@ def test_json_and_aop_formats(tmp_path: Path) -> None:
     assert lines[0].startswith("[AOP:START] ") and lines[-1].startswith("[AOP:END] ")
     assert lines[1] == "[AOP:TASK] fanout merge of 3 runs: 9 tasks, all-succeed"
     assert lines[3].startswith("- failure t5: ")
-    assert lines[3].endswith(str(output_dir / "shard-2" / "0005-t5.json"))
+    shard = output_dir / "shard-2"
+    assert f" -> {shard / '0005-t5.json'}; stdout {shard / '0005-t5.stdout'} (" in lines[3]
     assert "[AOP:VERDICT] fail strategy=all-succeed" in lines
     assert "[AOP:STATUS] failure" in lines
     bad = run_fanout("merge", *SHARDS, "--format", "jsonl")

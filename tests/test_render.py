@@ -258,21 +258,29 @@ def test_print_run_lists_its_rows() -> None:
     ]
 
 
-def test_print_task_shows_the_record_then_the_output_byte_for_byte(tmp_path: Path) -> None:
+def test_print_task_shows_a_compact_header_then_the_output_byte_for_byte(tmp_path: Path) -> None:
     out = tmp_path / "1-a.stdout"
     out.write_bytes(b"no newline \xff")
-    view = TaskView(
-        {"task_id": "a", "stdout": {"path": "1-a.stdout", "bytes": 12}, "argv": ["x", "y"]},
-        (TaskOutput("stdout", 12, tmp_path, out.name), TaskOutput("stderr", 0, tmp_path, "gone")),
-    )
+    record = {
+        "task_id": "a\nb", "seq": 1, "status": "failure", "exit_code": None, "signal": 9,
+        "reason": "killed by signal 9", "duration_ms": 1500, "attempts": [{}, {}],
+        "command": ["sh", "-c", "echo $1; kill -9 $$", "it's"], "cwd": "/w d",
+        "summary": "x\x1b[2J", "stdout": {"path": "1-a.stdout", "bytes": 12, "lines": 1},
+    }  # fmt: skip
+    outputs = (TaskOutput("stdout", 12, tmp_path, out.name, 1),
+               TaskOutput("stderr", 0, tmp_path, "gone"))  # fmt: skip
+    view = TaskView(record, outputs, tmp_path / "1-a.json")
     stream = io.BytesIO()
     console = Console(io.TextIOWrapper(stream, encoding="utf-8"), color=False)
     print_task(console, view)
     assert stream.getvalue() == (
-        b"task_id: a\nstdout: 1-a.stdout (12 bytes)\nargv: [\"x\", \"y\"]\n"
-        + f"----- stdout (12 bytes, {out}) -----\n".encode()
-        + b"no newline \xff\n"
-        + f"----- stderr (0 bytes, {tmp_path / 'gone'}) -----\n".encode()
+        b"failure  a\\nb  seq 1  signal 9 (SIGKILL), killed by signal 9  1.50s  2 attempts\n"
+        b"command: cd '/w d' && sh -c 'echo $1; kill -9 $$' 'it'\"'\"'s'\n"
+        b"summary: x\\x1b[2J\n"
+        b"details: 1-a.json\n"  # paths relative to the current folder (tmp_path) when in it
+        b"stdout: 1-a.stdout (12 bytes, 1 line)\n"
+        b"stderr: gone (empty)\n"
+        b"----- stdout -----\nno newline \xff\n"
     )
 
 
@@ -385,3 +393,15 @@ def test_the_live_area_shows_bidi_and_c1_escaped() -> None:
     drawn = area._text([[("slowest: a\u2066b", "")]])
     assert scrolled.plain == "success   a\\u202eb  \\u009b2J"
     assert drawn.plain == "slowest: a\\u2066b"
+
+
+def test_print_task_of_a_record_with_values_of_the_wrong_type_does_not_crash() -> None:
+    """A details file is read from disk: whatever its fields hold, show prints it."""
+    record = {"task_id": ["x"], "seq": "1", "status": 3, "attempts": "two", "duration_ms": "9",
+              "signal": 10**30, "exit_code": {}, "command": 5, "summary": None}  # fmt: skip
+    console, stream = plain()
+    print_task(console, TaskView(record, ()))
+    assert stream.getvalue().splitlines() == [
+        "3  ['x']  seq 1  signal 1000000000000000000000000000000  0.00s  0 attempts",
+        "summary: None",
+    ]

@@ -817,9 +817,11 @@ def test_aop_format_block() -> None:
     assert AOP_TIME.match(lines[0].split(" ", 1)[1]), lines[0]
     assert lines[1] == f"[AOP:TASK] fanout run {TASKS}: 3 tasks, all-succeed"
     assert lines[2] == "[AOP:SUMMARY]"
-    assert lines[3] == "- failure bad: kaput (exit 1) -> 0002-bad.json"
-    assert lines[4] == "- success ok-1: alpha -> 0001-ok-1.json"
-    assert lines[5] == "- success ok-2: beta -> 0003-ok-2.json"
+    pointer = "-> {0}.json; stdout {0}.stdout ({1})"
+    empty = pointer.format("0002-bad", "0 bytes, 0 lines")
+    assert lines[3] == "- failure bad: kaput (exit 1) " + empty
+    assert lines[4] == "- success ok-1: alpha " + pointer.format("0001-ok-1", "6 bytes, 1 line")
+    assert lines[5] == "- success ok-2: beta " + pointer.format("0003-ok-2", "5 bytes, 1 line")
     assert lines[6].startswith("[AOP:DETAILS_FILE] ")
     manifest = Path(lines[6].split(" ", 1)[1])
     assert manifest.name == "manifest.json" and manifest.is_file()

@@ -27,6 +27,7 @@ MANIFEST_VERSION = 1
 TASKS_MARKER = b'\n  "tasks": ['
 REPORT_ROW_KEYS = (
     "task_id", "seq", "status", "exit_code", "duration_ms", "attempts", "summary", "details_file",
+    "stdout_file", "stdout_bytes", "stdout_lines",
 )  # fmt: skip
 
 
@@ -148,6 +149,7 @@ def output_document(info: OutputInfo | None) -> dict[str, Any] | None:
     return {
         "path": info.path,
         "bytes": info.bytes,
+        "lines": info.lines,
         "excerpt": info.excerpt,
         "excerpt_truncated": info.truncated,
     }
@@ -203,10 +205,7 @@ def task_list_end(count: int) -> dict[str, Any]:
 
 
 def agent_call_document(call: AgentCall) -> dict[str, Any]:
-    document = dataclasses.asdict(call)
-    document["attach"] = list(call.attach)
-    document["args"] = list(call.args)
-    return document
+    return {**dataclasses.asdict(call), "attach": list(call.attach), "args": list(call.args)}
 
 
 def spec_from_document(document: dict[str, Any]) -> TaskSpec:
@@ -257,6 +256,9 @@ def journal_row(result: TaskResult) -> dict[str, Any]:
         "attempts": len(result.attempts),
         "summary": result.summary,
         "details_file": result.details_file,
+        "stdout_file": None if result.stdout is None else result.stdout.path,
+        "stdout_bytes": None if result.stdout is None else result.stdout.bytes,
+        "stdout_lines": None if result.stdout is None else result.stdout.lines,
         "key": result.spec.key,
         "origin": result.spec.origin,
         "reason": result.reason,

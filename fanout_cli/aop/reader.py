@@ -22,6 +22,7 @@ from fanout_cli.aop import DETAILS_EXTENSION, JOURNAL, LOCK, MANIFEST, TASK_LIST
 from fanout_cli.aop.checks import checked_header, checked_row, ended_event_problem
 from fanout_cli.aop.documents import TASKS_MARKER, manifest_header_from, parse_json, parse_time
 from fanout_cli.aop.files import NOT_A_NAME, RunFolderError, UnsafeFile, is_plain_name
+from fanout_cli.replacements import shell_word
 
 _ENDED = ("finished", "interrupted", "io_error", "input_error")
 # What new_run_id makes: an entry of the output folder named so is meant to be a run.
@@ -216,7 +217,7 @@ def run_info(run_dir: Path) -> RunInfo:
         tasks=tasks,
         passed=None if verdict is None else verdict["passed"],
         duration_ms=None if duration is None else int(duration),
-        title=" ".join(header.get("argv", [])[1:]),
+        title=" ".join(shell_word(str(word)) for word in header.get("argv", [])[1:]),
     )
 
 

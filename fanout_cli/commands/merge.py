@@ -23,6 +23,7 @@ from typing import Any
 
 from fanout_cli.aop import RunFolder
 from fanout_cli.aop.documents import iso_time, journal_event, json_bytes, merged_manifest_header
+from fanout_cli.aop.files import is_plain_name
 from fanout_cli.aop.writer import create_run_folder, write_whole_run
 from fanout_cli.commands.merge_sources import incomplete, load_runs, merged_rows, merged_timings
 from fanout_cli.errors import StoreError, UsageError
@@ -154,10 +155,7 @@ def write_merged_run(
         verdict=verdict,
         # The result envelope and AOP lines name details files relative to details_dir,
         # which is the merged folder; the files are in the source runs' folders.
-        rows=lambda: (
-            {**row, "details_file": _beside(row["run_dir"], row.get("details_file"))}
-            for row in rows
-        ),
+        rows=lambda: ({**row, **_files_beside(row)} for row in rows),
         started_at=started_at,
         finished_at=finished_at,
         title=(
@@ -187,6 +185,16 @@ def write_merged_run(
     write_whole_run(folder, header, rows, events)
     _write_timings(str(folder.timings), timings, "merge")
     return report
+
+
+def _files_beside(row: dict[str, Any]) -> dict[str, str | None]:
+    """The row's details and stdout files by absolute path (a stdout file that is not a
+    plain name, which fanout never writes, is left out)."""
+    stdout = row.get("stdout_file")
+    return {
+        "details_file": _beside(row["run_dir"], row.get("details_file")),
+        "stdout_file": _beside(row["run_dir"], stdout) if is_plain_name(stdout) else None,
+    }
 
 
 def _beside(run_dir: str, details_file: object) -> str | None:

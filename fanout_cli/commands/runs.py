@@ -8,18 +8,31 @@ from pathlib import Path
 from typing import Any
 
 from fanout_cli import history
-from fanout_cli.aop import reader
+from fanout_cli.aop import JOURNAL, LOCK, MANIFEST, TASK_LIST, TIMINGS, reader
 from fanout_cli.aop.files import NOT_A_NAME, RunFolderError, is_plain_name
 from fanout_cli.aop.reader import RunInfo
 from fanout_cli.errors import FanoutError, UsageError
 from fanout_cli.results import CleanResult, RunView, TaskOutput, TaskView
 from fanout_cli.values import parse_duration
 
+# The files of a run folder that stand for the run, not for one of its tasks.
+RUN_FILES = (MANIFEST, JOURNAL, TASK_LIST, LOCK, TIMINGS)
+
 
 def list_runs(output_dir: Path) -> list[RunInfo]:
     """The runs in the output folder that can be read, newest first (a warning for
     each of the others)."""
     return history.readable_runs(output_dir)
+
+
+def show_target(run: str, task: str | None) -> tuple[str, str | None]:
+    """RUN and TASK as `fanout show` was given them, with the task a file path names
+    when RUN is a task's file (`.cache/agent-outputs/R/0003-e2e.json`) and no TASK
+    is given."""
+    found = history.run_folder_of(run)
+    if task is None and found is not None and found[1] not in (None, *RUN_FILES):
+        return str(found[0]), found[1]
+    return run, task
 
 
 def show_run(output_dir: Path, name: str) -> RunView:
@@ -42,7 +55,8 @@ def show_task(output_dir: Path, name: str, task: str) -> TaskView:
         info = details.get(stream)
         if isinstance(info, dict) and info.get("path"):
             outputs.append(_output(task_dir, details_file, stream, info))
-    return TaskView(record, tuple(outputs))
+    details_path = task_dir / str(details_file) if details else None
+    return TaskView(record, tuple(outputs), details_path)
 
 
 def _output(task_dir: Path, details_file: object, stream: str, info: dict[str, Any]) -> TaskOutput:
@@ -53,7 +67,7 @@ def _output(task_dir: Path, details_file: object, stream: str, info: dict[str, A
         )
     with contextlib.suppress(FileNotFoundError):
         reader.open_file(task_dir, name).close()  # a link or a FIFO: refused here
-    return TaskOutput(stream, info.get("bytes"), task_dir, name)
+    return TaskOutput(stream, info.get("bytes"), task_dir, name, info.get("lines"))
 
 
 def clean_runs(

@@ -76,7 +76,7 @@ def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
             if (row["status"] == "success") != wanted_success or shown >= max_lines:
                 continue
             shown += 1
-            target = f" -> {one_line(row['details_file'])}" if row["details_file"] else ""
+            target = _pointers(row)
             text = f"- {row['status']} {one_line(row['task_id'])}: {one_line(row['summary'])}"
             lines.append(cap(text, line_chars) + target)
     if counts["tasks"] > shown:
@@ -93,6 +93,19 @@ def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
         f"[AOP:END] {_aop_time(report.finished_at)}",
     ]
     return lines
+
+
+def _pointers(row: Mapping[str, Any]) -> str:
+    """` -> DETAILS; stdout FILE (N bytes, M lines)`: where a task's record and output
+    are, and how much output (an earlier run's rows may not say: then less)."""
+    if not row["details_file"]:
+        return ""
+    target = f" -> {one_line(row['details_file'])}"
+    stdout, size, lines = row.get("stdout_file"), row.get("stdout_bytes"), row.get("stdout_lines")
+    if not stdout or not isinstance(size, int) or not isinstance(lines, int):
+        return target
+    amount = f"{size} byte{'s' * (size != 1)}, {lines} line{'s' * (lines != 1)}"
+    return f"{target}; stdout {one_line(stdout)} ({amount})"
 
 
 def one_line(text: str) -> str:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fanout_cli.aop.documents import iso_time
+from fanout_cli.aop.documents import iso_time, json_bytes
 from fanout_cli.render.console import Console, plain_text
-from fanout_cli.render.lines import format_seconds, status_code
+from fanout_cli.render.lines import display_path, format_seconds, status_code
 
 if TYPE_CHECKING:  # the types only, not their modules
     from fanout_cli.aop.reader import RunInfo
     from fanout_cli.results import CleanResult, RunView, TaskView
+
+PROMPT_CHARS = 200  # of an agent task's prompt, in `show`'s header
 
 
 def _started(epoch: float | None) -> str:
@@ -68,23 +71,116 @@ def print_run(console: Console, view: RunView) -> None:
     console.line(f"{verdict}: {run.tasks} tasks · {run.path}")
 
 
+def print_rows_json(console: Console, view: RunView) -> None:
+    """`fanout show RUN --json`: one JSON object a task, as the manifest keeps it."""
+    for row in view.rows:
+        console.write_bytes(json_bytes(row) + b"\n")
+
+
+def print_task_json(console: Console, view: TaskView) -> None:
+    """`fanout show RUN TASK --json`: the task's whole record (its details document)."""
+    console.write_bytes(json_bytes(dict(view.record), indent=2) + b"\n")
+
+
 def print_task(console: Console, view: TaskView) -> None:
-    """The details file, then the task's full stdout and stderr, byte for byte."""
-    for key, value in view.record.items():
-        shown: Any = value
-        if key in ("stdout", "stderr") and isinstance(value, dict):
-            shown = f"{value.get('path')} ({value.get('bytes')} bytes)"
-        elif isinstance(value, dict | list):
-            shown = json.dumps(value, ensure_ascii=False)
-        console.line(f"{key}: {shown}")
+    """A few lines on the task, then its stdout and its stderr, byte for byte, each
+    under a line naming it (none for an empty one)."""
+    record = view.record
+    status = str(record.get("status"))
+    console.line(f"{console.style(status, status_code(status) or '0')}  {task_line(record)}")
+    for line in task_header(view):
+        console.line(line)
     for output in view.outputs:
-        console.line(f"----- {output.stream} ({output.size} bytes, {output.path}) -----")
-        last = b"\n"
-        for chunk in output.chunks():
+        chunks = output.chunks()
+        first = next(chunks, b"")
+        if not first:
+            continue
+        console.line(f"----- {output.stream} -----")
+        console.write_bytes(first)
+        last = first[-1:]
+        for chunk in chunks:
             console.write_bytes(chunk)
             last = chunk[-1:]
         if last != b"\n":
             console.write_bytes(b"\n")
+
+
+def task_line(record: Mapping[str, Any]) -> str:
+    """The id, seq, how it ended, its duration and attempts (after its status). The
+    record is read from disk: a value of the wrong type counts as missing."""
+    attempts, milliseconds = record.get("attempts"), record.get("duration_ms")
+    count = len(attempts) if isinstance(attempts, list) else attempts
+    count = count if isinstance(count, int) else 0
+    duration = format_seconds(milliseconds / 1000 if isinstance(milliseconds, int | float) else 0)
+    return (f"{plain_text(record.get('task_id'))}  seq {record.get('seq')}  {_outcome(record)}  "
+            f"{duration}  {count} attempt{'s' * (count != 1)}")  # fmt: skip
+
+
+def task_header(view: TaskView) -> list[str]:
+    """The command (as a shell reads it), the summary and the task's files."""
+    record = view.record
+    lines = [f"summary: {plain_text(record.get('summary'))}"]
+    command = _command(record)
+    if command:
+        lines.insert(0, command)
+    if view.details is not None:
+        lines.append(f"details: {plain_text(display_path(str(view.details)))}")
+    for output in view.outputs:
+        lines.append(f"{output.stream}: {plain_text(display_path(str(output.path)))} "
+                     f"({_size(output.size, output.lines)})")  # fmt: skip
+    return lines
+
+
+def _outcome(record: Mapping[str, Any]) -> str:
+    """`exit 3`, `signal 9 (SIGKILL)`, and why it failed when that says more."""
+    code, number, reason = record.get("exit_code"), record.get("signal"), record.get("reason")
+    parts = []
+    if isinstance(number, int):
+        parts.append(f"signal {number}{_signal_name(number)}")
+    elif code is not None:
+        parts.append(f"exit {code}")
+    if reason and not str(reason).startswith(("exit ", "signal ")):
+        parts.append(plain_text(reason))
+    return ", ".join(parts) or "not started"
+
+
+def _signal_name(number: int) -> str:
+    import signal  # only `show` of a task a signal ended
+
+    try:
+        return f" ({signal.Signals(number).name})"
+    except (ValueError, OverflowError):
+        return ""
+
+
+def _command(record: Mapping[str, Any]) -> str | None:
+    """`command: WORDS` quoted for a shell (a string command is shell text already),
+    after `cd DIR &&` when the task ran elsewhere; `prompt: ...` for an agent call."""
+    from fanout_cli.replacements import shell_word  # only `show` of one task
+
+    command = record.get("command")
+    if isinstance(command, list):
+        text = " ".join(shell_word(str(word)) for word in command)
+    elif isinstance(command, str):
+        text = command
+    elif isinstance(record.get("prompt"), str):
+        prompt = str(record["prompt"])
+        cut = "…" if len(prompt) > PROMPT_CHARS else ""
+        return f"prompt: {plain_text(prompt[:PROMPT_CHARS])}{cut}"
+    else:
+        return None
+    cwd = record.get("cwd")
+    if isinstance(cwd, str) and cwd:
+        text = f"cd {shell_word(cwd)} && {text}"
+    return f"command: {plain_text(text)}"
+
+
+def _size(size: object, lines: object) -> str:
+    if not size:
+        return "empty" if size == 0 else "size unknown"
+    if not isinstance(lines, int):
+        return f"{size} bytes"
+    return f"{size} bytes, {lines} line{'s' * (lines != 1)}"
 
 
 def print_clean(console: Console, result: CleanResult) -> None:

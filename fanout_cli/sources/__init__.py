@@ -10,6 +10,7 @@ stand, and always with the run's saved task list kept up to date before a task s
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from fanout_cli.errors import TaskFileError, UsageError
 from fanout_cli.models import AgentCall, Prior, TaskSpec
 from fanout_cli.options import BY_NAME, Option, OptionError, build_config
-from fanout_cli.replacements import ONE_VALUE, Grammar
+from fanout_cli.replacements import ONE_VALUE, Grammar, shell_word
 from fanout_cli.sources.inputs import (
     NO_BATCHING,
     ArgumentSource,
@@ -131,26 +132,39 @@ def _parsed(option: Option, value: object) -> Any:
 
 
 def describe_source(request: SourceRequest) -> str:
-    """The start of the run's title: how a person would rerun it."""
+    """The start of the run's title: how a person would rerun it, each word quoted
+    for a shell (the AOP block's `[AOP:TASK]`)."""
     if request.taskfile is not None:
-        return f"fanout run {request.taskfile}"
-    command = " ".join(request.command or ())
+        return f"fanout run {shell_word(request.taskfile)}"
+    command = " ".join(map(title_word, request.command or ()))
     text = f"fanout run -- {command}".rstrip() if command else "fanout run"
     if request.agent is not None:
         kind = f"--agent-cli {request.agent.tool}" if request.agent.tool else "--agent"
-        text = f"fanout run {kind} --prompt {display_value(request.agent.prompt, 60)!r}"
+        text = f"fanout run {kind} --prompt {shell_word(display_value(request.agent.prompt, 60))}"
     if request.pipe is not None:
         return f"{text} (--pipe)"
     if request.inputs:
         return f"{text} {' '.join(_described(source) for source in request.inputs)}"
     if request.globs:
-        return f"{text} (--glob {' '.join(request.globs)})"
+        return f"{text} (--glob {' '.join(map(shell_word, request.globs))})"
     return f"{text} (stdin)"
+
+
+# A word a shell reads as itself: shell_word's safe characters and braces, no comma.
+_REPLACEMENT_WORD = re.compile(r"[\w@%+=:./{}-]+", re.ASCII)
+
+
+def title_word(word: str) -> str:
+    """A word of a command quoted for a shell, but for a replacement string such as
+    `{}`, `{1}` or `{.}` (no shell expands braces without a `,` or a `..` in them)."""
+    if _REPLACEMENT_WORD.fullmatch(word) and ".." not in word:
+        return word
+    return shell_word(word)
 
 
 def _described(source: InputList) -> str:
     if source.values is None:
-        return f"::::{'+' * source.linked} {source.path}"
+        return f"::::{'+' * source.linked} {shell_word(str(source.path))}"
     count = len(source.values)
     return f":::{'+' * source.linked} ({count} value{'s' * (count != 1)})"
 

@@ -138,7 +138,7 @@ def test_ordinary_block_is_unchanged() -> None:
     completed = run_fanout("run", "--format", "aop", "--", "echo", "hello {}", ":::", "a b")
     assert completed.returncode == 0, completed.stderr
     lines = assert_one_block(completed, "success")
-    assert lines[1] == "[AOP:TASK] fanout run -- echo hello {} ::: (1 value): 1 task, all-succeed"
+    assert lines[1] == "[AOP:TASK] fanout run -- echo 'hello {}' ::: (1 value): 1 task, all-succeed"
     assert lines[3].startswith("- success a b: hello a b -> 0001-a_b.json")
     assert os.sep in lines[4]
 
