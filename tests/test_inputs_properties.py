@@ -37,8 +37,12 @@ value = (
     .filter(lambda text: text not in SEPARATORS)
 )
 values = st.lists(value, min_size=1, max_size=4)
-# Columns and header values: no column separator, nothing a line-based file cannot hold.
-cell = value.map(lambda text: text.replace(",", "").replace("\t", "").replace("\n", ""))
+# Columns and header values: no column separator, nothing a line-based file cannot hold
+# (no \r at a cell's end either: a line's last cell ending in \r reads as a CRLF line
+# end, which fanout strips, as the README says under "Where tasks come from").
+cell = value.map(
+    lambda text: text.replace(",", "").replace("\t", "").replace("\n", "").rstrip("\r")
+)
 
 PROPERTY_SETTINGS = settings(
     max_examples=12,
