@@ -208,6 +208,10 @@ def test_a_merged_run_prints_each_task_from_the_run_it_came_from() -> None:
     assert merged.returncode == 0, merged.stderr
     assert cat_out("last") == b"".join(b"v%s\n" % value.encode() for value in values)
     assert cat_out("last", "--tag", "7") == b"7\tv7\n"
+    shutil.rmtree(output_dir() / "shard-2")
+    gone = run_fanout("cat", "last")
+    assert "shard-2: no such folder" in one_error_line(gone)
+    assert gone.stdout == "v1\n"  # task 2 is the first of shard 2
 
 
 def test_a_run_still_going_prints_what_has_ended_and_says_so() -> None:

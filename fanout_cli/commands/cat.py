@@ -118,6 +118,9 @@ def _folder(folders: dict[Path, RunFolder], task_dir: Path) -> RunFolder:
             folder.hold()
         except UnsafeFile as exc:
             raise RunFolderError(str(exc)) from None
+        except FileNotFoundError:  # only a merged run's tasks are elsewhere
+            raise RunFolderError(f"{task_dir}: no such folder: a run merged into "
+                                 "this one was removed since") from None  # fmt: skip
         except OSError as exc:
             raise RunFolderError(f"{task_dir}: cannot read: {exc.strerror}") from None
         folders[task_dir] = folder
