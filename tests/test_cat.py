@@ -283,3 +283,5 @@ def test_ten_thousand_and_more_tasks_in_order_by_cat_and_by_a_glob() -> None:
     assert globbed == expected
     assert cat_out("last", "10000", "9999") == b"10000\n9999\n"
     assert (completed.run_dir / "a10000-10000.stdout").read_bytes() == b"10000\n"
+    shown = run_fanout("show", "last", "a10000-10000")
+    assert shown.returncode == 0 and "10000" in shown.stdout, shown.stderr

@@ -14,7 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fanout_cli.aop import output_names_of, seq_prefix, task_basename
+from fanout_cli import history
+from fanout_cli.aop import RunFolder, output_names_of, seq_prefix, task_basename
+from fanout_cli.aop.documents import manifest_header
+from fanout_cli.aop.writer import write_whole_run
 from fanout_cli.models import TaskSpec
 
 BOUNDARIES = [10**digits for digits in range(4, 13)]  # 10000 ... 10**12
@@ -74,6 +77,21 @@ def test_file_names_sort_in_seq_order_whatever_the_ids(tasks: list[tuple[int, st
 def test_the_stdout_name_beside_a_long_seqs_details_file() -> None:
     details = task_basename(spec(123456, "unit")) + ".json"
     assert output_names_of(details) == ("b123456-unit.stdout", "b123456-unit.stderr")
+
+
+def test_a_task_is_found_by_a_long_seqs_details_file_name(tmp_path: Path) -> None:
+    """show's and cat's lookup (by id, seq or details file name) takes the new names."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    rows = [{"task_id": f"t{seq}", "seq": seq, "status": "success",
+             "details_file": task_basename(spec(seq, f"t{seq}")) + ".json"}
+            for seq in (9999, 10000, 123456)]  # fmt: skip
+    header = manifest_header(run_id="run", argv=["fanout"], options={}, started_at=0.0)
+    write_whole_run(RunFolder(run_dir), {**header, "status": "finished"}, rows, [])
+    assert history.find_task(run_dir, "a10000-t10000")["seq"] == 10000
+    assert history.find_task(run_dir, "b123456-t123456.json")["seq"] == 123456
+    assert history.find_task(run_dir, "123456")["task_id"] == "t123456"
+    assert history.find_task(run_dir, "9999-t9999")["seq"] == 9999
 
 
 def _folder_of(tmp_path: Path, seqs: list[int]) -> tuple[Path, list[str]]:
