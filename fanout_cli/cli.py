@@ -187,6 +187,7 @@ def stdin_is_terminal() -> bool:
 
 app.command()(cli_folder.runs)
 app.command()(cli_folder.show)
+app.command()(cli_folder.cat)
 app.command()(cli_folder.clean)
 
 

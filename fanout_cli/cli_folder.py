@@ -1,4 +1,4 @@
-"""The commands that read and tidy the output folder: runs, show, clean, merge and
+"""The commands that read and tidy the output folder: runs, show, cat, clean, merge and
 timings export. Plain functions with Typer's annotations; cli.py registers them on the
 app (this module does not import cli.py), so each stays a few lines of parsing that
 hand a request to its command in fanout_cli.commands."""
@@ -75,6 +75,40 @@ def show(
     else:
         found = show_task(folder, run, task)
         (render.print_task_json if as_json else render.print_task)(Console(), found)
+
+
+def cat(
+    run: Annotated[str, typer.Argument(
+        metavar="RUN", help="A run id, a unique prefix, last, or a run folder or its manifest.json.")],
+    tasks: Annotated[list[str] | None, typer.Argument(
+        metavar="[TASK...]", help="Only these tasks (id, seq number or details file name), "
+                                  "in the order given. [default: every task, in input order]")] = None,
+    stderr: Annotated[bool, typer.Option(
+        "--stderr", help="Print the tasks' stderr instead of their stdout (on stdout, for a pipe).")] = False,
+    tag: Annotated[bool, typer.Option(
+        "--tag", help="Prefix each line with the task's values and a TAB, as parallel --tag.")] = False,
+    status: Annotated[list[str] | None, typer.Option(
+        "--status", metavar="STATUS", help="Only tasks that ended so: success, failure, timeout, "
+                                           "cancelled or error (repeatable, or comma-separated).")] = None,
+    output_dir: OutputDir = None,
+) -> None:
+    """Print what the tasks of a run printed: each task's stdout, in input order.
+
+    Only the final attempt of a retried task; the bytes exactly as the task wrote them,
+    read from the run folder as they are printed, at any number of tasks. A task that
+    never started prints nothing. A run still going prints the tasks that have ended
+    (and says so on stderr).
+
+    Examples: fanout cat last; fanout cat last --status failure --stderr; fanout cat last 3 lint
+    """
+    from fanout_cli.commands.cat import cat_run, parse_statuses
+    from fanout_cli.render.cat import print_outputs
+    from fanout_cli.render.console import Console
+
+    chosen = parse_statuses(status or [])
+    found = cat_run(_output_dir(output_dir), run, tasks or [], stream="stderr" if stderr else "stdout",
+                    statuses=chosen, tag=tag)  # fmt: skip
+    print_outputs(Console(), found)
 
 
 def clean(

@@ -201,11 +201,16 @@ SEQ-SLUG.stdout and SEQ-SLUG.stderr (the raw bytes, streamed; earlier attempts o
 retried task keep .aN.stdout names), and for the run journal.jsonl (append-only
 events, one JSON object a line), manifest.json (options, tasks, verdict), tasks.jsonl
 (the task list, for --resume) and, while a fanout works in it, lock. SLUG is
-the task id reduced to A-Z a-z 0-9 . _ - and at most 64 characters.
+the task id reduced to A-Z a-z 0-9 . _ - and at most 64 characters. SEQ is the
+task's number in four digits up to 9999 (0001), and beyond that its digits after a
+letter for their count (a10000, b100000, c1000000, ...): ls and shell globs list the
+files in input order at any count. fanout cat prints the final attempts' outputs in
+that order.
 fanout trusts the OUTPUT-DIR path (it may be a symlink) and nothing inside a run
 folder: its files are opened with no-follow flags and only as regular files, records
 may name only files of their own folder, and a planted link is refused (exit 2 for a
-command reading the run; for a run in progress, that task's attempt ends as an error).
+command reading the run, after what cat printed before it; for a run in progress,
+that task's attempt ends as an error).
 A run that cannot be read is skipped with a warning by runs, show last, merge DIR and
 timings export, and clean removes it.
 

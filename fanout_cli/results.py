@@ -5,13 +5,16 @@ neither, so imports point one way: commands -> render -> results."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fanout_cli.aop import RunFolder
+from fanout_cli.aop.files import RunFolderError, UnsafeFile
 from fanout_cli.aop.reader import RunInfo, open_file
-from fanout_cli.errors import FanoutError
+from fanout_cli.errors import FanoutError, IOFailure
 from fanout_cli.models import RunReport
 from fanout_cli.values import Shard
 
@@ -108,3 +111,47 @@ class CleanResult:
     dry_run: bool
     # Why removing stopped part way (the runs before it are gone); the caller raises it.
     error: FanoutError | OSError | None = None
+
+
+# --- fanout cat -----------------------------------------------------------------------
+
+CHUNK_BYTES = 1 << 17  # what `fanout cat` reads at a time, as cat(1) does
+
+
+@dataclass(frozen=True)
+class CatOutput:
+    """One task's output file that `fanout cat` prints, and its --tag prefix."""
+
+    folder: RunFolder  # the task's run folder (a merged run's task: the run it came from)
+    name: str
+    tag: str | None  # the --tag prefix, without its TAB; None without --tag
+
+    def chunks(self) -> Iterator[bytes]:
+        """The file's bytes as they are, in chunks; nothing when it is gone (the task
+        never wrote it). RunFolderError for a link or FIFO planted in its place,
+        IOFailure when reading fails."""
+        try:
+            descriptor = self.folder.open(self.name)
+        except FileNotFoundError:
+            return
+        except UnsafeFile as exc:
+            raise RunFolderError(str(exc)) from None
+        except OSError as exc:
+            where = self.folder.member(self.name)
+            raise RunFolderError(f"{where}: cannot read: {exc.strerror}") from None
+        try:
+            while chunk := os.read(descriptor, CHUNK_BYTES):
+                yield chunk
+        except OSError as exc:
+            raise IOFailure.of(self.folder.member(self.name), exc, "cannot read") from None
+        finally:
+            os.close(descriptor)
+
+
+@dataclass(frozen=True)
+class CatRun:
+    """`fanout cat RUN`: the output files to print, in order, read as they are printed."""
+
+    run_dir: Path
+    outputs: Iterator[CatOutput]
+    note: str | None = None  # the run has not ended: only what has is printed

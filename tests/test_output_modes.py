@@ -36,10 +36,11 @@ class Case:
     name: str
     options: tuple[str, ...]
     command: tuple[str, ...]  # the command, then ::: and its values
+    stdin: bytes = b""
 
 
-def case(name: str, options: str, *command: str) -> Case:
-    return Case(name, tuple(options.split()), command)
+def case(name: str, options: str, *command: str, stdin: bytes = b"") -> Case:
+    return Case(name, tuple(options.split()), command, stdin)
 
 
 CASES = [
@@ -60,12 +61,14 @@ CASES = [
     case("-k, binary output", "-k", "head -c 3000 /dev/urandom | od -An | head -3; printf '\\0\\377\\n'", ":::", "a", "b"),
     case("-k, 40 tasks that end in any order", "-k -j 8", "sleep 0.0$((RANDOM % 9)); seq {} 3 20", ":::", *map(str, range(1, 41))),
     case("-k --tag, a value with a space", "-k --tag", "echo", ":::", "a b", "it's"),
+    case("--pipe -k --tag: no values, no tag", "--pipe -N1 -k --tag", "cat", stdin=b"1\n2\n3\n"),
+    case("--pipe -k --tagstring {#}", "--pipe -N1 -k --tagstring b{#}", "cat", stdin=b"1\n2\n"),
 ]
 
 
 def both(tmp_path: Path, c: Case) -> tuple[subprocess.CompletedProcess[bytes], subprocess.CompletedProcess[bytes]]:
-    gnu = gnu_parallel(tmp_path, *c.options, *c.command)
-    ours = subprocess.run([str(FANOUT), "run", "-q", *c.options, "--", *c.command],
+    gnu = gnu_parallel(tmp_path, *c.options, *c.command, stdin=c.stdin)
+    ours = subprocess.run([str(FANOUT), "run", "-q", *c.options, "--", *c.command], input=c.stdin,
                           capture_output=True, timeout=60, check=False, cwd=tmp_path)
     assert b"Traceback" not in ours.stderr, ours.stderr.decode()
     return gnu, ours

@@ -41,9 +41,21 @@ def slugify(task_id: str) -> str:
     return _UNSAFE.sub("_", task_id)[:SLUG_LIMIT] or "_"
 
 
+def seq_prefix(seq: int) -> str:
+    """The seq as file names start with it, so that they sort in input order at any
+    count (sorted(), byte order, `ls` and shell globs in C and UTF-8 locales): four
+    digits up to 9999 (`0001`); beyond, the digits after a letter that says how many
+    there are, `a` for five (`a10000`), `b` for six (`b100000`), and so on. Digits
+    sort before letters, and a longer number gets a later letter."""
+    if seq < 10_000:
+        return f"{seq:04d}"
+    digits = str(seq)
+    return chr(ord("a") + len(digits) - 5) + digits
+
+
 def task_basename(spec: TaskSpec) -> str:
     """`<seq>-<slug>`: the seq prefix keeps ids that slugify alike apart."""
-    return f"{spec.seq:04d}-{slugify(spec.task_id)}"
+    return f"{seq_prefix(spec.seq)}-{slugify(spec.task_id)}"
 
 
 def details_name(spec: TaskSpec) -> str:

@@ -210,8 +210,8 @@ class OutputPrinter:
         return task
 
     def _tag(self, spec: TaskSpec, slot: int) -> str:
-        if self.shown.tagstring is None:
-            return tag_of(spec.task_id, spec.input)
+        if self.shown.tagstring is None:  # a --pipe block has no values: no tag, as there
+            return "" if spec.stdin is not None else tag_of(spec.task_id, spec.input)
         return render_tagstring(self.shown.tagstring, spec, slot)
 
     def _print_ready(self, *, final: bool) -> bool:

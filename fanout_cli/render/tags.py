@@ -58,15 +58,15 @@ class Tagger:
 def render_tagstring(text: str, spec: TaskSpec, slot: int) -> str:
     """--tagstring for one task: GNU parallel's replacement strings ({} {1} {#} {%} and
     the rest, {name} with --header) filled from the task's values; a task with no
-    values (a task file's own) stands for its id."""
+    values (a task file's own) stands for its id, a --pipe block for nothing."""
     from fanout_cli.replacements import Args, Grammar, strings
 
     value = spec.input
     names: tuple[str, ...] = tuple(value) if isinstance(value, Mapping) else ()
     args = spec.args
     if args is None:
-        if value is None or isinstance(value, str):
-            args = Args.one(spec.task_id if value is None else value)
+        if value is None or isinstance(value, str):  # a --pipe block: no values
+            args = Args.one(("" if spec.stdin else spec.task_id) if value is None else value)
         else:
             args = Args((tuple(value.values() if isinstance(value, Mapping) else value),))
     grammar = Grammar(positions=None, names=names)
