@@ -20,13 +20,13 @@ from fanout_cli.aop.reader import (
     RunInfo,
     is_run_folder,
     list_runs,
-    task_rows,
 )
 from fanout_cli.aop.writer import remove_run_folder
 from fanout_cli.errors import UsageError
 from fanout_cli.render.console import warn
 
 _CANDIDATES = 5  # an ambiguous prefix names this many of its tasks
+_KEPT = 10  # rows kept of the tasks a rule matched (a message names at most that many)
 _EARLIER_ATTEMPT = re.compile(r"\.a[0-9]+$")  # the suffix of an earlier attempt's outputs
 
 
@@ -91,38 +91,65 @@ def _newest(runs: list[RunInfo], output_dir: Path) -> RunInfo:
     raise UsageError(f"no readable runs in {output_dir}")
 
 
+class _Matches:
+    """The tasks one rule matched, counted, and the first few of them kept."""
+
+    __slots__ = ("count", "rows")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.count += 1
+        if len(self.rows) < _KEPT:
+            self.rows.append(row)
+
+
 def find_task(run_dir: Path, name: str) -> dict[str, Any]:
     """A task by what a person types, tried in this order: its id; its id give or take
     a trailing slash (tab completion adds one, `--glob '*/'` ids have one); its seq
-    number; its details or output file's name or path; a unique prefix of its id."""
-    rows = task_rows(run_dir)
-    matches = [row for row in rows if row.get("task_id") == name]
-    if not matches:
-        bare = name.rstrip("/")
-        matches = [row for row in rows if str(row.get("task_id")).rstrip("/") == bare]
-    if not matches and name.isdigit():
-        matches = [row for row in rows if row.get("seq") == int(name)]
-    if not matches:
-        matches = _by_file_name(rows, run_dir, name)
-    if len(matches) > 1:
-        seqs = ", ".join(str(row.get("seq")) for row in matches[:10])
-        raise UsageError(f"{len(matches)} tasks are called {name!r}; give a seq number: {seqs}")
-    if matches:
-        return matches[0]
-    return _by_prefix(rows, run_dir, name)
+    number; its details or output file's name or path; a unique prefix of its id.
+    One pass over the run's rows, holding only the few that match (aop.rows)."""
+    from fanout_cli.aop.rows import rows_in_input_order
+
+    bare = name.rstrip("/")
+    seq = int(name) if name.isdigit() else None
+    wanted = _details_name(run_dir, name)
+    exact, slash, by_seq, by_file, prefix = (_Matches() for _ in range(5))
+    for row in rows_in_input_order(run_dir):
+        task_id = str(row.get("task_id"))
+        if task_id == name:
+            exact.add(row)
+        elif task_id.rstrip("/") == bare:
+            slash.add(row)
+        if seq is not None and row.get("seq") == seq:
+            by_seq.add(row)
+        if wanted is not None and row.get("details_file") == wanted:
+            by_file.add(row)
+        if name and task_id.startswith(name):
+            prefix.add(row)
+    for matches in (exact, slash, by_seq, by_file):
+        if matches.count > 1:
+            seqs = ", ".join(str(row.get("seq")) for row in matches.rows)
+            raise UsageError(f"{matches.count} tasks are called {name!r}; give a seq number: "
+                             f"{seqs}")  # fmt: skip
+        if matches.count:
+            return matches.rows[0]
+    return _by_prefix(prefix, run_dir, name)
 
 
-def _by_file_name(rows: list[dict[str, Any]], run_dir: Path, name: str) -> list[dict[str, Any]]:
-    """The task whose details file, or its stdout or stderr, `name` names: the file's
-    name, its name without the extension, or its path in this run's folder."""
+def _details_name(run_dir: Path, name: str) -> str | None:
+    """The details file of the task `name` names as a file: the name of its details
+    file, or of its stdout or stderr, without the extension or with it, or a path of
+    one in this run's folder. None when a path's folder is another."""
     folder, base = os.path.split(name)
     if folder and not _same_folder(Path(folder), run_dir):
-        return []
+        return None
     stem, extension = os.path.splitext(base)
     if extension not in (".json", ".stdout", ".stderr"):
         stem = base
-    wanted = f"{_EARLIER_ATTEMPT.sub('', stem)}.json"  # 0001-a.a1.stdout: task 0001-a
-    return [row for row in rows if row.get("details_file") == wanted]
+    return f"{_EARLIER_ATTEMPT.sub('', stem)}.json"  # 0001-a.a1.stdout: task 0001-a
 
 
 def _same_folder(folder: Path, run_dir: Path) -> bool:
@@ -132,16 +159,15 @@ def _same_folder(folder: Path, run_dir: Path) -> bool:
         return False
 
 
-def _by_prefix(rows: list[dict[str, Any]], run_dir: Path, name: str) -> dict[str, Any]:
-    matches = [row for row in rows if str(row.get("task_id")).startswith(name)] if name else []
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
+def _by_prefix(matches: _Matches, run_dir: Path, name: str) -> dict[str, Any]:
+    if matches.count == 1:
+        return matches.rows[0]
+    if not matches.count:
         raise UsageError(f"no task {name!r} in run {run_dir.name} (fanout show {run_dir.name} "
                          "lists them)")  # fmt: skip
-    shown = ", ".join(repr(row.get("task_id")) for row in matches[:_CANDIDATES])
-    more = ", ..." if len(matches) > _CANDIDATES else ""
-    raise UsageError(f"{name!r} matches {len(matches)} tasks ({shown}{more}); give more of the id")
+    shown = ", ".join(repr(row.get("task_id")) for row in matches.rows[:_CANDIDATES])
+    more = ", ..." if matches.count > _CANDIDATES else ""
+    raise UsageError(f"{name!r} matches {matches.count} tasks ({shown}{more}); give more of the id")
 
 
 def task_folder(run_dir: Path, row: dict[str, Any]) -> Path:
