@@ -80,6 +80,15 @@ def _value(name: str, metavar: str, help: str, group: Group, parse: Callable[[ob
                   table=table)  # fmt: skip
 
 
+def _reduce(name: str) -> Callable[[object], Any]:
+    def parse(value: object) -> Any:  # fanout_cli.reduce is loaded only when a reduce is set
+        from fanout_cli.reduce import spec
+
+        return getattr(spec, name)(value)
+
+    return parse
+
+
 _STRATEGY_NAMES = ", ".join(v.STRATEGIES)
 
 RUN_OPTIONS: tuple[Option, ...] = (
@@ -186,6 +195,12 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "output", v.parse_text),
     _value("junit", "FILE", "Also write the run as JUnit XML, one testcase per task.",
            "output", v.parse_text),
+    _value("reduce", "CMD", "After the last task, run CMD (sh -c) with one JSON line per task "
+           "on stdin; its output is the run's answer.", "verdict", _reduce("parse_reduce")),
+    _value("reduce_prompt", "TEMPLATE", "After the last task, one agent call: {results} {outputs} "
+           "{verdict} are filled in.", "verdict", _reduce("parse_prompt")),
+    _value("reduce_when", "WHEN", "When the reduce runs: pass, always or fail (of the verdict). "
+           "[default: pass]", "verdict", v.choice(("pass", "always", "fail"))),
     _value("executor", "E", "local, or dask://HOST:PORT: run process tasks on a Dask cluster "
            "(pip install 'fanout-cli[dask]'). [default: local]", "policy", v.parse_executor),
     Option("resources", ("--resources",), "Dask: a worker resource every task needs, e.g. "
@@ -266,6 +281,9 @@ class VerdictOptions:
     score: str | None = None
     scorer: str | None = None
     vote_on: str = "stdout"
+    reduce: Any = None  # a command (str: sh -c; tuple: exec) or a [reduce] table (reduce/spec.py)
+    reduce_prompt: str | None = None
+    reduce_when: str = "pass"
 
 
 @dataclass(frozen=True)
@@ -342,7 +360,8 @@ class OptionError(ValueError):
 
 
 # Options that exclude each other: a later layer's choice replaces the earlier one's.
-_EITHER_OR = (("min_successes", "min_success_ratio"), ("score", "scorer"))
+_EITHER_OR = (("min_successes", "min_success_ratio"), ("score", "scorer"),
+              ("reduce", "reduce_prompt"))
 
 
 def build_config(*layers: Mapping[str, object]) -> RunConfig:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fanout_cli.errors import UsageError
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS, OptionError, RunConfig, build_config, flag_of
+from fanout_cli.reduce.spec import wants_agent
 from fanout_cli.render.console import warn
 from fanout_cli.sources import (
     Resume,
@@ -140,8 +141,8 @@ def plan_run(request: RunRequest) -> RunPlan:
     title = describe_source(wanted)
     if resume is not None:
         title = f"fanout run --resume {resume.run_dir.name}"
-    saved_agent = {} if saved is None else saved.agent
-    agents = _agent_settings(source, wanted, file_agent or saved_agent, agent_options, environ)
+    agents = _agent_settings(source, wanted, file_agent or ({} if saved is None else saved.agent),
+                             agent_options, environ, wants_agent(config.verdict))  # fmt: skip
     if agents is not None and isinstance(source, ListSource):
         source = _completed_source(source, agents)
     http_calls = agents is not None and "agent" in _kinds(source, wanted)
@@ -338,9 +339,10 @@ def _agent_settings(
     file_agent: dict[str, Any],
     agent_options: dict[str, Any],
     environ: Mapping[str, str],
+    agent_reduce: bool = False,
 ) -> AgentSettings | None:
-    """The run's agent settings when it has agent tasks (which need the HTTP client)."""
-    kinds = _kinds(source, request)
+    """The run's agent settings when it has agent tasks or an agent reduce (HTTP calls)."""
+    kinds = _kinds(source, request) | ({"agent"} if agent_reduce else set())
     if kinds == {"process"}:
         if agent_options:
             names = ", ".join(flag_of(name) for name in agent_options)
