@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,17 @@ import pytest
 
 from tests.helpers import (
     Completed,
+    assert_all_gone,
     assert_clean,
+    fanout_in_background,
+    needs_procfs,
     one_error_line,
+    output_dir,
     read_manifest,
+    read_pids,
     rows_by_id,
     run_fanout,
+    wait_until,
     write_tasks,
 )
 
@@ -323,3 +330,33 @@ def test_a_reduce_reads_every_line_of_a_long_run() -> None:
                            ":::", *values)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "1200"
+
+
+def test_the_reduce_has_the_run_timeout() -> None:
+    completed = run_fanout("run", "--timeout", "0.5", "--grace", "0.2", "--reduce", "sleep 30",
+                           "--", "echo", ":::", "a")
+    assert completed.returncode == 1, completed.stderr
+    entry = completed.manifest()["reduce"]
+    assert (entry["status"], entry["reason"]) == ("timeout", "timed out after 500ms")
+    reason = completed.manifest()["verdict"]["reason"]
+    assert reason.endswith("the reduce failed: timed out after 500ms")
+    assert completed.manifest()["duration_ms"] >= 500  # the run's time includes the reduce
+
+
+@needs_procfs
+def test_ctrl_c_during_the_reduce_stops_it_and_says_so(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    reduce = f"sleep 30 & echo $! >> {pids}; echo $$ >> {pids}; wait"
+    with fanout_in_background("run", "--run-id", "int", "--grace", "2", "--reduce", reduce,
+                              "--", "echo", ":::", "a") as process:
+        wait_until(lambda: len(read_pids(pids, missing_ok=True)) == 2, "the reduce to start",
+                   process=process)
+        os.kill(process.pid, signal.SIGINT)
+        stdout, _ = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert_all_gone(read_pids(pids))
+    manifest = read_manifest(output_dir() / "int")
+    assert manifest["status"] == "interrupted"
+    assert manifest["reduce"]["status"] == "cancelled"
+    assert manifest["verdict"]["reason"] == "interrupted by SIGINT during the reduce"
+    assert b"FAIL all-succeed: interrupted by SIGINT during the reduce" in stdout

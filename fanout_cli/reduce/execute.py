@@ -83,6 +83,8 @@ class Reduce:
             result = write_record(store, spec, attempt, config.output.summary_chars,
                                   {KEPT: stamp, "reduce": self.step.document()})  # fmt: skip
         header["reduce"] = reduce_entry(result)
+        if not result.kept:  # the run's time is the tasks' and the reduce's
+            report = replace(report, finished_at=max(report.finished_at, time.time()))
         return with_reduce(report, result, interrupted)
 
     def _spec(self, store: RunStore, prompt: str | None) -> TaskSpec:
