@@ -161,8 +161,8 @@ block every field stays one line: control characters and line separators are esc
     ("REDUCE", """\
 --reduce CMD (sh -c), --reduce-prompt TEMPLATE (one agent call with the agent options)
 or a [reduce] table (cmd, or kind = "agent" with prompt, model, provider, system,
-max_bytes) runs once after the last task, when the verdict passed (--reduce-when
-always|pass|fail). A command reads one JSON line per task on stdin, in input order
+temperature, max_tokens, max_bytes) runs once after the last task, when the verdict
+passed (--reduce-when always|pass|fail). A command reads one JSON line per task on stdin, in input order
 (task_id, seq, status, exit_code, summary, score, vote_key, input, details_file,
 stdout_file; files relative to FANOUT_RUN_DIR, the run folder). A prompt's {results}
 is a line per task, {outputs} the successful tasks' stdout in input order and

@@ -215,13 +215,13 @@ def test_human_output_is_the_verdict_then_the_reduce_output_whole() -> None:
     assert completed.returncode == 0
     verdict_at = completed.stdout.index("PASS all-succeed")
     after = completed.stdout[verdict_at:].split("\n", 1)[1]
-    assert after == "first line\n\nlast, without a newline"
+    assert after == "first line\n\nlast, without a newline\n"  # a line end added
 
 
 def test_quiet_prints_the_reduce_output_alone() -> None:
     completed = run_with("-q", "--reduce", REDUCE_SCRIPT, values=("a", "c"))
     assert completed.returncode == 0
-    assert completed.stdout == "first line\n\nlast, without a newline"
+    assert completed.stdout == "first line\n\nlast, without a newline\n"
     assert completed.stderr == ""
     failed = run_with("-q", "--reduce", "echo half; exit 4", values=("a", "c"))
     assert failed.returncode == 1

@@ -61,7 +61,7 @@ def test_the_prompt_has_results_outputs_in_order_and_the_verdict(fake_llm: FakeL
     (request,) = [r for r in fake_llm.requests if r.prompt is not None]
     assert request.body["model"] == "synth"
     assert (completed.run_dir / "reduce.stdout").read_text() == "The synthesis.\nIn two lines."
-    assert completed.stdout.endswith("The synthesis.\nIn two lines.")
+    assert completed.stdout.endswith("The synthesis.\nIn two lines.\n")
     details = completed.details("reduce.json")
     assert details["kind"] == "agent" and details["status"] == "success"
     assert details["agent"]["model"] == "synth" and details["agent"]["text"].startswith("The")
@@ -79,6 +79,8 @@ kind = "agent"
 prompt = "{outputs}"
 model = "reduce-model"
 system = "You synthesise."
+temperature = 0
+max_tokens = 99
 max_bytes = 40
 
 [[task]]
@@ -109,6 +111,7 @@ cmd = ["sh", "-c", "printf 'fourth\\\\n'"]
     (request,) = [r for r in fake_llm.requests if r.prompt is not None]
     assert request.body["model"] == "reduce-model"
     assert request.body["messages"][0] == {"role": "system", "content": "You synthesise."}
+    assert (request.body["temperature"], request.body["max_tokens"]) == (0, 99)
 
 
 def test_a_failed_call_fails_the_run(fake_llm: FakeLLM) -> None:
@@ -130,7 +133,7 @@ def test_agent_tasks_and_an_agent_reduce_share_the_settings(fake_llm: FakeLLM) -
     assert completed.returncode == 0, completed.stderr
     assert prompts(fake_llm)[-1] == ('Combine:\n<output task="q1">\nanswer 1\n</output>\n'
                                      '<output task="q2">\nanswer 2\n</output>')
-    assert completed.stdout.endswith("combined")
+    assert completed.stdout.endswith("\ncombined\n")
 
 
 def test_dry_run_names_the_call(fake_llm: FakeLLM) -> None:
@@ -151,3 +154,21 @@ def test_an_agent_reduce_with_no_model_is_exit_2_before_any_task(tmp_path: Path)
         "fanout: error: the reduce cannot run: no model: set --model, model in [agent] or the "
         "task, or FANOUT_MODEL"]
     assert not marker.exists()
+
+
+def test_the_research_example_runs_against_a_fake_server(fake_llm: FakeLLM) -> None:
+    """examples/research/tasks.toml, pointed at FakeLLM: five calls, then one reduce
+    call given every finding in input order (tests/test_agent_real.py: a real model)."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "research" / "tasks.toml"
+    fake_llm.script_for("Five researchers", Reply("Paris matters."))
+    completed = fanout(fake_llm, "run", str(example), "--base-url", fake_llm.openai_url, "-q")
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "Paris matters.\n"
+    synthesis = prompts(fake_llm)[-1]
+    angles = ["history", "geography", "economy", "culture", "politics"]
+    findings = [f'<output task="{angle}">\necho: Why is Paris an important city? Answer in two '
+                f"short sentences, looking only at its {angle}.\n</output>" for angle in angles]
+    assert "\n".join(findings) in synthesis
+    assert "- success politics: echo: Why is Paris" in synthesis
+    assert completed.details("reduce.json")["agent"]["request"]["body"]["messages"][0] == {
+        "role": "system", "content": "You write short, plain summaries."}

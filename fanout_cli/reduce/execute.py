@@ -47,8 +47,9 @@ class Reduce:
     def call(self, prompt: str) -> AgentCall:
         assert self.agents is not None
         step = self.step
-        return self.agents.complete(AgentCall(prompt=prompt, provider=step.provider,
-                                              model=step.model, system=step.system))  # fmt: skip
+        return self.agents.complete(AgentCall(
+            prompt=prompt, provider=step.provider, model=step.model, system=step.system,
+            temperature=step.temperature, max_tokens=step.max_tokens))  # fmt: skip
 
     def after_tasks(
         self, store: RunStore, report: RunReport, header: dict[str, Any], config: RunConfig,

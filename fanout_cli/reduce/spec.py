@@ -15,8 +15,9 @@ from typing import Any
 
 WHEN = ("pass", "always", "fail")
 PLACEHOLDERS = ("results", "outputs", "verdict")
-TABLE_KEYS = ("cmd", "kind", "prompt", "model", "provider", "system", "max_bytes")
-AGENT_TABLE_KEYS = ("prompt", "model", "provider", "system", "max_bytes")
+AGENT_TABLE_KEYS = ("prompt", "model", "provider", "system", "temperature", "max_tokens",
+                    "max_bytes")
+TABLE_KEYS = ("cmd", "kind", *AGENT_TABLE_KEYS)
 KINDS = ("process", "agent")
 # {outputs} and {results} each hold at most max_bytes: 64 KiB (about 16,000 tokens)
 # unless the table says otherwise, and never more than 4 MiB, so that the whole
@@ -39,6 +40,8 @@ class ReduceStep:
     provider: str | None = None
     model: str | None = None
     system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
     origin: str = "--reduce"  # where it was set, for its record
 
@@ -55,7 +58,8 @@ class ReduceStep:
             command = self.command if isinstance(self.command, str) else list(self.command)
             return {"kind": "process", "command": command, "when": self.when}
         return {"kind": "agent", "prompt": self.prompt, "provider": self.provider,
-                "model": self.model, "system": self.system, "max_bytes": self.max_bytes,
+                "model": self.model, "system": self.system, "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "max_bytes": self.max_bytes,
                 "when": self.when}  # fmt: skip
 
 
@@ -162,9 +166,22 @@ def parse_max_bytes(value: object) -> int:
     return value
 
 
+def _temperature(value: object) -> float:
+    from fanout_cli.values import parse_temperature
+
+    return parse_temperature(value)
+
+
+def _max_tokens(value: object) -> int:
+    from fanout_cli.values import parse_max_tokens
+
+    return parse_max_tokens(value)
+
+
 _TABLE_PARSERS: Mapping[str, Callable[[object], Any]] = {
     "cmd": parse_command, "prompt": parse_prompt, "model": _string, "provider": _string,
-    "system": _string, "max_bytes": parse_max_bytes,
+    "system": _string, "temperature": _temperature, "max_tokens": _max_tokens,
+    "max_bytes": parse_max_bytes,
 }  # fmt: skip
 
 
@@ -184,6 +201,7 @@ def reduce_step(
                           origin="[reduce]")  # fmt: skip
     return ReduceStep(when, prompt=reduce["prompt"], provider=reduce.get("provider"),
                       model=reduce.get("model"), system=reduce.get("system"),
+                      temperature=reduce.get("temperature"), max_tokens=reduce.get("max_tokens"),
                       max_bytes=reduce.get("max_bytes", DEFAULT_MAX_BYTES), origin="[reduce]")
 
 

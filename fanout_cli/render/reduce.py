@@ -36,15 +36,20 @@ def print_with_reduce(
 
 
 def print_reduce_output(console: Console, report: RunReport) -> None:
-    """The reduce's stdout, byte for byte (nothing when it printed nothing)."""
+    """The reduce's stdout, byte for byte (nothing when it printed nothing), and a line
+    end after it when it has none (an agent's reply seldom does)."""
     if report.reduce is None:
         return
     descriptor = _open_output(report)
     if descriptor is None:
         return
+    last = b"\n"
     with open(descriptor, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             console.write_bytes(chunk)
+            last = chunk[-1:]
+    if last != b"\n":
+        console.write_bytes(b"\n")
 
 
 def _open_output(report: RunReport) -> int | None:
