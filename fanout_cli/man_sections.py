@@ -162,17 +162,17 @@ block every field stays one line: control characters and line separators are esc
 --reduce CMD (sh -c), --reduce-prompt TEMPLATE (one agent call with the agent options)
 or a [reduce] table (cmd, or kind = "agent" with prompt, model, provider, system,
 temperature, max_tokens, max_bytes) runs once after the last task, when the verdict
-passed (--reduce-when always|pass|fail). A command reads one JSON line per task on stdin, in input order
-(task_id, seq, status, exit_code, summary, score, vote_key, input, details_file,
-stdout_file; files relative to FANOUT_RUN_DIR, the run folder). A prompt's {results}
-is a line per task, {outputs} the successful tasks' stdout in input order and
+passed (--reduce-when always|pass|fail). A command reads one JSON line per task on
+stdin, in input order (task_id, seq, status, exit_code, summary, score, vote_key, input,
+details_file, stdout_file; files relative to FANOUT_RUN_DIR, the run folder). A prompt's
+{results} is a line per task, {outputs} the successful tasks' stdout in input order and
 {verdict} the verdict, each at most max_bytes (default 64 KiB, at most 4 MiB) with a
 note of what was cut; {{ and }} are braces, another {name} is exit 2 before any task
 runs. It is recorded as reduce.json, reduce.stdout and reduce.stderr and as reduce in
-the manifest; its output is printed whole after the verdict (with -q alone), is
-"reduce" in --format json and the first SUMMARY line of --format aop. A reduce that
-fails or cannot start fails the run (exit 1). --resume runs it again when a task's
-result changed, and otherwise keeps the recorded one.
+the manifest; its output is printed whole after the verdict (with -q alone), is "reduce"
+in --format json and the first SUMMARY line of --format aop. A reduce that fails or
+cannot start fails the run (exit 1). --resume runs it again when a task's result
+changed, and otherwise keeps the recorded one.
 """),
     ("DASK CLUSTERS", """\
 --executor dask://HOST:PORT (pip install 'fanout-cli[dask]') runs process and agent-cli
