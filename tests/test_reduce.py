@@ -360,3 +360,17 @@ def test_ctrl_c_during_the_reduce_stops_it_and_says_so(tmp_path: Path) -> None:
     assert manifest["reduce"]["status"] == "cancelled"
     assert manifest["verdict"]["reason"] == "interrupted by SIGINT during the reduce"
     assert b"FAIL all-succeed: interrupted by SIGINT during the reduce" in stdout
+
+
+def test_a_record_that_cannot_be_written_ends_the_run_with_one_line() -> None:
+    plant = 'mkdir "$FANOUT_OUTPUT_DIR/blocked/reduce.json"'
+    completed = run_fanout("run", "--run-id", "blocked", "--reduce", "echo hi",
+                           "--", "sh", "-c", plant, ":::", "x")
+    assert_clean(completed)
+    assert completed.returncode in (2, 74)
+    assert completed.stderr.splitlines() == [
+        f"fanout: error: {completed.run_dir}/reduce.json: cannot write: Is a directory"]
+    manifest = completed.manifest()  # the run is still closed: its manifest says why
+    assert manifest["status"] in ("input_error", "io_error")
+    assert manifest["verdict"]["passed"] is False
+    assert not (completed.run_dir / "lock").exists()

@@ -156,7 +156,8 @@ def run_tasks(
         if ended:
             report = _report(runner, config, store, title, started_at, clock.wall())
             if reduce is not None and runner.failure is None and report.interrupted is None:
-                report = reduce.after_tasks(store, report, header, config, resume is not None)
+                report, runner.failure = reduce.after_tasks(store, report, header, config,
+                                                            resumed=resume is not None)
             _close_run(store, header, report, runner.failure, resume)
         else:
             store.close()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from fanout_cli.errors import UsageError
+from fanout_cli.errors import FanoutError, UsageError
 from fanout_cli.executors import AttemptPlan, Executor, ended_attempt
 from fanout_cli.executors.process import ChildProcess, ProcessExecutor
 from fanout_cli.models import AgentCall, Attempt, ReduceResult, RunReport, TaskSpec, TaskStatus
@@ -53,14 +53,25 @@ class Reduce:
 
     def after_tasks(
         self, store: RunStore, report: RunReport, header: dict[str, Any], config: RunConfig,
-        resumed: bool,
-    ) -> RunReport:  # fmt: skip
+        *, resumed: bool,
+    ) -> tuple[RunReport, FanoutError | None]:  # fmt: skip
         """Run the reduce when --reduce-when says so (or keep the recorded one when
-        resuming changed nothing); the report with its outcome. Its manifest entry is
-        set in `header`."""
+        resuming changed nothing): the report with its outcome, and fanout's own failure
+        if it had one (reduce.json could not be written: the run ends with it, exit 74).
+        The reduce's manifest entry is set in `header`."""
         header["reduce"] = None
         if not self.step.runs_after(report.verdict.passed):
-            return report
+            return report, None
+        try:
+            return self._run(store, report, header, config, resumed), None
+        except FanoutError as exc:
+            failed = replace(report.verdict, passed=False, reason=exc.message)
+            return replace(report, verdict=failed), exc
+
+    def _run(
+        self, store: RunStore, report: RunReport, header: dict[str, Any], config: RunConfig,
+        resumed: bool,
+    ) -> RunReport:  # fmt: skip
         from fanout_cli.reduce.inputs import fingerprint, prompt_values, verdict_text
 
         folder, rows = store.folder, report.rows
