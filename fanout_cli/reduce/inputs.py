@@ -81,13 +81,9 @@ def _record_identity(folder: RunFolder, details: object) -> str:
     if not isinstance(details, str):
         return "-"
     try:
-        descriptor = folder.open(details)
+        stat = folder.stat(details)
     except OSError:
         return "?"
-    try:
-        stat = os.fstat(descriptor)
-    finally:
-        os.close(descriptor)
     return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
 
 
