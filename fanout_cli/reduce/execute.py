@@ -57,8 +57,8 @@ class Reduce:
     ) -> tuple[RunReport, FanoutError | None]:  # fmt: skip
         """Run the reduce when --reduce-when says so (or keep the recorded one when
         resuming changed nothing): the report with its outcome, and fanout's own failure
-        if it had one (reduce.json could not be written: the run ends with it, exit 74).
-        The reduce's manifest entry is set in `header`."""
+        if it had one (reduce.json could not be written: the run ends with it, as with a
+        task's record). The reduce's manifest entry is set in `header`."""
         header["reduce"] = None
         if not self.step.runs_after(report.verdict.passed):
             return report, None
