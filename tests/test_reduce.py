@@ -291,6 +291,10 @@ def test_resume_runs_the_reduce_again_only_when_a_result_changed(tmp_path: Path)
     assert count.read_text() == "run\nrun\n"  # nothing changed: the recorded one stands
     assert again.stdout.endswith("2\n")  # and is printed as before
     assert read_manifest(again.run_dir)["reduce"]["kept"] is True
+    when = run_fanout("run", "--resume", "r1", "--reduce-when", "pass")
+    assert when.returncode == 0 and count.read_text() == "run\nrun\n"  # when is not what
+    changed = run_fanout("run", "--resume", "r1", "--reduce", f"echo run >> {count}")
+    assert changed.returncode == 0 and count.read_text() == "run\nrun\nrun\n"  # a new reduce
 
 
 def test_resume_runs_a_failed_reduce_again(tmp_path: Path) -> None:

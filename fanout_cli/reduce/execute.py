@@ -80,7 +80,8 @@ class Reduce:
             values = prompt_values(self.step.prompt, report.verdict, folder, rows,
                                    self.step.max_bytes)  # fmt: skip
             prompt = fill(self.step.prompt, values)
-        step_document = {**self.step.document(), "request": prompt}
+        # What the reduce does and is given; not when it runs (--reduce-when).
+        step_document = {**self.step.document(), "when": None, "request": prompt}
         stamp = fingerprint(step_document, verdict_text(report.verdict), folder, rows)
         result = read_kept(folder, stamp) if resumed else None
         interrupted = None
