@@ -112,6 +112,9 @@ def run(
     or Anthropic; set [agent] in a task file, or --provider/--model/--base-url);
     --agent-cli TOOL runs claude, codex, llm or aider headless instead.
 
+    Reduce: --reduce CMD (one JSON line per task on stdin) or --reduce-prompt
+    TEMPLATE runs once after the last task; its output is the run's answer.
+
     Sharding: --shard I/N runs one of N parts balanced by recorded durations;
     --junit FILE writes JUnit XML; fanout merge joins the parts. --executor
     dask://HOST:PORT runs the processes on a Dask cluster.
@@ -140,6 +143,8 @@ def run(
       fanout run --prompt 'Summarise {}' --attach {} --model gpt-4o-mini ::: a.md b.md
 
       fanout run tests.toml --shard 2/4 --timings timings.json --junit junit.xml
+
+      fanout run -q --reduce 'jq -s length' -- wc -l ::: *.py
     """
     from fanout_cli.commands.run import run_command
 

@@ -181,6 +181,22 @@ attempts, the command quoted for a shell, summary, the paths of its files) come 
 then its stdout and its stderr byte for byte, each under a ----- stdout ----- line;
 --json prints its details document instead (with no TASK: a JSON row a task).
 """),
+    ("REDUCE", """\
+--reduce CMD (sh -c), --reduce-prompt TEMPLATE (one agent call with the agent options)
+or a [reduce] table (cmd, or kind = "agent" with prompt, model, provider, system,
+temperature, max_tokens, max_bytes) runs once after the last task, when the verdict
+passed (--reduce-when always|pass|fail). A command reads one JSON line per task on
+stdin, in input order (task_id, seq, status, exit_code, summary, score, vote_key, input,
+details_file, stdout_file; files relative to FANOUT_RUN_DIR, the run folder). A prompt's
+{results} is a line per task, {outputs} the successful tasks' stdout in input order and
+{verdict} the verdict, each at most max_bytes (default 64 KiB, at most 4 MiB) with a
+note of what was cut; {{ and }} are braces, another {name} is exit 2 before any task
+runs. It is recorded as reduce.json, reduce.stdout and reduce.stderr and as reduce in
+the manifest; its output is printed whole after the verdict (with -q alone), is "reduce"
+in --format json and the first SUMMARY line of --format aop. A reduce that fails or
+cannot start fails the run (exit 1). --resume runs it again when a task's result
+changed, and otherwise keeps the recorded one.
+"""),
     ("DASK CLUSTERS", """\
 --executor dask://HOST:PORT (pip install 'fanout-cli[dask]') runs process and agent-cli
 tasks on the workers of a Dask distributed cluster; agent HTTP calls, the verdict and
@@ -325,6 +341,7 @@ git diff --name-only | fanout run --prompt 'Review {}' --attach {} --model gpt-4
 fanout run --prompt 'Is {} prime?' --base-url http://127.0.0.1:8080/v1 --model m ::: 7 9
 fanout run --agent-cli claude --prompt 'Summarise {}' --rate 30/min ::: docs/*.md
 fanout run tests.toml --shard 2/4 --timings timings.json --junit junit-2.xml
+fanout run -q --reduce 'jq -s length' -- wc -l ::: *.py
 fanout merge artifacts/ --junit report.xml --timings-out timings.json
 """),
     ("SEE ALSO", "parallel(1), xargs(1)\n"),

@@ -200,6 +200,21 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class ReduceResult:
+    """How the reduce step ended (fanout_cli/reduce): its files are in the run folder."""
+
+    status: TaskStatus
+    exit_code: int | None
+    summary: str
+    reason: str
+    duration: float
+    details_file: str = "reduce.json"
+    stdout_file: str = "reduce.stdout"
+    stdout_bytes: int = 0
+    kept: bool = False  # --resume: no task's result changed, the recorded reduce stands
+
+
+@dataclass(frozen=True)
 class RunReport:
     """Everything a renderer needs to print the end of a run."""
 
@@ -215,6 +230,7 @@ class RunReport:
     title: str  # "fanout run tasks.toml: 12 tasks, all-succeed"
     interrupted: str | None = None  # "SIGINT" / "SIGTERM" when the run was stopped
     shard: str | None = None  # "2/4" when the run was one shard of a split
+    reduce: ReduceResult | None = None  # the reduce step, when one ran (or was kept)
 
     @property
     def duration(self) -> float:

@@ -80,6 +80,15 @@ def _value(name: str, metavar: str, help: str, group: Group, parse: Callable[[ob
                   table=table)  # fmt: skip
 
 
+def _reduce(name: str) -> Callable[[object], Any]:
+    def parse(value: object) -> Any:  # fanout_cli.reduce is loaded only when a reduce is set
+        from fanout_cli.reduce import spec
+
+        return getattr(spec, name)(value)
+
+    return parse
+
+
 _STRATEGY_NAMES = ", ".join(v.STRATEGIES)
 
 RUN_OPTIONS: tuple[Option, ...] = (
@@ -197,6 +206,12 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "output", v.parse_text),
     _value("junit", "FILE", "Also write the run as JUnit XML, one testcase per task.",
            "output", v.parse_text),
+    _value("reduce", "CMD", "After the last task, run CMD (sh -c) with one JSON line per task "
+           "on stdin; its output is the run's answer.", "verdict", _reduce("parse_reduce")),
+    _value("reduce_prompt", "TEMPLATE", "After the last task, one agent call: {results} {outputs} "
+           "{verdict} are filled in.", "verdict", _reduce("parse_prompt")),
+    _value("reduce_when", "WHEN", "When the reduce runs: pass, always or fail (of the verdict). "
+           "[default: pass]", "verdict", v.choice(("pass", "always", "fail"))),
     _value("executor", "E", "local, or dask://HOST:PORT: run process tasks on a Dask cluster "
            "(pip install 'fanout-cli[dask]'). [default: local]", "policy", v.parse_executor),
     Option("resources", ("--resources",), "Dask: a worker resource every task needs, e.g. "
@@ -277,6 +292,9 @@ class VerdictOptions:
     score: str | None = None
     scorer: str | None = None
     vote_on: str = "stdout"
+    reduce: Any = None  # a command (str: sh -c; tuple: exec) or a [reduce] table (reduce/spec.py)
+    reduce_prompt: str | None = None
+    reduce_when: str = "pass"
 
 
 @dataclass(frozen=True)
@@ -353,47 +371,3 @@ class RunConfig:
 assert {f.name for record in _GROUPS.values() for f in fields(record)} == set(RUN_KEYS)
 assert all(BY_NAME[f.name].group == group for group, record in _GROUPS.items()
            for f in fields(record))  # fmt: skip
-
-
-class OptionError(ValueError):
-    """An option's value is not valid; `name` says which option."""
-
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(problem)
-        self.name = name
-        self.problem = problem
-
-
-# Options that exclude each other: a later layer's choice replaces the earlier one's.
-_EITHER_OR = (("min_successes", "min_success_ratio"), ("score", "scorer"))
-
-
-def build_config(*layers: Mapping[str, object]) -> RunConfig:
-    """Apply option layers, lowest precedence first ([run] table, then the command
-    line); None means not given. Raises OptionError naming the invalid option."""
-    changes: dict[str, Any] = {}
-    for layer in layers:
-        given = {name: raw for name, raw in layer.items() if raw is not None}
-        for first, second in _EITHER_OR:
-            if first in given and second in given:
-                raise OptionError(second, f"give {flag_of(first)} or {flag_of(second)}, not both")
-            if first in given:
-                changes.pop(second, None)
-            if second in given:
-                changes.pop(first, None)
-        for name, raw in given.items():
-            try:
-                changes[name] = parser(name)(raw)
-            except ValueError as exc:
-                raise OptionError(name, str(exc)) from None
-    config = RunConfig.of(**changes)
-    output = config.output
-    if output.shows_outputs and output.format != "human":
-        shown = next(name for name in _OUTPUT_MODES if getattr(output, name))
-        raise OptionError(shown, f"prints the tasks' output on stdout, where --format "
-                          f"{output.format} prints its own; give one of them (fanout cat RUN "
-                          "prints a run's outputs afterwards)")  # fmt: skip
-    return config
-
-
-_OUTPUT_MODES = ("keep_order", "group", "line_buffer", "tag", "tagstring")

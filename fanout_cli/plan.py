@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fanout_cli.errors import UsageError
+from fanout_cli.layers import OptionError, build_config
 from fanout_cli.models import AgentCall, TaskSpec
-from fanout_cli.options import RUN_KEYS, OptionError, RunConfig, build_config, flag_of
+from fanout_cli.options import RUN_KEYS, RunConfig, flag_of
 from fanout_cli.render.console import warn
 from fanout_cli.sources import (
     Resume,
@@ -32,11 +33,10 @@ from fanout_cli.values import MAX_SHARDS, Shard, default_output_dir, parse_shard
 
 if TYPE_CHECKING:
     from fanout_cli.agents import AgentSettings
+    from fanout_cli.options import VerdictOptions
     from fanout_cli.timings import ShardPlan
 
-# history, resume and taskfile are imported where they are needed: a plain run from
-# stdin or ::: starts faster without them.
-
+# history, resume and taskfile are imported where needed: a plain run starts faster.
 # Not carried over from the run being resumed: where it is, and how to print this time.
 # The shard stays: a resumed shard run is still that shard (its saved list is not
 # split again; a task source given again is).
@@ -108,9 +108,7 @@ def plan_run(request: RunRequest) -> RunPlan:
     """The plan of the run the request asks for. Raises UsageError / TaskFileError."""
     environ = os.environ if request.environ is None else request.environ
     wanted = request.source
-    names_a_source = bool(
-        wanted.taskfile or wanted.values or wanted.globs or wanted.command
-    )
+    names_a_source = bool(wanted.taskfile or wanted.values or wanted.globs or wanted.command)
     # Resuming with no source named means the run's saved list, not a terminal stdin.
     check_one_source(
         wanted, request.stdin_is_terminal and (names_a_source or not request.resuming)
@@ -140,8 +138,8 @@ def plan_run(request: RunRequest) -> RunPlan:
     title = describe_source(wanted)
     if resume is not None:
         title = f"fanout run --resume {resume.run_dir.name}"
-    saved_agent = {} if saved is None else saved.agent
-    agents = _agent_settings(source, wanted, file_agent or saved_agent, agent_options, environ)
+    agents = _agent_settings(source, wanted, file_agent or ({} if saved is None else saved.agent),
+                             agent_options, environ, config.verdict)  # fmt: skip
     if agents is not None and isinstance(source, ListSource):
         source = _completed_source(source, agents)
     http_calls = agents is not None and "agent" in _kinds(source, wanted)
@@ -189,8 +187,7 @@ def _completed_source(source: ListSource, agents: AgentSettings) -> ListSource:
 
 
 def _is_device(path: str) -> bool:
-    """/dev/null and the like: written into, never replaced (a FIFO cannot take the
-    JUnit writer's rewrite of its header)."""
+    """/dev/null and the like: written into, never replaced (a FIFO cannot be rewritten)."""
     import stat
 
     return stat.S_ISCHR(os.stat(path).st_mode)
@@ -338,9 +335,13 @@ def _agent_settings(
     file_agent: dict[str, Any],
     agent_options: dict[str, Any],
     environ: Mapping[str, str],
+    verdict: VerdictOptions | None = None,
 ) -> AgentSettings | None:
-    """The run's agent settings when it has agent tasks (which need the HTTP client)."""
+    """The run's agent settings when it has agent tasks or an agent reduce (HTTP calls)."""
     kinds = _kinds(source, request)
+    if verdict is not None and (verdict.reduce or verdict.reduce_prompt) is not None:
+        from fanout_cli.reduce.spec import wants_agent  # only a run with a reduce loads it
+        kinds |= {"agent"} if wants_agent(verdict) else set()
     if kinds == {"process"}:
         if agent_options:
             names = ", ".join(flag_of(name) for name in agent_options)

@@ -139,3 +139,31 @@ def test_the_agents_example_passes_against_the_example_server(smollm2_server: st
     assert verdict["passed"] is True
     assert verdict["strategy"] == "majority-vote"
     assert verdict["winner"]["votes"] >= 5
+
+
+def test_the_research_example_synthesises_the_findings(smollm2_server: str) -> None:
+    """examples/research: five real calls (partial-success), then a real reduce call
+    that is given every finding in input order and answers once."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "research" / "tasks.toml"
+    result = run_fanout("run", str(example), "--base-url", smollm2_server, "--format", "json",
+                        timeout=110)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["verdict"]["passed"] is True
+    tasks = document["tasks"]
+    assert [task["task_id"] for task in tasks] == [
+        "history", "geography", "economy", "culture", "politics"]
+    reduce = document["reduce"]
+    assert reduce["status"] == "success", reduce
+    assert reduce["output"].strip()
+    details = result.details("reduce.json")
+    assert details["kind"] == "agent" and details["agent"]["text"] == reduce["output"]
+    prompt = details["agent"]["request"]["body"]["messages"][-1]["content"]
+    findings = [result.details(task["details_file"])["agent"]["text"].rstrip("\n")
+                for task in tasks if task["status"] == "success"]  # fmt: skip
+    assert len(findings) >= 3
+    positions = [prompt.index(finding) for finding in findings]
+    assert positions == sorted(positions)  # in input order
+    assert "- success history: " in prompt
+    assert (result.run_dir / "reduce.stdout").read_text() == reduce["output"]

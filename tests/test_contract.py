@@ -105,6 +105,18 @@ TASK_ROW = {
     "stdout_bytes": (int, NONE),
     "stdout_lines": (int, NONE),
 }
+REDUCE = {  # the reduce step (--reduce): the manifest's "reduce" entry
+    "status": STATUS,
+    "exit_code": (int, NONE),
+    "summary": str,
+    "reason": str,
+    "duration_ms": int,
+    "details_file": str,
+    "stdout_file": str,
+    "stdout_bytes": int,
+    "kept": bool,
+}
+REDUCE_IN_ENVELOPE = {**REDUCE, "output": str, "output_truncated": bool}
 ENVELOPE = {  # --format json
     "fanout_result_version": int,
     "run_id": str,
@@ -112,6 +124,7 @@ ENVELOPE = {  # --format json
     "manifest": str,
     "duration_ms": int,
     "verdict": VERDICT,
+    "reduce": Either((NONE, REDUCE_IN_ENVELOPE)),
     "tasks": [TASK_ROW],
 }
 
@@ -186,7 +199,7 @@ JOURNAL = {  # journal.jsonl: event kind -> its keys
         "exit_code": (int, NONE), "duration_ms": (int, NONE), "attempts": int, "summary": str,
         "details_file": (str, NONE), "stdout_file": (str, NONE), "stdout_bytes": (int, NONE),
         "stdout_lines": (int, NONE), "key": str, "origin": str, "reason": str, "score": SCORE,
-        "vote_key": (str, NONE), "interrupted": bool,
+        "vote_key": (str, NONE), "interrupted": bool, "input": (str, list, dict, NONE),
     },
     "run_ended": {"event": str, "time": TIME, "status": str, "passed": bool, "reason": str,
                   "counts": COUNTS},
@@ -195,7 +208,8 @@ JOURNAL = {  # journal.jsonl: event kind -> its keys
 JSONL = {  # --format jsonl on stdout: event kind -> its keys
     "task_started": {"event": str, "seq": int, "task_id": str, "attempt": int, "slot": int},
     "task_ended": {"event": str, **TASK_ROW},
-    "run_ended": {"event": str, "run_id": str, "details_dir": str, "verdict": VERDICT},
+    "run_ended": {"event": str, "run_id": str, "details_dir": str, "verdict": VERDICT,
+                  "reduce": Either((NONE, REDUCE_IN_ENVELOPE))},
 }
 
 
@@ -283,6 +297,17 @@ def test_jsonl_events_and_a_majority_vote_winner_fit() -> None:
     assert_events_fit(events, JSONL, "jsonl")
     assert {event["event"] for event in events} == set(JSONL)
     assert_fits(events[-1]["verdict"]["winner"], MAJORITY_VOTE_WINNER, "winner")
+
+
+def test_a_run_with_a_reduce_fits_the_envelope_manifest_and_reduce_record() -> None:
+    completed, document = run_json("--reduce", "wc -l", "--", "echo", ":::", "a", "b")
+    assert completed.returncode == 0, completed.stderr
+    assert_fits(document, ENVELOPE, "envelope")
+    assert document["reduce"] is not None
+    assert_fits(completed.manifest(), {**MANIFEST, "reduce": REDUCE}, "manifest")
+    reduce_shape = {**DETAILS, "input": NONE, "fingerprint": Pattern("[0-9a-f]{64}"),
+                    "reduce": {"kind": Pattern("process"), "command": str, "when": str}}
+    assert_fits(completed.details("reduce.json"), reduce_shape, "reduce.json")
 
 
 def test_the_shape_checker_names_every_difference() -> None:

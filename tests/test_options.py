@@ -12,14 +12,13 @@ import typer.main
 
 from fanout_cli import manpage
 from fanout_cli.cli import app
+from fanout_cli.layers import OptionError, build_config
 from fanout_cli.options import (
     AGENT_KEYS,
     BY_NAME,
     RUN_KEYS,
     RUN_OPTIONS,
-    OptionError,
     RunConfig,
-    build_config,
     flag_of,
     parser,
 )

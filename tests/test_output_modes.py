@@ -359,3 +359,11 @@ def test_line_buffer_prints_a_line_with_no_end_once_it_reaches_the_cap(tmp_path:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_reduce_s_output_follows_the_tasks_output_on_stdout(tmp_path: Path) -> None:
+    completed = subprocess.run([str(FANOUT), "run", "-q", "-k", "--reduce", "wc -l | tr -d ' '", "--",
+                                "echo", ":::", "a", "b"], capture_output=True, timeout=60, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == b"a\nb\n2\n"  # the tasks' output, then the reduce's (2 JSON lines)
+    assert completed.stderr.decode().startswith("PASS all-succeed")  # -q: the verdict, on stderr

@@ -188,7 +188,7 @@ ERROR_CASES = [
         'jobs = 4\n[[task]]\ncmd = ["a"]\n',
         1,
         "unknown key 'jobs' at the top level",
-        "run, defaults, agent, task",
+        "run, defaults, agent, reduce, task",
         id="unknown-top-level-key",
     ),
     pytest.param(

@@ -160,6 +160,12 @@ class RunFolder:
         with files.folder_descriptor(self.root, self._held) as folder:
             os.replace(source, target, src_dir_fd=folder, dst_dir_fd=folder)
 
+    def stat(self, name: str) -> os.stat_result:
+        """The status of `name` itself: a link planted there is not followed."""
+        self.member(name)
+        with files.folder_descriptor(self.root, self._held) as folder:
+            return os.stat(name, dir_fd=folder, follow_symlinks=False)
+
     def remove(self, name: str) -> None:
         with files.folder_descriptor(self.root, self._held) as folder:
             os.unlink(name, dir_fd=folder)

@@ -265,6 +265,7 @@ def journal_row(result: TaskResult) -> dict[str, Any]:
         "score": result.score,
         "vote_key": result.vote_key,
         "interrupted": result.interrupted,
+        "input": task_input(result.spec),  # for a reduce's JSON lines
     }
 
 

@@ -27,8 +27,8 @@ from fanout_cli.aop.files import is_plain_name
 from fanout_cli.aop.writer import create_run_folder, write_whole_run
 from fanout_cli.commands.merge_sources import incomplete, load_runs, merged_rows, merged_timings
 from fanout_cli.errors import StoreError, UsageError
+from fanout_cli.layers import OptionError, build_config
 from fanout_cli.models import Prior, RunReport, Verdict
-from fanout_cli.options import OptionError, build_config
 from fanout_cli.render.console import warn
 from fanout_cli.render.junit import write_run_junit
 from fanout_cli.results import MergeResult, SourceRun

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from fanout_cli.options import RunConfig
     from fanout_cli.pacing import Backoff, Clock
     from fanout_cli.plan import RunPlan, RunRequest
+    from fanout_cli.reduce.execute import Reduce
     from fanout_cli.render import Renderer
     from fanout_cli.render.outputs import OutputPrinter
     from fanout_cli.runner import Listener, Runner
@@ -48,8 +49,9 @@ def run_command(request: RunRequest) -> RunOutcome:
     from fanout_cli.render.console import Console, color_choice
 
     plan = plan_run(request)
+    reduce = _prepare_reduce(plan)  # an agent reduce that cannot run is exit 2, before any task
     if request.dry_run:
-        show_dry_run(plan)
+        show_dry_run(plan, reduce)
         return RunOutcome(passed=True)
     config = fit_descriptor_limit(plan.config)  # may run fewer at once, with a warning
     renderer = make_renderer(
@@ -70,7 +72,7 @@ def run_command(request: RunRequest) -> RunOutcome:
         options["agent"] = plan.agents.document()
     try:
         report = run_tasks(config, plan.source, executor, printer or renderer, title=plan.title,
-                           options=options, resume=plan.resume,
+                           options=options, resume=plan.resume, reduce=reduce,
                            opened=None if printer is None else printer.opened)  # fmt: skip
     finally:
         if printer is not None:
@@ -95,13 +97,25 @@ def output_printer(renderer: Renderer, config: RunConfig) -> OutputPrinter | Non
     return OutputPrinter(renderer, shown)
 
 
-def show_dry_run(plan: RunPlan) -> None:
+def show_dry_run(plan: RunPlan, reduce: Reduce | None = None) -> None:
     from fanout_cli.render.console import Console
     from fanout_cli.render.lines import print_dry_run, print_shard_plan
 
     if plan.shards is not None:
         print_shard_plan(Console(), plan.shards, plan.config.sharding.shard, plan.known)
     print_dry_run(Console(), plan.source.commands(plan.config.policy.jobs))
+    if reduce is not None:
+        from fanout_cli.render.reduce import print_dry_run_reduce
+
+        print_dry_run_reduce(Console(), reduce)
+
+
+def _prepare_reduce(plan: RunPlan) -> Reduce | None:
+    if plan.config.verdict.reduce is None and plan.config.verdict.reduce_prompt is None:
+        return None  # a run without a reduce does not load it
+    from fanout_cli.reduce.execute import prepare_reduce
+
+    return prepare_reduce(plan)
 
 
 def open_executor(plan: RunPlan) -> Executor:
@@ -129,6 +143,7 @@ def run_tasks(
     resume: Resume | None = None,
     clock: Clock | None = None,
     backoff: Backoff | None = None,
+    reduce: Reduce | None = None,
     opened: Callable[[RunFolder], None] | None = None,
 ) -> RunReport:
     """Create the run folder (or reopen it, to resume), run the tasks, return the report.
@@ -166,6 +181,9 @@ def run_tasks(
     finally:
         if ended:
             report = _report(runner, config, store, title, started_at, clock.wall())
+            if reduce is not None and runner.failure is None and report.interrupted is None:
+                report, runner.failure = reduce.after_tasks(store, report, header, config,
+                                                            resumed=resume is not None)
             _close_run(store, header, report, runner.failure, resume)
         else:
             store.close()

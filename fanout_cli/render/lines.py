@@ -97,7 +97,12 @@ class HumanRenderer:
         for (status, summary), count in self.not_started.items():
             tasks = f"{count} task{'s' * (count != 1)}"
             self.console.line(f"{status_label(self.console, f'{status:<9}')} {tasks} {summary}")
-        self.console.line(verdict_line(report, self.console))
+        if report.reduce is not None:  # the verdict, then the reduce's output (-q: only it)
+            from fanout_cli.render.reduce import print_with_reduce
+
+            print_with_reduce(self.console, report, verdict_line, self.quiet)
+        else:
+            self.console.line(verdict_line(report, self.console))
 
 
 def print_dry_run(

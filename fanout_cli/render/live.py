@@ -363,3 +363,7 @@ class LiveRenderer:
             self.plain.finish(report)
         else:
             print_table(self.console, report, shutil.get_terminal_size())
+            if report.reduce is not None:
+                from fanout_cli.render.reduce import print_reduce_output
+
+                print_reduce_output(self.console, report)

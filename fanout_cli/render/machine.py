@@ -19,6 +19,7 @@ from fanout_cli.interpret import cap
 from fanout_cli.models import RunReport, TaskResult, TaskSpec
 from fanout_cli.render.console import Console
 from fanout_cli.render.lines import display_path
+from fanout_cli.render.reduce import reduce_document, reduce_summary_line
 
 if TYPE_CHECKING:
     from fanout_cli.options import OutputOptions
@@ -39,6 +40,7 @@ def json_chunks(report: RunReport) -> Iterator[bytes]:
         "manifest": report.manifest_path,
         "duration_ms": round(report.duration * 1000),
         "verdict": verdict_document(report),
+        "reduce": reduce_document(report),
     }
     return json_with_tasks(head, (report_row(row) for row in report.rows()))
 
@@ -70,6 +72,8 @@ def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
         f"[AOP:TASK] {one_line(report.title)}",
         "[AOP:SUMMARY]",
     ]
+    if report.reduce is not None:  # the reduce's answer comes first
+        lines.append(reduce_summary_line(report.reduce, one_line, line_chars))
     shown = 0
     for wanted_success in (False, True):  # two passes over the rows: failures, then the rest
         for row in report.rows():
@@ -157,8 +161,8 @@ class JsonLinesRenderer:
         self.emit({"event": "task_ended", **report_row(journal_row(result))})
 
     def finish(self, report: RunReport) -> None:
-        self.emit({"event": "run_ended", "run_id": report.run_id,
-                   "details_dir": report.run_dir, "verdict": verdict_document(report)})
+        self.emit({"event": "run_ended", "run_id": report.run_id, "details_dir": report.run_dir,
+                   "verdict": verdict_document(report), "reduce": reduce_document(report)})
 
 
 class SilentRenderer:

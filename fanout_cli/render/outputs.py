@@ -26,7 +26,8 @@ polls the files of running tasks: every 10 ms while they write, less often (up t
 200 ms) while they are quiet.
 
 Fanout's own lines (summaries, verdict, live progress) go to stderr in these modes
-(render.make_renderer); they are not ordered with the tasks' output."""
+(render.make_renderer); they are not ordered with the tasks' output. A reduce's output
+is data: it follows the tasks' on stdout."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ import queue
 import sys
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from fanout_cli.aop import RunFolder, files
@@ -137,8 +138,14 @@ class OutputPrinter:
             self._folder = None
 
     def finish(self, report: RunReport) -> None:
+        """fanout's last lines (on stderr), then the reduce's output: data, like the
+        tasks', it goes to stdout, after theirs."""
         self.close()
-        self.inner.finish(report)
+        self.inner.finish(replace(report, reduce=None))
+        if report.reduce is not None and self._error is None:
+            from fanout_cli.render.reduce import print_reduce_output
+
+            print_reduce_output(Console(sys.stdout, color=False), report)
         if self._error is not None:
             raise self._error  # stdout closed (exit 141), or failed (a full disk: exit 74)
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from fanout_cli.errors import TaskFileError, UsageError
+from fanout_cli.layers import OptionError, build_config
 from fanout_cli.models import AgentCall, Prior, TaskSpec
-from fanout_cli.options import BY_NAME, Option, OptionError, build_config
+from fanout_cli.options import BY_NAME, Option
 from fanout_cli.replacements import ONE_VALUE, Grammar, shell_word
 from fanout_cli.sources.inputs import (
     NO_BATCHING,

@@ -21,7 +21,7 @@ from fanout_cli.sources.toml_lines import MAX_NESTING, KeyLines, KeyPath, nestin
 from fanout_cli.sources.values import agent_command
 from fanout_cli.values import parse_exit_codes, parse_limit, parse_retries
 
-TOP_LEVEL_KEYS = ("run", "defaults", "agent", "task")
+TOP_LEVEL_KEYS = ("run", "defaults", "agent", "reduce", "task")
 DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit")
 KINDS = ("process", "agent", "agent-cli")
 AGENT_KEYS = ("prompt", *CALL_KEYS, "attach")
@@ -133,7 +133,24 @@ class _Validator:
                 first_line_of_id[spec.task_id] = self.lines.find((*expansion.where, "id"))
                 specs.append(spec)
         run_lines = {name: self.lines.find(("run", name)) or 0 for name in run}
+        if "reduce" in data:  # the [reduce] table is the value of the `reduce` option
+            run = {**run, "reduce": self.reduce_table(data, run)}
+            run_lines["reduce"] = self.lines.find(("reduce",)) or 0
         return TaskFile(self.path, dict(run), run_lines, tuple(specs), self.agent)
+
+    def reduce_table(self, data: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+        from fanout_cli.reduce.spec import parse_table
+
+        table = parse_table(self.table(data, "reduce"),
+                            lambda key_path, problem: self.fail(("reduce", *key_path), problem))
+        for name in ("reduce", "reduce_prompt"):
+            if name in run:
+                raise self.fail(("run", name), f"[run] {name} and a [reduce] table: give one")
+        provider = table.get("provider")
+        if provider is not None and provider not in self.providers:
+            raise self.fail(("reduce", "provider"), f"[reduce] provider: unknown provider "
+                            f"{provider!r} (known: {', '.join(sorted(self.providers))})")
+        return table
 
     def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
         value = data.get(name, {})
