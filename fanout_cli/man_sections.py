@@ -192,8 +192,9 @@ details_file, stdout_file; files relative to FANOUT_RUN_DIR, the run folder). A 
 {verdict} the verdict, each at most max_bytes (default 64 KiB, at most 4 MiB) with a
 note of what was cut; {{ and }} are braces, another {name} is exit 2 before any task
 runs. It is recorded as reduce.json, reduce.stdout and reduce.stderr and as reduce in
-the manifest; its output is printed whole after the verdict (with -q alone), is "reduce"
-in --format json and the first SUMMARY line of --format aop. A reduce that fails or
+the manifest (fanout show RUN reduce shows it); its output is printed whole after the
+verdict (with -q alone), is "reduce" in --format json and the first SUMMARY line of
+--format aop. A reduce that fails or
 cannot start fails the run (exit 1). --resume runs it again when a task's result
 changed, and otherwise keeps the recorded one.
 """),

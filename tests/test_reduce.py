@@ -378,3 +378,17 @@ def test_a_record_that_cannot_be_written_ends_the_run_with_one_line() -> None:
     assert manifest["status"] in ("input_error", "io_error")
     assert manifest["verdict"]["passed"] is False
     assert not (completed.run_dir / "lock").exists()
+
+
+def test_show_reduce_prints_the_reduce_as_a_task(tmp_path: Path) -> None:
+    run = run_fanout("run", "-q", "--reduce", "wc -l", "--", "echo", ":::", "a", "b")
+    assert run.returncode == 0, run.stderr
+    for name in ("reduce", "reduce.json", str(run.run_dir / "reduce.json")):
+        shown = run_fanout("show", "last", name) if "/" not in name else run_fanout("show", name)
+        assert shown.returncode == 0, shown.stderr
+        header, _, body = shown.stdout.partition("----- stdout -----\n")
+        assert header.startswith("success  reduce") and "command: wc -l" in header
+        assert body.strip() == "2"
+    missing = run_fanout("run", "-q", "--", "true", ":::", "x")
+    assert missing.returncode == 0
+    assert "no task 'reduce'" in run_fanout("show", "last", "reduce").stderr  # a run without one

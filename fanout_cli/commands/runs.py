@@ -45,7 +45,7 @@ def show_task(output_dir: Path, name: str, task: str) -> TaskView:
     task: the run it came from) and named by a plain name: RunFolderError otherwise,
     before anything is printed."""
     run_dir = history.resolve_run(output_dir, name)
-    row = history.find_task(run_dir, task)
+    row = _task_or_reduce(run_dir, task)
     task_dir = history.task_folder(run_dir, row)
     details_file = row.get("details_file")
     details = reader.read_details(task_dir, details_file) if details_file else {}
@@ -57,6 +57,19 @@ def show_task(output_dir: Path, name: str, task: str) -> TaskView:
             outputs.append(_output(task_dir, details_file, stream, info))
     details_path = task_dir / str(details_file) if details else None
     return TaskView(record, tuple(outputs), details_path)
+
+
+def _task_or_reduce(run_dir: Path, task: str) -> dict[str, Any]:
+    """The task `task` names; or, when no task is called so, `reduce` (or the name of
+    its record) is the run's reduce step, shown as a task is."""
+    from fanout_cli.reduce.record import DETAILS
+
+    try:
+        return history.find_task(run_dir, task)
+    except UsageError:
+        if task not in ("reduce", DETAILS) or not (run_dir / DETAILS).is_file():
+            raise
+    return {"task_id": "reduce", "details_file": DETAILS}
 
 
 def _output(task_dir: Path, details_file: object, stream: str, info: dict[str, Any]) -> TaskOutput:
