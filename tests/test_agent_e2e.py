@@ -1033,3 +1033,167 @@ def test_agent_table_base_url_points_the_provider_at_a_local_server(
     record = details_by_id(completed, "hi")
     assert record["agent"]["request"]["url"] == f"{fake_llm.openai_url}/chat/completions"
     assert [r.prompt for r in completions(fake_llm)] == ["Say hi"]
+
+
+# --- 6. agent CLIs: parallel runs, args, --attach --------------------------------------
+
+RACY_LLM = """\
+import json, os, sys, time
+home = os.environ["LLM_USER_PATH"]
+os.makedirs(home, exist_ok=True)
+done = os.path.join(home, "migrated")
+if not os.path.exists(done):  # llm migrates its log database in every run, --no-log too
+    try:
+        os.close(os.open(os.path.join(home, "migrating"), os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        sys.exit('sqlite3.OperationalError: table "tool_instances" already exists')
+    time.sleep(0.3)
+    open(done, "w").close()
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1] == "prompt":
+    print("racy says: " + sys.argv[-1])
+"""
+
+
+def racy_llm(tmp_path: Path) -> dict[str, str]:
+    """An `llm` that fails as the real one does when two runs migrate a fresh home."""
+    env = stub_tools(tmp_path)
+    path = tmp_path / "bin" / "llm"
+    path.write_text(f"#!{sys.executable}\n{RACY_LLM}")
+    return {**env, "LLM_USER_PATH": str(tmp_path / "llm-home")}
+
+
+def test_agent_cli_llm_at_j4_on_a_fresh_home_sets_it_up_once_first(tmp_path: Path) -> None:
+    env = racy_llm(tmp_path)
+    completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "Say {}", "-j", "4",
+                       ":::", "a", "b", "c", "d", **env)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert set(statuses(completed).values()) == {"success"}
+    argvs = logged_argvs(tmp_path)
+    assert argvs[0] == ["fragments", "list", "--aliases"]  # once, before any task
+    assert sum(argv[0] == "fragments" for argv in argvs) == 1
+    assert agent_record(completed, "c")["text"] == "racy says: Say c"
+
+
+def test_agent_cli_at_j1_runs_no_set_up_step(tmp_path: Path) -> None:
+    env = racy_llm(tmp_path)
+    completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "Say {}", "-j", "1",
+                       ":::", "a", "b", **env)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert [argv[0] for argv in logged_argvs(tmp_path)] == ["prompt", "prompt"]
+
+
+def test_agent_cli_set_up_step_that_fails_is_one_warning_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    env = stub_tools(tmp_path)
+    path = tmp_path / "bin" / "llm"
+    path.write_text(f"#!{sys.executable}\nimport sys\nif sys.argv[1] == 'fragments':\n"
+                    "    sys.exit(\"Error: No such command 'fragments'.\")\nprint('ok')\n")
+    completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "Say {}", "-j", "2",
+                       ":::", "a", "b", **env)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    warnings = [line for line in completed.stderr.splitlines() if "fragments" in line]
+    assert len(warnings) == 1, completed.stderr
+    assert "llm fragments list --aliases" in warnings[0]
+    assert "No such command 'fragments'" in warnings[0]
+
+
+def test_agent_cli_args_are_templated_like_cmd(tmp_path: Path) -> None:
+    env = stub_tools(tmp_path)
+    (tmp_path / "tasks.toml").write_text(
+        '[[task]]\nid = "r-{}"\nkind = "agent-cli"\ntool = "llm"\nprompt = "Review {}"\n'
+        'args = ["-f", "{}", "--option", "n{#}"]\nforeach = ["a.md", "b.md"]\n'
+    )
+    completed = fanout(None, "run", "tasks.toml", "-j", "1", **env)
+    assert completed.returncode == 0, completed.stderr
+    assert logged_argvs(tmp_path) == [
+        ["prompt", "--no-log", "-f", "a.md", "--option", "n1", "--", "Review a.md"],
+        ["prompt", "--no-log", "-f", "b.md", "--option", "n2", "--", "Review b.md"],
+    ]
+
+
+def test_agent_cli_attach_becomes_the_tools_own_file_option(tmp_path: Path) -> None:
+    env = stub_tools(tmp_path)
+    completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "Review {}",
+                       "--attach", "{}", "--attach", "rules.md", "-j", "1", ":::", "a.py",
+                       **env)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert logged_argvs(tmp_path) == [
+        ["prompt", "--no-log", "--fragment=a.py", "--fragment=rules.md", "--", "Review a.py"],
+    ]
+
+
+@pytest.mark.parametrize("tool", ["claude", "codex"])
+def test_agent_cli_attach_for_a_tool_without_a_file_option_is_refused(
+    tmp_path: Path, tool: str
+) -> None:
+    completed = fanout(None, "run", "--agent-cli", tool, "--prompt", "Review {}",
+                       "--attach", "{}", ":::", "a.py")  # fmt: skip
+    assert_usage_error(completed, f"--attach: {tool} has no option", "name the file")
+
+
+# --- 7. prompts: literal text from a file, a prompt with no values ---------------------
+
+
+def test_prompt_file_is_literal_and_follows_the_prompt(fake_llm: FakeLLM, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.md"
+    rules.write_text("d = {}\nuse {1} and {#} as they are\n")
+    completed = fanout(fake_llm, *SAY, "--prompt-file", str(rules), ":::", "x")
+    assert completed.returncode == 0, completed.stderr
+    assert [r.prompt for r in completions(fake_llm)] == [
+        "Say x\n\nd = {}\nuse {1} and {#} as they are"
+    ]
+
+
+def test_prompt_file_alone_is_the_whole_prompt_run_once_without_values(
+    tmp_path: Path,
+) -> None:
+    env = stub_tools(tmp_path)
+    (tmp_path / "p.md").write_text("Explain {} literally.\n")
+    completed = fanout(None, "run", "--agent-cli", "llm", "--prompt-file", str(tmp_path / "p.md"),
+                       **env)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert logged_argvs(tmp_path) == [["prompt", "--no-log", "--", "Explain {} literally."]]
+
+
+def test_prompt_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "x {}", "--prompt-file",
+                       str(tmp_path / "missing.md"), ":::", "a")  # fmt: skip
+    assert_usage_error(completed, "--prompt-file", "missing.md")
+
+
+def test_task_file_prompt_file_is_relative_to_the_task_file_and_literal(tmp_path: Path) -> None:
+    env = stub_tools(tmp_path)
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    (folder / "rules.md").write_text("keep {} as is\n")
+    (folder / "tasks.toml").write_text(
+        '[[task]]\nid = "one"\nkind = "agent-cli"\ntool = "llm"\nprompt_file = "rules.md"\n\n'
+        '[[task]]\nid = "v-{}"\nkind = "agent-cli"\ntool = "llm"\nprompt = "Check {}"\n'
+        'prompt_file = "rules.md"\nforeach = ["a"]\n'
+    )
+    completed = fanout(None, "run", str(folder / "tasks.toml"), "-j", "1", **env)
+    assert completed.returncode == 0, completed.stderr
+    assert logged_argvs(tmp_path) == [
+        ["prompt", "--no-log", "--", "keep {} as is"],
+        ["prompt", "--no-log", "--", "Check a\n\nkeep {} as is"],
+    ]
+
+
+def test_a_prompt_without_a_replacement_string_runs_once_on_empty_stdin(tmp_path: Path) -> None:
+    env = stub_tools(tmp_path)
+    completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "Say hello", **env)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert logged_argvs(tmp_path) == [["prompt", "--no-log", "--", "Say hello"]]
+    assert list(manifest_rows(completed)) == ["task-1"]
+
+
+def test_a_prompt_template_on_empty_stdin_makes_no_tasks_and_says_so(tmp_path: Path) -> None:
+    env = stub_tools(tmp_path)
+    completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "Say {}", **env)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert not (tmp_path / "argv.jsonl").exists()
+    lines = [line for line in completed.stderr.splitlines() if "no values" in line]
+    assert len(lines) == 1 and "--prompt" in lines[0], completed.stderr
