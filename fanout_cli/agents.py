@@ -308,6 +308,20 @@ def settings_values(document: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def read_prompt_file(path: str) -> str:
+    """A prompt file's text, as it is (no replacement string in it is filled), without
+    its trailing white space. Raises OSError / ValueError."""
+    size = os.path.getsize(path)
+    if size > ATTACH_LIMIT_BYTES:
+        raise ValueError(f"the file is {size} bytes; the limit is {ATTACH_LIMIT_BYTES} bytes")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        return data.decode("utf-8").rstrip()
+    except UnicodeDecodeError:
+        raise ValueError("the file is not UTF-8 text") from None
+
+
 def read_attachments(paths: tuple[str, ...], cwd: str | None) -> str:
     """The attached files as text to follow the prompt. Raises OSError / ValueError
     with a message that names the file."""

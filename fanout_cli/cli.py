@@ -163,7 +163,8 @@ def run_request(
     from fanout_cli.plan import RunRequest, agent_call
     from fanout_cli.sources import source_request
 
-    call = agent_call(given["agent"], given["prompt"], given["agent_cli"], given["attach"])
+    call = agent_call(given["agent"], given["prompt"], given["agent_cli"], given["attach"],
+                      given["prompt_file"])  # fmt: skip
     if values_after is not None:
         if call is None:
             raise UsageError("put the command after --: fanout run [OPTIONS] -- COMMAND {} ::: VALUE...")

@@ -117,9 +117,19 @@ quota end the task at once. Needs the agent extra: pip install 'fanout-cli[agent
 kind = "agent-cli" with tool = claude, codex, llm or aider (or --agent-cli TOOL) runs
 that agent CLI headless as a process: claude -p --output-format json; codex exec
 --json; llm prompt --no-log; aider --message --yes-always --no-pretty --no-stream
---no-auto-commits; model and system map to the tool's flags, args adds arguments.
-The tool's answer, usage and cost are parsed into the details file's agent record,
-and summaries, scores and votes read the answer.
+--no-auto-commits; model and system map to the tool's flags, args adds arguments
+(templated like cmd). --attach becomes llm's --fragment=FILE or aider's --read=FILE;
+claude and codex have no such option, and --attach with them is exit status 2. The
+tool's answer, usage and cost are parsed into the details file's agent record, and
+summaries, scores and votes read the answer. With -j above 1, llm's log database is
+set up once before its tasks start (llm fragments list --aliases, per LLM_USER_PATH):
+llm migrates it in every run, and runs started together on a fresh home would fail.
+
+Templated (values fill {} {1} {#} ...): the prompt, attach paths, args, id, cwd, env.
+Literal: the contents of attached files, and --prompt-file FILE (prompt_file in a
+task, relative to the task file), whose text follows the prompt after a blank line
+(alone, it is the prompt). With values from stdin and none there, a prompt with no
+replacement string runs once; one with a replacement string runs no task (a warning).
 """),
     ("SHARDING", """\
 --shard I/N runs shard I of N (1-based); without it, FANOUT_SHARD=I/N or a CI

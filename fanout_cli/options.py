@@ -222,6 +222,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "prompt).", "source", kind="flag", table=None),
     Option("prompt", ("--prompt",), "Agent tasks: the prompt, with {} {.} {/} {#} ... filled "
            "from each value. Implies --agent.", "source", metavar="TEMPLATE", table=None),
+    Option("prompt_file", ("--prompt-file",), "Agent tasks: this file's text follows the "
+           "prompt as it is (nothing in it is filled); alone, it is the prompt.", "source",
+           metavar="FILE", table=None),
     Option("agent_cli", ("--agent-cli",), "Tasks run a headless agent CLI with --prompt: "
            "claude, codex, llm or aider.", "source", metavar="TOOL", table=None),
     _value("provider", "NAME", "Agent tasks: openai, anthropic, or a name from "

@@ -58,29 +58,30 @@ class RunRequest:
     environ: Mapping[str, str] | None = None  # None: the process's environment
 
 
-def agent_call(
-    agent: bool, prompt: str | None, tool: str | None, attach: tuple[str, ...] | None
-) -> AgentCall | None:
-    """The agent call the options describe (prompt and attach are templates), or None."""
+def agent_call(agent: bool, prompt: str | None, tool: str | None,
+               attach: tuple[str, ...] | None, prompt_file: str | None = None) -> AgentCall | None:
+    """The agent call the options describe (prompt and attach are templates), or None.
+    With --prompt-file alone the prompt is the file's text: the template is empty."""
     if tool is not None:
-        from fanout_cli.agent_cli import TOOLS
+        from fanout_cli.agent_cli import TOOLS, attach_problem
 
         if tool not in TOOLS:
             raise UsageError(f"--agent-cli: expected one of {', '.join(TOOLS)}, got {tool!r}")
-        if prompt is None:
-            raise UsageError("--agent-cli needs --prompt 'TEMPLATE' (the values fill {})")
+        if prompt is None and prompt_file is None:
+            raise UsageError("--agent-cli needs --prompt 'TEMPLATE' or --prompt-file FILE")
         if agent:
             raise UsageError("give --agent (HTTP calls) or --agent-cli TOOL, not both")
-        if attach:
-            raise UsageError("--attach applies to --agent calls; name the files in the "
-                             "prompt for an agent CLI, which reads them itself")
-    elif not (agent or prompt is not None):
+        problem = attach_problem(tool) if attach else None
+        if problem is not None:
+            raise UsageError(problem)
+    elif not (agent or prompt is not None or prompt_file is not None):
         if attach:
             raise UsageError("--attach applies to agent tasks: add --prompt 'TEMPLATE'")
         return None
     if prompt is not None and not prompt.strip():
         raise UsageError("--prompt is empty")
-    return AgentCall(prompt=prompt or "{}", attach=tuple(attach or ()), tool=tool)
+    template = prompt if prompt is not None else "" if prompt_file is not None else "{}"
+    return AgentCall(prompt=template, attach=tuple(attach or ()), tool=tool)
 
 
 @dataclass(frozen=True)

@@ -661,3 +661,41 @@ def test_any_json_or_json_lines_parse_without_raising(
 @pytest.mark.parametrize("stdout", ["[" * 100_000, "{" * 100_000, '{"a":' * 50_000])
 def test_deeply_nested_json_is_plain_text(tool: str, stdout: str) -> None:
     assert parse_output(tool, stdout).text == stdout
+
+
+# --- --attach, and the set-up step before parallel runs ----------------------------
+
+
+def test_attach_becomes_the_tools_file_option_before_the_tasks_args() -> None:
+    assert build_command("llm", "p", extra_args=("-x",), attach=("a.md", "-b.md")) == (
+        "llm", "prompt", "--no-log", "--fragment=a.md", "--fragment=-b.md", "-x", "--", "p",
+    )  # fmt: skip
+    argv = build_command("aider", "p", attach=("a.md",))
+    assert argv[-1] == "--read=a.md"
+
+
+@pytest.mark.parametrize("tool", ["claude", "codex"])
+def test_attach_for_a_tool_without_a_file_option_says_why(tool: str) -> None:
+    from fanout_cli.agent_cli import attach_problem
+
+    problem = attach_problem(tool)
+    assert problem is not None and problem.startswith(f"--attach: {tool} has no option")
+    with pytest.raises(ValueError, match="name the file in the prompt"):
+        build_command(tool, "p", attach=("a.md",))
+    assert attach_problem("llm") is None and attach_problem("aider") is None
+
+
+def test_only_llm_has_a_set_up_step_keyed_by_where_it_keeps_state() -> None:
+    from fanout_cli.agent_cli import PRESETS
+    from fanout_cli.agent_cli.prepare import state_key
+
+    assert [name for name, preset in PRESETS.items() if preset.prepare] == ["llm"]
+    llm = PRESETS["llm"]
+    home = {"HOME": "/home/u"}
+    same = state_key(llm, {**home, "X": "1"}, "/a") == state_key(llm, {**home, "X": "2"}, "/b")
+    assert same  # other variables and an absolute home's cwd do not matter
+    assert state_key(llm, {**home, "LLM_USER_PATH": "/h1"}, None) != state_key(
+        llm, {**home, "LLM_USER_PATH": "/h2"}, None
+    )
+    relative = {**home, "LLM_USER_PATH": "h"}
+    assert state_key(llm, relative, "/a") != state_key(llm, relative, "/b")

@@ -912,9 +912,12 @@ def stub_tools(tmp_path: Path) -> dict[str, str]:
             "STUB_LOG": str(tmp_path / "argv.jsonl")}
 
 
-def logged_argvs(tmp_path: Path) -> list[list[str]]:
+def logged_argvs(tmp_path: Path, set_up: bool = False) -> list[list[str]]:
+    """The stubs' argvs, without llm's set-up step (`llm fragments list`, run once before
+    parallel llm tasks) unless `set_up`."""
     lines = (tmp_path / "argv.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
+    argvs = [json.loads(line) for line in lines]
+    return [argv for argv in argvs if set_up or argv[:1] != ["fragments"]]
 
 
 def test_agent_cli_tasks_from_a_task_file_run_their_preset(tmp_path: Path) -> None:
@@ -1070,7 +1073,7 @@ def test_agent_cli_llm_at_j4_on_a_fresh_home_sets_it_up_once_first(tmp_path: Pat
                        ":::", "a", "b", "c", "d", **env)  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     assert set(statuses(completed).values()) == {"success"}
-    argvs = logged_argvs(tmp_path)
+    argvs = logged_argvs(tmp_path, set_up=True)
     assert argvs[0] == ["fragments", "list", "--aliases"]  # once, before any task
     assert sum(argv[0] == "fragments" for argv in argvs) == 1
     assert agent_record(completed, "c")["text"] == "racy says: Say c"
@@ -1081,7 +1084,7 @@ def test_agent_cli_at_j1_runs_no_set_up_step(tmp_path: Path) -> None:
     completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "Say {}", "-j", "1",
                        ":::", "a", "b", **env)  # fmt: skip
     assert completed.returncode == 0, completed.stderr
-    assert [argv[0] for argv in logged_argvs(tmp_path)] == ["prompt", "prompt"]
+    assert [argv[0] for argv in logged_argvs(tmp_path, set_up=True)] == ["prompt", "prompt"]
 
 
 def test_agent_cli_set_up_step_that_fails_is_one_warning_and_the_run_goes_on(
@@ -1184,7 +1187,7 @@ def test_task_file_prompt_file_is_relative_to_the_task_file_and_literal(tmp_path
 
 def test_a_prompt_without_a_replacement_string_runs_once_on_empty_stdin(tmp_path: Path) -> None:
     env = stub_tools(tmp_path)
-    completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "Say hello", **env)  # fmt: skip
+    completed = fanout(None, "run", "--agent-cli", "llm", "--prompt", "Say hello", **env)
     assert completed.returncode == 0, completed.stderr
     assert logged_argvs(tmp_path) == [["prompt", "--no-log", "--", "Say hello"]]
     assert list(manifest_rows(completed)) == ["task-1"]

@@ -128,6 +128,28 @@ def test_llm_cli_preset_runs_smollm2(tmp_path: Path) -> None:
     assert (tmp_path / "llm-home").is_dir()
 
 
+def test_llm_cli_preset_at_j4_on_a_fresh_llm_home(tmp_path: Path) -> None:
+    """Four llm runs at once on an llm home that does not exist yet: llm migrates its
+    log database in every run (--no-log too), and fanout sets it up once first."""
+    reason = model_tier_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    llm = llm_cli()
+    assert llm is not None
+    home = tmp_path / "fresh-llm-home"
+    env = {"PATH": f"{llm.parent}{os.pathsep}{os.environ['PATH']}", "LLM_USER_PATH": str(home)}
+    result = run_fanout(
+        "run", "--agent-cli", "llm", "--model", "SmolLM2", "--prompt", "Say {} in one word.",
+        "-j", "4", "--format", "json", ":::", "red", "green", "blue", "cyan",
+        env=env, timeout=110,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    tasks = json.loads(result.stdout)["tasks"]
+    assert [task["status"] for task in tasks] == ["success"] * 4, result.stderr
+    assert (home / "logs.db").is_file()
+
+
 def test_the_agents_example_passes_against_the_example_server(smollm2_server: str) -> None:
     """README's runnable example: examples/local-model.sh (which the fixture runs) and
     examples/agents.toml, pointed at the fixture's port."""

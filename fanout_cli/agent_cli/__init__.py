@@ -16,8 +16,8 @@ from types import MappingProxyType
 from fanout_cli.agent_cli import aider, claude, codex, llm
 from fanout_cli.agent_cli.common import CliReply, Preset
 
-__all__ = ["DESCRIPTIONS", "PRESETS", "TOOLS", "CliReply", "Preset", "build_command",
-           "parse_output"]  # fmt: skip
+__all__ = ["DESCRIPTIONS", "PRESETS", "TOOLS", "CliReply", "Preset", "attach_problem",
+           "build_command", "parse_output"]  # fmt: skip
 
 # The one registry of agent CLIs: adding one is a module beside these and one entry here.
 PRESETS: Mapping[str, Preset] = MappingProxyType({
@@ -37,16 +37,31 @@ def build_command(
     model: str | None = None,
     system: str | None = None,
     extra_args: tuple[str, ...] = (),
+    attach: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
     """argv for a non-interactive run; raises ValueError naming the tool and the choices
-    when unknown.
+    when unknown, or why the tool cannot take `attach`.
 
     An empty model or system counts as none. Options that carry text use the
-    `--option=value` form, so a value starting with `-` cannot be read as an option."""
+    `--option=value` form, so a value starting with `-` cannot be read as an option.
+    Attached files go in the tool's own file option, before the task's ARGS."""
     preset = PRESETS.get(tool)
     if preset is None:
         raise ValueError(_unknown_tool(tool))
+    if attach:
+        problem = attach_problem(tool)
+        if problem is not None:
+            raise ValueError(problem)
+        extra_args = (*(f"{preset.attach_option}={path}" for path in attach), *extra_args)
     return preset.command(prompt, model or None, system or None, tuple(extra_args))
+
+
+def attach_problem(tool: str) -> str | None:
+    """Why `--attach` cannot work with this tool (one line), or None."""
+    preset = PRESETS.get(tool)
+    if preset is None:
+        return _unknown_tool(tool)
+    return None if preset.attach_option is not None else f"--attach: {preset.no_attach}"
 
 
 def parse_output(tool: str, stdout: str) -> CliReply:

@@ -151,7 +151,8 @@ def _add_counts(
 PRESET = Preset(
     "aider",
     "aider --message=PROMPT --yes-always --no-pretty --no-stream --no-auto-commits "
-    "[--model=M] ARGS... (system text put before it)",
+    "[--model=M] [--read=FILE] ARGS... (system text put before it)",
     command,
     parse,
+    attach_option="--read",  # a file aider reads but does not edit
 )

@@ -115,4 +115,6 @@ PRESET = Preset(
     "claude -p --output-format json [--model=M] [--append-system-prompt=S] ARGS... -- PROMPT",
     command,
     parse,
+    no_attach="claude has no option that attaches a file; name the file in the prompt "
+    "(claude reads it with its tools)",
 )

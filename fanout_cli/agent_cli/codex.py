@@ -120,4 +120,6 @@ PRESET = Preset(
     "codex exec --json [--model=M] ARGS... -- PROMPT (system text put before it)",
     command,
     parse,
+    no_attach="codex has no option that attaches a text file (-i takes images); name the "
+    "file in the prompt (codex reads it with its tools)",
 )

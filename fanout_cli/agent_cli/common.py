@@ -34,6 +34,15 @@ class Preset:
     description: str  # one line for the man page and the README; ARGS are the task's
     command: Callable[[str, str | None, str | None, tuple[str, ...]], tuple[str, ...]]
     parse: Callable[[str], CliReply]  # never raises, whatever the tool printed
+    # --attach PATH becomes `OPTION=PATH` before ARGS; None: the tool has no such option,
+    # and `no_attach` says why (one line, after "--attach: ").
+    attach_option: str | None = None
+    no_attach: str = ""
+    # Run once, alone, before the first of several parallel runs: sets up state every run
+    # would otherwise set up at the same time (llm migrates its log database in each run).
+    prepare: tuple[str, ...] = ()
+    # The variables that say where that state lives: runs that agree on them share it.
+    state_variables: tuple[str, ...] = ()
 
 
 # A single bare word: the only shape a subcommand name can have.

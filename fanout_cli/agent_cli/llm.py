@@ -30,7 +30,14 @@ def parse(stdout: str) -> CliReply:
 
 PRESET = Preset(
     "llm",
-    "llm prompt --no-log [--model=M] [--system=S] ARGS... -- PROMPT",
+    "llm prompt --no-log [--model=M] [--system=S] [--fragment=FILE] ARGS... -- PROMPT",
     command,
     parse,
+    # -f/--fragment: a file's text added to the prompt (-a is for images and audio).
+    attach_option="--fragment",
+    # llm migrates its log database (logs.db) in every `llm prompt`, --no-log too: runs
+    # started together on a fresh (or newly upgraded) llm home fail with "table ...
+    # already exists". `fragments list` (llm 0.24+) opens, migrates and only reads it.
+    prepare=("llm", "fragments", "list", "--aliases"),
+    state_variables=("LLM_USER_PATH", "XDG_CONFIG_HOME", "HOME"),
 )

@@ -127,6 +127,12 @@ def open_executor(plan: RunPlan) -> Executor:
     if plan.agents is not None:
         from fanout_cli.executors.agent import AgentExecutor
 
+        policy = plan.config.policy
+        if policy.jobs > 1 and policy.executor == "local":  # agent CLIs may run side by side
+            from fanout_cli.agent_cli.prepare import Preparing
+
+            executor = Preparing(executor)
+
         executor = AgentExecutor(plan.agents, executor, connections=plan.config.policy.jobs,
                                  http=plan.http_calls)  # fmt: skip
     return executor

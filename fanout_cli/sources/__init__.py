@@ -20,7 +20,7 @@ from fanout_cli.errors import TaskFileError, UsageError
 from fanout_cli.layers import OptionError, build_config
 from fanout_cli.models import AgentCall, Prior, TaskSpec
 from fanout_cli.options import BY_NAME, Option
-from fanout_cli.replacements import ONE_VALUE, Grammar, shell_word
+from fanout_cli.replacements import ONE_VALUE, Grammar, has_replacement, shell_word
 from fanout_cli.sources.inputs import (
     NO_BATCHING,
     ArgumentSource,
@@ -30,7 +30,13 @@ from fanout_cli.sources.inputs import (
     Inputs,
     split_sources,
 )
-from fanout_cli.sources.values import ListSource, ValueTasks, display_value, glob_source
+from fanout_cli.sources.values import (
+    ListSource,
+    OnceWithoutValues,
+    ValueTasks,
+    display_value,
+    glob_source,
+)
 from fanout_cli.template import Template
 
 if TYPE_CHECKING:
@@ -50,6 +56,7 @@ class SourceRequest:
     null_separated: bool = False
     shell: bool = False
     agent: AgentCall | None = None  # --prompt / --agent / --agent-cli: agent tasks
+    prompt_text: str = ""  # --prompt-file: literal text that follows each prompt
     link: bool = False
     colsep: str | None = None
     header: bool = False
@@ -114,7 +121,20 @@ def source_request(
                          inputs=arg_files(given["arg_file"]) + inputs,
                          globs=given["glob"] or (), null_separated=given["null"],
                          shell=given["shell"], agent=agent,
+                         prompt_text=_prompt_file_text(given.get("prompt_file")),
                          pipe=pipe_request(given, resuming), **input_options(given))  # fmt: skip
+
+
+def _prompt_file_text(path: str | None) -> str:
+    if path is None:
+        return ""
+    from fanout_cli.agents import read_prompt_file
+
+    try:
+        return read_prompt_file(path)
+    except (OSError, ValueError) as exc:
+        problem = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise UsageError(f"--prompt-file {path}: {problem}") from None
 
 
 def pipe_request(given: dict[str, Any], resuming: bool) -> PipeOptions | None:
@@ -325,7 +345,13 @@ def open_source(
     inputs = Inputs(InputPlan(sources, request.link, request.colsep, request.header,
                               request.null_separated))  # fmt: skip
     tasks = value_tasks(request, Grammar(_positions(request, inputs), inputs.names))
-    return ArgumentSource(tasks, inputs, request.batching), {}, {}
+    source = ArgumentSource(tasks, inputs, request.batching)
+    if request.agent is not None and not request.inputs and not request.batching.active:
+        call = request.agent  # values from stdin: an empty stdin still says what it did
+        once = not any(has_replacement(text, tasks.grammar)
+                       for text in (call.prompt, *call.attach))  # fmt: skip
+        return OnceWithoutValues(source, tasks, once), {}, {}
+    return source, {}, {}
 
 
 def _positions(request: SourceRequest, inputs: Inputs) -> int | None:
@@ -354,7 +380,7 @@ def value_tasks(request: SourceRequest, grammar: Grammar) -> ValueTasks:
         for text in (request.agent.prompt, *request.agent.attach):
             grammar.split(text, where)  # a replacement string fanout lacks: say so now
             where = "--attach"
-        return ValueTasks(None, request.agent, grammar)
+        return ValueTasks(None, request.agent, grammar, literal=request.prompt_text)
     if not request.command:
         return ValueTasks(None, grammar=grammar)
     repeat = request.batching.mode == "X"

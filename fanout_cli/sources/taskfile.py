@@ -6,10 +6,11 @@ table header and key; every error names `FILE:LINE`."""
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
@@ -18,14 +19,14 @@ from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS
 from fanout_cli.sources.taskfile_expand import FAN_OUT_KEYS, Expansion, kind_of, read_fan_out
 from fanout_cli.sources.toml_lines import MAX_NESTING, KeyLines, KeyPath, nesting_problem
-from fanout_cli.sources.values import agent_command
+from fanout_cli.sources.values import agent_command, with_literal
 from fanout_cli.values import parse_exit_codes, parse_limit, parse_retries
 
 TOP_LEVEL_KEYS = ("run", "defaults", "agent", "reduce", "task")
 DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit")
 KINDS = ("process", "agent", "agent-cli")
-AGENT_KEYS = ("prompt", *CALL_KEYS, "attach")
-AGENT_CLI_KEYS = ("prompt", "tool", "model", "system", "args")
+AGENT_KEYS = ("prompt", "prompt_file", *CALL_KEYS, "attach")
+AGENT_CLI_KEYS = ("prompt", "prompt_file", "tool", "model", "system", "args", "attach")
 TASK_KEYS = ("id", "kind", "cmd", *FAN_OUT_KEYS, *DEFAULT_KEYS, *AGENT_KEYS, "tool", "args")
 
 @dataclass(frozen=True)
@@ -170,6 +171,11 @@ class _Validator:
             raise self.fail((*where, "kind"), f"{label}: kind must be one of {', '.join(KINDS)}, "
                             f"got {kind!r}")
         call, command = self.what_runs(kind, entry, where, label)
+        literal = self.prompt_file(entry, where, label)
+        fan_out = read_fan_out(entry, where, label, self.fail)
+        if call is not None and literal and fan_out is None:  # one task: its prompt is whole
+            call = replace(call, prompt=with_literal(call.prompt, literal))
+            command = agent_command(call)
         own = self.task_values(entry, where, label)
         values = {**defaults, **own}
         env = {**defaults.get("env", {}), **own.get("env", {})}
@@ -188,8 +194,8 @@ class _Validator:
         inherited: set[KeyPath] = {("env", name) for name in env if name not in own.get("env", {})}
         if "cwd" not in own:
             inherited.add(("cwd",))
-        fan_out = read_fan_out(entry, where, label, self.fail)
-        return Expansion(base, fan_out, entry.get("id"), where, label, frozenset(inherited))
+        return Expansion(base, fan_out, entry.get("id"), where, label, frozenset(inherited),
+                         literal)
 
     def task_id(self, entry: dict[str, Any], index: int, first_seq: int) -> tuple[str, str]:
         """The entry's id (checked) and the label that names it in messages."""
@@ -229,10 +235,11 @@ class _Validator:
             if key in ("cmd", *AGENT_KEYS, "tool", "args") and key not in allowed:
                 raise self.fail((*where, key), f"{label}: {key} does not apply to kind "
                                 f"{kind!r} (it takes {', '.join(allowed)})")
-        prompt = entry.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
+        prompt = entry.get("prompt", "" if "prompt_file" in entry else None)
+        if not isinstance(prompt, str) or not (prompt.strip() or "prompt" not in entry):
             raise self.fail((*where, "prompt") if "prompt" in entry else where,
-                            f"{label}: kind {kind!r} needs a prompt (a non-empty string)")
+                            f"{label}: kind {kind!r} needs a prompt (a non-empty string) "
+                            "or a prompt_file")
         fields: dict[str, Any] = {}
         for key in CALL_KEYS:
             if key in entry:
@@ -259,7 +266,29 @@ class _Validator:
             fields["attach"] = self.words(
                 [attach] if isinstance(attach, str) else attach, (*where, "attach"), label, "attach"
             )
+            if kind == "agent-cli":
+                from fanout_cli.agent_cli import attach_problem
+
+                problem = attach_problem(fields["tool"])
+                if problem is not None:
+                    raise self.fail((*where, "attach"), f"{label}: {problem.replace('--', '', 1)}")
         return AgentCall(prompt=prompt, **fields)
+
+    def prompt_file(self, entry: dict[str, Any], where: KeyPath, label: str) -> str:
+        """The text of the entry's prompt_file (relative to the task file), as it is."""
+        name = entry.get("prompt_file")
+        if name is None:
+            return ""
+        if not isinstance(name, str) or not name:
+            raise self.fail((*where, "prompt_file"), f"{label}: prompt_file must be a path")
+        from fanout_cli.agents import read_prompt_file
+
+        try:
+            return read_prompt_file(os.path.join(os.path.dirname(self.path), name))
+        except (OSError, ValueError) as exc:
+            problem = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise self.fail((*where, "prompt_file"), f"{label}: prompt_file {name}: "
+                            f"{problem}") from None
 
     def words(self, value: object, where: KeyPath, label: str, key: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(w, str) and w for w in value):

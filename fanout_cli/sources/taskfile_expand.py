@@ -3,7 +3,7 @@
 of its lists, the first key varying slowest and the last fastest, as GNU parallel
 combines its sources).
 
-Named values are replacement strings in id, cmd, prompt, attach, cwd and env: `{py}`
+Named values are replacement strings in id, cmd, prompt, attach, args, cwd and env: `{py}`
 and `{1}` (the first key), with the modifiers `{py.}` `{py/}` `{py//}` `{py/.}`; `{}` is
 every value, space-separated. A `{word}` that names no value stays text."""
 
@@ -187,6 +187,7 @@ class Expansion:
     where: KeyPath  # ("task", N)
     label: str
     inherited: frozenset[KeyPath]  # ("cwd",), ("env", NAME): what comes from [defaults]
+    literal: str = ""  # prompt_file's text: it follows each prompt as it is
 
     @property
     def count(self) -> int:
@@ -218,7 +219,7 @@ class Expansion:
             "env": env,
         }
         if base.agent is not None:
-            call = render_call(base.agent, args, seq, grammar, total)
+            call = render_call(base.agent, args, seq, grammar, total, self.literal)
             return replace(base, **fields, agent=call, command=agent_command(call))
         assert template is not None
         later = template.uses_slot  # {%} is known when the task starts: render it again then
@@ -257,6 +258,7 @@ class Expansion:
         if base.agent is not None:
             fields.append((("prompt",), "prompt", base.agent.prompt))
             fields += [(("attach",), "attach", path) for path in base.agent.attach]
+            fields += [(("args",), "args", word) for word in base.agent.args]
         for key_path, what, text in fields:
             try:
                 grammar.split(text, f"{what} {text!r}")

@@ -9,6 +9,7 @@ import re
 import shlex
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from fanout_cli.errors import UsageError
 from fanout_cli.models import AgentCall, TaskSpec
@@ -39,14 +40,15 @@ class ValueTasks:
     `names`: the values' names (--header, a matrix), for the records."""
 
     template: Template | None
-    agent: AgentCall | None = None  # prompt and attach are templates here
+    agent: AgentCall | None = None  # prompt, attach and args are templates here
     grammar: Grammar = ONE_VALUE
     total: int | None = None  # {##}, when the number of tasks is known
+    literal: str = ""  # --prompt-file: text that follows each prompt as it is
 
     def display(self, seq: int, args: Args, slot: int | None = None) -> str:
         """The command as --dry-run shows it."""
         if self.agent is not None:
-            call = render_call(self.agent, args, seq, self.grammar, self.total)
+            call = render_call(self.agent, args, seq, self.grammar, self.total, self.literal)
             return agent_line(call) if call.tool is None else shlex.join(agent_command(call))
         if self.template is None:
             return " ".join(args.values)
@@ -57,7 +59,7 @@ class ValueTasks:
         task_id = task_id_of(args) or f"task-{seq}"
         recorded = args.recorded(self.grammar.names)
         if self.agent is not None:
-            call = render_call(self.agent, args, seq, self.grammar, self.total)
+            call = render_call(self.agent, args, seq, self.grammar, self.total, self.literal)
             return TaskSpec(seq=seq, task_id=task_id, command=agent_command(call),
                             origin=origin, input=recorded, agent=call, args=args)  # fmt: skip
         if self.template is None:
@@ -99,14 +101,25 @@ def agent_line(call: AgentCall) -> str:
 
 def render_call(
     call: AgentCall, args: Args | str, seq: int, grammar: Grammar = ONE_VALUE,
-    total: int | None = None,
+    total: int | None = None, literal: str = "",
 ) -> AgentCall:
-    """A call whose prompt and attach are templates, filled from a task's values."""
+    """A call whose prompt, attach and args are templates, filled from a task's values;
+    `literal` (a prompt file's text) follows the prompt as it is."""
+
+    def fill(text: str) -> str:
+        return render_text(text, args, seq, grammar, total)
+
     return replace(
         call,
-        prompt=render_text(call.prompt, args, seq, grammar, total),
-        attach=tuple(render_text(path, args, seq, grammar, total) for path in call.attach),
+        prompt=with_literal(fill(call.prompt), literal),
+        attach=tuple(map(fill, call.attach)),
+        args=tuple(map(fill, call.args)),
     )
+
+
+def with_literal(prompt: str, literal: str) -> str:
+    """The prompt, then a prompt file's text after a blank line (either may be empty)."""
+    return f"{prompt}\n\n{literal}" if prompt and literal else prompt or literal
 
 
 def agent_command(call: AgentCall) -> tuple[str, ...]:
@@ -116,9 +129,74 @@ def agent_command(call: AgentCall) -> tuple[str, ...]:
         return ()
     from fanout_cli import agent_cli
 
-    return agent_cli.build_command(
-        call.tool, call.prompt, model=call.model, system=call.system, extra_args=call.args
-    )
+    return agent_cli.build_command(call.tool, call.prompt, model=call.model, system=call.system,
+                                   extra_args=call.args, attach=call.attach)  # fmt: skip
+
+
+class _Values(Protocol):  # sources.Source, which this module cannot import
+    name: str
+
+    @property
+    def total(self) -> int | None: ...
+
+    def specs(self) -> Iterator[TaskSpec]: ...
+
+    def commands(self, jobs: int) -> Iterator[tuple[str, str | None]]: ...
+
+    def stream(self) -> AsyncIterator[TaskSpec]: ...
+
+
+class OnceWithoutValues:
+    """Agent tasks from stdin: when stdin holds no value, a prompt that no value fills
+    (no replacement string) runs once, as task-1; one that values fill makes no task,
+    and a warning says so (as `xargs -r` runs nothing)."""
+
+    def __init__(self, inner: _Values, tasks: ValueTasks, once: bool) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._tasks = tasks
+        self._once = once
+
+    @property
+    def total(self) -> int | None:
+        total = self.inner.total
+        return 1 if total == 0 and self._once else total
+
+    def specs(self) -> Iterator[TaskSpec]:
+        empty = True
+        for spec in self.inner.specs():
+            empty = False
+            yield spec
+        if empty:
+            yield from self._without_values()
+
+    def commands(self, jobs: int) -> Iterator[tuple[str, str | None]]:
+        empty = True
+        for command in self.inner.commands(jobs):
+            empty = False
+            yield command
+        if empty and self._once:
+            yield self._tasks.display(1, Args.one("")), None
+
+    async def stream(self) -> AsyncIterator[TaskSpec]:
+        empty = True
+        async for spec in self.inner.stream():
+            empty = False
+            yield spec
+        if empty:
+            for spec in self._without_values():
+                yield spec
+
+    def _without_values(self) -> Iterator[TaskSpec]:
+        if self._once:
+            yield self._tasks.spec(1, "", "prompt")
+            return
+        from fanout_cli.render.console import warn
+
+        assert self._tasks.agent is not None
+        prompt = display_value(self._tasks.agent.prompt, 60)
+        warn(f"no values on stdin: --prompt {prompt!r} takes one per task, so no task ran "
+             "(give values with ::: or on stdin)")  # fmt: skip
 
 
 class ListSource:
