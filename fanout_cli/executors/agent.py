@@ -231,7 +231,9 @@ class AgentExecutor:
         outcome = Outcome(TaskStatus.FAILURE, "no request made")
         with anyio.CancelScope() as timer:
             for number in range(1, self.settings.retries + 2):
-                waited = await unless_down(health, partial(self._wait_turn, endpoint))
+                waited = 0.0
+                if self._run_limiter or endpoint.limiter or endpoint.pause.remaining > 0:
+                    waited = await unless_down(health, partial(self._wait_turn, endpoint))
                 if health.down is not None:
                     return self._down(provider, health, plan, record)
                 if number == 1 and plan.timeout is not None:
