@@ -315,6 +315,25 @@ def _slow_chat_server(latency: float):  # type: ignore[no-untyped-def]
     """An OpenAI-compatible server on 127.0.0.1 that answers every call after `latency`."""
     import contextlib
     import threading
+
+    @contextlib.contextmanager
+    def serving():  # type: ignore[no-untyped-def]
+        server = chat_server(latency)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    return serving()
+
+
+def chat_server(latency: float):  # type: ignore[no-untyped-def]
+    """The benchmark's chat server, bound and listening (not serving yet), with a listen
+    backlog for 50 connections at once: `request_queue_size` is read by the
+    constructor's listen(), so it is a class attribute, not set afterwards."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Handler(BaseHTTPRequestHandler):
@@ -335,20 +354,11 @@ def _slow_chat_server(latency: float):  # type: ignore[no-untyped-def]
         def log_message(self, *args: object) -> None:
             pass
 
-    @contextlib.contextmanager
-    def serving():  # type: ignore[no-untyped-def]
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.request_queue_size = 128
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-        finally:
-            server.shutdown()
-            server.server_close()
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128
 
-    return serving()
+    return Server(("127.0.0.1", 0), Handler)
 
 
 def _skewed_durations(count: int, total: float) -> list[float]:

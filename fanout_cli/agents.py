@@ -261,6 +261,8 @@ def build_settings(
         except ValueError as exc:
             raise ValueError(f"{flag_of(name)}: {exc}") from None
     base_url = merged.pop("base_url", None)
+    if "http_retries" in merged:  # --http-retries, [agent] http_retries (or its older name)
+        merged["retries"] = merged.pop("http_retries")
     settings = AgentSettings(**merged, providers=providers)
     if base_url is not None:
         _point_at(providers, settings.provider, base_url)

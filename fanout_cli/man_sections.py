@@ -99,8 +99,9 @@ contents follow the prompt). The [agent] table sets their defaults for the run w
 every agent option of the command line (provider, model, system, temperature,
 max_tokens, and base_url, the chosen provider's URL); the command line's --model,
 --provider, --system, --temperature, --max-tokens and --base-url win over it, and a
-task's own keys win over both. [agent] also takes retries (HTTP retries of transient
-errors, default 4) and rate (a cap on all agent requests). Providers: openai
+task's own keys win over both. [agent] also takes http_retries (or retries: HTTP
+retries of transient errors, default 4, as --http-retries) and rate (a pace for all
+agent requests). Providers: openai
 (OpenAI-compatible Chat Completions at OPENAI_BASE_URL or https://api.openai.com/v1,
 key OPENAI_API_KEY) and anthropic (the Messages API at ANTHROPIC_BASE_URL or
 https://api.anthropic.com, key ANTHROPIC_API_KEY); [agent.providers.NAME] defines
@@ -112,7 +113,15 @@ stdout; its summary is the reply's [AOP:SUMMARY] block, else its first lines;
 --score, [AOP:SCORE] and --vote-on read the reply. A 429, 503 or 529 pauses new
 requests to that provider for the whole run (Retry-After, retry-after-ms); transient
 errors retry with jittered exponential back-off; 400, 401, 403, 404 and an exhausted
-quota end the task at once. Needs the agent extra: pip install 'fanout-cli[agent]'.
+quota end the task at once (a 404 names the URL and suggests the likely base URL, such
+as one with /v1). Each attempt makes at most 1 + --http-retries requests, so a task
+makes at most (1 + --retries) x (1 + --http-retries). When connections to a provider
+fail (refused, DNS, connect timeout) 3 times in a row over at least 1 s with no HTTP
+answer between, the provider is down for the rest of the run: one warning line says
+so, and its waiting, backing-off and later tasks end at once as error, never retried.
+Rates (--rate, [agent] rate, a provider's rate) space starts evenly, one every
+PERIOD/N; N/PERIOD:BURST lets BURST (1 to N, default 1) go at once after a quiet
+spell. Needs the agent extra: pip install 'fanout-cli[agent]'.
 
 kind = "agent-cli" with tool = claude, codex, llm or aider (or --agent-cli TOOL) runs
 that agent CLI headless as a process: claude -p --output-format json; codex exec
@@ -317,12 +326,13 @@ Every number is checked before anything runs (exit 2, naming the value and its
 range): --jobs 1-10000; --retries and a task's retries 0-100; --ok-exit codes 0-255;
 --shard I/N and FANOUT_SHARD or CI variables with N 1-10000; --summary-chars
 20-100000; --max-lines 1-1000000; --required-successes 1 and --min-successes 0 to
-1000000000; --max-tokens 1-1000000; --temperature 0-2; --rate N/PERIOD with N
-1-1000000 and PERIOD more than 0 and at most 30d; --resources amounts more than 0 and
-at most 1000000; --grace and --retry-delay 0-30d; --timeout, --deadline and a task's
-timeout more than 0 and at most 30d (0 is refused, not read as "no limit" as
-timeout(1) reads it: leave the option out for no limit, so that a 0 from a script's
-empty arithmetic never times every task out); clean --older-than up to 3650d.
+1000000000; --max-tokens 1-1000000; --temperature 0-2; --rate N/PERIOD[:BURST] with N
+1-1000000, PERIOD more than 0 and at most 30d, BURST 1 to N; --http-retries 0-20;
+--resources amounts more than 0 and at most 1000000; --grace and --retry-delay 0-30d;
+--timeout, --deadline and a task's timeout more than 0 and at most 30d (0 is refused,
+not read as "no limit" as timeout(1) reads it: leave the option out for no limit, so
+that a 0 from a script's empty arithmetic never times every task out); clean
+--older-than up to 3650d.
 Retry back-off doubles from --retry-delay up to 60 s, whatever the attempt count. A
 task file may nest arrays and tables at most 32 deep and a dotted key may have at
 most 32 parts, checked before the TOML is parsed.

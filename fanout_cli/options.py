@@ -216,8 +216,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "(pip install 'fanout-cli[dask]'). [default: local]", "policy", v.parse_executor),
     Option("resources", ("--resources",), "Dask: a worker resource every task needs, e.g. "
            "GPU=1 (repeatable).", "policy", v.parse_resources, "NAME=N", kind="repeat"),
-    _value("rate", "N/PERIOD", "Start at most N attempts per PERIOD, run-wide: 60/min, 5/s, "
-           "10/30s.", "policy", v.parse_rate),
+    _value("rate", "N/PERIOD[:BURST]", "Start N attempts per PERIOD, run-wide, evenly spaced "
+           "(60/min, 5/s, 10/30s); :BURST lets that many go at once (60/min:5).", "policy",
+           v.parse_rate),
     Option("agent", ("--agent",), "Tasks are LLM calls: each value fills --prompt (or is the "
            "prompt).", "source", kind="flag", table=None),
     Option("prompt", ("--prompt",), "Agent tasks: the prompt, with {} {.} {/} {#} ... filled "
@@ -240,6 +241,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "for anthropic]", "agent", v.parse_max_tokens, table="agent"),
     _value("base_url", "URL", "Agent tasks: the provider's URL, e.g. http://127.0.0.1:8080/v1 "
            "for a local OpenAI-compatible server.", "agent", v.parse_url, table="agent"),
+    _value("http_retries", "N", "Agent tasks: extra requests of one attempt after a transient "
+           "HTTP error (5xx, 429, a dropped connection), 0-20. [default: 4]", "agent",
+           v.parse_http_retries, table="agent"),
     Option("attach", ("--attach",), "Agent tasks: append this file's contents to the prompt "
            "(repeatable; {} etc. filled from each value).", "source", metavar="TEMPLATE",
            kind="repeat", table=None),

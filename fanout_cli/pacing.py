@@ -1,15 +1,15 @@
 """How fast work may start, and where time comes from.
 
-`RateLimiter` and `Pause` are shared by every task of a run: `--rate 60/min` caps
-attempt starts across the run, a provider's `rate` caps its HTTP requests, and a 429
-seen by one task pauses the next request of every task to that provider.
+`RateLimiter` and `Pause` are shared by every task of a run: `--rate 60/min` spaces
+attempt starts across the run (one a second; `60/min:5` lets 5 go at once), a
+provider's `rate` spaces its HTTP requests, and a 429 seen by one task pauses the
+next request of every task to that provider.
 
 `Clock` and `Backoff` are what the runner and the agent executor wait with; tests
 pass their own so that nothing really sleeps and no private function is patched."""
 
 from __future__ import annotations
 
-import collections
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -57,7 +57,10 @@ class Backoff:
 
 
 class RateLimiter:
-    """At most `rate.count` starts in any window of `rate.period` seconds.
+    """Starts spaced evenly: one every `rate.period / rate.count` seconds, of which
+    `rate.burst` may go at once after a quiet spell (a token bucket of `burst` tokens,
+    one back every interval). Over any stretch of t seconds at most
+    burst + t * count / period start.
 
     Waiters are served in arrival order (one lock), so a busy run cannot starve a
     task. A cancelled waiter takes no slot."""
@@ -65,21 +68,22 @@ class RateLimiter:
     def __init__(self, rate: Rate, clock: Clock = SYSTEM_CLOCK) -> None:
         self.rate = rate
         self.clock = clock
-        self._starts: collections.deque[float] = collections.deque()
+        self._next: float | None = None  # when the bucket is full again (the steady pace)
         self._lock = anyio.Lock()
 
     async def acquire(self) -> float:
-        """Wait for a free slot in the window; return the seconds waited."""
+        """Wait for this start's turn; return the seconds waited."""
         began = self.clock.now()
+        interval = self.rate.period / self.rate.count
+        slack = (self.rate.burst - 1) * interval  # how far ahead of the pace a burst may run
         async with self._lock:
             while True:
                 now = self.clock.now()
-                while self._starts and self._starts[0] <= now - self.rate.period:
-                    self._starts.popleft()
-                if len(self._starts) < self.rate.count:
-                    self._starts.append(now)
+                due = now if self._next is None else max(self._next, now)
+                if due - slack <= now:
+                    self._next = due + interval
                     return now - began
-                await self.clock.sleep(self._starts[0] + self.rate.period - now)
+                await self.clock.sleep(due - slack - now)
 
 
 class Pause:

@@ -27,6 +27,7 @@ MAX_SUMMARY_CHARS = 100_000
 MAX_LINES = 1_000_000
 MAX_TOKENS = 1_000_000
 MAX_RATE_COUNT = 1_000_000
+MAX_HTTP_RETRIES = 20
 MAX_RESOURCE = 1_000_000
 MAX_DURATION = 30 * 86400.0  # 30d: a run's durations (timeouts, grace, delays, rate periods)
 MAX_AGE = 3650 * 86400.0  # ten years: the age of a run (`clean --older-than`)
@@ -168,6 +169,7 @@ def _whole_numbers(minimum: int, maximum: int) -> Callable[[object], int]:
 
 parse_jobs = _whole_numbers(1, MAX_JOBS)
 parse_retries = _whole_numbers(0, MAX_RETRIES)
+parse_http_retries = _whole_numbers(0, MAX_HTTP_RETRIES)
 parse_count = _whole_numbers(1, MAX_COUNT)
 parse_count_or_zero = _whole_numbers(0, MAX_COUNT)
 parse_max_lines = _whole_numbers(1, MAX_LINES)
@@ -259,10 +261,8 @@ def parse_vote_on(value: object) -> str:
 def parse_run_id(value: object) -> str:
     text = parse_text(value)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", text):
-        raise ValueError(
-            f"a run id is 1-128 characters of A-Z a-z 0-9 . _ - and starts with a "
-            f"letter or digit, got {text!r}"
-        )
+        raise ValueError(f"a run id is 1-128 characters of A-Z a-z 0-9 . _ - and starts with "
+                         f"a letter or digit, got {text!r}")  # fmt: skip
     return text
 
 
@@ -276,21 +276,23 @@ _RATE_UNITS = {
 
 @dataclass(frozen=True)
 class Rate:
-    """At most `count` starts in any window of `period` seconds."""
+    """`count` starts per `period` seconds, evenly spaced; `burst` of them at once."""
 
     count: int
     period: float
-    text: str  # as given, normalised: "60/min"
+    text: str  # as given, normalised: "60/min", "5/10s:2"
+    burst: int = 1
 
     def __str__(self) -> str:
         return self.text
 
 
 def parse_rate(value: object) -> Rate:
-    """`60/min`, `5/s`, `1000/h`, `10/30s` -> Rate."""
+    """`60/min`, `5/s`, `1000/h`, `10/30s`, with `:BURST` (`5/10s:2`) -> Rate."""
     if isinstance(value, Rate):
         return value
     text = value.strip().lower().replace(" ", "") if isinstance(value, str) else ""
+    text, colon, burst_text = text.partition(":")
     count_text, slash, period_text = text.partition("/")
     problem = f"expected a rate such as 60/min, 5/s or 10/30s, got {shown(value)}"
     if not slash or not count_text.isdigit():
@@ -308,7 +310,10 @@ def parse_rate(value: object) -> Rate:
             raise ValueError(problem + " (a period is at most 30d)") from None
     if period <= 0:
         raise ValueError(f"the period of a rate must be longer than 0, got {shown(value)}")
-    return Rate(count, period, text)
+    burst = int(burst_text) if burst_text.isdecimal() and len(burst_text) < 8 else 1 - len(colon)
+    if not 1 <= burst <= count:  # ":" with no whole number after it is 0
+        raise ValueError(f"a rate's burst (after :) is from 1 to its count, got {shown(value)}")
+    return Rate(count, period, text if burst == 1 else f"{text}:{burst}", burst)
 
 
 @dataclass(frozen=True)

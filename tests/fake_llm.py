@@ -591,6 +591,9 @@ def reply_body(api: Api, reply: Reply, request_body: Mapping[str, Any]) -> dict[
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog: read by the constructor's listen(), so it must be set here (the
+    # default, 5, makes a burst of -j 50 connections wait for SYN retries).
+    request_queue_size = 128
 
     def __init__(self, fake: FakeLLM) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

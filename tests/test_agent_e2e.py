@@ -10,6 +10,7 @@ times the fake recorded with the schedule a wrong implementation would produce."
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -555,12 +556,14 @@ def test_run_wide_rate_caps_request_arrivals(fake_llm: FakeLLM) -> None:
     values = [str(n) for n in range(12)]
     completed = fanout(fake_llm, *SAY, "--rate", "5/s", "-j", "8", ":::", *values)
     assert completed.returncode == 0, completed.stderr
-    arrivals = [r.received_at for r in completions(fake_llm)]
+    arrivals = sorted(r.received_at for r in completions(fake_llm))
     assert len(arrivals) == 12
     # 0.95 s, not 1 s: the limiter allows a start exactly one period after another, and
     # arrival jitter may bring them a hair closer on the server's clock.
     assert most_in_window(arrivals, 0.95) <= 5
-    assert max(arrivals) - min(arrivals) >= 1.8  # 5 at once, 5 a second later, 2 after
+    assert max(arrivals) - min(arrivals) >= 2.1  # one every 0.2 s (was: 5 at once, 5 at 1 s)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.15, gaps  # evenly spaced: no two together
 
 
 @pytest.mark.slow

@@ -6,13 +6,17 @@ errors (429, 5xx, 529, a dropped connection) are retried inside the attempt with
 jittered exponential back-off; a 429, 503 or 529 also pauses the next request of
 every task to that provider, for as long as the server asked (Retry-After,
 retry-after-ms). Errors that cannot succeed on another try (400, 401, 403, 404,
-an exhausted quota) end the task at once. The reply text is the task's stdout."""
+an exhausted quota) end the task at once; a 404 names the URL and the likely base URL.
+Connection failures in a row mark the provider down (executors/health.py): its
+waiting tasks and retries then end as `error` without a request. An attempt makes at
+most 1 + http_retries requests. The reply text is the task's stdout."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -30,6 +34,7 @@ from fanout_cli.executors.exchange import (
     one_line,
     redact_headers,
 )
+from fanout_cli.executors.health import Health, not_found_hint, unless_down
 from fanout_cli.models import AgentCall, Attempt, TaskSpec, TaskStatus
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, Pause, RateLimiter
 from fanout_cli.redact import redact_text
@@ -44,6 +49,7 @@ POOL_SLOTS = 8  # worker slots that share one connection pool
 # Between tries of a transient error the server gave no wait for: 1s, 2s, 4s ... 60s,
 # jittered so that tasks that failed together do not come back together.
 HTTP_BACKOFF = Backoff(base=1.0)
+_UNREACHED = "connection failed: "  # the reason's start when no connection was made
 
 
 def missing_http_client() -> str | None:
@@ -61,6 +67,7 @@ class _Endpoint:
 
     pause: Pause
     limiter: RateLimiter | None
+    health: Health
 
 
 class AgentExecutor:
@@ -203,7 +210,9 @@ class AgentExecutor:
         endpoint = self._endpoints.get(provider.name)
         if endpoint is None:
             limiter = None if provider.rate is None else RateLimiter(provider.rate, self.clock)
-            endpoint = self._endpoints[provider.name] = _Endpoint(Pause(self.clock), limiter)
+            endpoint = self._endpoints[provider.name] = _Endpoint(
+                Pause(self.clock), limiter, Health(self.clock)
+            )
         return endpoint
 
     async def _exchanges(
@@ -215,48 +224,26 @@ class AgentExecutor:
         plan: AttemptPlan,
         record: dict[str, Any],
     ) -> Outcome:
-        """Send, and send again while the failure is transient and retries remain."""
+        """Send, and send again while the failure is transient and retries remain: at
+        most 1 + retries requests. A provider marked down ends it before the next."""
         endpoint = self._endpoint(provider)
+        health = endpoint.health
         outcome = Outcome(TaskStatus.FAILURE, "no request made")
         with anyio.CancelScope() as timer:
             for number in range(1, self.settings.retries + 2):
-                waited = await self._wait_turn(endpoint)
+                waited = 0.0
+                if self._run_limiter or endpoint.limiter or endpoint.pause.remaining > 0:
+                    waited = await unless_down(health, partial(self._wait_turn, endpoint))
+                if health.down is not None:
+                    return self._down(provider, health, plan, record)
                 if number == 1 and plan.timeout is not None:
                     timer.deadline = anyio.current_time() + plan.timeout
-                began = self.clock.now()
-                # Listed before it is sent: a request cut short is still on the record.
-                exchange: dict[str, Any] = {
-                    "n": number,
-                    "waited_s": round(waited, 3),
-                    "duration_ms": None,
-                    "status": None,
-                    "error": "no reply (cut short)",
-                    "retry_after_s": None,
-                }
-                record["exchanges"].append(exchange)
-                try:
-                    outcome = await self._send(provider, url, headers, body, plan.slot)
-                finally:
-                    exchange["duration_ms"] = round((self.clock.now() - began) * 1000)
-                exchange["status"] = outcome.http_status
-                exchange["error"] = None if outcome.status is TaskStatus.SUCCESS else outcome.reason
-                exchange["retry_after_s"] = outcome.retry_after
-                note_response(record, provider, outcome)
-                if outcome.status is not TaskStatus.SUCCESS:
-                    _append(plan.stderr_path, f"request {number}: {outcome.reason}\n")
-                last_try = number > self.settings.retries
-                pausing = outcome.http_status in PAUSING_STATUSES
-                if not outcome.retry or (last_try and not pausing):
-                    break
-                delay = outcome.retry_after
+                outcome = await self._exchange(provider, (url, headers, body), plan, record,
+                                               number, waited)  # fmt: skip
+                delay = self._retry_delay(endpoint, outcome, number)
                 if delay is None:
-                    delay = self.backoff.delay(number)
-                if pausing:  # every task waits, whether or not this one tries again
-                    endpoint.pause.extend(delay)
-                if last_try:
                     break
-                if not pausing:
-                    await self.clock.sleep(delay)
+                await unless_down(health, partial(self._sleep, delay))
         if timer.cancelled_caught:
             assert plan.timeout is not None
             reason = f"timed out after {format_duration(plan.timeout)}"
@@ -264,7 +251,81 @@ class AgentExecutor:
             if record["exchanges"] and record["exchanges"][-1]["status"] is None:
                 record["exchanges"][-1]["error"] = reason
             return Outcome(TaskStatus.TIMEOUT, reason)
+        if outcome.unreached and health.down is not None:
+            return self._down(provider, health, plan, record)
         return outcome
+
+    async def _exchange(
+        self,
+        provider: Provider,
+        request: tuple[str, dict[str, str], dict[str, Any]],
+        plan: AttemptPlan,
+        record: dict[str, Any],
+        number: int,
+        waited: float,
+    ) -> Outcome:
+        """One request, kept on the record; its connection failure or answer noted."""
+        began = self.clock.now()
+        # Listed before it is sent: a request cut short is still on the record.
+        exchange: dict[str, Any] = {
+            "n": number,
+            "waited_s": round(waited, 3),
+            "duration_ms": None,
+            "status": None,
+            "error": "no reply (cut short)",
+            "retry_after_s": None,
+        }
+        record["exchanges"].append(exchange)
+        try:
+            outcome = await self._send(provider, *request, plan.slot)
+        finally:
+            exchange["duration_ms"] = round((self.clock.now() - began) * 1000)
+        exchange["status"] = outcome.http_status
+        exchange["error"] = None if outcome.status is TaskStatus.SUCCESS else outcome.reason
+        exchange["retry_after_s"] = outcome.retry_after
+        note_response(record, provider, outcome)
+        if outcome.status is not TaskStatus.SUCCESS:
+            _append(plan.stderr_path, f"request {number}: {outcome.reason}\n")
+        health = self._endpoint(provider).health
+        if outcome.http_status is not None:
+            health.answered()
+        elif outcome.unreached and health.failed(outcome.reason.removeprefix(_UNREACHED)):
+            from fanout_cli.render.console import warn
+
+            warn(f"provider {provider.name} at {redact_text(provider.base_url)} is down: "
+                 f"{health.down}; its tasks end as error without a request")  # fmt: skip
+        return outcome
+
+    def _retry_delay(self, endpoint: _Endpoint, outcome: Outcome, number: int) -> float | None:
+        """The wait before the next try of this attempt, or None: no next try. A 429,
+        503 or 529 pauses every task's next request, tried again here or not."""
+        last_try = number > self.settings.retries
+        pausing = outcome.http_status in PAUSING_STATUSES
+        if not outcome.retry or (last_try and not pausing):
+            return None
+        delay = outcome.retry_after
+        if delay is None:
+            delay = self.backoff.delay(number)
+        if pausing:  # every task waits, whether or not this one tries again
+            endpoint.pause.extend(delay)
+            return None if last_try else 0.0
+        return delay
+
+    def _down(
+        self, provider: Provider, health: Health, plan: AttemptPlan, record: dict[str, Any]
+    ) -> Outcome:
+        """The end of a task whose provider is down: `error` when none of its requests
+        reached a server (it could not start), `failure` when one did; never retried."""
+        where = redact_text(provider.base_url)
+        reason = f"provider {provider.name} at {where} is down: {health.down}"
+        _append(plan.stderr_path, reason + "\n")
+        reached = any(exchange["status"] is not None for exchange in record["exchanges"])
+        return Outcome(TaskStatus.FAILURE if reached else TaskStatus.ERROR, reason)
+
+    async def _sleep(self, seconds: float) -> float:
+        if seconds > 0:
+            await self.clock.sleep(seconds)
+        return seconds
 
     async def _wait_turn(self, endpoint: _Endpoint) -> float:
         """Wait out the provider's pause and both rate limits; return the seconds."""
@@ -289,14 +350,23 @@ class AgentExecutor:
         client = self._clients[(slot - 1) // POOL_SLOTS % len(self._clients)]
         try:
             response = await client.post(url, headers=headers, json=body)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:  # the server was not reached
+            reason = redact_text(f"{_UNREACHED}{type(exc).__name__}: {exc}".rstrip(": "))
+            return Outcome(TaskStatus.FAILURE, reason, retry=True, unreached=True)
         except httpx2.TimeoutException:
             return Outcome(TaskStatus.FAILURE, "no reply within the read timeout", retry=True)
         except httpx2.TransportError as exc:
             reason = redact_text(f"connection failed: {type(exc).__name__}: {exc}".rstrip(": "))
             return Outcome(TaskStatus.FAILURE, reason, retry=True)
-        return classify_response(
+        outcome = classify_response(
             provider.api, response.status_code, dict(response.headers), response.text
         )
+        if outcome.http_status == 404:  # most often a base URL without (or with a second) /v1
+            hint = not_found_hint(provider.api, provider.base_url)
+            reason = outcome.reason.replace("HTTP 404: ", f"HTTP 404 from {url}: ", 1)
+            reason = redact_text(reason if hint is None else f"{reason} ({hint})")
+            outcome = replace(outcome, reason=reason)
+        return outcome
 
 
 def _read_text(path: str, limit: int = 16 << 20) -> str:

@@ -38,6 +38,7 @@ class Outcome:
     response: Any = None
     http_status: int | None = None
     headers: Mapping[str, str] | None = None
+    unreached: bool = False  # no connection: refused, DNS, connect timeout
 
 
 def build_request(
