@@ -25,6 +25,7 @@ from fanout_cli.models import Attempt, Prior, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.options import RunConfig, VerdictOptions
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
 from fanout_cli.strategies import StrategyOptions, Tracker
+from fanout_cli.tokens import TokenTotals
 from fanout_cli.values import format_duration
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
@@ -50,8 +51,10 @@ class Halt:
 
 def strategy_options(verdict: VerdictOptions) -> StrategyOptions:
     """What the strategy itself reads of the verdict options."""
+    source = "--scorer" if verdict.scorer else "--score REGEX" if verdict.score else None
     return StrategyOptions(verdict.strategy, verdict.fail_fast, verdict.required_successes,
-                           verdict.min_successes, verdict.min_success_ratio)  # fmt: skip
+                           verdict.min_successes, verdict.min_success_ratio,
+                           source)  # fmt: skip
 
 
 class Runner:
@@ -77,6 +80,7 @@ class Runner:
         self.listener = listener
         self.tracker = Tracker(strategy_options(config.verdict), total)
         self.rows = RowIndex()
+        self.tokens = TokenTotals()  # the agent tasks' usage, totalled as they end
         self.halt: Halt | None = None
         self._running: dict[int, anyio.CancelScope] = {}
         self._free_slots = list(range(config.policy.jobs, 0, -1))
@@ -193,13 +197,16 @@ class Runner:
     def _keep(self, prior: Prior) -> None:
         """An earlier result stands (resume): it counts, and it is not run again."""
         self.rows.add(prior.seq, prior.offset)
+        self.tokens.add(prior.row.get("tokens"))
         self._on_decision(self.tracker.observe(prior))
 
     def _record(self, result: TaskResult) -> None:
         if self.failure is not None:
             return  # nothing is written after an I/O failure: --resume runs the task
-        offset = self.store.journal("task_ended", **journal_row(result))
+        row = journal_row(result)
+        offset = self.store.journal("task_ended", **row)
         self.rows.add(result.seq, offset)
+        self.tokens.add(row.get("tokens"))
         self._tell(self.listener.task_ended, result)
         self._on_decision(self.tracker.observe(result))
 
@@ -330,9 +337,11 @@ class Runner:
         details_file = self.store.write_details(result, self.store.run_id)
         result = replace(result, details_file=details_file)
         if self.config.verdict.scorer and result.status is TaskStatus.SUCCESS:
+            from fanout_cli.scorer import run_scorer  # only runs with --scorer
+
             details_path = Path(self.store.folder.member(details_file))
-            score = await interpret.run_scorer(self.config.verdict.scorer, details_path)
-            result = replace(result, score=score)
+            scored = await run_scorer(self.config.verdict.scorer, details_path)
+            result = replace(result, score=scored.score, scorer=scored.record)
             self.store.write_details(result, self.store.run_id)
         return result
 
