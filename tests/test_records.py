@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from tests.fake_llm import (
 from tests.helpers import (
     Completed,
     assert_clean,
+    assert_every_named_path_exists_private,
     details_by_id,
     manifest_rows,
     output_dir,
@@ -192,33 +191,6 @@ kind = "agent-cli"
 tool = "llm"
 prompt = "Say cli"
 """
-
-
-@pytest.fixture
-def open_umask() -> Iterator[None]:
-    """fanout's children inherit umask 000: a file's mode is then what fanout asked."""
-    previous = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(previous)
-
-
-def named_paths(record: dict[str, Any]) -> list[str]:
-    names = [record[stream]["path"] for stream in ("stdout", "stderr") if record[stream]]
-    for attempt in record["attempts"]:
-        names += [attempt["stdout"], attempt["stderr"]]
-    return names
-
-
-def assert_every_named_path_exists_private(run_dir: Path) -> None:
-    for document in json.loads((run_dir / "manifest.json").read_text())["tasks"]:
-        record = json.loads((run_dir / document["details_file"]).read_text())
-        for name in named_paths(record):
-            assert name is not None and (run_dir / name).is_file(), (record["task_id"], name)
-    for path in run_dir.iterdir():
-        mode = stat.S_IMODE(path.stat().st_mode)
-        assert mode == 0o600, f"{path.name}: {mode:o}"
 
 
 def test_every_path_a_details_file_names_exists_and_is_0600(
