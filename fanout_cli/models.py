@@ -220,6 +220,7 @@ class ReduceResult:
     stdout_file: str = "reduce.stdout"
     stdout_bytes: int = 0
     kept: bool = False  # --resume: no task's result changed, the recorded reduce stands
+    tokens: Mapping[str, Any] | None = None  # an agent reduce's usage (fanout_cli.tokens)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,13 @@ COUNTS = ("input_tokens", "output_tokens", "total_tokens")
 def task_tokens(attempts: Iterable[Attempt]) -> dict[str, Any] | None:
     """{input_tokens, output_tokens, total_tokens, unknown} over the attempts that made
     an agent call; None for a task that made none (a process, or a call never made)."""
+    return calls_tokens(attempt.agent for attempt in attempts)
+
+
+def calls_tokens(records: Iterable[Mapping[str, Any] | None]) -> dict[str, Any] | None:
+    """task_tokens of the attempts' `agent` records (None: no call in that attempt)."""
     tokens: dict[str, Any] | None = None
-    for attempt in attempts:
-        record = attempt.agent
+    for record in records:
         if record is None:
             continue
         if tokens is None:
@@ -68,3 +72,13 @@ class TokenTotals:
         if not self.tasks:
             return None
         return {**self.counts, "tasks": self.tasks, "unknown": self.unknown}
+
+
+def with_call(totals: Mapping[str, int] | None, tokens: object) -> dict[str, int] | None:
+    """The run's totals with one more call counted (the reduce's, when it is an agent)."""
+    counter = TokenTotals()
+    if totals is not None:
+        counter.tasks, counter.unknown = totals["tasks"], totals["unknown"]
+        counter.counts = {name: totals[name] for name in COUNTS}
+    counter.add(tokens)
+    return counter.document()

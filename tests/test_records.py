@@ -257,3 +257,22 @@ def test_resumed_totals_include_the_kept_results(fake_llm: FakeLLM) -> None:
                 "unknown": 0}  # fmt: skip
     assert envelope(again)["tokens"] == expected
     assert again.manifest()["tokens"] == expected
+
+
+def test_an_agent_reduce_counts_in_the_totals_and_a_kept_one_on_resume(fake_llm: FakeLLM) -> None:
+    """The reduce's call is the run's spend too: it counts as one more call, and a
+    reduce kept by --resume (its input unchanged) is counted again from reduce.json."""
+    fake_llm.script_for("Answer", Reply("one", usage=Usage(10, 2)))
+    fake_llm.script_for("Combine", Reply("combined", usage=Usage(50, 9)))
+    completed = fanout(fake_llm, "run", "--prompt", "Answer {}", "--model", "m", "--run-id",
+                       "r", "--reduce-prompt", "Combine {outputs}", ":::", "q")  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    expected = {"input_tokens": 60, "output_tokens": 11, "total_tokens": 71, "tasks": 2,
+                "unknown": 0}  # fmt: skip
+    assert completed.manifest()["tokens"] == expected
+    assert_every_named_path_exists_private(completed.run_dir)
+    assert (completed.run_dir / "reduce.stderr").is_file()  # reduce.json names it
+    again = fanout(fake_llm, "run", "--resume", "r")
+    assert again.returncode == 0, again.stderr
+    assert again.manifest()["reduce"]["kept"] is True
+    assert again.manifest()["tokens"] == expected
