@@ -276,3 +276,23 @@ def test_an_agent_reduce_counts_in_the_totals_and_a_kept_one_on_resume(fake_llm:
     assert again.returncode == 0, again.stderr
     assert again.manifest()["reduce"]["kept"] is True
     assert again.manifest()["tokens"] == expected
+
+
+def test_merge_totals_the_runs_tokens_and_keeps_a_scorers_rule(fake_llm: FakeLLM) -> None:
+    fake_llm.script_for("Say a", Reply("a", usage=Usage(10, 1)))
+    fake_llm.script_for("Say b", Reply("b", usage=None))
+    assert fanout(fake_llm, *SAY, "--run-id", "one", ":::", "a").returncode == 0
+    assert fanout(fake_llm, *SAY, "--run-id", "two", ":::", "b").returncode == 0
+    merged = fanout(None, "merge", "one", "two", "--format", "json")
+    assert merged.returncode == 0, merged.stderr
+    expected = {"input_tokens": 10, "output_tokens": 1, "total_tokens": 11, "tasks": 2,
+                "unknown": 1}  # fmt: skip
+    assert envelope(merged)["tokens"] == expected
+
+    assert fanout(None, *BEST, "--scorer", "false", "--run-id", "s1", "--", "echo", ":::",
+                  "x").returncode == 1  # fmt: skip
+    remerged = fanout(None, "merge", "s1", "--format", "json")
+    assert remerged.returncode == 1
+    assert envelope(remerged)["verdict"]["reason"] == (
+        "no task has a score (1 of 1 succeeded; the scorer failed for 1 task: exit 1)"
+    )

@@ -77,7 +77,18 @@ def strategy_for(runs: Sequence[SourceRun], options: Mapping[str, str | None]) -
         required_successes=config.verdict.required_successes,
         min_successes=config.verdict.min_successes,
         min_success_ratio=config.verdict.min_success_ratio,
+        score_source=_score_source(runs),
     )
+
+
+def _score_source(runs: Sequence[SourceRun]) -> str | None:
+    """Whether any run asked for scores (best-of-n then fails when none has one)."""
+    for run in runs:
+        if run.options.get("scorer"):
+            return "--scorer"
+        if run.options.get("score"):
+            return "--score REGEX"
+    return None
 
 
 def _agreed(runs: Sequence[SourceRun], name: str, default: object) -> Any:
@@ -139,6 +150,16 @@ def merge_runs(
     return MergeResult(report, tuple(sources), tuple(rows))
 
 
+def _tokens(rows: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
+    """The merged tasks' token usage, from their rows (fanout_cli.tokens)."""
+    from fanout_cli.tokens import TokenTotals
+
+    totals = TokenTotals()
+    for row in rows:
+        totals.add(row.get("tokens"))
+    return totals.document()
+
+
 def write_merged_run(
     output_dir: Path,
     sources: Sequence[SourceRun],
@@ -169,6 +190,7 @@ def write_merged_run(
             f"fanout merge of {len(sources)} run{'s' * (len(sources) != 1)}: "
             f"{count} task{'s' * (count != 1)}, {strategy.name}"
         ),
+        tokens=_tokens(rows),
     )
     options = {
         "strategy": strategy.name,
@@ -273,5 +295,5 @@ def merged_manifest_header(
         "duration_ms": round(report.duration * 1000),
         "merged_at": iso_time(time.time()),
         "verdict": verdict_document(report),
-        "tokens": None,  # not totalled over merged runs: their own manifests have theirs
+        "tokens": None if report.tokens is None else dict(report.tokens),
     }
