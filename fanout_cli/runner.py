@@ -12,7 +12,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -25,8 +25,10 @@ from fanout_cli.models import Attempt, Prior, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.options import RunConfig, VerdictOptions
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
 from fanout_cli.strategies import StrategyOptions, Tracker
-from fanout_cli.tokens import TokenTotals
 from fanout_cli.values import format_duration
+
+if TYPE_CHECKING:
+    from fanout_cli.tokens import TokenTotals
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -80,7 +82,7 @@ class Runner:
         self.listener = listener
         self.tracker = Tracker(strategy_options(config.verdict), total)
         self.rows = RowIndex()
-        self.tokens = TokenTotals()  # the agent tasks' usage, totalled as they end
+        self._tokens: TokenTotals | None = None  # agent tasks' usage, totalled as they end
         self.halt: Halt | None = None
         self._running: dict[int, anyio.CancelScope] = {}
         self._free_slots = list(range(config.policy.jobs, 0, -1))
@@ -197,8 +199,22 @@ class Runner:
     def _keep(self, prior: Prior) -> None:
         """An earlier result stands (resume): it counts, and it is not run again."""
         self.rows.add(prior.seq, prior.offset)
-        self.tokens.add(prior.row.get("tokens"))
+        self._count_tokens(prior.row.get("tokens"))
         self._on_decision(self.tracker.observe(prior))
+
+    def _count_tokens(self, tokens: object) -> None:
+        """Add an agent task's usage (None: a process task) to the run's totals."""
+        if tokens is None:
+            return
+        if self._tokens is None:
+            from fanout_cli.tokens import TokenTotals  # only runs with agent tasks
+
+            self._tokens = TokenTotals()
+        self._tokens.add(tokens)
+
+    def token_totals(self) -> dict[str, int] | None:
+        """The run's token usage (fanout_cli.tokens); None when no task called an agent."""
+        return None if self._tokens is None else self._tokens.document()
 
     def _record(self, result: TaskResult) -> None:
         if self.failure is not None:
@@ -206,7 +222,7 @@ class Runner:
         row = journal_row(result)
         offset = self.store.journal("task_ended", **row)
         self.rows.add(result.seq, offset)
-        self.tokens.add(row.get("tokens"))
+        self._count_tokens(row.get("tokens"))
         self._tell(self.listener.task_ended, result)
         self._on_decision(self.tracker.observe(result))
 

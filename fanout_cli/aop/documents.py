@@ -16,7 +16,6 @@ from fanout_cli.models import AgentCall, Attempt, OutputInfo, RunReport, TaskRes
 from fanout_cli.redact import redact_env, redact_text, redact_words
 from fanout_cli.replacements import Args
 from fanout_cli.template import Template
-from fanout_cli.tokens import task_tokens
 
 if TYPE_CHECKING:
     from fanout_cli.options import RunConfig
@@ -269,9 +268,17 @@ def journal_row(result: TaskResult) -> dict[str, Any]:
         "vote_key": result.vote_key,
         "interrupted": result.interrupted,
         "input": task_input(result.spec),  # for a reduce's JSON lines
-        # an agent task's token usage (fanout_cli.tokens); a process task's row has none
-        **({} if result.spec.agent is None else {"tokens": task_tokens(result.attempts)}),
+        **_tokens_field(result),
     }
+
+
+def _tokens_field(result: TaskResult) -> dict[str, Any]:
+    """An agent task's token usage (a process task's row has no such key)."""
+    if result.spec.agent is None:
+        return {}
+    from fanout_cli.tokens import task_tokens  # only runs with agent tasks
+
+    return {"tokens": task_tokens(result.attempts)}
 
 
 def report_row(row: Mapping[str, Any]) -> dict[str, Any]:

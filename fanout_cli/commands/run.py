@@ -218,7 +218,7 @@ def _report(
         title=f"{title}: {count} task{'s' * (count != 1)}, {config.verdict.strategy}",
         interrupted=interrupted,
         shard=config.sharding.shard,
-        tokens=runner.tokens.document(),
+        tokens=runner.token_totals(),
     )
 
 
