@@ -10,16 +10,11 @@ answer parsed out of the tool's JSON, not the JSON)."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
-import shlex
-import signal
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -192,9 +187,6 @@ def build_summary(
 
 
 THREAD_ANALYSIS_BYTES = 4 << 20  # a larger stdout is scanned off the event loop
-SCORER_TIMEOUT_SECONDS = 60.0
-SCORER_GRACE_SECONDS = 1.0  # what a scorer left: SIGTERM, then SIGKILL after this
-SCORER_OUTPUT_BYTES = 1 << 20
 _REPORTED_FAILURE = ("failure", "failed", "error")
 
 
@@ -358,38 +350,3 @@ async def _off_the_loop_when_large(path: str, read: Callable[..., T], *args: Any
     if large:
         return await anyio.to_thread.run_sync(read, *args)
     return read(*args)
-
-
-async def run_scorer(scorer: str, details_path: Path) -> float | None:
-    """Run the --scorer command on a task's details file; the number it prints.
-
-    Its stdout goes to a file, so that fanout waits for the scorer to exit, not for an
-    EOF that a process it left behind could hold off; it runs in its own process group
-    with a task's mark, and what it leaves is ended with it, as a task's is."""
-    import tempfile  # only runs with --scorer
-
-    from fanout_cli.reaper import MARK_VARIABLE, Orphans
-
-    orphans = Orphans()
-    mark = orphans.new_mark()
-    environment = {**os.environ, **({MARK_VARIABLE: mark} if mark else {})}
-    command = f"{scorer} {shlex.quote(str(details_path))}"
-    with tempfile.TemporaryFile() as output:
-        process = await anyio.open_process(command, stdin=subprocess.DEVNULL, stdout=output,
-                                           stderr=subprocess.DEVNULL, env=environment,
-                                           start_new_session=True)  # fmt: skip
-        try:
-            with anyio.move_on_after(SCORER_TIMEOUT_SECONDS):
-                await process.wait()
-        finally:
-            with anyio.CancelScope(shield=True):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, signal.SIGKILL)  # it, and what it left in its group
-                await process.wait()
-                orphans.task_ended(mark, process.pid, SCORER_GRACE_SECONDS)
-                while orphans.sweep(()):
-                    await anyio.sleep(0.02)
-        if process.returncode != 0:
-            return None
-        output.seek(0)
-        return parse_number(decode(output.read(SCORER_OUTPUT_BYTES)))

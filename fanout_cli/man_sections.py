@@ -139,6 +139,14 @@ Literal: the contents of attached files, and --prompt-file FILE (prompt_file in 
 task, relative to the task file), whose text follows the prompt after a blank line
 (alone, it is the prompt). With values from stdin and none there, a prompt with no
 replacement string runs once; one with a replacement string runs no task (a warning).
+
+Token usage is totalled for the run in the manifest and the JSON envelope (tokens:
+input_tokens, output_tokens, total_tokens, tasks, unknown; null when no task called
+an agent) and at the end of the AOP METRICS line (input_tokens: N, output_tokens: N,
+total_tokens: N, tokens_unknown: N). Every attempt's reply counts, an agent reduce
+counts as one more call, and --resume includes the kept results. A reply that did not
+report its counts makes its task unknown, and the sums are then a lower bound; a
+request that got no reply adds nothing.
 """),
     ("SHARDING", """\
 --shard I/N runs shard I of N (1-based); without it, FANOUT_SHARD=I/N or a CI
@@ -236,7 +244,9 @@ SEQ-SLUG.json (the details file: AOP header keys and fanout's full record),
 SEQ-SLUG.stdout and SEQ-SLUG.stderr (the raw bytes, streamed; earlier attempts of a
 retried task keep .aN.stdout names), and for the run journal.jsonl (append-only
 events, one JSON object a line), manifest.json (options, tasks, verdict), tasks.jsonl
-(the task list, for --resume) and, while a fanout works in it, lock. SLUG is
+(the task list, for --resume) and, while a fanout works in it, lock. Every file is
+mode 0600 whatever the umask and the kind of task, and every output a details file
+names exists. SLUG is
 the task id reduced to A-Z a-z 0-9 . _ - and at most 64 characters. SEQ is the
 task's number in four digits up to 9999 (0001), and beyond that its digits after a
 letter for their count (a10000, b100000, c1000000, ...): ls and shell globs list the
@@ -268,8 +278,12 @@ all-succeed passes when every task succeeded (with --fail-fast it stops at the
 first failure). first-n-succeed passes once --required-successes tasks succeeded and
 cancels the rest, or fails as soon as that became impossible. best-of-n passes when
 one task succeeded; the winner has the highest score ([AOP:SCORE] line, --score
-REGEX or --scorer CMD; ties go to the earlier task). majority-vote passes when one
-vote key (--vote-on) is held by more than half of all tasks, and stops once one is.
+REGEX or --scorer CMD; ties go to the earlier task); with --score or --scorer it fails
+when no successful task got a score, saying why (the scorer's failure, or that the
+REGEX matched nothing). A scorer's command, exit code, stderr and error are kept in
+each task's details file (scorer) and shown by fanout show. majority-vote passes
+when one vote key (--vote-on) is held by more than half of all tasks, and stops once
+one is.
 partial-success passes when at least --min-successes tasks (or
 --min-success-ratio of all tasks) succeeded.
 """),

@@ -165,10 +165,18 @@ class TaskResult:
     reported_status: str | None = None
     details_file: str | None = None  # relative to the run folder; None when never started
     interrupted: bool = False  # cancelled by a signal, not decided: --resume runs it again
+    # --scorer: what the scorer did (command, exit_code, stderr, error); None without one.
+    scorer: Mapping[str, Any] | None = None
 
     @property
     def task_id(self) -> str:
         return self.spec.task_id
+
+    @property
+    def scorer_error(self) -> str | None:
+        """Why --scorer gave this task no score (None: it gave one, or did not run)."""
+        error = None if self.scorer is None else self.scorer.get("error")
+        return error if isinstance(error, str) else None
 
     @property
     def seq(self) -> int:
@@ -212,6 +220,7 @@ class ReduceResult:
     stdout_file: str = "reduce.stdout"
     stdout_bytes: int = 0
     kept: bool = False  # --resume: no task's result changed, the recorded reduce stands
+    tokens: Mapping[str, Any] | None = None  # an agent reduce's usage (fanout_cli.tokens)
 
 
 @dataclass(frozen=True)
@@ -231,6 +240,8 @@ class RunReport:
     interrupted: str | None = None  # "SIGINT" / "SIGTERM" when the run was stopped
     shard: str | None = None  # "2/4" when the run was one shard of a split
     reduce: ReduceResult | None = None  # the reduce step, when one ran (or was kept)
+    # The agent tasks' token usage (fanout_cli.tokens); None when no task called an agent.
+    tokens: Mapping[str, int] | None = None
 
     @property
     def duration(self) -> float:
@@ -265,3 +276,8 @@ class Prior:
     def vote_key(self) -> str | None:
         key = self.row.get("vote_key")
         return key if isinstance(key, str) else None
+
+    @property
+    def scorer_error(self) -> str | None:
+        error = self.row.get("scorer_error")
+        return error if isinstance(error, str) else None

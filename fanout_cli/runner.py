@@ -12,7 +12,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -26,6 +26,9 @@ from fanout_cli.options import RunConfig, VerdictOptions
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
 from fanout_cli.strategies import StrategyOptions, Tracker
 from fanout_cli.values import format_duration
+
+if TYPE_CHECKING:
+    from fanout_cli.tokens import TokenTotals
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -50,8 +53,10 @@ class Halt:
 
 def strategy_options(verdict: VerdictOptions) -> StrategyOptions:
     """What the strategy itself reads of the verdict options."""
+    source = "--scorer" if verdict.scorer else "--score REGEX" if verdict.score else None
     return StrategyOptions(verdict.strategy, verdict.fail_fast, verdict.required_successes,
-                           verdict.min_successes, verdict.min_success_ratio)  # fmt: skip
+                           verdict.min_successes, verdict.min_success_ratio,
+                           source)  # fmt: skip
 
 
 class Runner:
@@ -77,6 +82,7 @@ class Runner:
         self.listener = listener
         self.tracker = Tracker(strategy_options(config.verdict), total)
         self.rows = RowIndex()
+        self._tokens: TokenTotals | None = None  # agent tasks' usage, totalled as they end
         self.halt: Halt | None = None
         self._running: dict[int, anyio.CancelScope] = {}
         self._free_slots = list(range(config.policy.jobs, 0, -1))
@@ -193,13 +199,30 @@ class Runner:
     def _keep(self, prior: Prior) -> None:
         """An earlier result stands (resume): it counts, and it is not run again."""
         self.rows.add(prior.seq, prior.offset)
+        self._count_tokens(prior.row.get("tokens"))
         self._on_decision(self.tracker.observe(prior))
+
+    def _count_tokens(self, tokens: object) -> None:
+        """Add an agent task's usage (None: a process task) to the run's totals."""
+        if tokens is None:
+            return
+        if self._tokens is None:
+            from fanout_cli.tokens import TokenTotals  # only runs with agent tasks
+
+            self._tokens = TokenTotals()
+        self._tokens.add(tokens)
+
+    def token_totals(self) -> dict[str, int] | None:
+        """The run's token usage (fanout_cli.tokens); None when no task called an agent."""
+        return None if self._tokens is None else self._tokens.document()
 
     def _record(self, result: TaskResult) -> None:
         if self.failure is not None:
             return  # nothing is written after an I/O failure: --resume runs the task
-        offset = self.store.journal("task_ended", **journal_row(result))
+        row = journal_row(result)
+        offset = self.store.journal("task_ended", **row)
         self.rows.add(result.seq, offset)
+        self._count_tokens(row.get("tokens"))
         self._tell(self.listener.task_ended, result)
         self._on_decision(self.tracker.observe(result))
 
@@ -330,9 +353,11 @@ class Runner:
         details_file = self.store.write_details(result, self.store.run_id)
         result = replace(result, details_file=details_file)
         if self.config.verdict.scorer and result.status is TaskStatus.SUCCESS:
+            from fanout_cli.scorer import run_scorer  # only runs with --scorer
+
             details_path = Path(self.store.folder.member(details_file))
-            score = await interpret.run_scorer(self.config.verdict.scorer, details_path)
-            result = replace(result, score=score)
+            scored = await run_scorer(self.config.verdict.scorer, details_path)
+            result = replace(result, score=scored.score, scorer=scored.record)
             self.store.write_details(result, self.store.run_id)
         return result
 

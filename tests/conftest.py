@@ -4,6 +4,7 @@ The helpers the tests share (running fanout, reading a run folder) are in helper
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -35,6 +36,16 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in SHARD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     yield tmp_path
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """fanout's children inherit umask 000: a file's mode is then what fanout asked."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 # The real-model fixture (tier c) lives with its server helper.

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -321,3 +322,29 @@ def report_of(
         finished_at=finished_at,
         title="fanout run: test",
     )
+
+
+# --- what a run folder holds -----------------------------------------------------------
+
+
+def named_paths(record: dict[str, Any]) -> list[str]:
+    """The output files a details document names: its streams' and each attempt's."""
+    names = [record[stream]["path"] for stream in ("stdout", "stderr") if record[stream]]
+    for attempt in record["attempts"]:
+        names += [attempt["stdout"], attempt["stderr"]]
+    return names
+
+
+def assert_every_named_path_exists_private(run_dir: Path) -> None:
+    """Every path each task's (and the reduce's) details file names is a file of the run
+    folder, and every file of the run folder is 0600, whatever kind of task wrote it."""
+    details = [row["details_file"] for row in read_manifest(run_dir)["tasks"]]
+    if (run_dir / "reduce.json").exists():
+        details.append("reduce.json")
+    for details_file in details:
+        record = json.loads((run_dir / details_file).read_text())
+        for name in named_paths(record):
+            assert name is not None and (run_dir / name).is_file(), (details_file, name)
+    for path in run_dir.iterdir():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == 0o600, f"{path.name}: {mode:o}"

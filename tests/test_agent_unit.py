@@ -464,7 +464,7 @@ def test_reply_without_text_is_a_failure_and_not_retried(tmp_path: Path) -> None
     assert outcome.attempt.reason.startswith("HTTP 200: the reply has no text")
     assert outcome.attempt.retryable is False
     assert len(server.requests) == 1
-    assert outcome.stdout is None
+    assert outcome.stdout == ""  # created empty: the records name it
 
 
 def test_unicode_reply_is_written_as_utf8(tmp_path: Path) -> None:
@@ -530,7 +530,7 @@ def test_server_errors_until_retries_run_out(tmp_path: Path, backoffs: list[int]
     assert backoffs == [1, 2]  # exponential in the number of failures so far
     assert outcome.agent["response"] == error_body("boom 3")
     assert outcome.agent["text"] is None
-    assert outcome.stdout is None
+    assert outcome.stdout == ""  # created empty: the records name it
     assert outcome.stderr == (
         "request 1: HTTP 500: boom 1\nrequest 2: HTTP 502: boom 2\nrequest 3: HTTP 500: boom 3\n"
     )
@@ -602,7 +602,7 @@ def test_errors_that_cannot_succeed_are_not_retried(
     assert len(server.requests) == 1
     assert len(outcome.exchanges) == 1
     assert backoffs == []
-    assert outcome.stdout is None
+    assert outcome.stdout == ""  # created empty: the records name it
     assert outcome.stderr == f"request 1: {reason}\n"
 
 
@@ -686,7 +686,7 @@ def test_timeout_covers_a_slow_reply(tmp_path: Path) -> None:
     assert exchange["status"] is None
     assert exchange["error"] == "timed out after 200ms"
     assert 150 <= exchange["duration_ms"] < 2000
-    assert outcome.stdout is None
+    assert outcome.stdout == ""  # created empty: the records name it
     assert outcome.stderr == "timed out after 200ms\n"
 
 

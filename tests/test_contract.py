@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.fake_llm import (
+    FakeLLM,
+    fake_llm_fixture,  # noqa: F401 -- the `fake_llm` fixture, found by pytest by name
+)
 from tests.helpers import read_journal, run_fanout, run_json, write_tasks
 
 # --- a small shape language -------------------------------------------------------------
@@ -117,6 +121,9 @@ REDUCE = {  # the reduce step (--reduce): the manifest's "reduce" entry
     "kept": bool,
 }
 REDUCE_IN_ENVELOPE = {**REDUCE, "output": str, "output_truncated": bool}
+# The agent tasks' token usage, totalled (null when no task called an agent).
+TOKENS = {"input_tokens": int, "output_tokens": int, "total_tokens": int, "tasks": int,
+          "unknown": int}  # fmt: skip
 ENVELOPE = {  # --format json
     "fanout_result_version": int,
     "run_id": str,
@@ -125,6 +132,7 @@ ENVELOPE = {  # --format json
     "duration_ms": int,
     "verdict": VERDICT,
     "reduce": Either((NONE, REDUCE_IN_ENVELOPE)),
+    "tokens": Either((NONE, TOKENS)),
     "tasks": [TASK_ROW],
 }
 
@@ -139,6 +147,7 @@ MANIFEST = {  # the run's options are an open set: their keys are not pinned her
     "finished_at": Either((TIME, NONE)),
     "duration_ms": (int, NONE),
     "verdict": Either((NONE, VERDICT)),
+    "tokens": Either((NONE, TOKENS)),
     "tasks": [{**TASK_ROW, "origin": str}],
 }
 
@@ -184,6 +193,9 @@ DETAILS = {  # <seq>-<slug>.json of a process task
     "reported_status": (str, NONE),
     "metrics": dict,
     "score": SCORE,
+    # --scorer: what it did (null without one); `error` says why it gave no score
+    "scorer": Either((NONE, {"command": str, "exit_code": (int, NONE), "stderr": str,
+                             "error": (str, NONE)})),
     "vote_key": (str, NONE),
     "stdout": STREAM,
     "stderr": STREAM,
@@ -199,7 +211,8 @@ JOURNAL = {  # journal.jsonl: event kind -> its keys
         "exit_code": (int, NONE), "duration_ms": (int, NONE), "attempts": int, "summary": str,
         "details_file": (str, NONE), "stdout_file": (str, NONE), "stdout_bytes": (int, NONE),
         "stdout_lines": (int, NONE), "key": str, "origin": str, "reason": str, "score": SCORE,
-        "vote_key": (str, NONE), "interrupted": bool, "input": (str, list, dict, NONE),
+        "scorer_error": (str, NONE), "vote_key": (str, NONE), "interrupted": bool,
+        "input": (str, list, dict, NONE),
     },
     "run_ended": {"event": str, "time": TIME, "status": str, "passed": bool, "reason": str,
                   "counts": COUNTS},
@@ -287,6 +300,30 @@ def test_a_best_of_n_winner_fits_the_envelope() -> None:
     assert completed.returncode == 0, completed.stderr
     assert_fits(document, ENVELOPE, "envelope")
     assert_fits(document["verdict"]["winner"], BEST_OF_N_WINNER, "winner")
+
+
+def test_a_scorer_record_fits_the_details_file() -> None:
+    completed, document = run_json("--strategy", "best-of-n", "--scorer", "echo 2; true",
+                                   "--", "echo", ":::", "a")  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert_fits(document, ENVELOPE, "envelope")
+    details = completed.details(document["tasks"][0]["details_file"])
+    assert_fits(details, DETAILS, "details")
+    assert details["scorer"] == {"command": "echo 2; true", "exit_code": 0, "stderr": "",
+                                 "error": None}  # fmt: skip
+
+
+def test_agent_token_totals_fit_the_envelope_manifest_and_journal(fake_llm: FakeLLM) -> None:
+    completed, document = run_json("--prompt", "Say {}", "--model", "m", ":::", "a",
+                                   env={**fake_llm.env(), "HTTPS_PROXY": "http://127.0.0.1:9"})
+    assert completed.returncode == 0, completed.stderr
+    assert_fits(document, ENVELOPE, "envelope")
+    assert_fits(document["tokens"], TOKENS, "tokens")
+    assert_fits(completed.manifest(), MANIFEST, "manifest")
+    agent_row = {**JOURNAL["task_ended"], "tokens": {"input_tokens": int, "output_tokens": int,
+                                                     "total_tokens": int, "unknown": bool}}
+    events = read_journal(completed.run_dir)
+    assert_events_fit(events, {**JOURNAL, "task_ended": agent_row}, "journal")
 
 
 def test_jsonl_events_and_a_majority_vote_winner_fit() -> None:

@@ -31,6 +31,7 @@ from tests.helpers import (
     FANOUT,
     WAIT_SECONDS,
     Completed,
+    assert_every_named_path_exists_private,
     free_port,
     needs_procfs,
     process_running,
@@ -678,3 +679,15 @@ cmd = "echo next"
     assert document["verdict"]["reason"] == "1 error of 2"
     assert_gone(task_pids())  # the dead worker's guardian ended its group
     cluster.client.wait_for_workers(2, timeout=WAIT_SECONDS)  # the nanny restarts it
+
+
+def test_outputs_a_worker_sent_back_are_0600_and_named_paths_exist(
+    cluster: Cluster, open_umask: None
+) -> None:
+    """What the coordinator writes for a remote task (aop.write_output) is private, as
+    a local task's outputs are, whatever the umask."""
+    write_tasks(Path("tasks.toml"), MIXED_TASKS)
+    completed, _ = run_json("tasks.toml", "--retries", "1", "--retry-delay", "0",
+                            executor=cluster.executor)  # fmt: skip
+    assert completed.returncode == 1, completed.stderr
+    assert_every_named_path_exists_private(completed.run_dir)

@@ -101,6 +101,7 @@ def details_document(result: TaskResult, run_id: str) -> dict[str, Any]:
         "reported_status": result.reported_status,
         "metrics": dict(result.metrics),
         "score": result.score,
+        "scorer": None if result.scorer is None else dict(result.scorer),
         "vote_key": result.vote_key,
         "stdout": output_document(result.stdout),
         "stderr": output_document(result.stderr),
@@ -263,10 +264,21 @@ def journal_row(result: TaskResult) -> dict[str, Any]:
         "origin": result.spec.origin,
         "reason": result.reason,
         "score": result.score,
+        "scorer_error": result.scorer_error,
         "vote_key": result.vote_key,
         "interrupted": result.interrupted,
         "input": task_input(result.spec),  # for a reduce's JSON lines
+        **_tokens_field(result),
     }
+
+
+def _tokens_field(result: TaskResult) -> dict[str, Any]:
+    """An agent task's token usage (a process task's row has no such key)."""
+    if result.spec.agent is None:
+        return {}
+    from fanout_cli.tokens import task_tokens  # only runs with agent tasks
+
+    return {"tokens": task_tokens(result.attempts)}
 
 
 def report_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -301,32 +313,7 @@ def manifest_header(
         "finished_at": None,
         "duration_ms": None,
         "verdict": None,
-    }
-
-
-def merged_manifest_header(
-    report: RunReport,
-    *,
-    merged_from: list[str],
-    argv: list[str],
-    options: Mapping[str, Any],
-    stamps: tuple[str | None, str | None],
-) -> dict[str, Any]:
-    """The manifest of a merge of runs (`fanout merge`), stamped now; `stamps` are the
-    first source's start and the last one's end as their manifests spelled them."""
-    return {
-        "fanout_manifest_version": MANIFEST_VERSION,
-        "run_id": report.run_id,
-        "status": "finished",
-        "merged_from": merged_from,
-        "argv": redact_words(argv),
-        "cwd": os.getcwd(),
-        "options": options,
-        "started_at": stamps[0] or iso_time(report.started_at),
-        "finished_at": stamps[1] or iso_time(report.finished_at),
-        "duration_ms": round(report.duration * 1000),
-        "merged_at": iso_time(time.time()),
-        "verdict": verdict_document(report),
+        "tokens": None,
     }
 
 
@@ -339,6 +326,7 @@ def manifest_chunks(
         document["finished_at"] = iso_time(report.finished_at)
         document["duration_ms"] = round(report.duration * 1000)
         document["verdict"] = verdict_document(report)
+        document["tokens"] = None if report.tokens is None else dict(report.tokens)
     rows = report.rows() if report is not None else iter(())
     yield from json_with_tasks(
         document, ({**report_row(row), "origin": row.get("origin")} for row in rows)

@@ -22,13 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from fanout_cli.aop import RunFolder
-from fanout_cli.aop.documents import iso_time, journal_event, json_bytes, merged_manifest_header
+from fanout_cli.aop.documents import (
+    MANIFEST_VERSION,
+    iso_time,
+    journal_event,
+    json_bytes,
+    verdict_document,
+)
 from fanout_cli.aop.files import is_plain_name
 from fanout_cli.aop.writer import create_run_folder, write_whole_run
 from fanout_cli.commands.merge_sources import incomplete, load_runs, merged_rows, merged_timings
 from fanout_cli.errors import StoreError, UsageError
 from fanout_cli.layers import OptionError, build_config
 from fanout_cli.models import Prior, RunReport, Verdict
+from fanout_cli.redact import redact_words
 from fanout_cli.render.console import warn
 from fanout_cli.render.junit import write_run_junit
 from fanout_cli.results import MergeResult, SourceRun
@@ -70,7 +77,18 @@ def strategy_for(runs: Sequence[SourceRun], options: Mapping[str, str | None]) -
         required_successes=config.verdict.required_successes,
         min_successes=config.verdict.min_successes,
         min_success_ratio=config.verdict.min_success_ratio,
+        score_source=_score_source(runs),
     )
+
+
+def _score_source(runs: Sequence[SourceRun]) -> str | None:
+    """Whether any run asked for scores (best-of-n then fails when none has one)."""
+    for run in runs:
+        if run.options.get("scorer"):
+            return "--scorer"
+        if run.options.get("score"):
+            return "--score REGEX"
+    return None
 
 
 def _agreed(runs: Sequence[SourceRun], name: str, default: object) -> Any:
@@ -132,6 +150,16 @@ def merge_runs(
     return MergeResult(report, tuple(sources), tuple(rows))
 
 
+def _tokens(rows: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
+    """The merged tasks' token usage, from their rows (fanout_cli.tokens)."""
+    from fanout_cli.tokens import TokenTotals
+
+    totals = TokenTotals()
+    for row in rows:
+        totals.add(row.get("tokens"))
+    return totals.document()
+
+
 def write_merged_run(
     output_dir: Path,
     sources: Sequence[SourceRun],
@@ -162,6 +190,7 @@ def write_merged_run(
             f"fanout merge of {len(sources)} run{'s' * (len(sources) != 1)}: "
             f"{count} task{'s' * (count != 1)}, {strategy.name}"
         ),
+        tokens=_tokens(rows),
     )
     options = {
         "strategy": strategy.name,
@@ -241,3 +270,30 @@ def export_timings(
     if output != "-":
         _write_timings(output, timings, "--output")
     return timings
+
+
+def merged_manifest_header(
+    report: RunReport,
+    *,
+    merged_from: list[str],
+    argv: list[str],
+    options: Mapping[str, Any],
+    stamps: tuple[str | None, str | None],
+) -> dict[str, Any]:
+    """The manifest of a merge of runs (`fanout merge`), stamped now; `stamps` are the
+    first source's start and the last one's end as their manifests spelled them."""
+    return {
+        "fanout_manifest_version": MANIFEST_VERSION,
+        "run_id": report.run_id,
+        "status": "finished",
+        "merged_from": merged_from,
+        "argv": redact_words(argv),
+        "cwd": os.getcwd(),
+        "options": options,
+        "started_at": stamps[0] or iso_time(report.started_at),
+        "finished_at": stamps[1] or iso_time(report.finished_at),
+        "duration_ms": round(report.duration * 1000),
+        "merged_at": iso_time(time.time()),
+        "verdict": verdict_document(report),
+        "tokens": None if report.tokens is None else dict(report.tokens),
+    }

@@ -26,7 +26,8 @@ from fanout_cli.values import Shard, parse_shard
 SEARCH_DEPTH = 3
 # Task row fields the journal has and the manifest leaves out: a duplicate is told
 # by its key, and best-of-n and majority-vote read score and vote_key.
-_JOURNAL_FIELDS = ("key", "kind", "reason", "score", "vote_key", "interrupted")
+_JOURNAL_FIELDS = ("key", "kind", "reason", "score", "vote_key", "interrupted",
+                   "scorer_error", "tokens")  # fmt: skip
 _STATUSES = frozenset(str(status) for status in TaskStatus)
 
 

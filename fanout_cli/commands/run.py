@@ -224,6 +224,7 @@ def _report(
         title=f"{title}: {count} task{'s' * (count != 1)}, {config.verdict.strategy}",
         interrupted=interrupted,
         shard=config.sharding.shard,
+        tokens=runner.token_totals(),
     )
 
 

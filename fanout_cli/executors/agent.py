@@ -168,6 +168,9 @@ class AgentExecutor:
 
     async def _call(self, spec: TaskSpec, call: AgentCall, plan: AttemptPlan) -> Attempt:
         started_at = self.clock.wall()
+        # Both outputs exist whatever happens next: the task's records name them.
+        _write(plan.stdout_path, "")
+        _write(plan.stderr_path, "")
         problem = self.settings.problem(call)
         provider = self.settings.providers.get(call.provider or "")
         prompt = call.prompt

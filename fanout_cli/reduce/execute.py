@@ -223,6 +223,10 @@ def with_reduce(report: RunReport, result: ReduceResult, interrupted: str | None
         verb = "could not start" if result.status is TaskStatus.ERROR else "failed"
         reason = f"{verdict.reason}; the reduce {verb}: {result.reason or result.status}"
         verdict = replace(verdict, passed=False, reason=reason)
+    if result.tokens is not None:  # an agent reduce: its call counts in the run's totals
+        from fanout_cli.tokens import with_call
+
+        report = replace(report, tokens=with_call(report.tokens, result.tokens))
     return replace(report, verdict=verdict, reduce=result,
                    interrupted=interrupted or report.interrupted)  # fmt: skip
 

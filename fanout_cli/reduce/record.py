@@ -12,6 +12,7 @@ from fanout_cli.aop.writer import write_member
 from fanout_cli.errors import IOFailure
 from fanout_cli.interpret import build_summary, decode, parse_markers, read_tail
 from fanout_cli.models import Attempt, OutputInfo, ReduceResult, TaskResult, TaskSpec, TaskStatus
+from fanout_cli.tokens import calls_tokens
 
 if TYPE_CHECKING:
     from fanout_cli.aop import RunFolder
@@ -57,7 +58,7 @@ def write_record(
     except OSError as exc:
         raise IOFailure.of(folder.member(DETAILS), exc) from None
     return ReduceResult(status, attempt.exit_code, summary, reason, result.duration,
-                        stdout_bytes=stdout_size)  # fmt: skip
+                        stdout_bytes=stdout_size, tokens=calls_tokens([attempt.agent]))  # fmt: skip
 
 
 def read_kept(folder: RunFolder, stamp: str) -> ReduceResult | None:
@@ -76,6 +77,7 @@ def read_kept(folder: RunFolder, stamp: str) -> ReduceResult | None:
     size = stdout.get("bytes") if isinstance(stdout, dict) else 0
     duration = document.get("duration_ms")
     exit_code = document.get("exit_code")
+    agent = document.get("agent")
     return ReduceResult(
         TaskStatus.SUCCESS,
         exit_code if isinstance(exit_code, int) else None,
@@ -84,6 +86,7 @@ def read_kept(folder: RunFolder, stamp: str) -> ReduceResult | None:
         duration / 1000 if isinstance(duration, int | float) else 0.0,
         stdout_bytes=size if isinstance(size, int) else 0,
         kept=True,
+        tokens=calls_tokens([agent]) if isinstance(agent, dict) else None,
     )
 
 

@@ -41,6 +41,7 @@ def json_chunks(report: RunReport) -> Iterator[bytes]:
         "duration_ms": round(report.duration * 1000),
         "verdict": verdict_document(report),
         "reduce": reduce_document(report),
+        "tokens": None if report.tokens is None else dict(report.tokens),
     }
     return json_with_tasks(head, (report_row(row) for row in report.rows()))
 
@@ -88,9 +89,15 @@ def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
     if not counts["tasks"]:
         lines.append("- no tasks")
     metrics = ", ".join(f"{name}: {value}" for name, value in counts.items())
+    metrics += f", duration: {report.duration:.1f}s"
+    if report.tokens is not None:  # the run had agent tasks: what they used
+        tokens = report.tokens
+        metrics += (f", input_tokens: {tokens['input_tokens']}, output_tokens: "
+                    f"{tokens['output_tokens']}, total_tokens: {tokens['total_tokens']}, "
+                    f"tokens_unknown: {tokens['unknown']}")  # fmt: skip
     lines += [
         f"[AOP:DETAILS_FILE] {one_line(display_path(report.manifest_path))}",
-        f"[AOP:METRICS] {metrics}, duration: {report.duration:.1f}s",
+        f"[AOP:METRICS] {metrics}",
         f"[AOP:VERDICT] {'pass' if report.verdict.passed else 'fail'} "
         f"strategy={report.verdict.strategy}",
         f"[AOP:STATUS] {aop_status(report)}",

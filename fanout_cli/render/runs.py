@@ -120,6 +120,9 @@ def task_header(view: TaskView) -> list[str]:
     """The command (as a shell reads it), the summary and the task's files."""
     record = view.record
     lines = [f"summary: {plain_text(record.get('summary'))}"]
+    scorer = record.get("scorer")
+    if isinstance(scorer, dict) and scorer.get("error"):
+        lines.append(f"scorer failed: {plain_text(scorer.get('error'))}")
     command = _command(record)
     if command:
         lines.insert(0, command)

@@ -46,6 +46,9 @@ class Outcome(Protocol):
     @property
     def vote_key(self) -> str | None: ...
 
+    @property
+    def scorer_error(self) -> str | None: ...
+
 
 @dataclass(frozen=True)
 class StrategyOptions:
@@ -54,6 +57,9 @@ class StrategyOptions:
     required_successes: int = 1
     min_successes: int | None = None
     min_success_ratio: float | None = None
+    # What scores the tasks when the user asked for it ("--scorer", "--score REGEX");
+    # None: the [AOP:SCORE] lines tasks may print.
+    score_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,8 @@ class Tally:
     best: Outcome | None = None
     ballots: dict[str, Ballot] = field(default_factory=dict)
     top_votes: int = 0
+    scorer_failures: int = 0  # successful tasks --scorer gave no score
+    first_scorer_failure: str | None = None  # why, for the first of them
 
     @property
     def finished(self) -> int:
@@ -121,6 +129,9 @@ class Tally:
             self._count_success(result)
 
     def _count_success(self, result: Outcome) -> None:
+        if result.scorer_error is not None:
+            self.scorer_failures += 1
+            self.first_scorer_failure = self.first_scorer_failure or result.scorer_error
         if self.best is None or _rank(result) < _rank(self.best):
             self.best = result
         if result.vote_key is not None:
