@@ -89,6 +89,12 @@ def _reduce(name: str) -> Callable[[object], Any]:
     return parse
 
 
+def _key_env(value: object) -> str:
+    from fanout_cli.provider_keys import parse_key_env
+
+    return parse_key_env(value)
+
+
 _STRATEGY_NAMES = ", ".join(v.STRATEGIES)
 
 RUN_OPTIONS: tuple[Option, ...] = (
@@ -237,6 +243,12 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "for anthropic]", "agent", v.parse_max_tokens, table="agent"),
     _value("base_url", "URL", "Agent tasks: the provider's URL, e.g. http://127.0.0.1:8080/v1 "
            "for a local OpenAI-compatible server.", "agent", v.parse_url, table="agent"),
+    _value("api", "API", "Agent tasks: the wire format of a provider --provider NAME defines "
+           "with --base-url: openai (Chat Completions) or anthropic (Messages).", "agent",
+           v.choice(("openai", "anthropic")), table="agent"),
+    _value("api_key_env", "NAME", "Agent tasks: the variable holding the key for --base-url "
+           "(OPENAI_API_KEY and ANTHROPIC_API_KEY go only to their own hosts).", "agent",
+           _key_env, table="agent"),
     Option("attach", ("--attach",), "Agent tasks: append this file's contents to the prompt "
            "(repeatable; {} etc. filled from each value).", "source", metavar="TEMPLATE",
            kind="repeat", table=None),

@@ -97,7 +97,8 @@ def test_flags_for_messages() -> None:
 
 
 def test_agent_keys_are_the_agent_settings_of_the_command_line() -> None:
-    assert AGENT_KEYS == ("provider", "model", "system", "temperature", "max_tokens", "base_url")
+    assert AGENT_KEYS == ("provider", "model", "system", "temperature", "max_tokens", "base_url",
+                          "api", "api_key_env")
 
 
 def test_docs_list_every_declared_flag() -> None:
