@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fanout_cli.config_hints import misplaced
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import AGENT_KEYS, flag_of, parser
 from fanout_cli.provider_keys import home_key, key_variable, no_key_hint, parse_key_env
@@ -177,8 +178,8 @@ def parse_agent_table(table: Mapping[str, Any], fail: Fail) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, raw in table.items():
         if key not in AGENT_TABLE_KEYS:
-            raise fail((key,), f"unknown key {key!r} in [agent] (allowed: "
-                       f"{', '.join(AGENT_TABLE_KEYS)})")
+            hint = misplaced(key, "agent") or f"allowed: {', '.join(AGENT_TABLE_KEYS)}"
+            raise fail((key,), f"unknown key {key!r} in [agent] ({hint})")
         if key == "providers":
             values["providers"] = _parse_providers(raw, fail)
             continue
@@ -200,9 +201,13 @@ def _parse_providers(raw: object, fail: Fail) -> dict[str, Provider]:
             raise fail(where, f"{label} must be a table")
         for key in table:
             if key not in PROVIDER_KEYS:
-                raise fail((*where, key), f"unknown key {key!r} in {label} (allowed: "
-                           f"{', '.join(PROVIDER_KEYS)})")
+                hint = misplaced(key, "provider") or f"allowed: {', '.join(PROVIDER_KEYS)}"
+                raise fail((*where, key), f"unknown key {key!r} in {label} ({hint})")
         api = table.get("api", name if name in APIS else None)
+        if api is None:
+            raise fail(where, f"{label}: api is required: api = \"openai\" (Chat Completions: "
+                       "OpenAI, vLLM, llama.cpp, Ollama, LM Studio, LiteLLM) or api = "
+                       "\"anthropic\" (Messages)")
         if api not in APIS:
             raise fail((*where, "api"), f"{label}: api must be one of {', '.join(APIS)}, "
                        f"got {api!r}")
