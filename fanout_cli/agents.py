@@ -12,8 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fanout_cli.config_hints import misplaced
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import AGENT_KEYS, flag_of, parser
+from fanout_cli.provider_keys import home_key, key_variable, no_key_hint, parse_key_env
 from fanout_cli.providers import WIRE_FORMATS
 from fanout_cli.redact import REDACTED, redact_text
 from fanout_cli.values import Rate, int_in_range, is_url, parse_rate
@@ -36,7 +38,8 @@ PROVIDER_KEYS = ("api", "base_url", "api_key_env", "rate")
 @dataclass(frozen=True)
 class Provider:
     """Where agent calls go and how they authenticate. The key itself is read from the
-    environment when a call is made, and never stored, written or printed."""
+    environment when a call is made, and never stored, written or printed. Which
+    variable that is follows provider_keys: a built-in key only to its own host."""
 
     name: str
     api: str  # a key of WIRE_FORMATS: openai (Chat Completions), anthropic (Messages)
@@ -44,6 +47,7 @@ class Provider:
     api_key_env: str | None  # None: send no key
     key_required: bool
     rate: Rate | None = None
+    key_named: bool = False  # the user named api_key_env: it follows the provider's URL
 
     @property
     def endpoint(self) -> str:
@@ -63,11 +67,28 @@ class Provider:
             return f"no API key: set {self.api_key_env} (provider {self.name})"
         return None
 
+    def no_key_sent(self) -> str | None:
+        """When a call carries no key: why, and how to send one (for a 401's reason)."""
+        return no_key_hint(self.base_url) if self.api_key() is None else None
+
+    def moved(self, base_url: str | None, named: str | None) -> Provider:
+        """This provider at another URL and/or with a key variable the user named. A
+        key variable it had only for its host (a built-in's) does not follow it."""
+        if named is None and self.key_named:
+            named = self.api_key_env
+        url = self.base_url if base_url is None else base_url
+        if named is None and base_url is None:
+            return self
+        variable = key_variable(url, named)
+        return replace(self, base_url=url, api_key_env=variable,
+                       key_required=variable is not None, key_named=named is not None)  # fmt: skip
+
     def document(self) -> dict[str, Any]:
         return {
             "api": self.api,
             "base_url": redact_text(self.base_url),  # given again to resume with its password
             "api_key_env": self.api_key_env,
+            "api_key_named": self.key_named,
             "key_required": self.key_required,
             "rate": None if self.rate is None else str(self.rate),
         }
@@ -75,21 +96,17 @@ class Provider:
 
 def builtin_providers(environ: Mapping[str, str]) -> dict[str, Provider]:
     """openai and anthropic as their SDKs see them: a base URL from OPENAI_BASE_URL /
-    ANTHROPIC_BASE_URL (then the key is sent when set, not required)."""
-    openai_url = environ.get("OPENAI_BASE_URL")
-    anthropic_url = environ.get("ANTHROPIC_BASE_URL")
-    return {
-        "openai": Provider(
-            "openai", "openai", openai_url or OPENAI_URL, "OPENAI_API_KEY", not openai_url
-        ),
-        "anthropic": Provider(
-            "anthropic",
-            "anthropic",
-            anthropic_url or ANTHROPIC_URL,
-            "ANTHROPIC_API_KEY",
-            not anthropic_url,
-        ),
-    }
+    ANTHROPIC_BASE_URL goes with the key variable beside it (the key is then sent
+    when set, not required), as the official SDKs pair them."""
+    providers = {}
+    for name, variable, default in (("openai", "OPENAI_API_KEY", OPENAI_URL),
+                                    ("anthropic", "ANTHROPIC_API_KEY", ANTHROPIC_URL)):
+        url = environ.get(f"{name.upper()}_BASE_URL") or default
+        providers[name] = Provider(name, name, url, variable, home_key(url) == variable)
+    return providers
+
+
+BUILTIN_NAMES = ("openai", "anthropic")
 
 
 @dataclass(frozen=True)
@@ -133,7 +150,7 @@ class AgentSettings:
         provider = self.providers.get(call.provider or self.provider)
         if provider is None:
             known = ", ".join(sorted(self.providers))
-            return f"unknown provider {call.provider!r} (known: {known})"
+            return f"unknown provider {call.provider!r} (known: {known}); {DEFINE_HINT}"
         if not call.model:
             return "no model: set --model, model in [agent] or the task, or FANOUT_MODEL"
         return provider.missing_key()
@@ -161,8 +178,8 @@ def parse_agent_table(table: Mapping[str, Any], fail: Fail) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, raw in table.items():
         if key not in AGENT_TABLE_KEYS:
-            raise fail((key,), f"unknown key {key!r} in [agent] (allowed: "
-                       f"{', '.join(AGENT_TABLE_KEYS)})")
+            hint = misplaced(key, "agent") or f"allowed: {', '.join(AGENT_TABLE_KEYS)}"
+            raise fail((key,), f"unknown key {key!r} in [agent] ({hint})")
         if key == "providers":
             values["providers"] = _parse_providers(raw, fail)
             continue
@@ -184,9 +201,13 @@ def _parse_providers(raw: object, fail: Fail) -> dict[str, Provider]:
             raise fail(where, f"{label} must be a table")
         for key in table:
             if key not in PROVIDER_KEYS:
-                raise fail((*where, key), f"unknown key {key!r} in {label} (allowed: "
-                           f"{', '.join(PROVIDER_KEYS)})")
+                hint = misplaced(key, "provider") or f"allowed: {', '.join(PROVIDER_KEYS)}"
+                raise fail((*where, key), f"unknown key {key!r} in {label} ({hint})")
         api = table.get("api", name if name in APIS else None)
+        if api is None:
+            raise fail(where, f"{label}: api is required: api = \"openai\" (Chat Completions: "
+                       "OpenAI, vLLM, llama.cpp, Ollama, LM Studio, LiteLLM) or api = "
+                       "\"anthropic\" (Messages)")
         if api not in APIS:
             raise fail((*where, "api"), f"{label}: api must be one of {', '.join(APIS)}, "
                        f"got {api!r}")
@@ -195,9 +216,10 @@ def _parse_providers(raw: object, fail: Fail) -> dict[str, Provider]:
             raise fail((*where, "base_url"), f"{label}: base_url must be an http(s) URL, "
                        f"got {base_url!r}")
         key_env = table.get("api_key_env")
-        if key_env is not None and (not isinstance(key_env, str) or not key_env):
-            raise fail((*where, "api_key_env"), f"{label}: api_key_env must name an "
-                       "environment variable")
+        try:
+            key_env = None if key_env is None else parse_key_env(key_env)
+        except ValueError as exc:
+            raise fail((*where, "api_key_env"), f"{label}: api_key_env: {exc}") from None
         try:
             rate = None if "rate" not in table else parse_rate(table["rate"])
         except ValueError as exc:
@@ -210,19 +232,13 @@ def _provider(
     name: str, api: str, base_url: str | None, key_env: str | None, rate: Rate | None
 ) -> Provider:
     builtin = builtin_providers(os.environ).get(name)
-    if builtin is not None and builtin.api == api:
-        # Overriding a built-in: its key variable stays, required only at its own URL.
-        url = base_url or builtin.base_url
-        required = key_env is not None or url in _DEFAULT_URLS
-        return Provider(name, api, url, key_env or builtin.api_key_env, required, rate)
-    if base_url is None:
-        base_url = WIRE_FORMATS[api].default_url
-    # A named provider sends a key only when told which: a local server must never
-    # receive the OPENAI_API_KEY meant for api.openai.com.
-    return Provider(name, api, base_url, key_env, key_env is not None, rate)
-
-
-_DEFAULT_URLS = frozenset(wire.default_url for wire in WIRE_FORMATS.values())
+    if builtin is None or builtin.api != api:
+        # A new provider: at its wire format's home URL unless told otherwise.
+        builtin = Provider(name, api, WIRE_FORMATS[api].default_url, None, False)
+        base_url = base_url or builtin.base_url
+    # A key goes only where it belongs: a local server must never receive the
+    # OPENAI_API_KEY meant for api.openai.com (provider_keys).
+    return replace(builtin.moved(base_url, key_env), rate=rate)
 
 
 def _retries(value: object) -> int:
@@ -260,25 +276,39 @@ def build_settings(
             merged[name] = AGENT_VALUE_PARSERS[name](raw)
         except ValueError as exc:
             raise ValueError(f"{flag_of(name)}: {exc}") from None
-    base_url = merged.pop("base_url", None)
     if "http_retries" in merged:  # --http-retries, [agent] http_retries (or its older name)
         merged["retries"] = merged.pop("http_retries")
+    pointing = {key: merged.pop(key, None) for key in ("base_url", "api_key_env", "api")}
     settings = AgentSettings(**merged, providers=providers)
-    if base_url is not None:
-        _point_at(providers, settings.provider, base_url)
+    _point_at(providers, settings.provider, **pointing)
     return settings
 
 
-def _point_at(providers: dict[str, Provider], name: str, base_url: str) -> None:
-    """--base-url (or [agent] base_url): the chosen provider's calls go to that URL. A
-    built-in provider then no longer needs its key (a local server takes none)."""
+def _point_at(
+    providers: dict[str, Provider],
+    name: str,
+    base_url: str | None,
+    api_key_env: str | None,
+    api: str | None,
+) -> None:
+    """--base-url, --api-key-env (or the same keys of [agent]): the chosen provider's
+    calls go to that URL, with the key of that variable; a built-in's own key does not
+    follow it elsewhere. With --api, a name not yet known defines a provider."""
     chosen = providers.get(name)
     if chosen is None:
-        raise ValueError(f"--provider: unknown provider {name!r}")
-    is_builtin = chosen.name in ("openai", "anthropic")
-    providers[chosen.name] = replace(
-        chosen, base_url=base_url, key_required=chosen.key_required and not is_builtin
-    )
+        if base_url is None or api is None:
+            if base_url is None and api is None and api_key_env is None:
+                return  # left to AgentSettings.problem: only agent tasks need a provider
+            raise ValueError(f"--provider: unknown provider {name!r}; {DEFINE_HINT}")
+        chosen = Provider(name, api, base_url, None, False)
+    elif api is not None and api != chosen.api:
+        raise ValueError(f"--api: provider {name} speaks {chosen.api}; --api defines a "
+                         "new provider: --provider NAME --base-url URL --api API")
+    providers[name] = chosen.moved(base_url, api_key_env)
+
+
+DEFINE_HINT = ("to define it give --provider NAME --base-url URL and --api openai|anthropic "
+               "(or add an [agent.providers.NAME] table)")
 
 
 def settings_values(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -305,6 +335,7 @@ def settings_values(document: Mapping[str, Any]) -> dict[str, Any]:
                 fields.get("api_key_env"),
                 bool(fields.get("key_required")),
                 rate,
+                bool(fields.get("api_key_named")),
             )
     values["providers"] = providers
     return values

@@ -89,7 +89,8 @@ task's input records named values as an object. kind = "agent" or
 "agent-cli" tasks take a prompt instead of cmd (see AGENT TASKS), and [agent] sets
 their defaults and providers. A task's own key wins
 over [defaults], which wins over the run option. Unknown keys, wrong types,
-duplicate ids and a missing cmd are errors reported as FILE:LINE: problem, exit 2.
+duplicate ids and a missing cmd are errors reported as FILE:LINE: problem, exit 2;
+a key in the wrong table (model in [run], jobs in [agent]) says where it belongs.
 """),
     ("AGENT TASKS", """\
 A task with kind = "agent" (or the values of --prompt TEMPLATE, or --agent) is one
@@ -105,10 +106,17 @@ agent requests). Providers: openai
 (OpenAI-compatible Chat Completions at OPENAI_BASE_URL or https://api.openai.com/v1,
 key OPENAI_API_KEY) and anthropic (the Messages API at ANTHROPIC_BASE_URL or
 https://api.anthropic.com, key ANTHROPIC_API_KEY); [agent.providers.NAME] defines
-more, with api (openai or anthropic), base_url, api_key_env and rate. A named
-provider sends a key only from the api_key_env it names. --base-url points the chosen
-provider elsewhere (vLLM, llama.cpp, Ollama, LM Studio, LiteLLM, OpenRouter). Keys are
-read from the environment and never written or printed. The reply text is the task's
+more, with api (openai or anthropic; required unless NAME is built in), base_url,
+api_key_env and rate, and so does --provider NAME --base-url URL --api API.
+--base-url points the chosen provider elsewhere (vLLM, llama.cpp, Ollama, LM Studio,
+LiteLLM). Keys go only where they belong: OPENAI_API_KEY only to
+https://api.openai.com and ANTHROPIC_API_KEY only to https://api.anthropic.com (and
+each to the OPENAI_BASE_URL or ANTHROPIC_BASE_URL beside it, as the SDKs pair them);
+any other URL gets a key only from the variable named for it with --api-key-env NAME
+or api_key_env, else no key at all (a local server needs none; a 401 then says no key
+was sent and how to name one). OpenRouter: --base-url https://openrouter.ai/api/v1
+--api-key-env OPENROUTER_API_KEY. Keys are read from the environment and never
+written or printed. The reply text is the task's
 stdout; its summary is the reply's [AOP:SUMMARY] block, else its first lines;
 --score, [AOP:SCORE] and --vote-on read the reply. A 429, 503 or 529 pauses new
 requests to that provider for the whole run (Retry-After, retry-after-ms); transient
@@ -354,7 +362,8 @@ most 32 parts, checked before the TOML is parsed.
     ("ENVIRONMENT", """\
 FANOUT_OUTPUT_DIR sets the default --output-dir. FANOUT_PROVIDER and FANOUT_MODEL
 set agent tasks' default provider and model; OPENAI_API_KEY, ANTHROPIC_API_KEY,
-OPENAI_BASE_URL and ANTHROPIC_BASE_URL are read as the official SDKs read them.
+OPENAI_BASE_URL and ANTHROPIC_BASE_URL are read as the official SDKs read them,
+except that a key never follows --base-url elsewhere (see AGENT TASKS).
 NO_COLOR turns colour off; FORCE_COLOR turns it on when stdout is not a terminal.
 FANOUT_DEBUG=1 prints tracebacks of internal errors. FANOUT_CHILD_WATCHER=sigchld uses the portable
 SIGCHLD child watcher instead of Linux pidfds. Tasks get FANOUT_TASK_MARK (Linux),

@@ -89,6 +89,12 @@ def _reduce(name: str) -> Callable[[object], Any]:
     return parse
 
 
+def _key_env(value: object) -> str:
+    from fanout_cli.provider_keys import parse_key_env
+
+    return parse_key_env(value)
+
+
 _STRATEGY_NAMES = ", ".join(v.STRATEGIES)
 
 RUN_OPTIONS: tuple[Option, ...] = (
@@ -244,6 +250,12 @@ RUN_OPTIONS: tuple[Option, ...] = (
     _value("http_retries", "N", "Agent tasks: extra requests of one attempt after a transient "
            "HTTP error (5xx, 429, a dropped connection), 0-20. [default: 4]", "agent",
            v.parse_http_retries, table="agent"),
+    _value("api", "API", "Agent tasks: the wire format of a provider --provider NAME defines "
+           "with --base-url: openai (Chat Completions) or anthropic (Messages).", "agent",
+           v.choice(("openai", "anthropic")), table="agent"),
+    _value("api_key_env", "NAME", "Agent tasks: the variable holding the key for --base-url "
+           "(OPENAI_API_KEY and ANTHROPIC_API_KEY go only to their own hosts).", "agent",
+           _key_env, table="agent"),
     Option("attach", ("--attach",), "Agent tasks: append this file's contents to the prompt "
            "(repeatable; {} etc. filled from each value).", "source", metavar="TEMPLATE",
            kind="repeat", table=None),

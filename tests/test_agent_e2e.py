@@ -170,9 +170,10 @@ def assert_usage_error(completed: Completed, *fragments: str) -> None:
 
 
 def test_prompt_values_become_openai_calls_with_full_agent_records(fake_llm: FakeLLM) -> None:
+    # --base-url alone sends no key (tests/test_agent_keys.py): name the variable.
     completed = fanout(
         fake_llm, "run", "--prompt", "Say {}", "--base-url", fake_llm.openai_url,
-        "--model", "m", ":::", "a", "b", "c",
+        "--api-key-env", "OPENAI_API_KEY", "--model", "m", ":::", "a", "b", "c",
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     assert statuses(completed) == {"a": "success", "b": "success", "c": "success"}

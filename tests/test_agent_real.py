@@ -189,3 +189,82 @@ def test_the_research_example_synthesises_the_findings(smollm2_server: str) -> N
     assert positions == sorted(positions)  # in input order
     assert "- success history: " in prompt
     assert (result.run_dir / "reduce.stdout").read_text() == reduce["output"]
+
+
+class _HeaderTap:
+    """A forwarding proxy on 127.0.0.1 in front of the real server that keeps the
+    headers of every request it passes on: what crossed the wire, not what fanout
+    says it sent. llama.cpp's server (run without --api_key) accepts any key or none,
+    so only a tap like this can show which key reached it."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+        import urllib.request
+        from urllib.parse import urlsplit
+
+        self.headers: list[dict[str, str]] = []
+        tap = self
+        target = urlsplit(upstream)
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                tap.headers.append({k.lower(): v for k, v in self.headers.items()})
+                forwarded = urllib.request.Request(
+                    f"{target.scheme}://{target.netloc}{self.path}", data=body,
+                    headers={"content-type": "application/json"}, method="POST")  # fmt: skip
+                with direct.open(forwarded, timeout=50) as reply:
+                    payload = reply.read()
+                    self.send_response(reply.status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{target.path}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def test_the_real_server_gets_no_openai_key(smollm2_server: str) -> None:
+    """OPENAI_API_KEY set, --base-url at the local llama.cpp server: the server
+    answers, and no key reached it (seen by a tap in front of it, and in the details
+    file's request headers); with --api-key-env the named key does reach it."""
+    openai_key, local_key = "sk-real-openai-key-never-local-0a1b2c", "sk-local-named-3d4e5f6a7b"
+    tap = _HeaderTap(smollm2_server)
+    try:
+        keyless = run_fanout(
+            "run", "--prompt", "Say {}.", "--base-url", tap.url, "--model", "SmolLM2",
+            "--max-tokens", "4", "--format", "json", ":::", "hi",
+            env={"OPENAI_API_KEY": openai_key}, timeout=55)  # fmt: skip
+        assert keyless.returncode == 0, keyless.stderr
+        task = json.loads(keyless.stdout)["tasks"][0]
+        agent = keyless.details(task["details_file"])["agent"]
+        assert agent["text"].strip()  # a real reply came back
+        assert "authorization" not in agent["request"]["headers"]
+        named = run_fanout(
+            "run", "--prompt", "Say {}.", "--base-url", tap.url, "--model", "SmolLM2",
+            "--max-tokens", "4", "--api-key-env", "LOCAL_KEY", ":::", "hello",
+            env={"OPENAI_API_KEY": openai_key, "LOCAL_KEY": local_key}, timeout=55)  # fmt: skip
+        assert named.returncode == 0, named.stderr
+    finally:
+        tap.close()
+
+    first, second = tap.headers
+    assert "authorization" not in first
+    assert second["authorization"] == f"Bearer {local_key}"
+    for path in named.output_dir.rglob("*"):  # both runs' folders
+        if path.is_file():
+            data = path.read_bytes()
+            assert openai_key.encode() not in data and local_key.encode() not in data

@@ -708,7 +708,8 @@ def test_unknown_provider_is_an_error(tmp_path: Path) -> None:
     server = Server(OK)
     outcome = call(tmp_path, server, spec_of(provider="nowhere"))
     assert outcome.attempt.status is TaskStatus.ERROR
-    assert outcome.attempt.reason == "unknown provider 'nowhere' (known: claude, local)"
+    assert outcome.attempt.reason.startswith("unknown provider 'nowhere' (known: claude, local); "
+                                             "to define it give --provider NAME --base-url URL")
     assert outcome.attempt.retryable is False
     assert outcome.attempt.agent is None
     assert server.requests == []
@@ -1264,7 +1265,8 @@ def test_agent_table_accepts_every_agent_option_of_the_command_line() -> None:
     from fanout_cli.options import AGENT_KEYS
 
     samples = {"provider": "openai", "model": "m", "system": "s", "temperature": 0.5,
-               "max_tokens": 8, "base_url": "http://127.0.0.1:1/v1", "http_retries": 2}  # fmt: skip
+               "max_tokens": 8, "base_url": "http://127.0.0.1:1/v1", "http_retries": 2,
+               "api": "openai", "api_key_env": "LOCAL_KEY"}  # fmt: skip
     assert set(samples) == set(AGENT_KEYS)
     assert parse_agent_table(samples, fail) == samples
 

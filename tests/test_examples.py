@@ -263,3 +263,60 @@ def test_matrix_example_makes_a_task_per_combination(monkeypatch: pytest.MonkeyP
     details = completed.details(tasks["gzip-9-README"]["details_file"])
     assert details["input"] == {"level": "9", "file": "README.md"}
     assert int(tasks["mentions-matrix"]["summary"]) >= 1
+
+
+# --- examples/local-model.sh and examples/agents.toml (issue 17, part 8) ---------------
+
+
+def fake_checkout(tmp_path: Path, python_body: str) -> tuple[Path, Path]:
+    """A copy of the repository's local-model.sh with a stand-in .venv/bin/python
+    beside it that records how it was called."""
+    (tmp_path / "examples").mkdir()
+    script = tmp_path / "examples" / "local-model.sh"
+    shutil.copy2(EXAMPLES / "local-model.sh", script)
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    log = tmp_path / "calls.log"
+    python.write_text(f'#!/bin/sh\necho "$@" >> {log}\n{python_body}\n')
+    python.chmod(0o755)
+    return script, log
+
+
+def test_local_model_uses_the_repositorys_venv_without_activation(tmp_path: Path) -> None:
+    script, log = fake_checkout(tmp_path, 'case "$1" in -c) echo /m/SmolLM2.gguf;; esac')
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "VIRTUAL_ENV")}
+    completed = subprocess.run([str(script), "8123"], capture_output=True, text=True,
+                               env={**env, "PATH": "/usr/bin:/bin"}, timeout=30, check=False)
+    assert completed.returncode == 0, completed.stderr
+    calls = log.read_text().splitlines()
+    assert calls[-1].startswith("-m llama_cpp.server --model /m/SmolLM2.gguf ")
+    assert "--port 8123" in calls[-1]
+
+
+def test_local_model_says_in_one_line_when_llama_cpp_is_missing(tmp_path: Path) -> None:
+    system_python = shutil.which("python3", path="/usr/bin:/bin")
+    if system_python is None:
+        pytest.skip("no python3 in /usr/bin or /bin")
+    probe = subprocess.run([system_python, "-c", "import llama_cpp"], capture_output=True,
+                           check=False)  # fmt: skip
+    if probe.returncode == 0:
+        pytest.skip("the system python has llama_cpp")
+    completed = subprocess.run([str(EXAMPLES / "local-model.sh")], capture_output=True,
+                               text=True, env={**os.environ, "PYTHON": system_python},
+                               timeout=30, check=False)  # fmt: skip
+    assert completed.returncode != 0
+    lines = completed.stderr.splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert "llama-cpp-python is not installed" in lines[0] and "pip install" in lines[0]
+    assert system_python in lines[0]
+
+
+def test_agents_toml_comments_name_files_that_exist() -> None:
+    text = (EXAMPLES / "agents.toml").read_text()
+    comments = " ".join(line for line in text.splitlines() if line.lstrip().startswith("#"))
+    named = [word.strip("(),.:;`'\"") for word in comments.split()]
+    paths = [word for word in named if "/" in word and not word.startswith("http")]
+    assert paths, "the comments name the script that serves the model"
+    for path in paths:
+        assert (REPOSITORY / path).exists(), path
+    assert not [word for word in named if word.endswith(".gguf")], "a model file is no path"

@@ -98,7 +98,7 @@ def test_flags_for_messages() -> None:
 
 def test_agent_keys_are_the_agent_settings_of_the_command_line() -> None:
     assert AGENT_KEYS == ("provider", "model", "system", "temperature", "max_tokens", "base_url",
-                          "http_retries")  # fmt: skip
+                          "http_retries", "api", "api_key_env")  # fmt: skip
 
 
 def test_docs_list_every_declared_flag() -> None:

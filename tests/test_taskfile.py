@@ -206,6 +206,48 @@ ERROR_CASES = [
         id="unknown-run-key",
     ),
     pytest.param(
+        '[run]\njobs = 2\nmodel = "m"\n[[task]]\ncmd = ["a"]\n',
+        3,
+        "unknown key 'model' in [run]: model is an agent setting: it goes in [agent]",
+        "",
+        id="model-in-run-goes-in-agent",
+    ),
+    pytest.param(
+        '[run]\nbase_url = "http://127.0.0.1:8080/v1"\n[[task]]\ncmd = ["a"]\n',
+        2,
+        "unknown key 'base_url' in [run]: base_url goes in [agent] base_url",
+        "base_url in [agent.providers.NAME], or --base-url",
+        id="base-url-in-run",
+    ),
+    pytest.param(
+        '[agent]\nmodel = "m"\njobs = 4\n[[task]]\ncmd = ["a"]\n',
+        3,
+        "unknown key 'jobs' in [agent] (jobs is a run setting: it goes in [run])",
+        "",
+        id="run-key-in-agent",
+    ),
+    pytest.param(
+        '[agent]\napi_key = "sk-not-here-0123456789abcdef"\n[[task]]\ncmd = ["a"]\n',
+        2,
+        "unknown key 'api_key' in [agent] (fanout reads a key only from the environment",
+        "api_key_env in [agent.providers.NAME] or --api-key-env",
+        id="a-key-in-the-file",
+    ),
+    pytest.param(
+        '[agent.providers.local]\nbase_url = "http://127.0.0.1:8080/v1"\n[[task]]\ncmd = ["a"]\n',
+        1,
+        '[agent.providers.local]: api is required: api = "openai" (Chat Completions',
+        'or api = "anthropic" (Messages)',
+        id="provider-without-api",
+    ),
+    pytest.param(
+        '[agent.providers.local]\napi = "openai"\nmodel = "m"\n[[task]]\ncmd = ["a"]\n',
+        3,
+        "unknown key 'model' in [agent.providers.local] (model goes in [agent]",
+        "or in a [[task]]",
+        id="model-in-a-provider-table",
+    ),
+    pytest.param(
         '[defaults]\ntimeout = "5s"\ncmd = ["a"]\n[[task]]\ncmd = ["a"]\n',
         3,
         "unknown key 'cmd' in [defaults]",
@@ -423,6 +465,7 @@ def test_errors_name_file_and_line(text: str, line: int | None, problem: str, de
     assert problem in error.message
     assert detail in error.message
     assert error.exit_code == EXIT_USAGE
+    assert "sk-not-here" not in error.message  # a key given by mistake is never echoed
 
 
 def test_tomllib_line_is_kept(tmp_path: Path) -> None:

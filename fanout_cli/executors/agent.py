@@ -202,6 +202,8 @@ class AgentExecutor:
         self._in_flight[spec.seq] = record  # kept if the call is cancelled
         outcome = await self._exchanges(provider, url, headers, body, plan, record)
         del self._in_flight[spec.seq]
+        if outcome.http_status == 401 and (hint := provider.no_key_sent()):
+            outcome = replace(outcome, reason=f"{outcome.reason}; {hint}")
         if outcome.text is not None:
             _write(plan.stdout_path, outcome.text)
         retryable = outcome.status is TaskStatus.TIMEOUT or outcome.retry

@@ -93,7 +93,11 @@ class _Validator:
         run = self.table(data, "run")
         for name in run:
             if name not in RUN_KEYS:
-                raise self.fail(("run", name), self.unknown(name, RUN_KEYS, "in [run]"))
+                from fanout_cli.config_hints import misplaced
+
+                hint = misplaced(name, "run")  # model, base_url ...: where they belong
+                problem = f"unknown key {name!r} in [run]: {hint}" if hint else None
+                raise self.fail(("run", name), problem or self.unknown(name, RUN_KEYS, "in [run]"))
         agent_table = self.table(data, "agent")
         self.agent = parse_agent_table(
             agent_table, lambda key_path, problem: self.fail(("agent", *key_path), problem)
