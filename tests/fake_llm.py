@@ -808,3 +808,23 @@ def _without_none(values: dict[str, Any]) -> dict[str, Any]:
 
 def _new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:24]
+
+
+# --- keeping agent tests offline ----------------------------------------------------
+
+DEAD_PROXY = "http://127.0.0.1:9"  # nothing listens there: a stray https call fails fast
+# Variables of the test process that could point fanout at a real provider or proxy.
+PROVIDER_ENV = (
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+    "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "FANOUT_PROVIDER", "FANOUT_MODEL",
+    "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+)  # fmt: skip
+
+
+def go_offline(monkeypatch: pytest.MonkeyPatch, *also: str) -> None:
+    """No provider variable of the test process reaches fanout (nor `also`), and any
+    https request goes to a dead proxy: a test can only talk to its own servers."""
+    for name in (*PROVIDER_ENV, *also):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", DEAD_PROXY)
+    monkeypatch.setenv("https_proxy", DEAD_PROXY)

@@ -36,6 +36,7 @@ from tests.fake_llm import (
     Status,
     Usage,
     fake_llm_fixture,  # noqa: F401 -- the `fake_llm` fixture, found by pytest by name
+    go_offline,
     insufficient_quota,
     invalid_api_key,
     last_user_text,
@@ -55,27 +56,15 @@ from tests.helpers import (
 )
 
 TASKS = "tasks.toml"
-DEAD_PROXY = "http://127.0.0.1:9"  # nothing listens there: a stray https call fails fast
 SECRET = "sk-local-e2e-5f1c9d0b7a3e"
 OTHER_SECRET = "sk-openai-meant-for-api-openai-com"
 COMPLETION_PATHS = ("/v1/chat/completions", "/v1/messages")
 SAY = ("run", "--prompt", "Say {}", "--model", "m")  # OpenAI-compatible via OPENAI_BASE_URL
 
-# Variables of the test process that could point fanout at a real provider or proxy.
-_PROVIDER_ENV = (
-    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
-    "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "FANOUT_PROVIDER", "FANOUT_MODEL",
-    "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
-    "LOCAL_KEY",
-)  # fmt: skip
-
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _PROVIDER_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTPS_PROXY", DEAD_PROXY)
-    monkeypatch.setenv("https_proxy", DEAD_PROXY)
+    go_offline(monkeypatch, "LOCAL_KEY")
 
 
 # --- running fanout -------------------------------------------------------------------

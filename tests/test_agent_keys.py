@@ -16,7 +16,7 @@ import pytest
 from fanout_cli.agents import build_settings, parse_agent_table
 from fanout_cli.models import AgentCall
 from fanout_cli.provider_keys import home_key, key_variable
-from tests.fake_llm import FakeLLM, Recorded
+from tests.fake_llm import FakeLLM, Recorded, go_offline
 from tests.helpers import (
     Completed,
     details_by_id,
@@ -26,23 +26,13 @@ from tests.helpers import (
     write_tasks,
 )
 
-DEAD_PROXY = "http://127.0.0.1:9"  # nothing listens there: a stray https call fails fast
 OPENAI_SECRET = "sk-openai-meant-for-api-openai-com-1f2e"
 ANTHROPIC_SECRET = "sk-ant-meant-for-api-anthropic-com-9c8d"
 NAMED_SECRET = "sk-named-for-this-server-4b5a6c7d"
-_PROVIDER_ENV = (
-    "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-    "FANOUT_PROVIDER", "FANOUT_MODEL", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
-    "NO_PROXY", "no_proxy", "MYKEY",
-)  # fmt: skip
-
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _PROVIDER_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTPS_PROXY", DEAD_PROXY)
-    monkeypatch.setenv("https_proxy", DEAD_PROXY)
+    go_offline(monkeypatch, "MYKEY")
 
 
 def fail(key_path: tuple[str, ...], problem: str) -> Exception:

@@ -19,6 +19,7 @@ from tests.fake_llm import (
     Reply,
     Usage,
     fake_llm_fixture,  # noqa: F401 -- the `fake_llm` fixture, found by pytest by name
+    go_offline,
     invalid_api_key,
     server_error,
 )
@@ -33,18 +34,12 @@ from tests.helpers import (
     write_tasks,
 )
 
-DEAD_PROXY = "http://127.0.0.1:9"
 BEST = ("run", "--strategy", "best-of-n", "--format", "json")
 
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-                 "FANOUT_PROVIDER", "FANOUT_MODEL", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
-                 "all_proxy", "NO_PROXY", "no_proxy"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTPS_PROXY", DEAD_PROXY)
-    monkeypatch.setenv("https_proxy", DEAD_PROXY)
+    go_offline(monkeypatch)
 
 
 def fanout(server: FakeLLM | None, *args: str, **env: str) -> Completed:
