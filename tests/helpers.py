@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -348,3 +349,12 @@ def assert_every_named_path_exists_private(run_dir: Path) -> None:
     for path in run_dir.iterdir():
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == 0o600, f"{path.name}: {mode:o}"
+
+
+# GNU parallel, the oracle where fanout does what it does (CI installs Debian's);
+# the tests that compare against it skip with this reason without it.
+PARALLEL = shutil.which("parallel")
+needs_parallel = pytest.mark.skipif(
+    PARALLEL is None,
+    reason="GNU parallel is not installed (apt-get install parallel): it is the oracle",
+)

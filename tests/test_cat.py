@@ -19,17 +19,16 @@ from tests.fake_llm import (
 )
 from tests.helpers import (
     FANOUT,
+    PARALLEL,
     Completed,
     assert_clean,
     fanout_in_background,
+    needs_parallel,
     one_error_line,
     output_dir,
     run_fanout,
     wait_until,
 )
-
-PARALLEL = shutil.which("parallel")
-needs_parallel = pytest.mark.skipif(PARALLEL is None, reason="GNU parallel is not installed")
 
 
 def cat(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -17,19 +17,14 @@ need it skip when it is missing; the fanout half of DIFFERENCES runs everywhere.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import FANOUT, assert_clean, one_error_line, run_fanout
+from tests.helpers import FANOUT, PARALLEL, assert_clean, needs_parallel, one_error_line, run_fanout
 
-PARALLEL = shutil.which("parallel")
-needs_parallel = pytest.mark.skipif(
-    PARALLEL is None, reason="GNU parallel is not installed (apt-get install parallel): it is the oracle"
-)
 ORACLE_VERSION = "20221122"  # the GNU outputs quoted in DIFFERENCES are this version's
 
 # A command that reports its arguments: each one as A<arg>NUL, then E NUL. It needs no

@@ -4,17 +4,12 @@ written as tasks end."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
+from tests.helpers import FANOUT, PARALLEL, needs_parallel, one_error_line, run_fanout, wait_until
 
-from tests.helpers import FANOUT, one_error_line, run_fanout, wait_until
-
-PARALLEL = shutil.which("parallel")
-needs_parallel = pytest.mark.skipif(PARALLEL is None, reason="GNU parallel is not installed")
 HEADER = ["Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal",
           "Command"]  # fmt: skip
 

@@ -26,8 +26,15 @@ import pytest
 
 from fanout_cli.render import CI_VARIABLES
 from tests.fake_llm import FakeLLM, fake_llm_fixture  # noqa: F401 -- the fixture, by name
-from tests.helpers import FANOUT, assert_clean, one_error_line, run_fanout, write_tasks
-from tests.test_gnu_oracle import gnu_parallel, needs_parallel
+from tests.helpers import (
+    FANOUT,
+    assert_clean,
+    needs_parallel,
+    one_error_line,
+    run_fanout,
+    write_tasks,
+)
+from tests.test_gnu_oracle import gnu_parallel
 
 # Output that ends a task late or early, so that finishing order is not input order.
 LATE_FIRST = "sleep 0.$((4 - {#})); echo out {}; echo err {} >&2"

@@ -28,8 +28,10 @@ from fanout_cli.sources.blocks import BlockCutter
 from fanout_cli.sources.pipe import parse_block_size, parse_recend
 from tests.helpers import (
     FANOUT,
+    PARALLEL,
     Completed,
     assert_clean,
+    needs_parallel,
     one_error_line,
     output_dir,
     read_journal,
@@ -38,9 +40,6 @@ from tests.helpers import (
     wait_until,
     write_tasks,
 )
-
-PARALLEL = shutil.which("parallel")
-needs_parallel = pytest.mark.skipif(PARALLEL is None, reason="GNU parallel is not installed")
 
 LINES = b"a\nbb\nccc\ndddd\neeeee\nffffff\nggggggg\nhhhhhhhh\n"
 
