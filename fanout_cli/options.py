@@ -206,7 +206,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "timings JSON, a manifest.json or JUnit XML (repeatable). [default: earlier runs "
            "in the output dir]", "sharding", v.parse_paths, "FILE", kind="repeat"),
     _value("order", "ORDER", "input, longest-first or failed-first (by recorded durations "
-           "and results). [default: input]", "sharding", v.choice(v.ORDERS)),
+           "and results). [default: longest-first with --shard, else input]", "sharding",
+           v.choice(v.ORDERS)),
     _value("joblog", "FILE", "Also write GNU parallel's job log (TSV: Seq, Host, Starttime, "
            "JobRuntime, Send, Receive, Exitval, Signal, Command), a row as each task ends.",
            "output", v.parse_text),
@@ -350,7 +351,13 @@ class ShardOptions:
 
     shard: str | None = None  # "2/4": run only shard 2 of 4
     timings: tuple[str, ...] = ()  # files of recorded durations, for --shard and --order
-    order: str = "input"
+    order: str | None = None  # None: longest-first for a shard, else input
+
+    @property
+    def run_order(self) -> str:
+        """The order the tasks start in: --order, else longest first for a shard (its
+        slots then end together), else the input order."""
+        return self.order or ("longest-first" if self.shard else "input")
 
 
 _GROUPS = {"policy": PolicyOptions, "verdict": VerdictOptions, "output": OutputOptions,

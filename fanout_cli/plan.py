@@ -18,7 +18,7 @@ from fanout_cli.errors import UsageError
 from fanout_cli.layers import OptionError, build_config
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS, RunConfig, flag_of
-from fanout_cli.render.console import warn
+from fanout_cli.shards import shard_from_environment
 from fanout_cli.sources import (
     Resume,
     Source,
@@ -29,12 +29,12 @@ from fanout_cli.sources import (
 )
 from fanout_cli.sources.inputs import ArgumentSource
 from fanout_cli.sources.values import ListSource
-from fanout_cli.values import MAX_SHARDS, Shard, default_output_dir, parse_shard
+from fanout_cli.values import default_output_dir
 
 if TYPE_CHECKING:
     from fanout_cli.agents import AgentSettings
     from fanout_cli.options import VerdictOptions
-    from fanout_cli.timings import ShardPlan
+    from fanout_cli.shards.split import Split
 
 # history, resume and taskfile are imported where needed: a plain run starts faster.
 # Not carried over from the run being resumed: where it is, and how to print this time.
@@ -92,8 +92,7 @@ class RunPlan:
     resume: Resume | None
     agents: AgentSettings | None = None  # set when the run has agent or agent-cli tasks
     http_calls: bool = False  # some tasks are agent calls over HTTP
-    shards: list[ShardPlan] | None = None  # --shard: every shard's plan (for --dry-run)
-    known: int = 0  # how many tasks had recorded durations
+    split: Split | None = None  # --shard, --order: the plan the tasks come from
 
 
 @dataclass(frozen=True)
@@ -145,15 +144,23 @@ def plan_run(request: RunRequest) -> RunPlan:
         source = _completed_source(source, agents)
     http_calls = agents is not None and "agent" in _kinds(source, wanted)
     _check_junit_folder(config)
-    shards, known = None, 0
     # --pipe: a CI job's shard variables do not split (and so hold) stdin's blocks.
     if (resume is None or not resume.from_saved_list) and wanted.pipe is None:
         config = _shard_from_environment(config, environ)
-    if config.sharding.shard is not None or config.sharding.order != "input":
-        source, shards, known = _split(source, config, resume)
+    split = None
+    config = config.replaced(order=config.sharding.run_order)  # the manifest says which
+    if config.sharding.shard is not None or config.sharding.run_order != "input":
+        from fanout_cli.shards.split import split as split_source
+
+        layers = (command_line, file_options, {} if saved is None else saved.options)
+        jobs_given = any(layer.get("jobs") is not None for layer in layers)
+        # The CPU count differs between machines, and every shard must plan alike: a
+        # shard is planned on its slots only when -j says how many.
+        split = split_source(source, config, resume, config.policy.jobs if jobs_given else 1)
+        source = split.source
         if config.sharding.shard is not None:
             title = f"{title} [shard {config.sharding.shard}]"
-    return RunPlan(source, config, title, resume, agents, http_calls, shards, known)
+    return RunPlan(source, config, title, resume, agents, http_calls, split)
 
 
 def _saved_run(
@@ -210,45 +217,6 @@ def _check_junit_folder(config: RunConfig) -> None:
             raise UsageError(f"--junit {path}: cannot write in {folder}")
 
 
-# (index variable, total variable, index of the first node): what CI systems set on
-# each job of a parallel matrix. GitLab's `parallel:` keyword, CircleCI's
-# `parallelism`, Buildkite's `parallelism`, Semaphore's `parallelism`.
-CI_SHARD_VARIABLES = (
-    ("CI_NODE_INDEX", "CI_NODE_TOTAL", 1),
-    ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", 0),
-    ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0),
-    ("SEMAPHORE_JOB_INDEX", "SEMAPHORE_JOB_COUNT", 1),
-)
-
-
-def shard_from_environment(environ: Mapping[str, str]) -> tuple[Shard, str] | None:
-    """The shard the environment asks for, and the variable(s) that said so:
-    FANOUT_SHARD=I/N, else a CI system's node index and total (when total > 1)."""
-    if environ.get("FANOUT_SHARD"):
-        try:
-            return parse_shard(environ["FANOUT_SHARD"]), "FANOUT_SHARD"
-        except ValueError as exc:
-            raise ValueError(f"FANOUT_SHARD: {exc}") from None
-    for index_name, total_name, first in CI_SHARD_VARIABLES:
-        index, total = environ.get(index_name, ""), environ.get(total_name, "")
-        if index.isdecimal() and total.isdecimal() and total.lstrip("0") not in ("", "1"):
-            if len(total) > 5 or int(total) > MAX_SHARDS:
-                raise ValueError(f"{total_name}={_cut(total)}: the number of shards is from 1 "
-                                 f"to {MAX_SHARDS}")  # fmt: skip
-            number = int(index) if len(index) <= 5 else MAX_SHARDS + first  # out of range
-            shard = Shard(number - first + 1, int(total))
-            if not 1 <= shard.index <= shard.total:
-                last = int(total) - 1 + first
-                raise ValueError(f"{index_name}={_cut(index)} is outside {first}..{last} "
-                                 f"({total_name}={total}, counting from {first})")
-            return shard, f"{index_name}/{total_name}"
-    return None
-
-
-def _cut(digits: str) -> str:
-    return digits if len(digits) <= 12 else digits[:12] + "..."
-
-
 def _shard_from_environment(config: RunConfig, environ: Mapping[str, str]) -> RunConfig:
     """--shard when given, else FANOUT_SHARD or a CI system's node index and total."""
     if config.sharding.shard is not None:
@@ -258,39 +226,6 @@ def _shard_from_environment(config: RunConfig, environ: Mapping[str, str]) -> Ru
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return config if found is None else config.replaced(shard=str(found[0]))
-
-
-def _split(
-    source: Source, config: RunConfig, resume: Resume | None
-) -> tuple[ListSource, list[ShardPlan] | None, int]:
-    """This shard's tasks (all of them without --shard), in --order, planned from the
-    recorded durations: --timings files, else the output folder's earlier runs."""
-    from fanout_cli import timings as recorded
-
-    specs = list(source.specs())  # a shard needs the whole list: stdin is read to its end
-    if config.sharding.timings:
-        timings = recorded.Timings()
-        for path in config.sharding.timings:
-            if not os.path.exists(path):  # a first CI pipeline has no cached timings yet
-                warn(f"--timings {path}: no such file; tasks it does not cover are "
-                     "estimated alike")
-                continue
-            try:
-                timings.merge(recorded.load_timings(path))
-            except ValueError as exc:
-                raise UsageError(f"--timings {exc}") from None
-    else:
-        runs = Path(config.output.output_dir) if resume is None else resume.run_dir.parent
-        timings = recorded.timings_from_runs(runs)
-    estimates = timings.estimates(specs)
-    known = sum(1 for spec in specs if timings.known(spec.task_id) is not None)
-    plans = None
-    if config.sharding.shard is not None and not (resume is not None and resume.from_saved_list):
-        shard = parse_shard(config.sharding.shard)
-        plans = recorded.plan_shards(specs, estimates, shard.total)
-        specs = list(plans[shard.index - 1].tasks)
-    specs = recorded.ordered(specs, config.sharding.order, estimates, timings)
-    return ListSource(source.name, specs), plans, known
 
 
 def _settings(

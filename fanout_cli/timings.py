@@ -1,17 +1,19 @@
-"""Recorded task durations, and the shards and orders made from them.
+"""Recorded task durations: what --shard and --order plan from.
 
 Durations come from earlier runs in the output folder, or from `--timings FILE`: a
 fanout timings file (`fanout timings export`), a run's manifest.json, or JUnit XML from
 any test runner. Each task's estimate is the 85th percentile of its last 20 recorded
-durations; a task with no history gets the median of the known estimates.
+durations; a task with no history gets the median of the known estimates, and never
+less than MIN_ESTIMATE: a test a report timed at 0.000 s still costs something.
 
-A shard plan is longest-processing-time-first bin packing over tasks sorted by
-(estimate, id, command): every machine that has the same tasks and the same timings
-computes the same shards, whatever order the tasks came in."""
+A duration read from JUnit is the time of the tests alone; the command that runs them
+also pays its start-up (an interpreter, a test runner collecting). That start-up is
+learnt per program (`pytest`, `go`, ...) as a task's wall time less its tests' time,
+and added to estimates that come from JUnit. The plans made from all this are
+fanout_cli/shards/split.py's."""
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
 import os
@@ -29,18 +31,21 @@ HISTORY = 20  # durations kept per task
 PERCENTILE = 0.85
 RUNS_READ = 30  # newest runs of the output folder read for history
 UNKNOWN_SECONDS = 1.0  # every estimate when nothing at all is known: a split by count
+MIN_ESTIMATE = 0.001  # seconds: the least a task is estimated at
 _MEASURED = ("success", "failure", "timeout")  # ran to an end: its duration means something
 _FAILED = ("failure", "timeout", "error")
 
 
 @dataclass
 class Timings:
-    """Durations by task id (oldest first, at most HISTORY each), the latest status of
-    each task, and durations read from JUnit XML (matched to tasks by name)."""
+    """Durations by task id or test name (oldest first, at most HISTORY each), the
+    latest status of each task, durations read from JUnit XML (matched to tasks by
+    name), and start-up samples by program (oldest first, at most HISTORY each)."""
 
     durations: dict[str, list[float]] = field(default_factory=dict)
     last_status: dict[str, str] = field(default_factory=dict)
     junit: dict[str, float] = field(default_factory=dict)
+    startup: dict[str, list[float]] = field(default_factory=dict)
 
     def record(self, task_id: str, status: str, seconds: float | None) -> None:
         self.last_status[task_id] = status
@@ -51,6 +56,18 @@ class Timings:
             history = self.durations.setdefault(task_id, [])
             history.append(seconds)
             del history[:-HISTORY]
+
+    def record_startup(self, program: str, seconds: float) -> None:
+        """A command of `program` took `seconds` more than its tests."""
+        if program and 0 <= seconds <= MAX_DURATION:
+            samples = self.startup.setdefault(program, [])
+            samples.append(seconds)
+            del samples[:-HISTORY]
+
+    def startup_estimate(self, program: str) -> float | None:
+        """The median start-up of `program`'s commands, or None when never measured."""
+        samples = sorted(self.startup.get(program) or ())
+        return _median(samples) if samples else None
 
     def add_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """The task rows of one run (a manifest's "tasks"), oldest run first."""
@@ -70,34 +87,42 @@ class Timings:
             del merged[:-HISTORY]
         self.last_status.update(other.last_status)
         self.junit.update(other.junit)
+        for program, samples in other.startup.items():
+            for seconds in samples:
+                self.record_startup(program, seconds)
 
     def known(self, task_id: str) -> float | None:
-        """The estimate from this task's own history, or None."""
-        history = self.durations.get(task_id)
-        if history:
-            ranked = sorted(history)
-            return ranked[max(math.ceil(PERCENTILE * len(ranked)) - 1, 0)]  # nearest rank
-        if self.junit:
-            from fanout_cli.junit import junit_key_candidates
+        """The estimate from this task's own history, else from the names JUnit may
+        give it (a history kept under such a name first), or None."""
+        own = _percentile(self.durations.get(task_id))
+        if own is not None or not (self.junit or self.durations):
+            return own
+        from fanout_cli.junit import junit_key_candidates
 
-            for key in junit_key_candidates(task_id):
-                if key in self.junit:
-                    return self.junit[key]
+        candidates = junit_key_candidates(task_id)
+        for key in candidates[1:]:  # [0] is the id itself
+            kept = _percentile(self.durations.get(key))
+            if kept is not None:
+                return kept
+        for key in candidates:
+            if key in self.junit:
+                return self.junit[key]
         return None
 
-    def estimates(self, specs: Sequence[TaskSpec]) -> dict[str, float]:
-        """Seconds for every task id: its own history, else the median of the known."""
-        known = {spec.task_id: self.known(spec.task_id) for spec in specs}
-        values = [seconds for seconds in known.values() if seconds is not None]
-        if values:
-            import statistics  # not at import: a plain run never estimates (6 modules)
-
-            fallback = statistics.median(values)
-        else:
-            fallback = UNKNOWN_SECONDS
-        return {
-            task_id: fallback if seconds is None else seconds for task_id, seconds in known.items()
-        }
+    def estimates(self, specs: Sequence[TaskSpec], *, startup: bool = True) -> dict[str, float]:
+        """Seconds for every task id: its own history, else the time JUnit gives its
+        tests plus its program's start-up (with `startup`), else the median of the
+        known; at least MIN_ESTIMATE."""
+        known: dict[str, float | None] = {}
+        for spec in specs:
+            seconds = self.known(spec.task_id)
+            if seconds is not None and startup and not self.durations.get(spec.task_id):
+                seconds += self.startup_estimate(program_of(spec.command)) or 0.0
+            known[spec.task_id] = seconds
+        values = sorted(seconds for seconds in known.values() if seconds is not None)
+        fallback = _median(values) if values else UNKNOWN_SECONDS
+        return {task_id: max(MIN_ESTIMATE, fallback if seconds is None else seconds)
+                for task_id, seconds in known.items()}  # fmt: skip
 
     def failed(self, task_id: str) -> bool:
         return self.last_status.get(task_id) in _FAILED
@@ -110,11 +135,37 @@ class Timings:
             }
             for task_id in sorted(set(self.durations) | set(self.last_status))
         }
-        return {
+        document: dict[str, Any] = {
             "fanout_timings_version": TIMINGS_VERSION,
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "tasks": tasks,
         }
+        if self.startup:
+            document["startup"] = {
+                program: [round(s, 3) for s in samples]
+                for program, samples in sorted(self.startup.items())
+            }
+        return document
+
+
+def _percentile(history: list[float] | None) -> float | None:
+    """The 85th percentile (nearest rank) of a history, or None for none."""
+    if not history:
+        return None
+    ranked = sorted(history)
+    return ranked[max(math.ceil(PERCENTILE * len(ranked)) - 1, 0)]
+
+
+def _median(ranked: Sequence[float]) -> float:
+    middle = len(ranked) // 2
+    return ranked[middle] if len(ranked) % 2 else (ranked[middle - 1] + ranked[middle]) / 2
+
+
+def program_of(command: tuple[str, ...] | str) -> str:
+    """What a command's start-up is learnt under: its first word's base name
+    (`/usr/bin/python3 -m pytest` -> `python3`; a `sh -c` script's first word)."""
+    words = command.split(None, 1)[:1] if isinstance(command, str) else command[:1]
+    return os.path.basename(words[0]) if words else ""
 
 
 def load_timings(path: str) -> Timings:
@@ -137,19 +188,29 @@ def load_timings(path: str) -> Timings:
         raise ValueError(f"{path}: JSON nested too deep for a timings file") from None
     timings = Timings()
     if isinstance(document, dict) and isinstance(document.get("tasks"), dict):
-        for task_id, entry in document["tasks"].items():
-            if not isinstance(entry, dict):
-                continue
-            for seconds in entry.get("durations") or []:
-                if isinstance(seconds, int | float):
-                    timings.record(task_id, "success", float(seconds))
-            if isinstance(entry.get("last_status"), str):
-                timings.last_status[task_id] = entry["last_status"]
+        _read_timings_document(document, timings)
         return timings
     if isinstance(document, dict) and isinstance(document.get("tasks"), list):
         timings.add_rows(row for row in document["tasks"] if isinstance(row, dict))
         return timings
     raise ValueError(f"{path}: not a fanout timings file, manifest or JUnit XML")
+
+
+def _read_timings_document(document: dict[str, Any], timings: Timings) -> None:
+    """A fanout timings file's tasks and start-up samples, into `timings`."""
+    for task_id, entry in document["tasks"].items():
+        if not isinstance(entry, dict):
+            continue
+        for seconds in entry.get("durations") or []:
+            if isinstance(seconds, int | float):
+                timings.record(task_id, "success", float(seconds))
+        if isinstance(entry.get("last_status"), str):
+            timings.last_status[task_id] = entry["last_status"]
+    startup = document.get("startup")
+    for program, samples in startup.items() if isinstance(startup, dict) else ():
+        for seconds in samples if isinstance(samples, list) else ():
+            if isinstance(seconds, int | float) and isinstance(program, str):
+                timings.record_startup(program, float(seconds))
 
 
 def timings_from_runs(
@@ -188,49 +249,6 @@ def timings_from_runs(
         if os.path.realpath(path) not in merged and isinstance(rows, list):
             timings.add_rows(row for row in rows if isinstance(row, dict))
     return timings
-
-
-@dataclass(frozen=True)
-class ShardPlan:
-    tasks: tuple[TaskSpec, ...]  # in input order
-    estimate: float  # seconds: the sum of its tasks' estimates
-
-
-def plan_shards(
-    specs: Sequence[TaskSpec], estimates: Mapping[str, float], total: int
-) -> list[ShardPlan]:
-    """Longest-processing-time-first: the longest task goes to the least-loaded shard
-    (ties: the lowest shard number). Sorting by (estimate, id, command) first makes the
-    plan independent of the input order."""
-    ranked = sorted(specs, key=lambda spec: (-estimates[spec.task_id], spec.task_id, spec.key))
-    loads = [(0.0, index) for index in range(total)]
-    members: list[list[TaskSpec]] = [[] for _ in range(total)]
-    for spec in ranked:
-        load, index = heapq.heappop(loads)
-        members[index].append(spec)
-        heapq.heappush(loads, (load + estimates[spec.task_id], index))
-    return [
-        ShardPlan(
-            tuple(sorted(tasks, key=lambda spec: spec.seq)),
-            sum(estimates[spec.task_id] for spec in tasks),
-        )
-        for tasks in members
-    ]
-
-
-def ordered(
-    specs: Sequence[TaskSpec], order: str, estimates: Mapping[str, float], timings: Timings
-) -> list[TaskSpec]:
-    """`input` keeps the order; `longest-first` sorts by estimate (ties in input order);
-    `failed-first` puts the tasks whose latest recorded run failed first, each group
-    longest first."""
-    if order == "input":
-        return list(specs)
-    if order == "longest-first":
-        return sorted(specs, key=lambda spec: -estimates[spec.task_id])
-    return sorted(
-        specs, key=lambda spec: (not timings.failed(spec.task_id), -estimates[spec.task_id])
-    )
 
 
 def write_timings(path: str, timings: Timings) -> None:

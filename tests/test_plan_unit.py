@@ -12,11 +12,13 @@ import pytest
 from fanout_cli.errors import UsageError
 from fanout_cli.models import Prior, TaskSpec, TaskStatus
 from fanout_cli.options import AGENT_KEYS, RUN_KEYS
-from fanout_cli.plan import RunRequest, plan_run, shard_from_environment
+from fanout_cli.plan import RunRequest, plan_run
 from fanout_cli.resume import ResumeBook
+from fanout_cli.shards import shard_from_environment
+from fanout_cli.shards.split import ordered, plan_shards
 from fanout_cli.sources import SourceRequest
 from fanout_cli.sources.inputs import InputList
-from fanout_cli.timings import Timings, ordered, plan_shards
+from fanout_cli.timings import Timings
 from fanout_cli.values import Shard
 
 
@@ -46,7 +48,7 @@ def test_a_plan_of_values_has_one_task_per_value_in_order(tmp_path: Path) -> Non
     assert [s.task_id for s in plan.source.specs()] == ["a", "b", "c"]
     assert [s.command for s in plan.source.specs()] == [("echo", "a"), ("echo", "b"),
                                                         ("echo", "c")]  # fmt: skip
-    assert plan.resume is None and plan.agents is None and plan.shards is None
+    assert plan.resume is None and plan.agents is None and plan.split is None
     assert plan.title == "fanout run -- echo {} ::: (3 values)"
 
 
@@ -80,8 +82,9 @@ def test_a_bad_option_value_names_the_flag() -> None:
 def test_a_shard_from_the_environment_splits_the_tasks() -> None:
     plan = plan_run(request("a", "b", "c", "d", environ={"FANOUT_SHARD": "2/2"}))
     assert plan.config.sharding.shard == "2/2"
-    assert plan.shards is not None and len(plan.shards) == 2
-    assert [s.task_id for s in plan.source.specs()] == [t.task_id for t in plan.shards[1].tasks]
+    assert plan.split is not None and plan.split.plans is not None and len(plan.split.plans) == 2
+    assert sorted(s.task_id for s in plan.source.specs()) == sorted(
+        t.task_id for t in plan.split.plans[1].tasks)
     assert plan.title.endswith("[shard 2/2]")
 
 

@@ -101,8 +101,8 @@ def show_dry_run(plan: RunPlan, reduce: Reduce | None = None) -> None:
     from fanout_cli.render.console import Console
     from fanout_cli.render.lines import print_dry_run, print_shard_plan
 
-    if plan.shards is not None:
-        print_shard_plan(Console(), plan.shards, plan.config.sharding.shard, plan.known)
+    if plan.split is not None and plan.split.plans is not None:
+        print_shard_plan(Console(), plan.split, plan.config.sharding.shard)
     print_dry_run(Console(), plan.source.commands(plan.config.policy.jobs))
     if reduce is not None:
         from fanout_cli.render.reduce import print_dry_run_reduce

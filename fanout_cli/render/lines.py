@@ -13,7 +13,7 @@ from fanout_cli.render.console import Console
 
 if TYPE_CHECKING:  # --dry-run --shard only; the types, not the module
     from fanout_cli.options import OutputOptions
-    from fanout_cli.timings import ShardPlan
+    from fanout_cli.shards.split import Split
 
 STATUS_COLORS = {
     TaskStatus.SUCCESS: "32",
@@ -121,20 +121,22 @@ def print_dry_run(
     console.write_bytes(b"".join(batch))
 
 
-def print_shard_plan(
-    console: Console, plans: list[ShardPlan], shard: str | None, known: int
-) -> None:
+def print_shard_plan(console: Console, split: Split, shard: str | None) -> None:
     """--dry-run --shard: every shard's size and estimated time, as shell comments."""
+    plans = split.plans or []
     count = sum(len(plan.tasks) for plan in plans)
-    total = sum(plan.estimate for plan in plans)
+    work = sum(plan.work for plan in plans)
+    slots = f" of {split.slots} slots" if split.slots > 1 else ""
+    known = split.known
     if known:
         basis = f"recorded durations of {known} of {count} tasks (the rest at their median)"
         if known == count:
             basis = "recorded durations of every task"
-        console.line(f"# {len(plans)} shards by {basis}: {format_seconds(total)} in all, "
-                     f"ideal {format_seconds(total / len(plans))} a shard")
+        ideal = work / (len(plans) * split.slots)
+        console.line(f"# {len(plans)} shards{slots} by {basis}: {format_seconds(work)} in all, "
+                     f"ideal {format_seconds(ideal)} a shard")
     else:
-        console.line(f"# {len(plans)} shards by task count: no recorded durations")
+        console.line(f"# {len(plans)} shards{slots} by task count: no recorded durations")
     for number, plan in enumerate(plans, start=1):
         marker = "  <- this shard" if f"{number}/{len(plans)}" == shard else ""
         tasks = len(plan.tasks)
