@@ -244,7 +244,7 @@ def test_ci_sharding_example_splits_runs_and_merges(
     )  # fmt: skip
     assert plan.returncode == 0, plan.stderr
     lines = plan.stdout.splitlines()
-    assert lines[0].startswith("# 4 shards by recorded durations of every task")
+    assert lines[0].startswith("# 4 shards of 2 slots by recorded durations of every task")
     assert next(line for line in lines if line.startswith("# shard ")).endswith("<- this shard")
     commands = [line for line in lines if not line.startswith("#")]
     assert commands and all(line.startswith("python -m pytest") for line in commands)
