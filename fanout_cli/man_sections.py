@@ -175,15 +175,9 @@ fanout merge RUN_OR_DIR... reads shard runs (ids, run folders, or folders holdin
 them), writes one merged run with one verdict, and with --junit and --timings-out
 the JUnit file and the merged timings. fanout timings export -o FILE writes the
 recorded durations of the output dir's runs (or of named runs) as one timings file.
---timings (run, merge, timings export) takes names and globs, comma-separated
-(--timings 'old.json,reports/*.xml'): fanout expands a glob itself, sorted by name,
-** into folders; a glob that matches nothing is a warning, as a missing file is; a
-value that names an existing file is that file, commas and all. Files are read in the
-order given, a later one as newer. fanout merge --timings OLD --timings-out NEW
-writes OLD's durations followed by the merged runs' (the last 20 a task), so every
-pipeline adds a sample; OLD and NEW may be one file. fanout merge -q prints the
-verdict line only. In CI, restore one exact timings file for every shard of a
-pipeline (README: Sharding a CI suite).
+--timings takes globs (fanout expands them, sorted) and comma lists, later files newer.
+merge --timings OLD --timings-out NEW writes OLD's durations, then the runs' (the last
+20 a task). In CI every shard of a pipeline restores one exact timings file (README).
 """),
     ("OUTPUT", """\
 The human format prints a line per task as it ends, then the verdict line. When
