@@ -19,6 +19,14 @@ OutputDir = Annotated[
 ]  # fmt: skip
 
 
+# What a --timings value may be (fanout_cli/timings_files.py); `fanout run --timings` says it too.
+TIMINGS_VALUES = (
+    "Names and globs (expanded by fanout, sorted; ** goes into folders), comma-separated; a "
+    "value naming an existing file is that file. Repeatable; later files are newer, the runs "
+    "newest; no file is a warning."
+)
+
+
 def _output_dir(value: str | None) -> Path:
     return Path(value or default_output_dir())
 
@@ -148,6 +156,9 @@ def merge(
                      help="Also write the merged run as JUnit XML.")] = None,
     timings_out: Annotated[str | None, typer.Option("--timings-out", metavar="FILE",
                            help="Also write the merged timings here, for the next --shard.")] = None,
+    timings: Annotated[list[str] | None, typer.Option("--timings", metavar="FILES",
+                       help="History to keep in --timings-out: the last merge's --timings-out "
+                            f"(or timings JSON, manifest.json, JUnit XML). {TIMINGS_VALUES}")] = None,
     strategy: Annotated[str | None, typer.Option(metavar="S",
                         help="Verdict strategy. [default: the one the runs used]")] = None,
     required_successes: Annotated[str | None, typer.Option("--required-successes", metavar="N",
@@ -158,6 +169,7 @@ def merge(
                                  help="partial-success: share of all tasks needed, 0-1.")] = None,
     output_format: Annotated[str | None, typer.Option("--format", metavar="F",
                              help="human, aop or json. [default: human]")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print the verdict line only (whatever --format).")] = False,
     output_dir: OutputDir = None,
 ) -> None:
     """Fan shard runs back in: one manifest, one verdict, one JUnit file, merged timings.
@@ -166,9 +178,12 @@ def merge(
     with the folder its files are in). A task found in several runs counts once: the
     newest run's result.
 
+    With --timings, --timings-out holds that history followed by the runs' durations
+    (the last 20 a task), so that estimates see more than one pipeline.
+
     Exit status: 0 verdict pass, 1 verdict fail, 2 usage error.
 
-    Example: fanout merge artifacts/ --junit report.xml --timings-out timings.json
+    Example: fanout merge artifacts/ --junit report.xml --timings timings.json --timings-out timings.json
     """
     from fanout_cli.commands.merge import merge_runs
     from fanout_cli.render.console import Console
@@ -179,8 +194,9 @@ def merge(
         "min_successes": min_successes, "min_success_ratio": min_success_ratio,
         "format": output_format,
     }  # fmt: skip
-    result = merge_runs(runs, _output_dir(output_dir), options, junit=junit, timings_out=timings_out)
-    render_merge(Console(), result, output_format or "human")
+    result = merge_runs(runs, _output_dir(output_dir), options, junit=junit,
+                        timings_out=timings_out, timing_files=timings or [])  # fmt: skip
+    render_merge(Console(), result, output_format or "human", quiet=quiet)
     raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
 
 
@@ -189,9 +205,9 @@ def timings_export(
                     help="Runs to read. [default: the newest 30 finished runs of the output dir]")] = None,
     output: Annotated[str, typer.Option("-o", "--output", metavar="FILE",
                       help="Where to write the timings JSON (- for stdout).")] = "-",
-    timings: Annotated[list[str] | None, typer.Option("--timings", metavar="FILE",
-                       help="Timings to start from: a timings file, manifest or JUnit XML "
-                            "(repeatable; runs are added after them).")] = None,
+    timings: Annotated[list[str] | None, typer.Option("--timings", metavar="FILES",
+                       help="Timings to start from: timings JSON, manifest.json or JUnit XML. "
+                            f"{TIMINGS_VALUES}")] = None,
     output_dir: OutputDir = None,
 ) -> None:
     """Write the recorded durations of runs as one timings file.

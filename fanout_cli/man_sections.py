@@ -175,6 +175,9 @@ fanout merge RUN_OR_DIR... reads shard runs (ids, run folders, or folders holdin
 them), writes one merged run with one verdict, and with --junit and --timings-out
 the JUnit file and the merged timings. fanout timings export -o FILE writes the
 recorded durations of the output dir's runs (or of named runs) as one timings file.
+--timings takes globs (fanout expands them, sorted) and comma lists, later files newer.
+merge --timings OLD --timings-out NEW writes OLD's durations, then the runs' (the last
+20 a task). In CI every shard of a pipeline restores one exact timings file (README).
 """),
     ("OUTPUT", """\
 The human format prints a line per task as it ends, then the verdict line. When
@@ -386,7 +389,7 @@ fanout run --prompt 'Is {} prime?' --base-url http://127.0.0.1:8080/v1 --model m
 fanout run --agent-cli claude --prompt 'Summarise {}' --rate 30/min ::: docs/*.md
 fanout run tests.toml --shard 2/4 --timings timings.json --junit junit-2.xml
 fanout run -q --reduce 'jq -s length' -- wc -l ::: *.py
-fanout merge artifacts/ --junit report.xml --timings-out timings.json
+fanout merge artifacts/ --junit report.xml --timings timings.json --timings-out timings.json
 """),
     ("SEE ALSO", "parallel(1), xargs(1)\n"),
 ]

@@ -202,9 +202,10 @@ RUN_OPTIONS: tuple[Option, ...] = (
     _value("shard", "I/N", "Run only shard I of N (1-based), balanced by recorded durations "
            "(env FANOUT_SHARD, or CI_NODE_INDEX/CI_NODE_TOTAL and the like).", "sharding",
            v.parse_shard_text),
-    Option("timings", ("--timings",), "Recorded durations for --shard and --order: fanout "
-           "timings JSON, a manifest.json or JUnit XML (repeatable). [default: earlier runs "
-           "in the output dir]", "sharding", v.parse_paths, "FILE", kind="repeat"),
+    Option("timings", ("--timings",), "Recorded durations for --shard and --order: timings "
+           "JSON, manifest.json, JUnit XML; globs fanout expands (sorted) and comma lists of "
+           "both; a value naming an existing file is that file. Repeatable, later files newer. "
+           "[default: the output dir's runs]", "sharding", v.parse_paths, "FILES", kind="repeat"),
     _value("order", "ORDER", "input, longest-first or failed-first (by recorded durations "
            "and results). [default: longest-first with --shard, else input]", "sharding",
            v.choice(v.ORDERS)),

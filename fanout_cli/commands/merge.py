@@ -36,13 +36,11 @@ from fanout_cli.errors import StoreError, UsageError
 from fanout_cli.layers import OptionError, build_config
 from fanout_cli.models import Prior, RunReport, Verdict
 from fanout_cli.redact import redact_words
-from fanout_cli.render.console import warn
 from fanout_cli.render.junit import write_run_junit
 from fanout_cli.results import MergeResult, SourceRun
 from fanout_cli.strategies import STRATEGIES, StrategyOptions, Tracker
 from fanout_cli.timings import (
     Timings,
-    load_timings,
     timings_from_runs,
     write_timings,
 )
@@ -123,8 +121,10 @@ def merge_runs(
     *,
     junit: str | None,
     timings_out: str | None,
+    timing_files: Sequence[str] = (),
 ) -> MergeResult:
-    """Merge the runs into a new run of `output_dir` (and --junit, --timings-out files)."""
+    """Merge the runs into a new run of `output_dir` (and --junit, --timings-out files).
+    The merged timings are those of the --timings files (the history), then the runs'."""
     output_format = options.get("format") or "human"
     if output_format not in FORMATS:
         raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {output_format!r}")
@@ -140,7 +140,8 @@ def merge_runs(
     problems = incomplete(by_age)
     if problems:
         verdict = replace(verdict, passed=False, reason=f"{verdict.reason}; {'; '.join(problems)}")
-    timings = merged_timings(by_age)
+    timings = _history(timing_files)  # older than the runs' durations
+    timings.merge(merged_timings(by_age))
     sources = sorted(by_age, key=_shard_order)
     report = write_merged_run(output_dir, sources, rows, verdict, strategy, timings)
     if junit is not None:
@@ -243,26 +244,28 @@ def _write_timings(path: str, timings: Timings, flag: str) -> None:
         raise StoreError(f"{flag} {path}: cannot write: {exc.strerror}") from None
 
 
+def _history(timing_files: Sequence[str]) -> Timings:
+    """The --timings files' durations (fanout_cli.timings_files): a missing file is a
+    warning, as in `fanout run --timings` (a first pipeline has none)."""
+    if not timing_files:
+        return Timings()
+    from fanout_cli.timings_files import read_timings
+
+    return read_timings(timing_files)
+
+
 # --- fanout timings export ------------------------------------------------------------
 
 
 def export_timings(
-    runs: list[str], output_dir: Path, output: str, timing_files: list[str]
+    runs: list[str], output_dir: Path, output: str, timing_files: Sequence[str]
 ) -> Timings:
     """The --timings files, then the runs (oldest first; with none named, the output
     dir's recent runs), as one timings file, written at `output` unless it is `-`
     (stdout: the caller prints what this returns)."""
     if output != "-":
         _check_folder("--output", output)
-    timings = Timings()
-    for path in timing_files:
-        if not os.path.exists(path):  # as `fanout run --timings`: a first pipeline has none
-            warn(f"--timings {path}: no such file")
-            continue
-        try:
-            timings.merge(load_timings(path))
-        except ValueError as exc:
-            raise UsageError(f"--timings {exc}") from None
+    timings = _history(timing_files)
     if runs:
         timings.merge(merged_timings(load_runs(runs, output_dir)))
     else:

@@ -18,9 +18,14 @@ AOP_MAX_LINES = 50
 AOP_LINE_CHARS = 500
 
 
-def render_merge(console: Console, result: MergeResult, output_format: str) -> None:
-    """The merged run as human lines, the JSON envelope (`json`) or the AOP block (`aop`)."""
-    if output_format == "human":
+def render_merge(
+    console: Console, result: MergeResult, output_format: str, *, quiet: bool = False
+) -> None:
+    """The merged run as human lines, the JSON envelope (`json`) or the AOP block (`aop`);
+    `quiet` (-q): the verdict line only, whatever the format, as `fanout run -q`."""
+    if quiet:
+        console.line(verdict_line(result.report, console))
+    elif output_format == "human":
         print_merge(console, result)
     else:
         print_report(console, result.report, output_format, AOP_MAX_LINES, AOP_LINE_CHARS)

@@ -15,14 +15,12 @@ schedule the classic LPT one."""
 from __future__ import annotations
 
 import heapq
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fanout_cli.models import TaskSpec
-from fanout_cli.render.console import warn
 
 if TYPE_CHECKING:
     from fanout_cli.options import RunConfig
@@ -121,21 +119,12 @@ def recorded_timings(config: RunConfig, resume: Resume | None) -> Timings:
     """The durations a plan is made from: the --timings files, else the output folder's
     earlier runs. A missing --timings file is a warning: a first CI pipeline has none."""
     from fanout_cli import timings as recorded
-    from fanout_cli.errors import UsageError
+    from fanout_cli.timings_files import read_timings
 
     if not config.sharding.timings:
         runs = Path(config.output.output_dir) if resume is None else resume.run_dir.parent
         return recorded.timings_from_runs(runs)
-    timings = recorded.Timings()
-    for path in config.sharding.timings:
-        if not os.path.exists(path):
-            warn(f"--timings {path}: no such file; tasks it does not cover are estimated alike")
-            continue
-        try:
-            timings.merge(recorded.load_timings(path))
-        except ValueError as exc:
-            raise UsageError(f"--timings {exc}") from None
-    return timings
+    return read_timings(config.sharding.timings, "tasks it does not cover are estimated alike")
 
 
 def split(source: Source, config: RunConfig, resume: Resume | None, slots: int = 1) -> Split:
