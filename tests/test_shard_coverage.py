@@ -21,8 +21,6 @@ import pytest
 from tests.helpers import (
     Completed,
     fanout_in_background,
-    one_error_line,
-    read_manifest,
     run_fanout,
     wait_until,
 )
@@ -211,5 +209,6 @@ def test_an_interrupted_shard_names_the_tasks_that_never_ran(tmp_path: Path) -> 
     completed = run_fanout("merge", "runs/")
     assert completed.returncode == 1
     verdict = completed.stdout.splitlines()[-1]
-    assert f"run {run_dir_of(1).name} was interrupted; coverage not proven: 1 task never ran" in verdict
+    interrupted = f"run {run_dir_of(1).name} was interrupted"
+    assert f"{interrupted}; coverage not proven: 1 task never ran · " in verdict
     assert "never ran: c" in problem_lines(completed)
