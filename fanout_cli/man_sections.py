@@ -175,6 +175,13 @@ fanout merge RUN_OR_DIR... reads shard runs (ids, run folders, or folders holdin
 them), writes one merged run with one verdict, and with --junit and --timings-out
 the JUnit file and the merged timings. fanout timings export -o FILE writes the
 recorded durations of the output dir's runs (or of named runs) as one timings file.
+Each shard run records its plan in plan.json (every task's id, key, shard and
+estimate, N, -j, and a sha256 fingerprint of them); merge fails its verdict, naming
+the tasks, when the shards planned differently, a task ran in no shard, or one ran in
+two (a shard merged twice counts once: its newest run). Shard runs without plan.json
+(an older fanout) are merged with a warning that coverage could not be proven.
+--dry-run --format json with --shard prints the plan record and the shard's commands
+as one JSON document.
 """),
     ("OUTPUT", """\
 The human format prints a line per task as it ends, then the verdict line. When
@@ -252,7 +259,8 @@ SEQ-SLUG.json (the details file: AOP header keys and fanout's full record),
 SEQ-SLUG.stdout and SEQ-SLUG.stderr (the raw bytes, streamed; earlier attempts of a
 retried task keep .aN.stdout names), and for the run journal.jsonl (append-only
 events, one JSON object a line), manifest.json (options, tasks, verdict), tasks.jsonl
-(the task list, for --resume) and, while a fanout works in it, lock. Every file is
+(the task list, for --resume), plan.json (a --shard run's plan, kept on --resume)
+and, while a fanout works in it, lock. Every file is
 mode 0600 whatever the umask and the kind of task, and every output a details file
 names exists. SLUG is
 the task id reduced to A-Z a-z 0-9 . _ - and at most 64 characters. SEQ is the
