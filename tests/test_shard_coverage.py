@@ -189,6 +189,13 @@ def test_an_edited_list_and_another_j_are_told_apart(tmp_path: Path) -> None:
     (plans,) = [line for line in problem_lines(completed) if line.startswith("plans differ")]
     assert plans.startswith("plans differ: shard 1/2 planned from sha256:")
     assert plans.endswith(": a different -j (1 vs 2)"), plans
+    # The merged run keeps each shard's fingerprint: merged again, it still fails.
+    merged = next(line for line in completed.stdout.splitlines() if line.startswith("FAIL"))
+    again = run_fanout("merge", merged.rsplit(" · ", 1)[1].rsplit("/", 1)[0])
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert again.stderr == ""
+    (plans,) = [line for line in problem_lines(again) if line.startswith("plans differ")]
+    assert plans.endswith(": as a merged run's record says"), plans
 
 
 def test_an_interrupted_shard_names_the_tasks_that_never_ran(tmp_path: Path) -> None:

@@ -88,7 +88,9 @@ def test_a_plan_that_runs_tasks_in_batches_is_covered_through_its_tasks_list() -
     runs[1].plan["tasks"][0]["units"].pop()  # type: ignore[index]  # a unit the batch left out
     coverage = check_coverage(runs)
     assert coverage.problems == ("1 task never ran",)
-    assert coverage.plan is None or coverage.plan["shard"] is None
+    assert coverage.plan is not None and coverage.plan["shard"] is None
+    # The merged run's record: each batch with the shard it ran in.
+    assert [(task["shard"], task["seq"]) for task in coverage.plan["tasks"]] == [(1, 1), (2, 1)]
 
 
 def test_problems_name_tasks_capped() -> None:

@@ -21,8 +21,7 @@ SHOWN = 5  # task ids named on a line before "+N more"
 @dataclass(frozen=True)
 class Coverage:
     """What merge found: short problems for the verdict's reason, a line per problem
-    naming tasks, a warning when it could not tell, and the plan the shards agreed on
-    (the merged run's record)."""
+    naming tasks, a warning when it could not tell, and the merged run's plan record."""
 
     problems: tuple[str, ...] = ()
     details: tuple[str, ...] = ()
@@ -51,7 +50,7 @@ def check_coverage(runs: Sequence[SourceRun]) -> Coverage:
     problems, details = [], []
     groups: dict[str, list[int]] = {}
     for index in sorted(plans):
-        groups.setdefault(str(plans[index]["fingerprint"]), []).append(index)
+        groups.setdefault(fingerprint_of(plans[index], index), []).append(index)
     if len(groups) > 1:
         problems.append("shards planned differently")
         details.append(_disagreement(groups, plans, total))
@@ -70,8 +69,15 @@ def check_coverage(runs: Sequence[SourceRun]) -> Coverage:
         named = [f"{units[key]} ({', '.join(f'{s}/{total}' for s in sorted(ran[key]))})"
                  for key in twice]  # fmt: skip
         details.append("ran in two shards: " + _capped(named))
-    agreed = _merged_plan(plans) if len(groups) == 1 else None
-    return Coverage(tuple(problems), tuple(details), None, agreed)
+    return Coverage(tuple(problems), tuple(details), None, _merged_plan(plans, groups, total))
+
+
+def fingerprint_of(plan: Mapping[str, Any], shard: int) -> str:
+    """The fingerprint shard `shard` planned from: a merged run's record of shards that
+    planned differently keeps each one's."""
+    each = plan.get("shard_fingerprints")
+    mine = each[shard - 1] if isinstance(each, list) and 0 < shard <= len(each) else None
+    return mine if isinstance(mine, str) else str(plan["fingerprint"])
 
 
 def newest_by_shard(runs: Sequence[SourceRun]) -> dict[int, tuple[SourceRun, int]]:
@@ -133,16 +139,26 @@ def _ran_in(
     return ran
 
 
-def _merged_plan(plans: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
-    """The record of a merged run: the plan the shards agreed on, for no one shard;
-    a `tasks` list says which shard each seq ran in."""
-    first = plans[min(plans)]
-    merged = {**first, "shard": None}
+def _merged_plan(
+    plans: Mapping[int, Mapping[str, Any]], groups: Mapping[str, list[int]], total: int
+) -> dict[str, Any]:
+    """The record of a merged run, for no one shard: the plan most shards made; when
+    some planned differently, `shard_fingerprints` keeps each shard's (a merge of this
+    merged run then finds them again). A `tasks` list says which shard each seq ran in."""
+    most = min(groups.values(), key=lambda indexes: (-len(indexes), indexes))
+    merged = {**plans[most[0]], "shard": None}
+    merged.pop("shard_fingerprints", None)
+    if len(groups) > 1:
+        merged["shard_fingerprints"] = [
+            fingerprint_of(plans[index], index) if index in plans else None
+            for index in range(1, total + 1)
+        ]
     if any("tasks" in plan for plan in plans.values()):
         merged["tasks"] = [
-            {**task, "shard": task.get("shard", plan["shard"])}
-            for plan in plans.values()
+            {**task, "shard": index}
+            for index, plan in sorted(plans.items())
             for task in plan.get("tasks") or ()
+            if task.get("shard", plan["shard"]) == index
         ]
     return merged
 
@@ -163,7 +179,7 @@ def _disagreement(
         one, other = sorted((indexes[0], main))
         why = _differences(plans[one], plans[other], one, other, total)
         prefix = f"{one}/{total} vs {other}/{total}: " if len(ordered) > 2 else ""
-        reasons.append(prefix + (why or "the same tasks, estimates, N and -j"))
+        reasons.append(prefix + (why or "as a merged run's record says"))
     return f"{line}: {'; '.join(reasons)}"
 
 

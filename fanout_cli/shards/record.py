@@ -10,8 +10,10 @@ that `fanout merge` can prove the shards covered every task exactly once.
 
 The fingerprint is a sha256 over what decides the plan: N, J and every unit's key and
 estimate (to the millisecond), in key order. Two shards planned alike exactly when
-their fingerprints are equal. The manifest carries a small `plan` object (fingerprint,
-shard, units) for readers that do not need the whole list."""
+their fingerprints are equal. A merged run's record is for no one shard (`shard` is
+null), and keeps each shard's fingerprint (`shard_fingerprints`) when they differed.
+The manifest carries a small `plan` object (fingerprint, shard, units) for readers
+that do not need the whole list."""
 
 from __future__ import annotations
 
@@ -139,6 +141,11 @@ def plan_problem(document: object) -> str | None:
             for task in tasks
         )  # fmt: skip
         problem = None if valid else "tasks is not a list of {seq, units}"
+    each = document.get("shard_fingerprints")  # a merged run's, when shards differed
+    if problem is None and each is not None and not (
+        isinstance(each, list) and all(isinstance(text, str | None) for text in each)
+    ):
+        problem = "shard_fingerprints is not a list of fingerprints"
     return problem
 
 
