@@ -47,11 +47,14 @@ def run_command(request: RunRequest) -> RunOutcome:
     from fanout_cli.plan import plan_run
     from fanout_cli.render import make_renderer
     from fanout_cli.render.console import Console, color_choice
-    from fanout_cli.shards.record import shard_plan_record
 
     plan = plan_run(request)
     reduce = _prepare_reduce(plan)  # an agent reduce that cannot run is exit 2, before any task
-    record = shard_plan_record(plan)  # --shard: plan.json, for merge to prove coverage
+    record = None  # --shard: the plan record (plan.json), for merge to prove coverage
+    if plan.split is not None:
+        from fanout_cli.shards.record import shard_plan_record
+
+        record = shard_plan_record(plan)
     if request.dry_run:
         show_dry_run(plan, reduce, record)
         return RunOutcome(passed=True)
