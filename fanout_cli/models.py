@@ -205,6 +205,7 @@ class Verdict:
     reason: str
     counts: Mapping[str, int]
     winner: Winner | None = None
+    problems: tuple[str, ...] = ()  # merge: a line per coverage problem, naming tasks
 
 
 @dataclass(frozen=True)

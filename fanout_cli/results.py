@@ -34,6 +34,7 @@ class SourceRun:
     rows: list[dict[str, Any]]
     # The manifest's own stamps: back and forth through a float may lose a millisecond.
     stamps: tuple[str | None, str | None] = (None, None)
+    plan: Mapping[str, Any] | None = None  # its plan.json (fanout_cli/shards/record.py)
 
     @property
     def run_id(self) -> str:

@@ -31,6 +31,7 @@ JOURNAL = "journal.jsonl"
 TASK_LIST = "tasks.jsonl"
 LOCK = "lock"
 TIMINGS = "timings.json"
+PLAN = "plan.json"  # a shard run's plan (fanout_cli/shards/record.py)
 DETAILS_EXTENSION = ".json"
 SLUG_LIMIT = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -107,6 +108,10 @@ class RunFolder:
     @property
     def timings(self) -> Path:
         return self.path / TIMINGS
+
+    @property
+    def plan(self) -> Path:
+        return self.path / PLAN
 
     def member(self, name: str) -> str:
         """A file of the folder that a record names (`details_file`, an output's `path`);

@@ -383,4 +383,5 @@ def verdict_document(report: RunReport) -> dict[str, Any]:
         "reason": verdict.reason,
         "winner": winner,
         "counts": dict(verdict.counts),
+        **({"problems": list(verdict.problems)} if verdict.problems else {}),
     }

@@ -36,8 +36,11 @@ from fanout_cli.errors import StoreError, UsageError
 from fanout_cli.layers import OptionError, build_config
 from fanout_cli.models import Prior, RunReport, Verdict
 from fanout_cli.redact import redact_words
+from fanout_cli.render.console import warn
 from fanout_cli.render.junit import write_run_junit
 from fanout_cli.results import MergeResult, SourceRun
+from fanout_cli.shards.coverage import check_coverage
+from fanout_cli.shards.record import plan_summary, write_plan
 from fanout_cli.strategies import STRATEGIES, StrategyOptions, Tracker
 from fanout_cli.timings import (
     Timings,
@@ -138,12 +141,18 @@ def merge_runs(
     rows = merged_rows(by_age)
     verdict = judge(rows, strategy)
     problems = incomplete(by_age)
+    coverage = check_coverage(by_age)  # the plan records: every task once, planned alike
+    if coverage.warning is not None:
+        warn(coverage.warning)
+    problems += [coverage.reason] if coverage.reason is not None else []
     if problems:
-        verdict = replace(verdict, passed=False, reason=f"{verdict.reason}; {'; '.join(problems)}")
+        verdict = replace(verdict, passed=False, reason=f"{verdict.reason}; {'; '.join(problems)}",
+                          problems=coverage.details)  # fmt: skip
     timings = _history(timing_files)  # older than the runs' durations
     timings.merge(merged_timings(by_age))
     sources = sorted(by_age, key=_shard_order)
-    report = write_merged_run(output_dir, sources, rows, verdict, strategy, timings)
+    report = write_merged_run(output_dir, sources, rows, verdict, strategy, timings,
+                              coverage.plan)  # fmt: skip
     if junit is not None:
         write_run_junit(junit, report, rows, {"merged_from": str(len(sources))})
     if timings_out is not None:
@@ -168,9 +177,10 @@ def write_merged_run(
     verdict: Verdict,
     strategy: StrategyOptions,
     timings: Timings,
+    plan: Mapping[str, Any] | None = None,
 ) -> RunReport:
-    """The new run folder: manifest.json, journal.jsonl, timings.json; `sources` in
-    the order to list them (by shard)."""
+    """The new run folder: manifest.json, journal.jsonl, timings.json, and plan.json
+    when the shards agreed on one; `sources` in the order to list them (by shard)."""
     folder = RunFolder(create_run_folder(output_dir))
     run_dir = folder.path
     first = min(sources, key=lambda run: run.started_at)
@@ -205,6 +215,9 @@ def write_merged_run(
     merged_from = [str(run.path) for run in sources]
     header = merged_manifest_header(report, merged_from=merged_from, argv=argv, options=options,
                                     stamps=(first.stamps[0], last.stamps[1]))  # fmt: skip
+    if plan is not None:
+        write_plan(folder, plan)
+        header["plan"] = plan_summary(plan)
     now = iso_time(time.time())
     events = [
         journal_event("run_started", now, {"run_id": report.run_id, "argv": argv,

@@ -18,6 +18,7 @@ from fanout_cli.errors import UsageError
 from fanout_cli.models import TaskStatus
 from fanout_cli.render.console import warn
 from fanout_cli.results import SourceRun
+from fanout_cli.shards.record import read_plan
 from fanout_cli.timings import Timings
 from fanout_cli.values import Shard, parse_shard
 
@@ -102,7 +103,9 @@ def load_run(run_dir: Path) -> SourceRun:
         finished_at = started_at + (header.get("duration_ms") or 0) / 1000
     rows = [_complete_row(run_dir, shard, row) for row in _rows_with_journal_fields(run_dir)]
     stamps = (_text(header.get("started_at")), _text(header.get("finished_at")))
-    return SourceRun(run_dir, info.status, started_at, finished_at, options, shard, rows, stamps)
+    plan = read_plan(run_dir)  # a corrupt one is the run's RunFolderError, as a manifest's
+    return SourceRun(run_dir, info.status, started_at, finished_at, options, shard, rows, stamps,
+                     plan)
 
 
 def _shard_of(run_dir: Path, options: Mapping[str, Any]) -> Shard | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from fanout_cli.aop import RunFolder
     from fanout_cli.aop.writer import RunStore
@@ -50,8 +50,13 @@ def run_command(request: RunRequest) -> RunOutcome:
 
     plan = plan_run(request)
     reduce = _prepare_reduce(plan)  # an agent reduce that cannot run is exit 2, before any task
+    record = None  # --shard: the plan record (plan.json), for merge to prove coverage
+    if plan.split is not None:
+        from fanout_cli.shards.record import shard_plan_record
+
+        record = shard_plan_record(plan)
     if request.dry_run:
-        show_dry_run(plan, reduce)
+        show_dry_run(plan, reduce, record)
         return RunOutcome(passed=True)
     config = fit_descriptor_limit(plan.config)  # may run fewer at once, with a warning
     renderer = make_renderer(
@@ -73,6 +78,7 @@ def run_command(request: RunRequest) -> RunOutcome:
     try:
         report = run_tasks(config, plan.source, executor, printer or renderer, title=plan.title,
                            options=options, resume=plan.resume, reduce=reduce,
+                           plan_record=record,
                            opened=None if printer is None else printer.opened)  # fmt: skip
     finally:
         if printer is not None:
@@ -97,10 +103,17 @@ def output_printer(renderer: Renderer, config: RunConfig) -> OutputPrinter | Non
     return OutputPrinter(renderer, shown)
 
 
-def show_dry_run(plan: RunPlan, reduce: Reduce | None = None) -> None:
+def show_dry_run(
+    plan: RunPlan, reduce: Reduce | None = None, record: Mapping[str, Any] | None = None
+) -> None:
     from fanout_cli.render.console import Console
     from fanout_cli.render.lines import print_dry_run, print_shard_plan
 
+    if record is not None and plan.config.output.format == "json":
+        from fanout_cli.render.machine import print_dry_run_plan
+
+        print_dry_run_plan(Console(), record, plan.source.commands(plan.config.policy.jobs))
+        return
     if plan.split is not None and plan.split.plans is not None:
         print_shard_plan(Console(), plan.split, plan.config.sharding.shard)
     print_dry_run(Console(), plan.source.commands(plan.config.policy.jobs))
@@ -151,6 +164,7 @@ def run_tasks(
     backoff: Backoff | None = None,
     reduce: Reduce | None = None,
     opened: Callable[[RunFolder], None] | None = None,
+    plan_record: Mapping[str, Any] | None = None,
 ) -> RunReport:
     """Create the run folder (or reopen it, to resume), run the tasks, return the report.
 
@@ -167,7 +181,7 @@ def run_tasks(
 
     clock = clock or SYSTEM_CLOCK
     started_at = clock.wall()
-    store, header = _open_run(config, resume, options, started_at)
+    store, header = _open_run(config, resume, options, started_at, plan_record)
     try:
         if opened is not None:  # the run folder exists (-k and the like print from it)
             opened(store.folder)
@@ -229,9 +243,14 @@ def _report(
 
 
 def _open_run(
-    config: RunConfig, resume: Resume | None, options: dict[str, Any], started_at: float
+    config: RunConfig,
+    resume: Resume | None,
+    options: dict[str, Any],
+    started_at: float,
+    plan_record: Mapping[str, Any] | None = None,
 ) -> tuple[RunStore, dict[str, Any]]:
-    """The run's store and manifest header: a new run folder, or the resumed one."""
+    """The run's store and manifest header: a new run folder (with a shard's plan
+    record), or the resumed one (whose record stands)."""
     from fanout_cli.aop.documents import iso_time, manifest_header
     from fanout_cli.aop.writer import RunStore
 
@@ -250,6 +269,11 @@ def _open_run(
         header["resumed_at"] = iso_time(started_at)
         event = "run_resumed"
     try:
+        if plan_record is not None and resume is None:
+            from fanout_cli.shards.record import plan_summary, write_plan
+
+            write_plan(store.folder, plan_record)
+            header["plan"] = plan_summary(plan_record)
         store.journal(event, run_id=store.run_id, argv=argv, options=options)
         store.write_manifest(header, None, "running")
     except BaseException:

@@ -111,14 +111,18 @@ def print_dry_run(
     """One pasteable command a line (with `cd DIR &&` when the task sets a cwd)."""
     batch: list[bytes] = []
     for command, cwd in commands:
-        line = display_command(command)
-        if cwd:
-            line = f"cd {shlex.quote(cwd)} && {line}"
+        line = dry_run_line(command, cwd)
         batch.append(line.encode("utf-8", "surrogateescape") + b"\n")
         if len(batch) >= 1024:
             console.write_bytes(b"".join(batch))
             batch.clear()
     console.write_bytes(b"".join(batch))
+
+
+def dry_run_line(command: tuple[str, ...] | str, cwd: str | None) -> str:
+    """A task's command as --dry-run shows it: pasteable, in its folder."""
+    line = display_command(command)
+    return f"cd {shlex.quote(cwd)} && {line}" if cwd else line
 
 
 def print_shard_plan(console: Console, split: Split, shard: str | None) -> None:

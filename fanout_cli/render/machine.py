@@ -4,7 +4,7 @@ run, and the AOP v1.0 block."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fanout_cli.aop.documents import (
@@ -18,7 +18,7 @@ from fanout_cli.aop.documents import (
 from fanout_cli.interpret import cap
 from fanout_cli.models import RunReport, TaskResult, TaskSpec
 from fanout_cli.render.console import Console
-from fanout_cli.render.lines import display_path
+from fanout_cli.render.lines import display_path, dry_run_line
 from fanout_cli.render.reduce import reduce_document, reduce_summary_line
 
 if TYPE_CHECKING:
@@ -44,6 +44,17 @@ def json_chunks(report: RunReport) -> Iterator[bytes]:
         "tokens": None if report.tokens is None else dict(report.tokens),
     }
     return json_with_tasks(head, (report_row(row) for row in report.rows()))
+
+
+def print_dry_run_plan(
+    console: Console,
+    record: Mapping[str, Any],
+    commands: Iterable[tuple[tuple[str, ...] | str, str | None]],
+) -> None:
+    """--dry-run --shard --format json: the shard's plan record (what plan.json would
+    hold) and the commands it would run, in the order they start, as one document."""
+    document = {**record, "commands": [dry_run_line(command, cwd) for command, cwd in commands]}
+    console.write_bytes(json_bytes(document, indent=2) + b"\n")
 
 
 def print_report(
@@ -73,6 +84,7 @@ def aop_lines(report: RunReport, max_lines: int, line_chars: int) -> list[str]:
         f"[AOP:TASK] {one_line(report.title)}",
         "[AOP:SUMMARY]",
     ]
+    lines += [cap(f"- {one_line(problem)}", line_chars) for problem in report.verdict.problems]
     if report.reduce is not None:  # the reduce's answer comes first
         lines.append(reduce_summary_line(report.reduce, one_line, line_chars))
     shown = 0

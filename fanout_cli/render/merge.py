@@ -46,6 +46,8 @@ def print_merge(console: Console, result: MergeResult) -> None:
             continue
         duration = format_seconds((row.get("duration_ms") or 0) / 1000)
         console.line(f"{row['status']:<9} {row['task_id']}  {duration}  {row.get('summary')}")
+    for problem in result.report.verdict.problems:  # what merge's coverage check found
+        console.line(problem)
     console.line(verdict_line(result.report, console))
 
 

@@ -113,6 +113,7 @@ class Split:
     plans: list[ShardPlan] | None  # --shard: every shard's plan (for --dry-run)
     known: int  # how many tasks had recorded durations
     slots: int = 1  # the slots each shard was planned on
+    estimates: Mapping[str, float] | None = None  # seconds by task id: what it planned from
 
 
 def recorded_timings(config: RunConfig, resume: Resume | None) -> Timings:
@@ -147,4 +148,4 @@ def split(source: Source, config: RunConfig, resume: Resume | None, slots: int =
         shard = parse_shard(config.sharding.shard)
         plans = plan_shards(specs, estimates, shard.total, slots, starts)
         specs = list(plans[shard.index - 1].tasks)
-    return Split(ListSource(source.name, starts(specs)), plans, known, slots)
+    return Split(ListSource(source.name, starts(specs)), plans, known, slots, estimates)

@@ -1,0 +1,152 @@
+"""The man page's reference sections: files, strategies, statuses, processes and
+limits, interrupts, exit status, limits, environment, examples (man_sections.py has
+the rest and puts these last)."""
+
+from __future__ import annotations
+
+REFERENCE: list[tuple[str, str]] = [
+    ("FILES", """\
+Each run has a folder OUTPUT-DIR/RUN-ID/ (mode 0700) holding, per task,
+SEQ-SLUG.json (the details file: AOP header keys and fanout's full record),
+SEQ-SLUG.stdout and SEQ-SLUG.stderr (the raw bytes, streamed; earlier attempts of a
+retried task keep .aN.stdout names), and for the run journal.jsonl (append-only
+events, one JSON object a line), manifest.json (options, tasks, verdict), tasks.jsonl
+(the task list, for --resume), plan.json (a --shard run's plan, kept on --resume)
+and, while a fanout works in it, lock. Every file is
+mode 0600 whatever the umask and the kind of task, and every output a details file
+names exists. SLUG is
+the task id reduced to A-Z a-z 0-9 . _ - and at most 64 characters. SEQ is the
+task's number in four digits up to 9999 (0001), and beyond that its digits after a
+letter for their count (a10000, b100000, c1000000, ...): ls and shell globs list the
+files in input order at any count. fanout cat prints the final attempts' outputs in
+that order.
+fanout trusts the OUTPUT-DIR path (it may be a symlink) and nothing inside a run
+folder: its files are opened with no-follow flags and only as regular files, records
+may name only files of their own folder, and a planted link is refused (exit 2 for a
+command reading the run, after what cat printed before it; for a run in progress,
+that task's attempt ends as an error).
+A run that cannot be read is skipped with a warning by runs, show last, merge DIR and
+timings export, and clean removes it.
+
+Secrets are written as *** in every record (details, manifest, journal, task list):
+env values whose names contain KEY, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE,
+CREDENTIAL, PRIVATE or SIGNATURE (any case), or have a part between _ - or . that is
+PASS, PAT, AUTH, AUTHORIZATION or SIG (GITHUB_PAT, AUTH; not PATH or AUTHOR); env
+values holding a secret (DATABASE_URL=postgres://user:pw@host is *** whole); URL
+credentials (http://***@host) and query values named like secrets (?api_key=***) in
+--base-url, argv and commands; values that look like provider keys (sk-..., sk-ant-...,
+ghp_..., github_pat_..., xoxb-..., AKIA..., AIza..., glpat-..., Bearer ...); and the
+value of an option such as --api-key or --token=. The task list keeps commands as they
+run (for --resume): pass secrets in env, not on command lines. A resumed run whose
+--base-url held a password asks for --base-url again. The raw .stdout and .stderr
+files are kept as the tasks wrote them.
+"""),
+    ("STRATEGIES", """\
+all-succeed passes when every task succeeded (with --fail-fast it stops at the
+first failure). first-n-succeed passes once --required-successes tasks succeeded and
+cancels the rest, or fails as soon as that became impossible. best-of-n passes when
+one task succeeded; the winner has the highest score ([AOP:SCORE] line, --score
+REGEX or --scorer CMD; ties go to the earlier task); with --score or --scorer it fails
+when no successful task got a score, saying why (the scorer's failure, or that the
+REGEX matched nothing). A scorer's command, exit code, stderr and error are kept in
+each task's details file (scorer) and shown by fanout show. majority-vote passes
+when one vote key (--vote-on) is held by more than half of all tasks, and stops once
+one is.
+partial-success passes when at least --min-successes tasks (or
+--min-success-ratio of all tasks) succeeded.
+"""),
+    ("TASK STATUS", """\
+success (exit 0 or a code in --ok-exit), failure (any other exit, or killed by a
+signal), timeout, cancelled (ended by the strategy or --fail-fast before it
+finished), error (could not start: command not found, not executable, missing
+working directory; for agent tasks: no API key, unknown provider, unreadable
+attachment; on a Dask cluster: the worker died). An agent call fails on an HTTP
+error reply once its retries are spent. A task that prints [AOP:STATUS] failure
+counts as failed.
+"""),
+    ("PROCESSES AND LIMITS", """\
+Each task runs in its own session and process group. When it ends (by itself,
+--timeout, an early verdict or a signal), what it left running in its group gets
+SIGTERM, --grace, then SIGKILL. On Linux fanout is a child subreaper: a descendant
+that left the group (setsid, setpgid, a double-forked daemon) is re-parented to
+fanout, known by its session or by FANOUT_TASK_MARK in its environment, and ended and
+reaped the same way, on a Dask worker too. One that also clears its environment is
+ended only if it stays in the task's session; one that starts a new session and exits
+before fanout sees it stays a zombie until fanout exits; on macOS, one that leaves
+the group escapes. A low open-files limit (ulimit -n) is raised as far as -j needs, up to the
+hard limit; when -j still does not fit, fewer tasks run at once, with one warning.
+"""),
+    ("INTERRUPTS AND RESUME", """\
+The first SIGINT (Ctrl-C), SIGTERM or SIGHUP stops starting tasks, sends SIGTERM to
+every running task's process group, waits --grace, then SIGKILL; those tasks end as
+cancelled (interrupted), tasks not started get no result, the manifest is written
+with status interrupted, and fanout exits 128 plus the signal number. A second signal
+kills at once. After a crash (kill -9) the run folder stays consistent: details files
+and the manifest are written atomically, and the journal is read up to its last
+complete line. fanout run --resume RUN runs, into RUN's folder, only the tasks with
+no final result (and those an interrupt cancelled); --resume-failed RUN also re-runs
+failed, timed-out, cancelled and error tasks. With no task source given, the task
+list saved in RUN (tasks.jsonl) is used, when it is whole (its last line says so; a
+stream cut short or a disk that filled while it was saved leaves a part of the list,
+and then the source must be given again); given a source (an edited task file), its
+tasks are matched to RUN's results by key (id, command and cwd): a changed task runs
+again, a finished one does not. The options RUN was started with apply unless given
+again. A run another fanout holds (its lock file) is refused.
+"""),
+    ("EXIT STATUS", """\
+0 the verdict passed; 1 the verdict failed; 2 usage, option or task-file error;
+74 an I/O error of fanout's own (disk or inodes full, a file-size limit, standard
+output closed or full): one line names the path and the cause, the run stops, nothing
+more is recorded, and --resume RUN later runs every task without a result (a saved
+task list that is incomplete needs its source given again);
+70 internal error (a bug; FANOUT_DEBUG=1 prints the traceback); 128 plus the signal
+number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP, and 141 when standard
+output's reader went away (fanout run | head): the run stops as for a signal.
+"""),
+    ("LIMITS", """\
+Every number is checked before anything runs (exit 2, naming the value and its
+range): --jobs 1-10000; --retries and a task's retries 0-100; --ok-exit codes 0-255;
+--shard I/N and FANOUT_SHARD or CI variables with N 1-10000; --summary-chars
+20-100000; --max-lines 1-1000000; --required-successes 1 and --min-successes 0 to
+1000000000; --max-tokens 1-1000000; --temperature 0-2; --rate N/PERIOD[:BURST] with N
+1-1000000, PERIOD more than 0 and at most 30d, BURST 1 to N; --http-retries 0-20;
+--resources amounts more than 0 and at most 1000000; --grace and --retry-delay 0-30d;
+--timeout, --deadline and a task's timeout more than 0 and at most 30d (0 is refused,
+not read as "no limit" as timeout(1) reads it: leave the option out for no limit, so
+that a 0 from a script's empty arithmetic never times every task out); clean
+--older-than up to 3650d.
+Retry back-off doubles from --retry-delay up to 60 s, whatever the attempt count. A
+task file may nest arrays and tables at most 32 deep and a dotted key may have at
+most 32 parts, checked before the TOML is parsed.
+"""),
+    ("ENVIRONMENT", """\
+FANOUT_OUTPUT_DIR sets the default --output-dir. FANOUT_PROVIDER and FANOUT_MODEL
+set agent tasks' default provider and model; OPENAI_API_KEY, ANTHROPIC_API_KEY,
+OPENAI_BASE_URL and ANTHROPIC_BASE_URL are read as the official SDKs read them,
+except that a key never follows --base-url elsewhere (see AGENT TASKS).
+NO_COLOR turns colour off; FORCE_COLOR turns it on when stdout is not a terminal.
+FANOUT_DEBUG=1 prints tracebacks of internal errors. FANOUT_CHILD_WATCHER=sigchld uses the portable
+SIGCHLD child watcher instead of Linux pidfds. Tasks get FANOUT_TASK_MARK (Linux),
+by which fanout knows their descendants.
+"""),
+    ("EXAMPLES", """\
+fanout run tasks.toml
+fanout run tasks.toml -j 8 --timeout 5m --format aop
+find . -name '*.py' | fanout run -- ruff check {}
+fanout run --glob '*/' --ok-exit 0,1 --strategy partial-success -- rg -c TODO {}
+fanout run -- 'gzip -c {} > {}.gz' ::: a.log b.log
+fanout run -- echo {1}={2} ::: a b c :::+ 1 2 3
+fanout run -k -- rg -n TODO {} ::: repos/* | sort
+fanout run --colsep '\\t' --header : -- convert {src} {dst} :::: jobs.tsv
+find . -name '*.py' | fanout run -X -- ruff check
+fanout run searches.toml --ok-exit 0,1 --strategy partial-success --min-success-ratio 0.8
+fanout run answers.toml --strategy majority-vote --vote-on 'ANSWER: (\\w+)'
+git diff --name-only | fanout run --prompt 'Review {}' --attach {} --model gpt-4o-mini
+fanout run --prompt 'Is {} prime?' --base-url http://127.0.0.1:8080/v1 --model m ::: 7 9
+fanout run --agent-cli claude --prompt 'Summarise {}' --rate 30/min ::: docs/*.md
+fanout run tests.toml --shard 2/4 --timings timings.json --junit junit-2.xml
+fanout run -q --reduce 'jq -s length' -- wc -l ::: *.py
+fanout merge artifacts/ --junit report.xml --timings timings.json --timings-out timings.json
+"""),
+    ("SEE ALSO", "parallel(1), xargs(1)\n"),
+]
