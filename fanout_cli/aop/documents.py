@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from fanout_cli.aop.runner_junit import row_fields
 from fanout_cli.models import AgentCall, Attempt, OutputInfo, RunReport, TaskResult, TaskSpec
 from fanout_cli.redact import redact_env, redact_text, redact_words
 from fanout_cli.replacements import Args
@@ -182,6 +183,7 @@ def spec_document(spec: TaskSpec) -> dict[str, Any]:
         "origin": spec.origin,
         "template": None if template is None else _template_document(template, spec.args),
         "agent": None if spec.agent is None else agent_call_document(spec.agent),
+        **({} if spec.junit is None else {"junit": spec.junit}),
     }
 
 
@@ -231,6 +233,7 @@ def spec_from_document(document: dict[str, Any]) -> TaskSpec:
         agent=None if agent is None else AgentCall(
             **{**agent, "attach": tuple(agent["attach"]), "args": tuple(agent["args"])}
         ),
+        junit=document.get("junit"),
     )
 
 
@@ -269,6 +272,7 @@ def journal_row(result: TaskResult) -> dict[str, Any]:
         "interrupted": result.interrupted,
         "input": task_input(result.spec),  # for a reduce's JSON lines
         **_tokens_field(result),
+        **row_fields(result.spec, result.attempts[-1] if result.attempts else None),
     }
 
 
@@ -283,7 +287,9 @@ def _tokens_field(result: TaskResult) -> dict[str, Any]:
 
 def report_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a task that the JSON result envelope promises."""
-    return {key: row.get(key) for key in REPORT_ROW_KEYS}
+    fields = {key: row.get(key) for key in REPORT_ROW_KEYS}
+    fields.update((key, row[key]) for key in ("junit", "program") if key in row)
+    return fields
 
 
 # --- the manifest -----------------------------------------------------------------------

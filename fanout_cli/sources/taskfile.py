@@ -23,7 +23,7 @@ from fanout_cli.sources.values import agent_command, with_literal
 from fanout_cli.values import parse_exit_codes, parse_limit, parse_retries
 
 TOP_LEVEL_KEYS = ("run", "defaults", "agent", "reduce", "task")
-DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit")
+DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit", "junit")
 KINDS = ("process", "agent", "agent-cli")
 AGENT_KEYS = ("prompt", "prompt_file", *CALL_KEYS, "attach")
 AGENT_CLI_KEYS = ("prompt", "prompt_file", "tool", "model", "system", "args", "attach")
@@ -194,10 +194,10 @@ class _Validator:
             retries=values.get("retries"),
             ok_exit=values.get("ok_exit"),
             agent=call,
+            junit=values.get("junit"),
         )
         inherited: set[KeyPath] = {("env", name) for name in env if name not in own.get("env", {})}
-        if "cwd" not in own:
-            inherited.add(("cwd",))
+        inherited |= {(key,) for key in ("cwd", "junit") if key not in own}
         return Expansion(base, fan_out, entry.get("id"), where, label, frozenset(inherited),
                          literal)
 
@@ -337,6 +337,13 @@ class _Validator:
                     values[key] = parse(table[key])
                 except ValueError as exc:
                     raise self.fail((*where, key), f"{label}: {key}: {exc}") from None
+        if "junit" in table:  # its runner's JUnit file: a template rendered per task
+            from fanout_cli.aop.runner_junit import parse_template
+
+            try:
+                values["junit"] = parse_template(table["junit"])
+            except ValueError as exc:
+                raise self.fail((*where, "junit"), f"{label}: junit: {exc}") from None
         if "cwd" in table:
             if not isinstance(table["cwd"], str) or not table["cwd"]:
                 raise self.fail((*where, "cwd"), f"{label}: cwd must be a non-empty string")

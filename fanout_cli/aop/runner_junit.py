@@ -1,0 +1,234 @@
+"""A task's own test-runner JUnit: found when an attempt ends, checked, counted and
+copied into the run folder; read back from there by --junit, merge and timings.
+
+A task says where its runner writes JUnit (task-file `junit`, or `--task-junit`), a
+path relative to its cwd. After each attempt the file counts only when it was written
+during that attempt: its mtime is at or after the attempt's start (less the coarse
+clock's granularity, which the kernel stamps files with). A file left by an earlier
+run is never taken for this one. It is parsed in one streaming pass
+(fanout_cli.junit.scan_junit: no DTD, no entity) while it is copied, atomically and
+without following links, to `<seq>-<slug>.junit.xml` beside the task's other files,
+so a merge on another machine has it. The attempt records
+{"file", "tests", "failures", "errors", "skipped", "seconds"}, or {"file": None,
+"reason": why there is none}; the task's status is never changed by it.
+
+The file is read where fanout runs: a Dask worker's files are not fetched."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import posixpath
+import stat
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from fanout_cli.aop import RunFolder, files, task_basename
+from fanout_cli.errors import IOFailure
+
+if TYPE_CHECKING:
+    from fanout_cli.models import Attempt, TaskSpec
+    from fanout_cli.timings import Timings
+
+COPY_SUFFIX = ".junit.xml"
+_REASON_CHARS = 300
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
+
+
+def copied_name(spec: TaskSpec) -> str:
+    """The copy's name in the run folder: `0003-ID.junit.xml`."""
+    return task_basename(spec) + COPY_SUFFIX
+
+
+def parse_template(value: object) -> str:
+    """A `--task-junit` / `junit` template: a non-empty path whose replacement strings
+    are ones a task has ({#}, {%}, {}, {1}, {.} ...); ValueError saying what is wrong."""
+    from fanout_cli.errors import UsageError
+    from fanout_cli.replacements import Grammar
+
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise ValueError(f"expected a file path (a template such as reports/{{#}}.xml), "
+                         f"got {value!r}")  # fmt: skip
+    try:
+        Grammar(positions=None).split(value, repr(value))
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def junit_path(spec: TaskSpec, template: str | None, slot: int) -> str | None:
+    """Where this attempt's runner JUnit is, as fanout (not the task) reaches it: the
+    task's own `junit` (rendered when the task was made, {%} now), else `template`
+    (--task-junit) rendered from the task's values; joined to the task's cwd."""
+    if spec.junit is not None:
+        rendered = spec.junit.replace("{%}", str(slot))
+    elif template is not None:
+        from fanout_cli.replacements import Args, Grammar, strings
+
+        args = spec.args or Args(())
+        rendered = "".join(
+            part if isinstance(part, str) else " ".join(strings(part, args, spec.seq, slot, None))
+            for part in Grammar(positions=None).split(template, "--task-junit")
+        )
+    else:
+        return None
+    return os.path.join(spec.cwd, rendered) if spec.cwd else rendered
+
+
+def collect(
+    folder: RunFolder, spec: TaskSpec, attempt: Attempt, template: str | None, slot: int
+) -> Attempt:
+    """The attempt with its runner JUnit recorded (`junit`), the file copied into the
+    run folder; the attempt as it was for a task that names none. IOFailure when the
+    copy cannot be written."""
+    path = junit_path(spec, template, slot)
+    if path is None:
+        return attempt
+    name = copied_name(spec)
+    record = _copy(folder, name, path, attempt.started_at)
+    if record.get("file") is None:  # an earlier attempt's copy is not this attempt's
+        with contextlib.suppress(FileNotFoundError):
+            folder.remove(name)
+    return replace(attempt, junit=record)
+
+
+async def collect_in_thread(
+    folder: RunFolder, spec: TaskSpec, attempt: Attempt, template: str | None, slot: int
+) -> Attempt:
+    """`collect` off the event loop: a report of 100,000 tests takes a second to read."""
+    import anyio
+
+    return await anyio.to_thread.run_sync(collect, folder, spec, attempt, template, slot)
+
+
+def _missing(reason: str) -> dict[str, Any]:
+    return {"file": None, "reason": reason[:_REASON_CHARS]}
+
+
+def _copy(folder: RunFolder, name: str, path: str, started_at: float) -> dict[str, Any]:
+    from fanout_cli.junit import scan_junit
+
+    try:  # O_NONBLOCK: a FIFO planted there is refused below, not waited on
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        return _missing(f"{path}: {'not written' if exc.errno == errno.ENOENT else exc.strerror}")
+    with open(descriptor, "rb") as source:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            return _missing(f"{path}: not a regular file")
+        if status.st_mtime < started_at - _clock_granularity():
+            return _missing(f"{path}: not written during this attempt (an older file)")
+        try:
+            with folder.replacing(name) as copy:
+                totals = scan_junit(_Tee(source, copy, folder.member(name)), path)
+        except ValueError as exc:
+            return _missing(str(exc))
+        except _ReadError as exc:
+            return _missing(f"{path}: cannot read: {exc.strerror}")
+        except OSError as exc:
+            raise IOFailure.of(folder.member(name), exc) from None
+    return {"file": name, **totals.document()}
+
+
+def _clock_granularity() -> float:
+    """How far behind the clock a file's mtime can be: the kernel stamps files with its
+    coarse clock (one tick, 1-10 ms), read at the attempt's start with the fine one."""
+    try:
+        return time.clock_getres(time.CLOCK_REALTIME_COARSE) + 0.001
+    except (AttributeError, OSError):  # not Linux
+        return 0.011
+
+
+class _ReadError(Exception):
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror)
+        self.strerror = error.strerror or str(error)
+
+
+class _Tee:
+    """A source whose every chunk read is also written to a copy."""
+
+    def __init__(self, source: BinaryIO, copy: int, shown: str) -> None:
+        self.source = source
+        self.copy = copy
+        self.shown = shown
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            chunk = self.source.read(size)
+        except OSError as exc:
+            raise _ReadError(exc) from None
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self.copy, view) :]
+        return chunk
+
+
+def program_of(command: tuple[str, ...] | str) -> str | None:
+    """The program a command runs, as start-up cost is learnt under it: the basename of
+    its first word (of the script's first word for `sh -c SCRIPT`), leading NAME=VALUE
+    words skipped; `python -m pytest` is `pytest`."""
+    words = command.split() if isinstance(command, str) else list(command)
+    if len(words) > 2 and posixpath.basename(words[0]) in _SHELLS and words[1] == "-c":
+        words = words[2].split()
+    while words and "=" in words[0] and not words[0].startswith("="):
+        words = words[1:]
+    if not words:
+        return None
+    program = posixpath.basename(words[0])
+    if program.startswith("python") and len(words) > 2 and words[1] == "-m":
+        return words[2]
+    return program or None
+
+
+def row_fields(spec: TaskSpec, last: Attempt | None) -> dict[str, Any]:
+    """The `junit` and `program` keys of a task's row (none when it names no JUnit)."""
+    if last is None or last.junit is None:
+        return {}
+    return {"junit": dict(last.junit), "program": program_of(spec.command)}
+
+
+def open_copied(run_dir: str, row: Mapping[str, Any]) -> BinaryIO | None:
+    """A row's copied runner JUnit, open for reading through the run folder (a link
+    planted in its place: RunFolderError); None when it has none, or it is gone."""
+    record = row.get("junit")
+    name = record.get("file") if isinstance(record, dict) else None
+    if not isinstance(name, str) or not name.endswith(COPY_SUFFIX):
+        return None
+    try:
+        return open(RunFolder(run_dir).open(name), "rb")
+    except files.UnsafeFile as exc:
+        raise files.RunFolderError(str(exc)) from None
+    except OSError:
+        return None
+
+
+def feed_timings(timings: Timings, row: Mapping[str, Any], run_dir: str) -> None:
+    """A row's copied runner JUnit into `timings`: one duration per testcase, keyed
+    `CLASSNAME::NAME` (NAME without a classname), and one start-up sample for its
+    program (the task's time less its tests', never negative; first attempts only, as
+    a retried task's time holds several runs). A copy that cannot be read adds none."""
+    from fanout_cli.junit import scan_junit
+
+    handle = open_copied(run_dir, row)
+    if handle is None:
+        return
+
+    def case(classname: str, name: str, seconds: float, outcome: str) -> None:
+        key = f"{classname}::{name}" if classname else name
+        if key:
+            timings.record(key, "failure" if outcome in ("failure", "error") else "success",
+                           seconds)  # fmt: skip
+
+    with handle:
+        try:
+            totals = scan_junit(handle, f"{run_dir}/{row['junit']['file']}", case=case)
+        except (ValueError, OSError):
+            return
+    program, milliseconds = row.get("program"), row.get("duration_ms")
+    if isinstance(program, str) and isinstance(milliseconds, int | float) and row.get(
+        "attempts", 1) == 1:  # fmt: skip
+        timings.record_startup(program, max(milliseconds / 1000 - totals.seconds, 0.0))
