@@ -17,7 +17,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Mapping
-from typing import BinaryIO
+from typing import Protocol
 
 _THOUSANDS = re.compile(r"[1-9][0-9]{0,2}(?:,[0-9]{3})+(?:\.[0-9]*)?")
 _DECIMAL_COMMA = re.compile(r"[0-9]+,[0-9]+")
@@ -204,6 +204,10 @@ _OUTCOMES = ("failure", "error", "skipped")  # a testcase with several counts as
 CaseCallback = Callable[[str, str, float, str], None]
 
 
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class JUnitTotals:
     """Testcases of a report by outcome, and the sum of their times."""
 
@@ -261,9 +265,10 @@ class _Scan:
             self.case_fields = (attributes.get("classname") or "", attributes.get("name") or "",
                                 seconds)  # fmt: skip
             self.outcome = ""
-        elif self.case_at == self.depth - 1 and name in _OUTCOMES:
-            if not self.outcome or _OUTCOMES.index(name) < _OUTCOMES.index(self.outcome):
-                self.outcome = name
+        elif self.case_at == self.depth - 1 and name in _OUTCOMES and (
+            not self.outcome or _OUTCOMES.index(name) < _OUTCOMES.index(self.outcome)
+        ):
+            self.outcome = name
 
     def end(self, tag: str) -> None:
         if self.copy is not None and self.copy_from is not None:
@@ -300,7 +305,7 @@ def _attribute_value(value: str) -> str:
 
 
 def scan_junit(
-    source: BinaryIO,
+    source: Readable,
     shown: str,
     *,
     copy: Callable[[str], None] | None = None,

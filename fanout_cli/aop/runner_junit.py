@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import posixpath
 import stat
 import time
 from collections.abc import Mapping
@@ -30,12 +29,11 @@ from fanout_cli.aop import RunFolder, files, task_basename
 from fanout_cli.errors import IOFailure
 
 if TYPE_CHECKING:
+    from fanout_cli.junit import JUnitTotals
     from fanout_cli.models import Attempt, TaskSpec
-    from fanout_cli.timings import Timings
 
 COPY_SUFFIX = ".junit.xml"
 _REASON_CHARS = 300
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 
 
 def copied_name(spec: TaskSpec) -> str:
@@ -136,9 +134,10 @@ def _copy(folder: RunFolder, name: str, path: str, started_at: float) -> dict[st
 def _clock_granularity() -> float:
     """How far behind the clock a file's mtime can be: the kernel stamps files with its
     coarse clock (one tick, 1-10 ms), read at the attempt's start with the fine one."""
+    coarse = getattr(time, "CLOCK_REALTIME_COARSE", None)  # Linux only
     try:
-        return time.clock_getres(time.CLOCK_REALTIME_COARSE) + 0.001
-    except (AttributeError, OSError):  # not Linux
+        return 0.011 if coarse is None else time.clock_getres(coarse) + 0.001
+    except OSError:
         return 0.011
 
 
@@ -167,28 +166,13 @@ class _Tee:
         return chunk
 
 
-def program_of(command: tuple[str, ...] | str) -> str | None:
-    """The program a command runs, as start-up cost is learnt under it: the basename of
-    its first word (of the script's first word for `sh -c SCRIPT`), leading NAME=VALUE
-    words skipped; `python -m pytest` is `pytest`."""
-    words = command.split() if isinstance(command, str) else list(command)
-    if len(words) > 2 and posixpath.basename(words[0]) in _SHELLS and words[1] == "-c":
-        words = words[2].split()
-    while words and "=" in words[0] and not words[0].startswith("="):
-        words = words[1:]
-    if not words:
-        return None
-    program = posixpath.basename(words[0])
-    if program.startswith("python") and len(words) > 2 and words[1] == "-m":
-        return words[2]
-    return program or None
-
-
 def row_fields(spec: TaskSpec, last: Attempt | None) -> dict[str, Any]:
     """The `junit` and `program` keys of a task's row (none when it names no JUnit)."""
     if last is None or last.junit is None:
         return {}
-    return {"junit": dict(last.junit), "program": program_of(spec.command)}
+    from fanout_cli.timings import program_of  # the key the planner looks start-up up by
+
+    return {"junit": dict(last.junit), "program": program_of(spec.command) or None}
 
 
 def open_copied(run_dir: str, row: Mapping[str, Any]) -> BinaryIO | None:
@@ -206,29 +190,56 @@ def open_copied(run_dir: str, row: Mapping[str, Any]) -> BinaryIO | None:
         return None
 
 
-def feed_timings(timings: Timings, row: Mapping[str, Any], run_dir: str) -> None:
-    """A row's copied runner JUnit into `timings`: one duration per testcase, keyed
-    `CLASSNAME::NAME` (NAME without a classname), and one start-up sample for its
-    program (the task's time less its tests', never negative; first attempts only, as
-    a retried task's time holds several runs). A copy that cannot be read adds none."""
+class _Unreadable(Exception):
+    """The copy could not be read to its end (as opposed to the output not written)."""
+
+
+class _Reading:
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.handle.read(size)
+        except OSError as exc:
+            raise _Unreadable(str(exc)) from None
+
+
+def copy_suites(out: BinaryIO, row: Mapping[str, Any]) -> JUnitTotals | None:
+    """Write the <testsuite> elements of a row's copied runner JUnit to `out` (a
+    seekable file), streaming; their counts, or None when the row has no readable
+    copy (nothing is left written then: `out` is cut back to where it was)."""
     from fanout_cli.junit import scan_junit
 
-    handle = open_copied(run_dir, row)
+    run_dir = row.get("run_dir")
+    handle = open_copied(run_dir, row) if isinstance(run_dir, str) else None
     if handle is None:
-        return
+        return None
+    start = out.tell()
+    pending: list[str] = []
+    size = 0
 
-    def case(classname: str, name: str, seconds: float, outcome: str) -> None:
-        key = f"{classname}::{name}" if classname else name
-        if key:
-            timings.record(key, "failure" if outcome in ("failure", "error") else "success",
-                           seconds)  # fmt: skip
+    def copy(text: str) -> None:
+        nonlocal size
+        pending.append(text)
+        size += len(text)
+        if size > 1 << 16:
+            flush()
 
+    def flush() -> None:
+        nonlocal size
+        out.write("".join(pending).encode("utf-8"))
+        pending.clear()
+        size = 0
+
+    out.write(b"  ")
     with handle:
         try:
-            totals = scan_junit(handle, f"{run_dir}/{row['junit']['file']}", case=case)
-        except (ValueError, OSError):
-            return
-    program, milliseconds = row.get("program"), row.get("duration_ms")
-    if isinstance(program, str) and isinstance(milliseconds, int | float) and row.get(
-        "attempts", 1) == 1:  # fmt: skip
-        timings.record_startup(program, max(milliseconds / 1000 - totals.seconds, 0.0))
+            totals = scan_junit(_Reading(handle), f"{run_dir}/{row['junit']['file']}", copy=copy)
+        except (ValueError, _Unreadable):
+            out.seek(start)
+            out.truncate()
+            return None
+    flush()
+    out.write(b"\n")
+    return totals

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
+from fanout_cli.aop.runner_junit import parse_template
 from fanout_cli.errors import TaskFileError
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS
@@ -331,19 +332,13 @@ class _Validator:
             ("timeout", parse_limit),
             ("retries", parse_retries),
             ("ok_exit", parse_exit_codes),
+            ("junit", parse_template),  # its runner's JUnit file: rendered as cmd is
         ):
             if key in table:
                 try:
                     values[key] = parse(table[key])
                 except ValueError as exc:
                     raise self.fail((*where, key), f"{label}: {key}: {exc}") from None
-        if "junit" in table:  # its runner's JUnit file: a template rendered per task
-            from fanout_cli.aop.runner_junit import parse_template
-
-            try:
-                values["junit"] = parse_template(table["junit"])
-            except ValueError as exc:
-                raise self.fail((*where, "junit"), f"{label}: junit: {exc}") from None
         if "cwd" in table:
             if not isinstance(table["cwd"], str) or not table["cwd"]:
                 raise self.fail((*where, "cwd"), f"{label}: cwd must be a non-empty string")
