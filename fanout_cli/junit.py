@@ -152,6 +152,21 @@ def read_junit_durations(path: str) -> dict[str, float]:
     return sums.durations()
 
 
+def parse_junit_template(value: object) -> str:
+    """A task's `junit` (or --task-junit): a path whose replacement strings are ones a
+    task has ({#} {%} {} {1} {.} ...); ValueError saying what is wrong."""
+    from fanout_cli.errors import UsageError
+    from fanout_cli.replacements import Grammar
+
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise ValueError(f"expected a file path such as reports/{{#}}.xml, got {value!r}")
+    try:
+        Grammar(positions=None).split(value, repr(value))
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 def junit_key_candidates(task_id: str) -> list[str]:
     """Keys of `read_junit_durations` that may hold this task's time, best first:
     the id; `fanout.ID` (fanout's own reports); for a file or folder path its

@@ -97,13 +97,7 @@ def _reduce(name: str) -> Callable[[object], Any]:
 
 def _key_env(value: object) -> str:
     from fanout_cli.provider_keys import parse_key_env
-
     return parse_key_env(value)
-
-
-def _task_junit(value: object) -> str:
-    from fanout_cli.aop.runner_junit import parse_template  # loaded only when it is given
-    return parse_template(value)
 
 
 _STRATEGY_NAMES = ", ".join(v.STRATEGIES)
@@ -225,8 +219,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "output", v.parse_text),
     _value("junit", "FILE", "Also write the run as JUnit XML, one testcase per task.",
            "output", v.parse_text),
-    _value("task_junit", "TEMPLATE", "Where each task's test runner writes JUnit ({#} {} ...; "
-           "relative to its cwd), merged into --junit.", "output", _task_junit),
+    _value("task_junit", "T", "Each task's runner JUnit, e.g. {#}.xml.", "output", v.parse_text),
     _value("reduce", "CMD", "After the last task, run CMD (sh -c) with one JSON line per task "
            "on stdin; its output is the run's answer.", "verdict", _reduce("parse_reduce")),
     _value("reduce_prompt", "TEMPLATE", "After the last task, one agent call: {results} {outputs} "

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fanout_cli.aop.runner_junit import row_fields
 from fanout_cli.models import AgentCall, Attempt, OutputInfo, RunReport, TaskResult, TaskSpec
 from fanout_cli.redact import redact_env, redact_text, redact_words
 from fanout_cli.replacements import Args
@@ -272,8 +271,16 @@ def journal_row(result: TaskResult) -> dict[str, Any]:
         "interrupted": result.interrupted,
         "input": task_input(result.spec),  # for a reduce's JSON lines
         **_tokens_field(result),
-        **row_fields(result.spec, result.attempts[-1] if result.attempts else None),
+        **_runner_junit(result.attempts[-1] if result.attempts else None),
     }
+
+
+def _runner_junit(last: Attempt | None) -> dict[str, Any]:
+    """The task's runner JUnit (fanout_cli.aop.runner_junit) and the program it ran."""
+    if last is None or last.junit is None:
+        return {}
+    record = dict(last.junit)
+    return {"junit": record, "program": record.pop("program", None)}
 
 
 def _tokens_field(result: TaskResult) -> dict[str, Any]:

@@ -41,22 +41,6 @@ def copied_name(spec: TaskSpec) -> str:
     return task_basename(spec) + COPY_SUFFIX
 
 
-def parse_template(value: object) -> str:
-    """A `--task-junit` / `junit` template: a non-empty path whose replacement strings
-    are ones a task has ({#}, {%}, {}, {1}, {.} ...); ValueError saying what is wrong."""
-    from fanout_cli.errors import UsageError
-    from fanout_cli.replacements import Grammar
-
-    if not isinstance(value, str) or not value or "\0" in value:
-        raise ValueError(f"expected a file path (a template such as reports/{{#}}.xml), "
-                         f"got {value!r}")  # fmt: skip
-    try:
-        Grammar(positions=None).split(value, repr(value))
-    except UsageError as exc:
-        raise ValueError(str(exc)) from None
-    return value
-
-
 def junit_path(spec: TaskSpec, template: str | None, slot: int) -> str | None:
     """Where this attempt's runner JUnit is, as fanout (not the task) reaches it: the
     task's own `junit` (rendered when the task was made, {%} now), else `template`
@@ -69,7 +53,7 @@ def junit_path(spec: TaskSpec, template: str | None, slot: int) -> str | None:
         args = spec.args or Args(())
         rendered = "".join(
             part if isinstance(part, str) else " ".join(strings(part, args, spec.seq, slot, None))
-            for part in Grammar(positions=None).split(template, "--task-junit")
+            for part in Grammar(positions=None).split(template, f"--task-junit {template!r}")
         )
     else:
         return None
@@ -85,8 +69,11 @@ def collect(
     path = junit_path(spec, template, slot)
     if path is None:
         return attempt
+    from fanout_cli.timings import program_of  # the key the planner finds start-up by
+
     name = copied_name(spec)
-    record = _copy(folder, name, path, attempt.started_at)
+    record = {**_copy(folder, name, path, attempt.started_at),
+              "program": program_of(spec.command) or None}  # fmt: skip
     if record.get("file") is None:  # an earlier attempt's copy is not this attempt's
         with contextlib.suppress(FileNotFoundError):
             folder.remove(name)
@@ -164,15 +151,6 @@ class _Tee:
         while view:
             view = view[os.write(self.copy, view) :]
         return chunk
-
-
-def row_fields(spec: TaskSpec, last: Attempt | None) -> dict[str, Any]:
-    """The `junit` and `program` keys of a task's row (none when it names no JUnit)."""
-    if last is None or last.junit is None:
-        return {}
-    from fanout_cli.timings import program_of  # the key the planner looks start-up up by
-
-    return {"junit": dict(last.junit), "program": program_of(spec.command) or None}
 
 
 def open_copied(run_dir: str, row: Mapping[str, Any]) -> BinaryIO | None:

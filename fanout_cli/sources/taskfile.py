@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
-from fanout_cli.aop.runner_junit import parse_template
 from fanout_cli.errors import TaskFileError
+from fanout_cli.junit import parse_junit_template
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS
 from fanout_cli.sources.taskfile_expand import FAN_OUT_KEYS, Expansion, kind_of, read_fan_out
@@ -332,7 +332,7 @@ class _Validator:
             ("timeout", parse_limit),
             ("retries", parse_retries),
             ("ok_exit", parse_exit_codes),
-            ("junit", parse_template),  # its runner's JUnit file: rendered as cmd is
+            ("junit", parse_junit_template),  # its runner's JUnit file: rendered as cmd is
         ):
             if key in table:
                 try:
