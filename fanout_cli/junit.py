@@ -47,6 +47,7 @@ class _OpenSuite:
         self.name = name
         self.own_time = own_time
         self.case_time = 0.0
+        self.fanouts = False  # fanout's own suite: a testcase's name is a task id
 
 
 # The key kinds, each summed on its own; where two kinds name the same key (gotestsum
@@ -88,6 +89,8 @@ class _DurationSums:
             suite.case_time += seconds
         classname = attributes.get("classname") or ""
         name = attributes.get("name") or ""
+        if name and self.open_suites and self.open_suites[-1].fanouts:
+            self.add(_CASE, f"fanout.{name}", seconds)  # whatever its classname
         if name and classname:
             self.add(_CASE, f"{classname}.{name}", seconds)
             self.add(_CASE, f"{classname}::{name}", seconds)
@@ -114,7 +117,9 @@ def read_junit_durations(path: str) -> dict[str, float]:
     Keys: `CLASSNAME.NAME` and `CLASSNAME::NAME` per testcase (`NAME` when it has no
     classname); every dotted prefix of a classname (summed over its cases); a
     testcase's `file` attribute (leading ./ dropped); a testsuite's name (its own
-    time attribute, else its cases' sum), summed over suites of that name.
+    time attribute, else its cases' sum), summed over suites of that name; in
+    fanout's own suite (the one with a `run_id` property) `fanout.NAME` too, NAME
+    being the task id whatever classname the testcase was given.
     Testcases without a usable time are left out. Raises ValueError("PATH: not
     JUnit XML: ...") when the file is not XML or holds no testcase; OSError when it
     cannot be read.
@@ -136,6 +141,8 @@ def read_junit_durations(path: str) -> dict[str, float]:
                         sums.open_suite(element.attrib)
                     elif tag == "testcase":
                         sums.testcase(element.attrib)
+                    elif tag == "property" and element.get("name") == "run_id" and sums.open_suites:
+                        sums.open_suites[-1].fanouts = True  # fanout's suite says its run
                     continue
                 open_elements.pop()
                 if tag == "testsuite":
