@@ -100,10 +100,11 @@ def _copy(folder: RunFolder, name: str, path: str, started_at: float) -> dict[st
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         return _missing(f"{path}: {'not written' if exc.errno == errno.ENOENT else exc.strerror}")
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(descriptor)
+        return _missing(f"{path}: not a regular file")
     with open(descriptor, "rb") as source:
-        status = os.fstat(descriptor)
-        if not stat.S_ISREG(status.st_mode):
-            return _missing(f"{path}: not a regular file")
         if status.st_mtime < started_at - _clock_granularity():
             return _missing(f"{path}: not written during this attempt (an older file)")
         try:
