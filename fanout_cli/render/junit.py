@@ -35,7 +35,7 @@ from fanout_cli.aop import RunFolder, output_names_of
 from fanout_cli.aop.files import RunFolderError, UnsafeFile
 from fanout_cli.errors import StoreError
 from fanout_cli.models import RunReport
-from fanout_cli.render.test_names import failing_tests, failure_message, testcase_place
+from fanout_cli.render.test_names import case_place, failing_tests, failure_message
 
 # What XML 1.0 forbids (the complement of production [2] "Char"): C0 controls other
 # than tab, newline and return, lone surrogates (how Python holds undecodable bytes),
@@ -233,7 +233,7 @@ def _render_testcase(row: Mapping[str, Any], output_chars: int, counts: _Counts)
     summary = str(row.get("summary") or "")
     reason = str(row.get("reason") or "")
     stdout, stderr = _excerpts(row, output_chars)
-    classname, file = testcase_place(row)
+    classname, file = case_place(row)
     opening = "    <testcase" + _attributes(
         [
             ("name", task_id),

@@ -19,7 +19,7 @@ from typing import Any
 MAX_NAMES = 50  # named in the failure's text; its message names the first few
 _IN_MESSAGE = 3
 _PATTERNS = (
-    re.compile(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", re.MULTILINE),  # pytest -r summary
+    re.compile(r"^(?:FAILED|ERROR) (?!\()(.+?)(?: - .*)?$", re.MULTILINE),  # pytest -r summary
     re.compile(r"^(?:FAIL|ERROR): (\w+) \(([\w.]+)\)", re.MULTILINE),  # unittest
     re.compile(r"^ *● (?!Test suite failed to run|Console)(.+?) *$", re.MULTILINE),  # Jest
     re.compile(r"^ *--- FAIL: (\S+)", re.MULTILINE),  # go test, subtests indented
@@ -58,7 +58,7 @@ def failure_message(names: list[str]) -> str:
     return f"failed: {shown}" + (f" and {more} more" if more > 0 else "")
 
 
-def testcase_place(row: Mapping[str, Any]) -> tuple[str, str | None]:
+def case_place(row: Mapping[str, Any]) -> tuple[str, str | None]:
     """The classname and file of a task's own testcase."""
     value = row.get("input")
     if isinstance(value, str) and "://" not in value and _PATH.fullmatch(value):
