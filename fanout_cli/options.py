@@ -219,7 +219,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "output", v.parse_text),
     _value("junit", "FILE", "Also write the run as JUnit XML, one testcase per task.",
            "output", v.parse_text),
-    _value("task_junit", "T", "Each task's runner JUnit, e.g. {#}.xml.", "output", v.parse_text),
+    _value("task_junit", "TEMPLATE", "Each task's runner JUnit file.", "output", v.parse_text),
     _value("reduce", "CMD", "After the last task, run CMD (sh -c) with one JSON line per task "
            "on stdin; its output is the run's answer.", "verdict", _reduce("parse_reduce")),
     _value("reduce_prompt", "TEMPLATE", "After the last task, one agent call: {results} {outputs} "
