@@ -274,3 +274,23 @@ def test_the_task_list_keeps_junit_for_resume(tmp_path: Path) -> None:
     saved = [json.loads(line) for line in lines]
     junits: list[Any] = [entry.get("junit") for entry in saved if "seq" in entry]
     assert junits == ["reports/1.xml", "reports/2.xml"]
+
+
+def test_run_table_task_junit_applies_to_a_task_files_tasks_with_the_slot(tmp_path: Path) -> None:
+    tasks = write_tasks(tmp_path / "tasks.toml", '''\
+[run]
+task_junit = "slot-{%}/{}.xml"
+jobs = 1
+
+[[task]]
+cmd = """mkdir -p slot-{%} && \\
+       printf '<testsuite><testcase name="%s"/></testsuite>' {} > slot-{%}/{}.xml"""
+foreach = ["one", "two"]
+''')
+
+    completed = run_fanout("run", str(tasks), "--junit", "junit.xml")
+
+    assert completed.returncode == 0, completed.stderr
+    rows = manifest_rows(completed)
+    assert rows["one"]["junit"]["tests"] == 1 and rows["two"]["junit"]["tests"] == 1
+    assert set(junit_cases(tmp_path / "junit.xml")) == {"None::one", "None::two"}
