@@ -11,9 +11,9 @@ The shape: one <testsuites> root holding the runners' <testsuite> elements as th
 wrote them (their testcases keep their own classname, file and outcome), then
 fanout's <testsuite> with the run's properties. The Jenkins junit plugin, GitLab,
 dorny/test-reporter and mikepenz/action-junit-report all read a <testsuites> root of
-several suites and show every testcase of each; none of them reads suites nested in
-suites reliably (GitLab flattens them, dorny reads one level), so the runners' suites
-are siblings of fanout's rather than inside it. The root's counts are the sums over
+several suites and show every testcase of each, while a suite nested in another is
+not read alike by all of them; so the runners' suites are siblings of fanout's, copied
+whole, rather than put inside it. The root's counts are the sums over
 all suites. Counts are known only at the end: the root's start tag is written with
 room reserved and rewritten in place, and fanout's own testcases go to a spool file
 (memory when small) until the runners' suites are written: one pass over the rows,
@@ -29,13 +29,16 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fanout_cli.aop import RunFolder, output_names_of
 from fanout_cli.aop.files import RunFolderError, UnsafeFile
 from fanout_cli.errors import StoreError
 from fanout_cli.models import RunReport
 from fanout_cli.render.test_names import case_place, failing_tests, failure_message
+
+if TYPE_CHECKING:
+    from fanout_cli.junit import JUnitTotals
 
 # What XML 1.0 forbids (the complement of production [2] "Char"): C0 controls other
 # than tab, newline and return, lone surrogates (how Python holds undecodable bytes),
@@ -103,7 +106,7 @@ class _Counts:
         elif status != "success":
             self.errors += 1
 
-    def add_counts(self, other: Any) -> None:
+    def add_counts(self, other: _Counts | JUnitTotals) -> None:
         """Add another count (a _Counts, or a runner report's JUnitTotals)."""
         self.tests += other.tests
         self.failures += other.failures
@@ -175,7 +178,7 @@ def write_junit(
         out.write(final)
 
 
-def _failed_unseen(row: Mapping[str, Any], copied: Any) -> bool:
+def _failed_unseen(row: Mapping[str, Any], copied: JUnitTotals) -> bool:
     """The task did not succeed, and its runner's report shows no failing test."""
     return row.get("status") != "success" and copied.failures + copied.errors == 0
 
