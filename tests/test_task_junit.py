@@ -263,8 +263,8 @@ junit = "r/{=1=}.xml"
 
 def test_a_bad_task_junit_template_is_one_line(tmp_path: Path) -> None:
     completed = run_fanout("run", "--task-junit", "r/{=1=}.xml", "--", "true", ":::", "a")
-    line = one_error_line(completed)
-    assert line.startswith("fanout: error: --task-junit 'r/{=1=}.xml'")
+    line = one_error_line(completed, no_run_folder=True)  # said before anything runs
+    assert line.startswith("fanout: error: --task-junit: 'r/{=1=}.xml': {=1=} is not")
 
 
 def test_the_task_list_keeps_junit_for_resume(tmp_path: Path) -> None:
