@@ -174,6 +174,10 @@ known. --dry-run with --shard prints every shard's estimate first. --order
 longest-first or failed-first orders a run (or a shard) by the same data. --junit
 FILE writes JUnit XML: a testcase per task, failure or error with the summary, skipped
 for cancelled tasks, capped stdout and stderr tails, run id and shard as properties.
+A task's own runner JUnit (task-file junit, --task-junit) is read after each attempt
+if written during it, copied into the run folder, and its suites merged into --junit
+and merge --junit, and its tests' durations into timings; otherwise a failure's
+message names the failing tests its output shows (pytest, unittest, Jest, go, cargo).
 fanout merge RUN_OR_DIR... reads shard runs (ids, run folders, or folders holding
 them), writes one merged run with one verdict, and with --junit and --timings-out
 the JUnit file and the merged timings. fanout timings export -o FILE writes the

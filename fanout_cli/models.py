@@ -77,6 +77,7 @@ class TaskSpec:
     args: Args | None = None  # the values (value tasks): `template` renders from them
     agent: AgentCall | None = None  # an agent task: the call (agent-cli: also `command`)
     stdin: StdinBlock | None = None  # --pipe: the task's stdin (otherwise /dev/null)
+    junit: str | None = None  # the JUnit file its test runner writes, relative to its cwd
 
     @property
     def kind(self) -> str:
@@ -127,6 +128,8 @@ class Attempt:
     # Agent and agent-cli tasks: the call as made and answered (request, reply text,
     # usage, ...); the details file's `agent` field.
     agent: Mapping[str, Any] | None = None
+    # The runner JUnit it wrote (fanout_cli.aop.runner_junit), or why there is none.
+    junit: Mapping[str, Any] | None = None
 
     @property
     def duration(self) -> float:

@@ -101,6 +101,12 @@ def _key_env(value: object) -> str:
     return parse_key_env(value)
 
 
+def _junit_template(value: object) -> str:
+    from fanout_cli.junit import parse_junit_template  # loaded only when it is given
+
+    return parse_junit_template(value)
+
+
 _STRATEGY_NAMES = ", ".join(v.STRATEGIES)
 
 RUN_OPTIONS: tuple[Option, ...] = (
@@ -220,6 +226,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "output", v.parse_text),
     _value("junit", "FILE", "Also write the run as JUnit XML, one testcase per task.",
            "output", v.parse_text),
+    _value("task_junit", "TEMPLATE", "Where each task's test runner writes JUnit ({#} {} ... "
+           "filled in; relative to its cwd): copied into the run, merged into --junit.",
+           "output", _junit_template),
     _value("reduce", "CMD", "After the last task, run CMD (sh -c) with one JSON line per task "
            "on stdin; its output is the run's answer.", "verdict", _reduce("parse_reduce")),
     _value("reduce_prompt", "TEMPLATE", "After the last task, one agent call: {results} {outputs} "

@@ -58,6 +58,7 @@ class OutputOptions:
     color: str = "auto"  # never, always, auto (NO_COLOR and FORCE_COLOR respected)
     quiet: bool = False
     junit: str | None = None  # write JUnit XML of the run here
+    task_junit: str | None = None  # where each task's test runner writes JUnit (a template)
     joblog: str | None = None  # write GNU parallel's job log here, as tasks end
     # The tasks' own output on fanout's stdout and stderr (render.outputs):
     group: bool = False

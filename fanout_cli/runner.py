@@ -266,6 +266,11 @@ class Runner:
                     in_flight = self.clock.wall()
                     attempt = await self.executor.run_attempt(spec, plan)
                     in_flight = None
+                    if spec.junit is not None or self.config.output.task_junit is not None:
+                        from fanout_cli.aop.runner_junit import collect_in_thread
+
+                        attempt = await collect_in_thread(self.store.folder, spec, attempt,
+                                                          self.config.output.task_junit, slot)
                     self._check_outputs_kept(plan, attempt)
                     attempts.append(attempt)
                     if attempt.status not in _RETRYABLE or not attempt.retryable:

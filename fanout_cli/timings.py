@@ -69,8 +69,10 @@ class Timings:
         samples = sorted(self.startup.get(program) or ())
         return _median(samples) if samples else None
 
-    def add_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """The task rows of one run (a manifest's "tasks"), oldest run first."""
+    def add_rows(self, rows: Iterable[Mapping[str, Any]], run_dir: str | None = None) -> None:
+        """The task rows of one run (a manifest's "tasks"), oldest run first. A row whose
+        runner JUnit was copied into its run folder (its `run_dir`, else `run_dir`)
+        adds each test's duration and a start-up sample (`add_runner_junit`)."""
         for row in rows:
             task_id, status = row.get("task_id"), row.get("status")
             if not isinstance(task_id, str) or not isinstance(status, str):
@@ -78,6 +80,39 @@ class Timings:
             milliseconds = row.get("duration_ms")
             seconds = milliseconds / 1000 if isinstance(milliseconds, int | float) else None
             self.record(task_id, status, seconds)
+            folder = row.get("run_dir") or run_dir
+            if isinstance(row.get("junit"), dict) and isinstance(folder, str):
+                self.add_runner_junit(row, folder)
+
+    def add_runner_junit(self, row: Mapping[str, Any], run_dir: str) -> None:
+        """A row's runner JUnit, copied into its run folder (fanout_cli.aop.runner_junit):
+        one duration per testcase, keyed `CLASSNAME::NAME` (NAME alone without a
+        classname, as junit_key_candidates derives from a pytest node id), and one
+        start-up sample for the row's program: its time less its tests', never
+        negative; a retried task's time holds several runs and gives none. A copy that
+        is gone or unreadable adds nothing; a link planted there is never followed."""
+        from fanout_cli.aop import RunFolder
+        from fanout_cli.junit import scan_junit
+
+        name = row["junit"].get("file")
+        if not isinstance(name, str) or not name.endswith(".junit.xml"):
+            return
+
+        def case(classname: str, test: str, seconds: float, outcome: str) -> None:
+            failed = outcome in ("failure", "error")
+            if test:
+                self.record(f"{classname}::{test}" if classname else test,
+                            "failure" if failed else "success", seconds)  # fmt: skip
+
+        try:
+            with open(RunFolder(run_dir).open(name), "rb") as handle:
+                tests = scan_junit(handle, name, case=case).seconds
+        except (OSError, ValueError):
+            return
+        program, milliseconds = row.get("program"), row.get("duration_ms")
+        if isinstance(program, str) and isinstance(milliseconds, int | float) and row.get(
+            "attempts", 1) == 1:  # fmt: skip
+            self.record_startup(program, max(milliseconds / 1000 - tests, 0.0))
 
     def merge(self, other: Timings) -> None:
         """Add `other`, as if it was recorded after this."""
@@ -191,7 +226,8 @@ def load_timings(path: str) -> Timings:
         _read_timings_document(document, timings)
         return timings
     if isinstance(document, dict) and isinstance(document.get("tasks"), list):
-        timings.add_rows(row for row in document["tasks"] if isinstance(row, dict))
+        rows = (row for row in document["tasks"] if isinstance(row, dict))
+        timings.add_rows(rows, os.path.dirname(os.path.abspath(path)))  # its runner JUnit
         return timings
     raise ValueError(f"{path}: not a fanout timings file, manifest or JUnit XML")
 
@@ -247,7 +283,7 @@ def timings_from_runs(
     for path, document in reversed(documents):  # oldest first: the newest is kept last
         rows = document.get("tasks")
         if os.path.realpath(path) not in merged and isinstance(rows, list):
-            timings.add_rows(row for row in rows if isinstance(row, dict))
+            timings.add_rows((row for row in rows if isinstance(row, dict)), str(path))
     return timings
 
 

@@ -222,7 +222,7 @@ def test_one_testcase_per_task_with_status_counts_and_run_properties(tmp_path: P
     lint = case(root, "lint")
     assert lint.attrib == {
         "name": "lint",
-        "classname": "fanout",
+        "classname": "tasks",  # the task file's stem
         "time": "1.005",
         "file": "tasks.toml",
     }
@@ -232,8 +232,10 @@ def test_one_testcase_per_task_with_status_counts_and_run_properties(tmp_path: P
     unit = case(root, "unit")
     assert [child.tag for child in unit] == ["failure", "system-out", "system-err"]
     failure = unit[0]
-    assert failure.attrib == {"message": "unit failure", "type": "failure"}
-    assert failure.text == "exit 1\n\nFAILED tests/test_x.py::test_y\n"
+    assert failure.attrib == {"message": "failed: tests/test_x.py::test_y", "type": "failure"}
+    assert failure.text == (
+        "exit 1\nfailing tests:\ntests/test_x.py::test_y\n\nFAILED tests/test_x.py::test_y\n"
+    )
     assert unit.findtext("system-err") == "FAILED tests/test_x.py::test_y\n"
 
     e2e = case(root, "e2e")

@@ -48,6 +48,7 @@ _TASK_TYPES: dict[str, tuple[type, ...]] = {
     "input": (str, list, dict, type(None)),  # a value, a combination, named values
     "template": (dict, type(None)),
     "agent": (dict, type(None)),
+    "junit": _TEXT_OR_NONE,
 }
 _TASK_REQUIRED = ("seq", "task_id", "command", "origin")
 _ROW_TYPES: dict[str, tuple[type, ...]] = {
@@ -58,6 +59,8 @@ _ROW_TYPES: dict[str, tuple[type, ...]] = {
     "duration_ms": _NUMBER_OR_NONE,
     "attempts": (int, type(None)),
     "run_dir": _TEXT_OR_NONE,
+    "junit": (dict, type(None)),
+    "program": _TEXT_OR_NONE,
 }
 
 

@@ -182,6 +182,7 @@ def spec_document(spec: TaskSpec) -> dict[str, Any]:
         "origin": spec.origin,
         "template": None if template is None else _template_document(template, spec.args),
         "agent": None if spec.agent is None else agent_call_document(spec.agent),
+        **({} if spec.junit is None else {"junit": spec.junit}),
     }
 
 
@@ -231,6 +232,7 @@ def spec_from_document(document: dict[str, Any]) -> TaskSpec:
         agent=None if agent is None else AgentCall(
             **{**agent, "attach": tuple(agent["attach"]), "args": tuple(agent["args"])}
         ),
+        junit=document.get("junit"),
     )
 
 
@@ -269,7 +271,16 @@ def journal_row(result: TaskResult) -> dict[str, Any]:
         "interrupted": result.interrupted,
         "input": task_input(result.spec),  # for a reduce's JSON lines
         **_tokens_field(result),
+        **_runner_junit(result.attempts[-1] if result.attempts else None),
     }
+
+
+def _runner_junit(last: Attempt | None) -> dict[str, Any]:
+    """The task's runner JUnit (fanout_cli.aop.runner_junit) and the program it ran."""
+    if last is None or last.junit is None:
+        return {}
+    record = dict(last.junit)
+    return {"junit": record, "program": record.pop("program", None)}
 
 
 def _tokens_field(result: TaskResult) -> dict[str, Any]:
@@ -283,7 +294,9 @@ def _tokens_field(result: TaskResult) -> dict[str, Any]:
 
 def report_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a task that the JSON result envelope promises."""
-    return {key: row.get(key) for key in REPORT_ROW_KEYS}
+    fields = {key: row.get(key) for key in REPORT_ROW_KEYS}
+    fields.update((key, row[key]) for key in ("junit", "program") if key in row)
+    return fields
 
 
 # --- the manifest -----------------------------------------------------------------------

@@ -1,11 +1,24 @@
 """JUnit XML of a run or a merge, for CI test reporters.
 
-`write_junit` renders manifest rows as one <testsuite> with a <testcase> per task, in
-the shape the Jenkins junit plugin, GitLab, dorny/test-reporter and
-mikepenz/action-junit-report read. It streams: one row at a time goes to disk, so a
-run of 100,000 tasks costs no more memory than a run of ten. (Reading any runner's
-JUnit report for durations is fanout_cli.junit's, which --shard uses without loading
-rendering.)
+`write_junit` renders manifest rows as JUnit XML. A task whose test runner wrote its
+own JUnit (task-file `junit`, `--task-junit`; copied into the run folder by
+fanout_cli.aop.runner_junit) contributes that file's suites, so CI shows each test;
+every other task is one <testcase> of fanout's own suite, named by its value or task
+file, its failure message naming the failing tests its output shows
+(fanout_cli.render.test_names).
+
+The shape: one <testsuites> root holding the runners' <testsuite> elements as they
+wrote them (their testcases keep their own classname, file and outcome), then
+fanout's <testsuite> with the run's properties. The Jenkins junit plugin, GitLab,
+dorny/test-reporter and mikepenz/action-junit-report all read a <testsuites> root of
+several suites and show every testcase of each, while a suite nested in another is
+not read alike by all of them; so the runners' suites are siblings of fanout's, copied
+whole, rather than put inside it. The root's counts are the sums over
+all suites. Counts are known only at the end: the root's start tag is written with
+room reserved and rewritten in place, and fanout's own testcases go to a spool file
+(memory when small) until the runners' suites are written: one pass over the rows,
+and memory flat however many testcases the run holds (the runners' files are copied
+through a streaming parser).
 
 Only `os`, `re` and `time` are imported up front: `xml.sax.saxutils` would pull in
 urllib.request (30 ms measured), so the escaping is done here."""
@@ -16,12 +29,16 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fanout_cli.aop import RunFolder, output_names_of
 from fanout_cli.aop.files import RunFolderError, UnsafeFile
 from fanout_cli.errors import StoreError
 from fanout_cli.models import RunReport
+from fanout_cli.render.test_names import case_place, failing_tests, failure_message
+
+if TYPE_CHECKING:
+    from fanout_cli.junit import JUnitTotals
 
 # What XML 1.0 forbids (the complement of production [2] "Char"): C0 controls other
 # than tab, newline and return, lone surrogates (how Python holds undecodable bytes),
@@ -30,9 +47,6 @@ from fanout_cli.models import RunReport
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # Terminal colour and title sequences: their ESC is not XML, and the rest is noise.
 _TERMINAL_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?)")
-_ORIGIN_FILE_LINE = re.compile(r"(.+):([0-9]+)")
-# Origins that are not files: `stdin:17`, `:::2` (see fanout_cli/sources).
-_PSEUDO_ORIGINS = frozenset({"stdin", "::"})
 
 FAILED_STATUSES = frozenset({"failure", "timeout"})
 # Digits reserved for each count in the two start tags, which are rewritten in place
@@ -92,6 +106,17 @@ class _Counts:
         elif status != "success":
             self.errors += 1
 
+    def add_counts(self, other: _Counts | JUnitTotals) -> None:
+        """Add another count (a _Counts, or a runner report's JUnitTotals)."""
+        self.tests += other.tests
+        self.failures += other.failures
+        self.errors += other.errors
+        self.skipped += other.skipped
+
+    def numbers(self) -> list[tuple[str, str]]:
+        return [("tests", str(self.tests)), ("failures", str(self.failures)),
+                ("errors", str(self.errors)), ("skipped", str(self.skipped))]  # fmt: skip
+
 
 def write_junit(
     path: str,
@@ -107,73 +132,81 @@ def write_junit(
 ) -> None:
     """Write `rows` (manifest task rows) to `path` as JUnit XML, atomically.
 
-    One <testcase> per row: failure and timeout are <failure>, error is <error>,
-    cancelled is <skipped>; a row with an unknown status counts as an error. When a
-    row has `run_dir` and `details_file`, the last `output_chars` characters of the
-    task's .stdout and .stderr become <system-out> and <system-err>. The suite's time
-    is `duration` (the run's wall time), not the sum of its tasks. OSError (folder
-    missing, not writable) propagates; the caller decides how to report it."""
+    A row with a runner JUnit copied beside its files (`junit.file`, read from its
+    `run_dir`) contributes that report's suites; every other row is one <testcase> of
+    fanout's suite: failure and timeout are <failure>, error is <error>, cancelled is
+    <skipped>, an unknown status counts as an error. A row that did not succeed
+    although its runner's report shows no failure gets its own testcase as well, so
+    the failure is not lost. With `run_dir` and `details_file`, the last
+    `output_chars` characters of the task's .stdout and .stderr become <system-out>
+    and <system-err>. fanout's suite's time is `duration` (the run's wall time).
+    OSError (folder missing, not writable) propagates; the caller decides how to
+    report it."""
     if output_chars < 0:
         raise ValueError(f"output_chars must be >= 0, not {output_chars}")
+    import shutil  # not at import, as below
+    import tempfile
+
+    from fanout_cli.aop.runner_junit import copy_suites
     from fanout_cli.aop.writer import replacing  # not at import: it loads json and more
 
     head = _Head(suite, timestamp, duration)
     with (
         replacing(os.path.abspath(path), 0o644) as descriptor,
         open(descriptor, "wb", buffering=1 << 16, closefd=False) as out,
+        tempfile.SpooledTemporaryFile(1 << 20) as own_cases,
     ):
-        reserved = head.render(None)
+        reserved = head.root(None)
         out.write(reserved)
-        out.write(_properties(run_id, shard, properties))
-        counts = _Counts()
+        counts, total = _Counts(), _Counts()
         for row in rows:
-            out.write(_render_testcase(row, output_chars, counts).encode("utf-8"))
+            copied = copy_suites(out, row)
+            if copied is not None:
+                total.add_counts(copied)
+            if copied is None or _failed_unseen(row, copied):
+                own_cases.write(_render_testcase(row, output_chars, counts).encode("utf-8"))
+        out.write(head.suite(counts))
+        out.write(_properties(run_id, shard, properties))
+        own_cases.seek(0)
+        shutil.copyfileobj(own_cases, out)
         out.write(b"  </testsuite>\n</testsuites>\n")
-        final = head.render(counts)
+        total.add_counts(counts)
+        final = head.root(total)
         if len(final) != len(reserved):  # cannot happen while counts fit their digits
             raise RuntimeError("JUnit header outgrew its reserved space")
         out.seek(0)
         out.write(final)
 
 
+def _failed_unseen(row: Mapping[str, Any], copied: JUnitTotals) -> bool:
+    """The task did not succeed, and its runner's report shows no failing test."""
+    return row.get("status") != "success" and copied.failures + copied.errors == 0
+
+
 class _Head:
-    """The XML declaration and the two start tags, whose counts are known only at the
-    end. They are written first with room reserved, then rewritten in place: the file
-    streams in one pass and no row is held back (whitespace before `>` is legal)."""
+    """The XML declaration and the root's start tag, whose counts are known only at
+    the end: written first with room reserved, then rewritten in place, so the file
+    streams in one pass (whitespace before `>` is legal); and fanout's suite's start
+    tag, written once its testcases are counted."""
 
     def __init__(self, suite: str, timestamp: float, duration: float) -> None:
-        self.suite = suite
+        self.name = suite
         self.timestamp = timestamp
-        self.duration = duration
+        self.seconds = f"{max(duration, 0.0):.3f}"
 
-    def render(self, counts: _Counts | None) -> bytes:
-        totals = counts or _Counts()
-        seconds = f"{max(self.duration, 0.0):.3f}"
-        numbers = [
-            ("tests", str(totals.tests)),
-            ("failures", str(totals.failures)),
-            ("errors", str(totals.errors)),
-            ("skipped", str(totals.skipped)),
-        ]
+    def root(self, counts: _Counts | None) -> bytes:
+        numbers = (counts or _Counts()).numbers()
         padding = " " * (4 * _COUNT_DIGITS - sum(len(value) for _, value in numbers))
+        root = _attributes([("name", self.name), *numbers, ("time", self.seconds)])
+        return f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites{root}{padding}>\n'.encode()
+
+    def suite(self, counts: _Counts) -> bytes:
         started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.timestamp))
-        root = _attributes([("name", self.suite), *numbers, ("time", seconds)])
-        suite = _attributes(
-            [
-                ("name", self.suite),
-                *numbers,
-                ("time", seconds),
-                ("timestamp", started),
-                ("hostname", _hostname()),
-                ("id", "0"),
-            ]
-        )
-        text = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<testsuites{root}{padding}>\n"
-            f"  <testsuite{suite}{padding}>\n"
-        )
-        return text.encode("utf-8")
+        suite = _attributes([
+            ("name", self.name), *counts.numbers(), ("time", self.seconds),
+            ("timestamp", started), ("hostname", _hostname()), ("id", "0"),
+        ])  # fmt: skip
+        return f"  <testsuite{suite}>\n".encode()
 
 
 def _hostname() -> str:
@@ -203,16 +236,21 @@ def _render_testcase(row: Mapping[str, Any], output_chars: int, counts: _Counts)
     summary = str(row.get("summary") or "")
     reason = str(row.get("reason") or "")
     stdout, stderr = _excerpts(row, output_chars)
+    classname, file = case_place(row)
     opening = "    <testcase" + _attributes(
         [
             ("name", task_id),
-            ("classname", "fanout"),
+            ("classname", classname),
             ("time", _seconds_text(row.get("duration_ms"))),
-            ("file", origin_file(row.get("origin"))),
+            ("file", file),
         ]
     )
     body: list[str] = []
     if status != "success":
+        failing = failing_tests(stdout, stderr) if status in FAILED_STATUSES else []
+        if failing:
+            summary = failure_message(failing)
+            reason = "\n".join([*filter(None, [reason]), "failing tests:", *failing])
         body.append(_outcome(status, summary, reason, stderr or stdout))
     # Excerpts come from read_tail, already free of non-XML characters.
     if stdout:
@@ -245,16 +283,6 @@ def _seconds_text(duration_ms: object) -> str:
     if not 0 <= seconds < float("inf"):  # negative or NaN
         seconds = 0.0
     return f"{seconds:.3f}"
-
-
-def origin_file(origin: object) -> str | None:
-    """`tasks.toml` for an origin `tasks.toml:12`; None for `stdin:3`, `:::2`, `glob:x`."""
-    if not isinstance(origin, str):
-        return None
-    match = _ORIGIN_FILE_LINE.fullmatch(origin)
-    if match is None or match.group(1) in _PSEUDO_ORIGINS:
-        return None
-    return match.group(1)
 
 
 def _excerpts(row: Mapping[str, Any], output_chars: int) -> tuple[str, str]:

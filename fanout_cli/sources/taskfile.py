@@ -15,6 +15,7 @@ from typing import Any
 
 from fanout_cli.agents import AGENT_VALUE_PARSERS, CALL_KEYS, parse_agent_table
 from fanout_cli.errors import TaskFileError
+from fanout_cli.junit import parse_junit_template
 from fanout_cli.models import AgentCall, TaskSpec
 from fanout_cli.options import RUN_KEYS
 from fanout_cli.sources.taskfile_expand import FAN_OUT_KEYS, Expansion, kind_of, read_fan_out
@@ -23,7 +24,7 @@ from fanout_cli.sources.values import agent_command, with_literal
 from fanout_cli.values import parse_exit_codes, parse_limit, parse_retries
 
 TOP_LEVEL_KEYS = ("run", "defaults", "agent", "reduce", "task")
-DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit")
+DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit", "junit")
 KINDS = ("process", "agent", "agent-cli")
 AGENT_KEYS = ("prompt", "prompt_file", *CALL_KEYS, "attach")
 AGENT_CLI_KEYS = ("prompt", "prompt_file", "tool", "model", "system", "args", "attach")
@@ -194,10 +195,10 @@ class _Validator:
             retries=values.get("retries"),
             ok_exit=values.get("ok_exit"),
             agent=call,
+            junit=values.get("junit"),
         )
         inherited: set[KeyPath] = {("env", name) for name in env if name not in own.get("env", {})}
-        if "cwd" not in own:
-            inherited.add(("cwd",))
+        inherited |= {(key,) for key in ("cwd", "junit") if key not in own}
         return Expansion(base, fan_out, entry.get("id"), where, label, frozenset(inherited),
                          literal)
 
@@ -331,6 +332,7 @@ class _Validator:
             ("timeout", parse_limit),
             ("retries", parse_retries),
             ("ok_exit", parse_exit_codes),
+            ("junit", parse_junit_template),  # its runner's JUnit file: rendered as cmd is
         ):
             if key in table:
                 try:

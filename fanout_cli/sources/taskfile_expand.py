@@ -216,6 +216,8 @@ class Expansion:
             "task_id": self._task_id(args, seq, grammar, total),
             "input": args.recorded(grammar.names),
             "cwd": None if base.cwd is None else render_text(base.cwd, args, seq, grammar, total),
+            "junit": None if base.junit is None else render_text(base.junit, args, seq, grammar,
+                                                                 total),
             "env": env,
         }
         if base.agent is not None:
@@ -253,6 +255,8 @@ class Expansion:
             fields.append((("id",), "id", self.id_template))
         if base.cwd is not None:
             fields.append((("cwd",), "cwd", base.cwd))
+        if base.junit is not None:
+            fields.append((("junit",), "junit", base.junit))
         for name, value in base.env.items():
             fields.append((("env", name), f"env.{name}", value))
         if base.agent is not None:
