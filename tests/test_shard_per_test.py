@@ -5,6 +5,7 @@ command; start-up planned for; -s and -N cut a slot's command; -N alone unchange
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 
@@ -142,3 +143,32 @@ def test_a_shard_runs_its_values_as_commands_and_the_rest_runs_elsewhere(tmp_pat
             assert row["task_id"].split()[0] == words[0], row
             ran += words
     assert sorted(ran) == sorted(ids)
+
+
+def test_commands_are_numbered_over_every_shard(tmp_path: Path) -> None:
+    # {#} is unique over the shards (`--junitxml=reports/{#}.xml` never collides) and
+    # {##} counts every shard's commands, as a shard of plain tasks numbers them.
+    ids = [f"v{n}" for n in range(8)]
+    timings = timings_file(tmp_path / "t.json", dict.fromkeys(ids, 1.0))
+    numbers = []
+    for shard in ("1/2", "2/2"):
+        completed = run_fanout("run", "--dry-run", "--shard", shard, "-j", "2", "-X", "--timings",
+                               timings, "--", "echo", "{##}", "{#}", "{}",
+                               input="".join(f"{i}\n" for i in ids).encode())
+        assert completed.returncode == 0, completed.stderr
+        commands = [line.split() for line in completed.stdout.splitlines() if line[0] != "#"]
+        assert {command[1] for command in commands} == {"4"}, commands
+        numbers += [command[2] for command in commands]
+    assert sorted(numbers) == ["1", "2", "3", "4"]
+
+
+def test_the_plan_does_not_depend_on_the_input_order(tmp_path: Path) -> None:
+    durations = skewed(60)
+    timings = timings_file(tmp_path / "t.json", durations)
+    shuffled = list(durations)
+    random.Random(5).shuffle(shuffled)
+    for shard in ("1/3", "2/3", "3/3"):
+        plans = [echo_shard(shard, timings, "-j", "2", ids=order)[1]
+                 for order in (list(durations), shuffled)]  # fmt: skip
+        given, other = (sorted(map(sorted, plan)) for plan in plans)
+        assert given == other

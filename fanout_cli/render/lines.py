@@ -151,6 +151,7 @@ def print_shard_plan(console: Console, split: Split, shard: str | None) -> None:
         marker = "  <- this shard" if f"{number}/{len(plans)}" == shard else ""
         tasks = len(plan.tasks)
         estimate = f", estimated {format_seconds(plan.estimate)}" if known else ""
-        held = "" if values is None else f" holding {values.values(number)} values"
+        held = "" if values is None else f" holding {values.values(number)} value"
+        held += "s" * (values is not None and values.values(number) != 1)
         console.line(f"# shard {number}/{len(plans)}: {tasks} task{'s' * (tasks != 1)}{held}"
                      f"{estimate}{marker}")

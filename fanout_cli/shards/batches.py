@@ -21,14 +21,15 @@ same W and the same plan."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from fanout_cli.models import TaskSpec
 
 if TYPE_CHECKING:
-    from fanout_cli.sources.batch import Record
+    from fanout_cli.replacements import Args
     from fanout_cli.sources.inputs import ArgumentSource
+    from fanout_cli.sources.values import ValueTasks
     from fanout_cli.timings import Timings
 
 
@@ -89,13 +90,16 @@ def plan_values(
     width = commands_per_shard(units, estimates, total, slots, startup, planner)
     planned = planner(units, estimates, total, width)
     records = [record for _, record in pairs]
-    shards, seq = [], 0
-    for plan in planned:
+    batches = [[source.batched([records[spec.seq - 1] for spec in slot]) for slot in plan.slots]
+               for plan in planned]  # fmt: skip
+    count = sum(len(made) for shard in batches for made in shard)
+    tasks = replace(source.tasks, total=count)  # {##}: every shard's commands, {#} one of them
+    shards, seq, costs = [], 0, (estimates, startup, timings)
+    for plan, made in zip(planned, batches, strict=True):
         shard = []
-        for slot in plan.slots:
-            made = _commands(source, list(slot), records, seq, (estimates, startup, timings))
-            seq += len(made)
-            shard.append(tuple(made))
+        for slot, commands in zip(plan.slots, made, strict=True):
+            shard.append(tuple(_commands(tasks, commands, list(slot), seq, costs)))
+            seq += len(commands)
         shards.append(tuple(shard))
     return ValuePlan(tuple(shards), estimates, tuple(units), known, width, startup)
 
@@ -124,19 +128,19 @@ def _slowest(plans: Sequence[Planned], estimates: Mapping[str, float], startup: 
 
 
 def _commands(
-    source: ArgumentSource, chosen: list[TaskSpec], records: list[Record], seq: int,
+    tasks: ValueTasks, batches: list[tuple[Args, str]], chosen: list[TaskSpec], seq: int,
     costs: tuple[Mapping[str, float], float, Timings],
 ) -> list[Command]:  # fmt: skip
-    """One slot's values as commands, numbered on from `seq`."""
+    """One slot's batches of values as commands, numbered on from `seq`."""
     estimates, startup, timings = costs
     made, start = [], 0
-    for args, origin in source.batched([records[spec.seq - 1] for spec in chosen]):
+    for args, origin in batches:
         members = tuple(chosen[start : start + len(args.records)])
         start += len(args.records)
         seq += 1
         estimate = startup + sum(estimates[spec.task_id] for spec in members)
         failed = any(timings.failed(spec.task_id) for spec in members)
-        made.append(Command(source.tasks.spec(seq, args, origin), members, estimate, failed))
+        made.append(Command(tasks.spec(seq, args, origin), members, estimate, failed))
     return made
 
 
