@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from fanout_cli.models import TaskSpec
@@ -172,3 +173,28 @@ def test_the_plan_does_not_depend_on_the_input_order(tmp_path: Path) -> None:
                  for order in (list(durations), shuffled)]  # fmt: skip
         given, other = (sorted(map(sorted, plan)) for plan in plans)
         assert given == other
+
+
+def test_the_plan_records_each_commands_values_by_the_key_of_their_own_task() -> None:
+    from fanout_cli.shards.batches import plan_tasks, plan_values
+    from fanout_cli.sources import SourceRequest, open_source
+    from fanout_cli.sources.inputs import ArgumentSource, Batching, InputList
+    from fanout_cli.timings import Timings
+
+    values = tuple(f"tests/t.py::test_{n}" for n in range(10))
+    request = SourceRequest(command=("pytest", "-q", "{}"), inputs=(InputList(values=values),))
+    alone, _, _ = open_source(request)
+    keys = {spec.task_id: spec.key for spec in alone.specs()}
+    batched, _, _ = open_source(replace(request, batching=Batching("X")))
+    assert isinstance(batched, ArgumentSource)
+    timings = Timings(junit={f"tests.t.test_{n}": 0.1 * (n + 1) for n in range(10)})
+    plan = plan_values(batched, timings, 2, 2, plan_shards)
+    assert plan.known == 10 and plan.width == 2
+    assert plan.estimates["tests/t.py::test_9"] == 1.0
+    commands = [command for shard in plan.shards for slot in shard for command in slot]
+    recorded = plan_tasks(commands)
+    assert [row["seq"] for row in recorded] == [1, 2, 3, 4]
+    assert sorted(key for row in recorded for key in row["units"]) == sorted(keys.values())
+    for command, row in zip(sorted(commands, key=lambda c: c.spec.seq), recorded, strict=True):
+        assert row["units"] == [keys[value] for value in command.spec.args.values]  # type: ignore[union-attr]
+        assert command.spec.command == ("pytest", "-q", *command.spec.args.values)  # type: ignore[union-attr]
