@@ -198,3 +198,36 @@ def test_the_plan_records_each_commands_values_by_the_key_of_their_own_task() ->
     for command, row in zip(sorted(commands, key=lambda c: c.spec.seq), recorded, strict=True):
         assert row["units"] == [keys[value] for value in command.spec.args.values]  # type: ignore[union-attr]
         assert command.spec.command == ("pytest", "-q", *command.spec.args.values)  # type: ignore[union-attr]
+
+
+def shard_run(tmp_path: Path, name: str, shard: str, ids: list[str], *options: str) -> Path:
+    """One shard run in its own output folder: its run folder."""
+    out = tmp_path / name
+    completed = run_fanout("run", "-q", "--shard", shard, "-j", "2", *options, "--output-dir",
+                           str(out), "--", "echo", "{}",
+                           input="".join(f"{i}\n" for i in ids).encode())  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    (run_dir,) = out.iterdir()
+    return run_dir
+
+
+def test_the_plan_record_proves_a_per_test_sharded_run_covered_every_value(
+    tmp_path: Path,
+) -> None:
+    ids = [f"v{n}" for n in range(20)]
+    runs = [shard_run(tmp_path, f"s{i}", f"{i}/3", ids, "-X") for i in (1, 2, 3)]
+    plans = [json.loads((run / "plan.json").read_text()) for run in runs]
+    plain = json.loads((shard_run(tmp_path, "plain", "1/3", ids) / "plan.json").read_text())
+    # The units are the values, keyed as the tasks they would make without -X.
+    assert plans[0]["units"] == plain["units"]
+    assert len({plan["fingerprint"] for plan in plans}) == 1
+    for index, (run, plan) in enumerate(zip(runs, plans, strict=True), start=1):
+        rows = json.loads((run / "manifest.json").read_text())["tasks"]
+        assert sorted(task["seq"] for task in plan["tasks"]) == sorted(row["seq"] for row in rows)
+        mine = {unit["key"] for unit in plan["units"] if unit["shard"] == index}
+        assert sorted(key for task in plan["tasks"] for key in task["units"]) == sorted(mine)
+    merged = run_fanout("merge", *map(str, runs))
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    other = shard_run(tmp_path, "other", "3/3", ids[:-1], "-X")  # planned from another list
+    differ = run_fanout("merge", str(runs[0]), str(runs[1]), str(other))
+    assert differ.returncode == 1 and "plans differ" in differ.stdout, differ.stdout

@@ -64,7 +64,16 @@ class ValuePlan:
 
     def values(self, shard: int) -> int:
         """How many values shard `shard` (1-based) runs."""
-        return sum(len(command.units) for slot in self.shards[shard - 1] for command in slot)
+        return sum(len(command.units) for command in self.commands(shard))
+
+    def commands(self, shard: int) -> list[Command]:
+        """Shard `shard`'s (1-based) commands, slot by slot."""
+        return [command for slot in self.shards[shard - 1] for command in slot]
+
+    def shard_of(self) -> dict[int, int]:
+        """Each value's shard (1-based), by its seq."""
+        return {unit.seq: number for number in range(1, len(self.shards) + 1)
+                for command in self.commands(number) for unit in command.units}  # fmt: skip
 
 
 def per_value(source: object) -> TypeGuard[ArgumentSource]:
