@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 from tests.helpers import FANOUT
 
@@ -35,9 +36,12 @@ class TestGroup:
     def test_two(self):
         time.sleep(0.05)
 """
+# The README's line; each command's JUnit goes to new/ (on CI a shard's machine starts
+# with the last pipeline's reports only).
 RECIPE = ("python -m pytest -p no:cacheprovider --collect-only -q | grep '::' | "
-          "fanout run --shard {shard}/2 -j 2 -X --timings reports/all.xml --output-dir out/{shard} "
-          "-q {extra} -- python -m pytest -p no:cacheprovider -q {{}}")  # fmt: skip
+          "fanout run --shard {shard}/2 -j 2 -X --timings 'reports/*.xml' "
+          "--output-dir out/{shard} -q {extra} -- "
+          "python -m pytest -p no:cacheprovider -q --junitxml='new/{{#}}.xml' {{}}")  # fmt: skip
 
 
 def suite(root: Path) -> Path:
@@ -91,3 +95,8 @@ def test_the_pytest_recipe_runs_every_test_once_in_at_most_j_processes_a_shard(
     assert sorted(counted) == sorted(everything)
     assert set(counted.values()) == {1}, counted  # every test exactly once over the shards
     assert "tests/test_slow.py::test_slow" in {row["task_id"] for row in rows}
+    # {#} numbers the commands over both shards: one report each, every test in one.
+    reports = sorted((root / "new").glob("*.xml"))
+    assert [path.name for path in reports] == [f"{n}.xml" for n in range(1, len(rows) + 1)]
+    cases = [case for path in reports for case in ElementTree.parse(path).iter("testcase")]
+    assert len(cases) == len(everything)
