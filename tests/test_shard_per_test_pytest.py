@@ -100,3 +100,28 @@ def test_the_pytest_recipe_runs_every_test_once_in_at_most_j_processes_a_shard(
     assert [path.name for path in reports] == [f"{n}.xml" for n in range(1, len(rows) + 1)]
     cases = [case for path in reports for case in ElementTree.parse(path).iter("testcase")]
     assert len(cases) == len(everything)
+
+
+def test_start_up_learnt_from_the_shards_reports_is_planned_for_the_next_pipeline(
+    tmp_path: Path,
+) -> None:
+    # Shards whose commands keep their JUnit (--task-junit), merged with --timings-out:
+    # the next pipeline plans every test from its own duration and each command from
+    # pytest's start-up (the command's wall time less its tests').
+    root = suite(tmp_path / "project")
+    line = ("python -m pytest -p no:cacheprovider --collect-only -q | grep '::' | fanout run "
+            "--shard {shard}/2 -j 2 -X {timings} --task-junit 'new/{{#}}.xml' --output-dir "
+            "{out} -q {extra} -- python -m pytest -p no:cacheprovider -q "
+            "--junitxml='new/{{#}}.xml' {{}}")  # fmt: skip
+    for shard in (1, 2):
+        ran = shell(root, line.format(shard=shard, timings="", out=f"runs/{shard}", extra=""))
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+    merged = shell(root, "fanout merge -q runs/1 runs/2 --timings-out timings.json")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    learnt = json.loads((root / "timings.json").read_text())["startup"]
+    assert list(learnt) == ["python"] and all(0 < seconds < 10 for seconds in learnt["python"])
+    plan = shell(root, line.format(shard=1, timings="--timings timings.json", out="next",
+                                   extra="--dry-run"))  # fmt: skip
+    header = plan.stdout.splitlines()[0]
+    assert "by recorded durations of every value" in header, plan.stdout + plan.stderr
+    assert header.endswith("start-up a command"), header
