@@ -236,7 +236,13 @@ class Bench:
         return result
 
 
-    def sharding(self) -> Result:
+    def sharding(self) -> list[Result]:
+        """Per task (below), then per test (sharding.py), side by side."""
+        from sharding import per_test
+
+        return [self.sharding_per_task(), Result(**per_test(min(self.rounds, 3), self.scratch))]
+
+    def sharding_per_task(self) -> Result:
         result = Result("200 skewed tasks in 4 shards", "slowest shard / ideal",
                         "<= 1.10 x ideal with accurate timings")
         shards, durations = 4, _skewed_durations(200, 40.0)
@@ -432,7 +438,8 @@ def main() -> int:
     try:
         for name in args.only.split(","):
             print(f"... {name}", file=sys.stderr, flush=True)
-            results.append(WORKLOADS[name](bench))
+            got = WORKLOADS[name](bench)
+            results.extend(got if isinstance(got, list) else [got])
     finally:
         bench.cleanup()
         shutil.rmtree(scratch, ignore_errors=True)

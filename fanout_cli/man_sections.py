@@ -192,6 +192,14 @@ two (a shard merged twice counts once: its newest run). Shard runs without plan.
 (an older fanout) are merged with a warning that coverage could not be proven.
 --dry-run --format json with --shard prints the plan record and the shard's commands
 as one JSON document.
+With -X or -m, a shard plans over the single values (test ids, each estimated from
+JUnit), then runs each slot's share as one command holding them (more only past the
+argument limit, -s, or -N; -N alone keeps its groups as tasks); a second command a
+shard only when it saves more than its program's start-up. One line for pytest:
+pytest --collect-only -q | grep :: | fanout run --shard I/4 -j 2 -X --timings
+'reports/*.xml' -- pytest -q --junitxml='reports/{#}.xml' {}. Jest: jest --listTests
+as the values; go test: go test -list . ./... | grep ^Test, and a sh -c template
+that joins "$@" into one -run regex.
 """),
     ("OUTPUT", """\
 The human format prints a line per task as it ends, then the verdict line. When

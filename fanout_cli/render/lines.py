@@ -129,21 +129,29 @@ def print_shard_plan(console: Console, split: Split, shard: str | None) -> None:
     """--dry-run --shard: every shard's size and estimated time, as shell comments."""
     plans = split.plans or []
     count = sum(len(plan.tasks) for plan in plans)
+    values = split.per_value  # -X: the plan counts values (tests), each shard's commands hold
+    count = len(values.units) if values is not None else count
     work = sum(plan.work for plan in plans)
     slots = f" of {split.slots} slots" if split.slots > 1 else ""
     known = split.known
+    what = "values" if values is not None else "tasks"
+    startup = values.startup if values is not None else 0.0
+    startup_note = f"; {format_seconds(startup)} start-up a command" if startup else ""
     if known:
-        basis = f"recorded durations of {known} of {count} tasks (the rest at their median)"
+        basis = f"recorded durations of {known} of {count} {what} (the rest at their median)"
         if known == count:
-            basis = "recorded durations of every task"
+            basis = f"recorded durations of every {what[:-1]}"
         ideal = work / (len(plans) * split.slots)
         console.line(f"# {len(plans)} shards{slots} by {basis}: {format_seconds(work)} in all, "
-                     f"ideal {format_seconds(ideal)} a shard")
+                     f"ideal {format_seconds(ideal)} a shard{startup_note}")
     else:
-        console.line(f"# {len(plans)} shards{slots} by task count: no recorded durations")
+        console.line(f"# {len(plans)} shards{slots} by {what[:-1]} count: no recorded durations"
+                     f"{startup_note}")
     for number, plan in enumerate(plans, start=1):
         marker = "  <- this shard" if f"{number}/{len(plans)}" == shard else ""
         tasks = len(plan.tasks)
         estimate = f", estimated {format_seconds(plan.estimate)}" if known else ""
-        console.line(f"# shard {number}/{len(plans)}: {tasks} task{'s' * (tasks != 1)}"
+        held = "" if values is None else f" holding {values.values(number)} value"
+        held += "s" * (values is not None and values.values(number) != 1)
+        console.line(f"# shard {number}/{len(plans)}: {tasks} task{'s' * (tasks != 1)}{held}"
                      f"{estimate}{marker}")

@@ -53,8 +53,11 @@ def plan_document(
                 for slot in plan.slots for spec in slot}  # fmt: skip
     specs = sorted((spec for plan in plans for slot in plan.slots for spec in slot),
                    key=lambda spec: spec.seq)  # fmt: skip
+    values = split.per_value
+    if values is not None:  # -X: the units are the values; "tasks" says which ran where
+        estimates, shard_of, specs = values.estimates, values.shard_of(), list(values.units)
     units = [(spec, round(estimates.get(spec.task_id, 0.0), 3)) for spec in specs]
-    return {
+    document = {
         "fanout_plan_version": PLAN_VERSION,
         "fingerprint": fingerprint(shard.total, split.slots,
                                    ((spec.key, seconds) for spec, seconds in units)),
@@ -69,6 +72,11 @@ def plan_document(
             for spec, seconds in units
         ],
     }
+    if values is not None:
+        from fanout_cli.shards.batches import plan_tasks
+
+        document["tasks"] = plan_tasks(values.commands(shard.index))
+    return document
 
 
 def plan_summary(document: Mapping[str, Any]) -> dict[str, Any]:

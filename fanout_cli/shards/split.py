@@ -24,7 +24,9 @@ from fanout_cli.models import TaskSpec
 
 if TYPE_CHECKING:
     from fanout_cli.options import RunConfig
+    from fanout_cli.shards.batches import ValuePlan
     from fanout_cli.sources import Resume, Source
+    from fanout_cli.sources.inputs import ArgumentSource
     from fanout_cli.sources.values import ListSource
     from fanout_cli.timings import Timings
 
@@ -114,6 +116,7 @@ class Split:
     known: int  # how many tasks had recorded durations
     slots: int = 1  # the slots each shard was planned on
     estimates: Mapping[str, float] | None = None  # seconds by task id: what it planned from
+    per_value: ValuePlan | None = None  # -m/-X under --shard: planned value by value
 
 
 def recorded_timings(config: RunConfig, resume: Resume | None) -> Timings:
@@ -131,9 +134,13 @@ def recorded_timings(config: RunConfig, resume: Resume | None) -> Timings:
 def split(source: Source, config: RunConfig, resume: Resume | None, slots: int = 1) -> Split:
     """This shard's tasks (all of them without --shard), in the order they start; each
     shard planned on `slots` slots."""
+    from fanout_cli.shards.batches import per_value
     from fanout_cli.sources.values import ListSource
     from fanout_cli.values import parse_shard
 
+    saved = resume is not None and resume.from_saved_list
+    if config.sharding.shard is not None and not saved and per_value(source):
+        return split_values(source, config, resume, slots)
     specs = list(source.specs())  # a shard needs the whole list: stdin is read to its end
     timings = recorded_timings(config, resume)
     estimates = timings.estimates(specs)
@@ -149,3 +156,26 @@ def split(source: Source, config: RunConfig, resume: Resume | None, slots: int =
         plans = plan_shards(specs, estimates, shard.total, slots, starts)
         specs = list(plans[shard.index - 1].tasks)
     return Split(ListSource(source.name, starts(specs)), plans, known, slots, estimates)
+
+
+def split_values(source: ArgumentSource, config: RunConfig, resume: Resume | None,
+                 slots: int) -> Split:  # fmt: skip
+    """-m/-X under --shard: the shards planned value by value (shards/batches.py), this
+    shard's share run as a command a slot."""
+    from fanout_cli.shards.batches import ordered_commands, plan_values
+    from fanout_cli.sources.values import ListSource
+    from fanout_cli.values import parse_shard
+
+    assert config.sharding.shard is not None
+    shard = parse_shard(config.sharding.shard)
+    plan = plan_values(source, recorded_timings(config, resume), shard.total, slots, plan_shards)
+    order, plans = config.sharding.run_order, []
+    for planned in plan.shards:
+        commands = ordered_commands([command for slot in planned for command in slot], order)
+        durations = [command.estimate for command in commands]
+        plans.append(ShardPlan(tuple(tuple(command.spec for command in slot) for slot in planned),
+                               list_schedule(durations, plan.width), sum(durations)))  # fmt: skip
+    mine = ordered_commands([command for slot in plan.shards[shard.index - 1] for command in slot],
+                            order)  # fmt: skip
+    specs = [command.spec for command in mine]
+    return Split(ListSource(source.name, specs), plans, plan.known, plan.width, None, plan)

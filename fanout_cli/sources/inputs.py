@@ -278,17 +278,33 @@ class ArgumentSource:
         self.jobs = jobs
         return self
 
-    def _batcher(self, tasks: ValueTasks) -> Batcher | None:
+    def _batcher(self, tasks: ValueTasks, jobs: int | None = None) -> Batcher | None:
         if not self.batching.active:
             return None
         from fanout_cli.sources.batch import Batcher, system_limit
 
-        template = tasks.template
+        template, jobs = tasks.template, self.jobs if jobs is None else jobs
         if template is None:
-            return Batcher(self.batching.limits, self.jobs, _line_size, _line_increment,
+            return Batcher(self.batching.limits, jobs, _line_size, _line_increment,
                            system_limit(True))  # fmt: skip
-        return Batcher(self.batching.limits, self.jobs, template.size, template.increment,
+        return Batcher(self.batching.limits, jobs, template.size, template.increment,
                        system_limit(template.shell))  # fmt: skip
+
+    def unbatched(self) -> list[tuple[TaskSpec, Record]]:
+        """Every record, and the task it would make alone (as without -m/-X/-N): what a
+        shard plans value by value (shards/batches.py)."""
+        records = list(self.inputs.records())
+        tasks = replace(self.tasks, total=len(records))
+        return [(tasks.spec(seq, Args((record[0],)), record[1]), record)
+                for seq, record in enumerate(records, start=1)]  # fmt: skip
+
+    def batched(self, records: list[Record]) -> list[tuple[Args, str]]:
+        """These records in as few commands as the limits allow (the system's, -s, -N),
+        in order, the last not spread over the slots."""
+        batcher = self._batcher(self.tasks, jobs=1)
+        assert batcher is not None
+        ready = list(_ready(records, batcher, self.batching))
+        return ready + [_as_args(batch, self.batching) for batch in batcher.finish()]
 
     def _numbered(self, records: Iterator[Record], batcher: Batcher | None) -> Iterator[Item]:
         if batcher is None:
