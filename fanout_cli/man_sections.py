@@ -165,41 +165,47 @@ system's variables choose one: CI_NODE_INDEX and CI_NODE_TOTAL (GitLab, 1-based)
 CIRCLE_NODE_INDEX and CIRCLE_NODE_TOTAL (CircleCI, 0-based), BUILDKITE_PARALLEL_JOB
 and BUILDKITE_PARALLEL_JOB_COUNT (0-based), SEMAPHORE_JOB_INDEX and
 SEMAPHORE_JOB_COUNT (1-based). Shards are disjoint and cover every task, whatever the
-input order: tasks are sorted by estimated duration and id, and each goes to the
-least-loaded shard (longest-processing-time-first). Estimates are the 85th percentile
-of a task's last 20 recorded durations, from --timings FILE (a fanout timings file, a
-manifest.json, or JUnit XML from any runner; repeatable; a missing file is a warning)
-or else the output dir's earlier runs; tasks with no history get the median of the
-known. --dry-run with --shard prints every shard's estimate first. --order
-longest-first or failed-first orders a run (or a shard) by the same data. --junit
-FILE writes JUnit XML: a testcase per task, failure or error with the summary, skipped
-for cancelled tasks, capped stdout and stderr tails, run id and shard as properties.
-A task's own runner JUnit (task-file junit, --task-junit) is read after each attempt
-if written during it, copied into the run folder, and its suites merged into --junit
-and merge --junit, and its tests' durations into timings; otherwise a failure's
-message names the failing tests its output shows (pytest, unittest, Jest, go, cargo).
-fanout merge RUN_OR_DIR... reads shard runs (ids, run folders, or folders holding
-them), writes one merged run with one verdict, and with --junit and --timings-out
-the JUnit file and the merged timings. fanout timings export -o FILE writes the
-recorded durations of the output dir's runs (or of named runs) as one timings file.
---timings takes globs (fanout expands them, sorted) and comma lists, later files newer.
-merge --timings OLD --timings-out NEW writes OLD's durations, then the runs' (the last
-20 a task). In CI every shard of a pipeline restores one exact timings file (README).
-Each shard run records its plan in plan.json (every task's id, key, shard and
-estimate, N, -j, and a sha256 fingerprint of them); merge fails its verdict, naming
-the tasks, when the shards planned differently, a task ran in no shard, or one ran in
-two (a shard merged twice counts once: its newest run). Shard runs without plan.json
-(an older fanout) are merged with a warning that coverage could not be proven.
---dry-run --format json with --shard prints the plan record and the shard's commands
-as one JSON document.
+input order: tasks are ranked by estimated duration and id, and each goes to the
+least-loaded slot of all the shards (longest-processing-time-first). With -j N a
+shard is planned on its N slots, its estimate being when its last slot ends; without
+-j a shard is one slot (the CPU count may differ between machines). Under --shard
+tasks start longest first unless --order (input, longest-first, failed-first) says
+otherwise. Estimates are the 85th percentile of a task's last 20 recorded durations,
+from --timings (a fanout timings file, a manifest.json, or JUnit XML from any runner;
+repeatable; globs fanout expands, sorted, and comma lists, later files newer; a
+missing file is a warning) or else the output dir's earlier runs. A task never seen
+gets the median of the known, no estimate is below 1 ms, and one from JUnit adds its
+program's start-up, learnt from runner JUnit (below). --dry-run prints every shard's
+estimate first; with --format json, the plan record and this shard's commands.
+
 With -X or -m, a shard plans over the single values (test ids, each estimated from
 JUnit), then runs each slot's share as one command holding them (more only past the
-argument limit, -s, or -N; -N alone keeps its groups as tasks); a second command a
-shard only when it saves more than its program's start-up. One line for pytest:
-pytest --collect-only -q | grep :: | fanout run --shard I/4 -j 2 -X --timings
-'reports/*.xml' -- pytest -q --junitxml='reports/{#}.xml' {}. Jest: jest --listTests
-as the values; go test: go test -list . ./... | grep ^Test, and a sh -c template
-that joins "$@" into one -run regex.
+argument limit, -s, or -N; -N alone keeps its groups as tasks); {#} numbers the
+commands over every shard; a second command a shard runs only when it saves more
+than its program's start-up. For pytest: pytest --collect-only -q | grep :: | fanout
+run --shard I/4 -j 2 -X --timings timings.json --task-junit 'reports/{#}.xml' --
+pytest -q --junitxml='reports/{#}.xml' {}. Jest: jest --listTests as the values; go
+test: go test -list . ./... | grep ^Test, and a sh -c template that joins "$@" into
+one -run regex.
+
+Each shard run records its plan in plan.json (every task's id, key, shard and
+estimate, N, -j, and a sha256 fingerprint of them). fanout merge RUN_OR_DIR... reads
+shard runs (ids, run folders, or folders holding them) and writes one merged run with
+one verdict, which fails, naming the tasks, when the shards planned differently, a
+task ran in no shard, or one ran in two (a shard merged twice counts once: its newest
+run); shard runs without plan.json (an older fanout) merge with a warning. merge -q
+prints the verdict line only; --timings OLD --timings-out NEW writes OLD's durations,
+then the runs' (the last 20 a task); in CI every shard of a pipeline restores one
+exact timings file (README). fanout timings export -o FILE writes the recorded
+durations of the output dir's runs (or of named runs) as one timings file.
+
+--junit FILE (run and merge) writes JUnit XML: a testcase per task, failure or error
+with the summary, skipped for cancelled tasks, capped stdout and stderr tails, run id
+and shard as properties. A task's own runner JUnit (task-file junit, --task-junit) is
+read after each attempt if written during it, copied into the run folder, and its
+suites merged into --junit and merge --junit, its tests' durations and its program's
+start-up into timings; otherwise a failure's message names the failing tests its
+output shows (pytest, unittest, Jest, go, cargo).
 """),
     ("OUTPUT", """\
 The human format prints a line per task as it ends, then the verdict line. When

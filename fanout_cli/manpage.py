@@ -53,8 +53,13 @@ def option_rows(name: str = "run") -> list[tuple[str, str]]:
 
 
 def _roff(text: str) -> str:
+    """Text as roff: backslashes and hyphens escaped, a leading dot or quote made
+    literal, and an empty line (a paragraph's end) a .PP."""
     escaped = text.replace("\\", "\\e").replace("-", "\\-")
-    return "\n".join(("\\&" + line) if line[:1] in ".'" else line for line in escaped.splitlines())
+    return "\n".join(
+        ".PP" if not line.strip() else ("\\&" + line) if line[:1] in ".'" else line
+        for line in escaped.splitlines()
+    )
 
 
 def render_manpage() -> str:
