@@ -356,7 +356,8 @@ def parse_shard_text(value: object) -> str:
 def parse_paths(value: object) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(i, str) and i for i in items):
-        raise ValueError(f"expected a file name or a list of them, got {value!r}")
+        shown = value[0] if isinstance(value, tuple) and len(value) == 1 else value
+        raise ValueError(f"expected a file name or a list of them, got {shown!r}")
     return tuple(items)
 
 

@@ -12,6 +12,7 @@ import pytest
 from fanout_cli.models import TaskSpec
 from fanout_cli.shards.split import list_schedule, longest_first, plan_shards
 from fanout_cli.timings import MIN_ESTIMATE, Timings, load_timings, program_of
+from tests.helpers import one_error_line, run_fanout
 
 
 def spec(seq: int, task_id: str, command: tuple[str, ...] = ("true",)) -> TaskSpec:
@@ -157,3 +158,9 @@ def test_start_up_samples_survive_a_timings_file(tmp_path: Path) -> None:
     merged.merge(again)
     merged.merge(again)
     assert len(merged.startup["pytest"]) == 20
+
+
+def test_an_empty_timings_value_is_named_as_given() -> None:
+    completed = run_fanout("run", "--shard", "1/2", "--timings", "", "--", "true", ":::", "a")
+    assert one_error_line(completed, no_run_folder=True) == (
+        "fanout: error: --timings: expected a file name or a list of them, got ''")
