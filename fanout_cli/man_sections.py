@@ -181,12 +181,12 @@ estimate first; with --format json, the plan record and this shard's commands.
 With -X or -m, a shard plans over the single values (test ids, each estimated from
 JUnit), then runs each slot's share as one command holding them (more only past the
 argument limit, -s, or -N; -N alone keeps its groups as tasks); {#} numbers the
-commands over every shard; a second command a shard runs only when it saves more
-than its program's start-up. For pytest: pytest --collect-only -q | grep :: | fanout
-run --shard I/4 -j 2 -X --timings timings.json --task-junit 'reports/{#}.xml' --
-pytest -q --junitxml='reports/{#}.xml' {}. Jest: jest --listTests as the values; go
-test: go test -list . ./... | grep ^Test, and a sh -c template that joins "$@" into
-one -run regex.
+commands over every shard; a shard runs one command a -j slot, fewer only where one
+more would shorten the slowest shard by less than 5 %. For pytest: pytest
+--collect-only -q | grep :: | fanout run --shard I/4 -j 2 -X --timings timings.json
+--task-junit 'reports/{#}.xml' -- pytest -q --junitxml='reports/{#}.xml' {}. Jest:
+jest --listTests as the values; go test: go test -list . ./... | grep ^Test, and a
+sh -c template that joins "$@" into one -run regex.
 
 Each shard run records its plan in plan.json (every task's id, key, shard and
 estimate, N, -j, and a sha256 fingerprint of them). fanout merge RUN_OR_DIR... reads

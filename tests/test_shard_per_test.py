@@ -80,31 +80,39 @@ def test_a_value_never_seen_is_planned_at_the_median(tmp_path: Path) -> None:
     assert "estimated 2.00s" in header[1] and "estimated 2.00s" in header[2], header
 
 
-def test_start_up_that_dominates_makes_one_command_a_shard(tmp_path: Path) -> None:
-    # 1 s of tests a shard and 3 s of start-up: one command (4 s), not two (3.5 s for 7 s
-    # of CPU). With 20 s of tests a shard the second command pays for its start-up.
+def test_a_shard_runs_a_command_a_slot_with_its_start_up_planned(tmp_path: Path) -> None:
+    # 1 s of tests a shard and 3 s of start-up: two commands (3.5 s) beat one (4 s); the
+    # CPU a second start-up costs is the slot's, which -j gave. Estimates carry the
+    # start-up, known or not.
     ids = [f"t{n}" for n in range(8)]
     short = timings_file(tmp_path / "short.json", dict.fromkeys(ids, 0.25), {"echo": 3.0})
     header, commands = echo_shard("1/2", short, "-j", "2", ids=ids)
-    assert len(commands) == 1 and len(commands[0]) == 4, commands
-    assert "; 3.00s start-up a command" in header[0] and "estimated 4.00s" in header[1], header
-    long = timings_file(tmp_path / "long.json", dict.fromkeys(ids, 5.0), {"echo": 3.0})
-    header, commands = echo_shard("1/2", long, "-j", "2", ids=ids)
     assert [len(command) for command in commands] == [2, 2], commands
-    assert "estimated 13.0s" in header[1], header
+    assert "; 3.00s start-up a command" in header[0] and "estimated 3.50s" in header[1], header
     unknown = timings_file(tmp_path / "none.json", dict.fromkeys(ids, 0.25))
     _, commands = echo_shard("1/2", unknown, "-j", "2", ids=ids)
-    assert len(commands) == 2, commands  # start-up unknown: one command a slot
+    assert len(commands) == 2, commands
 
 
-def test_the_rule_adds_a_command_only_while_it_pays_its_start_up() -> None:
+def test_no_second_command_where_no_split_shortens_the_shard(tmp_path: Path) -> None:
+    # A 10 s test with three of 0.1 s a shard: a second command would save 0.3 s of
+    # 13.3 s (2 %), for another 3 s start-up.
+    ids = ["long1", "long2", *(f"t{n}" for n in range(6))]
+    durations = {"long1": 10.0, "long2": 10.0, **dict.fromkeys(ids[2:], 0.1)}
+    timings = timings_file(tmp_path / "t.json", durations, {"echo": 3.0})
+    header, commands = echo_shard("1/2", timings, "-j", "2", ids=ids)
+    assert len(commands) == 1 and len(commands[0]) == 4, commands
+    assert "estimated 13.3s" in header[1], header
+
+
+def test_a_command_more_while_it_saves_five_percent() -> None:
     specs = [TaskSpec(n, f"t{n}", ("true",), "test") for n in range(1, 13)]
     estimates = {spec.task_id: 1.0 for spec in specs}
-    # 2 shards, 6 s each: on 2 slots 3 s (saves 3), on 3 slots 2 s (saves 1), on 4: 2 s.
+    # 2 shards of 6 s: on 2 slots 3 s, on 3 slots 2 s, on 4 slots still 2 s; each with
+    # the start-up added.
     assert commands_per_shard(specs, estimates, 2, 4, 0.0, plan_shards) == 3
-    assert commands_per_shard(specs, estimates, 2, 4, 0.5, plan_shards) == 3
-    assert commands_per_shard(specs, estimates, 2, 4, 1.0, plan_shards) == 2
-    assert commands_per_shard(specs, estimates, 2, 4, 3.0, plan_shards) == 1
+    assert commands_per_shard(specs, estimates, 2, 4, 3.0, plan_shards) == 3  # 9, 6, 5 s
+    assert commands_per_shard(specs, estimates, 2, 4, 30.0, plan_shards) == 2  # 36, 33, 32 s
     assert commands_per_shard(specs[:2], estimates, 2, 4, 0.0, plan_shards) == 1
 
 

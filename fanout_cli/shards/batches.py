@@ -10,13 +10,14 @@ argument limit, -s or -N (with -X, a cap on the values of a command) cuts it. -N
 makes fixed groups a command takes as a whole: those stay tasks, planned as they are
 (split.py). Without --shard, -m and -X batch exactly as GNU parallel does.
 
-W, the commands a shard runs at once, is at most -j. A command pays its program's
-start-up once (timings.py learns it per program; 0 when unknown), so a command's
-estimate is that start-up plus its values', and W grows one command at a time only
-while the command more shortens the slowest shard by more than the start-up it costs:
-1 s of tests and 3 s of start-up on -j 2 make one command (4 s), not two (3.5 s of
-wall time for 7 s of CPU). Every machine with the same list and timings computes the
-same W and the same plan."""
+W, the commands a shard runs at once, is one a -j slot, as the user asked: a CI
+machine's cores are paid for by the minute, whether they idle or not. A command pays
+its program's start-up once (timings.py learns it per program; 0 when unknown), so a
+command's estimate is that start-up plus its values'; W stops short of -j only where
+one more command would shorten the slowest shard by less than 5 % (a shard of a few
+values, or one long test that no split shortens), since it would then cost a start-up
+of CPU for nothing. Every machine with the same list and timings computes the same W
+and the same plan."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from fanout_cli.models import TaskSpec
+
+GAIN = 0.05  # the least share of the slowest shard one more command must save
 
 if TYPE_CHECKING:
     from fanout_cli.replacements import Args
@@ -117,13 +120,13 @@ def commands_per_shard(
     units: Sequence[TaskSpec], estimates: Mapping[str, float], total: int, slots: int,
     startup: float, planner: Planner,
 ) -> int:  # fmt: skip
-    """W: one command a shard, and one more while it shortens the slowest shard by more
-    than its start-up; at most `slots`."""
+    """W: one command a shard, and one more while it shortens the slowest shard by at
+    least GAIN; at most `slots`."""
     width = 1
     slowest = _slowest(planner(units, estimates, total, 1), estimates, startup)
     for more in range(2, slots + 1):
         span = _slowest(planner(units, estimates, total, more), estimates, startup)
-        if slowest - span <= startup:
+        if span > slowest * (1 - GAIN):
             break
         width, slowest = more, span
     return width
