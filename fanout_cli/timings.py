@@ -84,6 +84,14 @@ class Timings:
             if isinstance(row.get("junit"), dict) and isinstance(folder, str):
                 self.add_runner_junit(row, folder)
 
+    def record_testcase(self, classname: str, test: str, seconds: float, outcome: str) -> None:
+        """One testcase of a JUnit report, kept as `CLASSNAME::NAME` (NAME alone without
+        a classname): the name junit_key_candidates derives from a pytest node id."""
+        if test:
+            failed = outcome in ("failure", "error")
+            self.record(f"{classname}::{test}" if classname else test,
+                        "failure" if failed else "success", seconds)  # fmt: skip
+
     def add_runner_junit(self, row: Mapping[str, Any], run_dir: str) -> None:
         """A row's runner JUnit, copied into its run folder (fanout_cli.aop.runner_junit):
         one duration per testcase, keyed `CLASSNAME::NAME` (NAME alone without a
@@ -98,15 +106,9 @@ class Timings:
         if not isinstance(name, str) or not name.endswith(".junit.xml"):
             return
 
-        def case(classname: str, test: str, seconds: float, outcome: str) -> None:
-            failed = outcome in ("failure", "error")
-            if test:
-                self.record(f"{classname}::{test}" if classname else test,
-                            "failure" if failed else "success", seconds)  # fmt: skip
-
         try:
             with open(RunFolder(run_dir).open(name), "rb") as handle:
-                tests = scan_junit(handle, name, case=case).seconds
+                tests = scan_junit(handle, name, case=self.record_testcase).seconds
         except (OSError, ValueError):
             return
         program, milliseconds = row.get("program"), row.get("duration_ms")
@@ -212,9 +214,7 @@ def load_timings(path: str) -> Timings:
     except OSError as exc:
         raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
     if head.startswith(b"<"):
-        from fanout_cli.junit import read_junit_durations
-
-        return Timings(junit=read_junit_durations(path))
+        return _junit_timings(path)
     try:
         document = json.loads(Path(path).read_bytes())
     except ValueError as exc:
@@ -230,6 +230,20 @@ def load_timings(path: str) -> Timings:
         timings.add_rows(rows, os.path.dirname(os.path.abspath(path)))  # its runner JUnit
         return timings
     raise ValueError(f"{path}: not a fanout timings file, manifest or JUnit XML")
+
+
+def _junit_timings(path: str) -> Timings:
+    """A JUnit report's durations by every name a task may go by, and each testcase's
+    as its history (so that --timings-out keeps them for the next pipeline)."""
+    from fanout_cli.junit import read_junit_durations, scan_junit
+
+    timings = Timings(junit=read_junit_durations(path))
+    try:
+        with open(path, "rb") as handle:
+            scan_junit(handle, path, case=timings.record_testcase)
+    except (OSError, ValueError):
+        pass  # a report scan_junit refuses (a DTD) still gave its durations by name
+    return timings
 
 
 def _read_timings_document(document: dict[str, Any], timings: Timings) -> None:

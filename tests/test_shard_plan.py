@@ -164,3 +164,37 @@ def test_an_empty_timings_value_is_named_as_given() -> None:
     completed = run_fanout("run", "--shard", "1/2", "--timings", "", "--", "true", ":::", "a")
     assert one_error_line(completed, no_run_folder=True) == (
         "fanout: error: --timings: expected a file name or a list of them, got ''")
+
+
+REPORT = """<?xml version="1.0"?>
+<testsuites><testsuite name="pytest" tests="3">
+<testcase classname="tests.test_x.TestA" name="test_b[1]" time="0.40"/>
+<testcase classname="tests.test_x" name="test_c" time="1.25"><failure message="no"/></testcase>
+<testcase name="bare" time="0.05"/>
+</testsuite></testsuites>
+"""
+
+
+def test_a_junit_timings_file_keeps_each_testcase_for_the_next_pipeline(tmp_path: Path) -> None:
+    report = tmp_path / "report.xml"
+    report.write_text(REPORT)
+    timings = load_timings(str(report))
+    assert timings.known("tests/test_x.py::TestA::test_b[1]") == 0.4
+    tasks = timings.document()["tasks"]
+    assert tasks["tests.test_x.TestA::test_b[1]"] == {"durations": [0.4], "last_status": "success"}
+    assert tasks["tests.test_x::test_c"] == {"durations": [1.25], "last_status": "failure"}
+    assert tasks["bare"]["durations"] == [0.05]
+
+
+def test_merge_timings_out_keeps_what_a_junit_timings_file_gave(tmp_path: Path) -> None:
+    report = tmp_path / "report.xml"
+    report.write_text(REPORT)
+    ran = run_fanout("run", "-q", "--output-dir", str(tmp_path / "runs"), "--", "true", ":::", "a")
+    assert ran.returncode == 0, ran.stderr
+    out = tmp_path / "timings.json"
+    merged = run_fanout("merge", "-q", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "m"),
+                        "--timings", str(report), "--timings-out", str(out))  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
+    tasks = json.loads(out.read_text())["tasks"]
+    assert tasks["tests.test_x.TestA::test_b[1]"]["durations"] == [0.4]
+    assert set(tasks) >= {"a", "tests.test_x::test_c", "bare"}
