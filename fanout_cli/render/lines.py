@@ -128,9 +128,8 @@ def dry_run_line(command: tuple[str, ...] | str, cwd: str | None) -> str:
 def print_shard_plan(console: Console, split: Split, shard: str | None) -> None:
     """--dry-run --shard: every shard's size and estimated time, as shell comments."""
     plans = split.plans or []
-    count = sum(len(plan.tasks) for plan in plans)
     values = split.per_value  # -X: the plan counts values (tests), each shard's commands hold
-    count = len(values.units) if values is not None else count
+    count = len(values.units) if values is not None else sum(len(plan.tasks) for plan in plans)
     work = sum(plan.work for plan in plans)
     slots = f" of {split.slots} slots" if split.slots > 1 else ""
     known = split.known
@@ -151,7 +150,9 @@ def print_shard_plan(console: Console, split: Split, shard: str | None) -> None:
         marker = "  <- this shard" if f"{number}/{len(plans)}" == shard else ""
         tasks = len(plan.tasks)
         estimate = f", estimated {format_seconds(plan.estimate)}" if known else ""
-        held = "" if values is None else f" holding {values.values(number)} value"
-        held += "s" * (values is not None and values.values(number) != 1)
+        held = ""
+        if values is not None:
+            held_values = values.values(number)
+            held = f" holding {held_values} value{'s' * (held_values != 1)}"
         console.line(f"# shard {number}/{len(plans)}: {tasks} task{'s' * (tasks != 1)}{held}"
                      f"{estimate}{marker}")

@@ -151,7 +151,7 @@ def split(source: Source, config: RunConfig, resume: Resume | None, slots: int =
         return ordered(tasks, order, estimates, timings)
 
     plans = None
-    if config.sharding.shard is not None and not (resume is not None and resume.from_saved_list):
+    if config.sharding.shard is not None and not saved:
         shard = parse_shard(config.sharding.shard)
         plans = plan_shards(specs, estimates, shard.total, slots, starts)
         specs = list(plans[shard.index - 1].tasks)
