@@ -9,7 +9,8 @@ REFERENCE: list[tuple[str, str]] = [
 Each run has a folder OUTPUT-DIR/RUN-ID/ (mode 0700) holding, per task,
 SEQ-SLUG.json (the details file: AOP header keys and fanout's full record),
 SEQ-SLUG.stdout and SEQ-SLUG.stderr (the raw bytes, streamed; earlier attempts of a
-retried task keep .aN.stdout names), and for the run journal.jsonl (append-only
+retried task keep .aN.stdout names), SEQ-SLUG.junit.xml (the JUnit report the task's
+runner wrote, with junit or --task-junit), and for the run journal.jsonl (append-only
 events, one JSON object a line), manifest.json (options, tasks, verdict), tasks.jsonl
 (the task list, for --resume), plan.json (a --shard run's plan, kept on --resume)
 and, while a fanout works in it, lock. Every file is
