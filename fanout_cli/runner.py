@@ -11,7 +11,6 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -25,6 +24,7 @@ from fanout_cli.models import Attempt, Prior, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.options import RunConfig, VerdictOptions
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
 from fanout_cli.strategies import StrategyOptions, Tracker
+from fanout_cli.task_end import check_outputs_kept, finish
 from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ class Runner:
 
                         attempt = await collect_in_thread(self.store.folder, spec, attempt,
                                                           self.config.output.task_junit, slot)
-                    self._check_outputs_kept(plan, attempt)
+                    check_outputs_kept(self.store, plan, attempt)
                     attempts.append(attempt)
                     if attempt.status not in _RETRYABLE or not attempt.retryable:
                         break
@@ -290,20 +290,6 @@ class Runner:
         kept = self.store.set_aside_attempt(spec, failed)
         attempts[-1] = replace(attempts[-1], stdout_path=kept[0], stderr_path=kept[1])
         await self.clock.sleep(self.backoff.delay(failed))
-
-    def _check_outputs_kept(self, plan: AttemptPlan, attempt: Attempt) -> None:
-        """IOFailure when the attempt may have lost output fanout could not store: the
-        run folder's disk is full, or the task was killed for writing an output file
-        past the file-size limit (SIGXFSZ, or a shell's exit 153 for it)."""
-        xfsz = signal.SIGXFSZ
-        if attempt.signal == xfsz or attempt.exit_code == 128 + xfsz:
-            import resource  # only then: a plain run does not load it
-
-            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-            for path in (plan.stdout_path, plan.stderr_path):
-                if limit != resource.RLIM_INFINITY and _size(path) >= limit:
-                    raise IOFailure(f"{path}: cannot write: File too large (the file-size limit)")
-        self.store.check_room()
 
     def _plan(self, spec: TaskSpec, number: int, slot: int) -> AttemptPlan:
         config = self.config
@@ -342,6 +328,7 @@ class Runner:
             reason=halt.reason,
         )
 
+
     async def _finish(
         self, spec: TaskSpec, attempts: list[Attempt], halt: Halt | None
     ) -> TaskResult:
@@ -351,20 +338,7 @@ class Runner:
         ending = None
         if halt is not None:
             ending = interpret.Ending(halt.status, halt.reason, halt.signal is not None)
-        config = self.config
-        result = await interpret.read_result(
-            config.verdict, config.output.summary_chars, self.store, spec, attempts, ending
-        )
-        details_file = self.store.write_details(result, self.store.run_id)
-        result = replace(result, details_file=details_file)
-        if self.config.verdict.scorer and result.status is TaskStatus.SUCCESS:
-            from fanout_cli.scorer import run_scorer  # only runs with --scorer
-
-            details_path = Path(self.store.folder.member(details_file))
-            scored = await run_scorer(self.config.verdict.scorer, details_path)
-            result = replace(result, score=scored.score, scorer=scored.record)
-            self.store.write_details(result, self.store.run_id)
-        return result
+        return await finish(self.config, self.store, spec, attempts, ending)
 
 
 async def _closing(
@@ -379,9 +353,3 @@ async def _closing(
         if aclose is not None:
             await aclose()
 
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return -1

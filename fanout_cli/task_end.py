@@ -1,0 +1,63 @@
+"""What the runner does as an attempt or a task ends: check that the attempt's output
+was kept, then read the task's result from its attempts, write its details file and,
+with --scorer, score it."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+from fanout_cli import interpret
+from fanout_cli.aop.writer import RunStore
+from fanout_cli.errors import IOFailure
+from fanout_cli.executors import AttemptPlan
+from fanout_cli.models import Attempt, TaskResult, TaskSpec, TaskStatus
+from fanout_cli.options import RunConfig
+
+
+def check_outputs_kept(store: RunStore, plan: AttemptPlan, attempt: Attempt) -> None:
+    """IOFailure when the attempt may have lost output fanout could not store: the
+    run folder's disk is full, or the task was killed for writing an output file
+    past the file-size limit (SIGXFSZ, or a shell's exit 153 for it)."""
+    xfsz = signal.SIGXFSZ
+    if attempt.signal == xfsz or attempt.exit_code == 128 + xfsz:
+        import resource  # only then: a plain run does not load it
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        for path in (plan.stdout_path, plan.stderr_path):
+            if limit != resource.RLIM_INFINITY and _size(path) >= limit:
+                raise IOFailure(f"{path}: cannot write: File too large (the file-size limit)")
+    store.check_room()
+
+
+async def finish(
+    config: RunConfig,
+    store: RunStore,
+    spec: TaskSpec,
+    attempts: list[Attempt],
+    ending: interpret.Ending | None,
+) -> TaskResult:
+    """The task's result from its attempts (`ending`: the run stopped it), with its
+    details file written (and, with --scorer, its score)."""
+    result = await interpret.read_result(
+        config.verdict, config.output.summary_chars, store, spec, attempts, ending
+    )
+    details_file = store.write_details(result, store.run_id)
+    result = replace(result, details_file=details_file)
+    if config.verdict.scorer and result.status is TaskStatus.SUCCESS:
+        from fanout_cli.scorer import run_scorer  # only runs with --scorer
+
+        details_path = Path(store.folder.member(details_file))
+        scored = await run_scorer(config.verdict.scorer, details_path)
+        result = replace(result, score=scored.score, scorer=scored.record)
+        store.write_details(result, store.run_id)
+    return result
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
