@@ -13,7 +13,8 @@ import pytest
 
 from fanout_cli import limits
 from fanout_cli.executors import AttemptPlan
-from fanout_cli.executors.process import ChildProcess, ProcessExecutor
+from fanout_cli.executors.process import ProcessExecutor
+from fanout_cli.executors.watchers import ChildProcess
 from fanout_cli.models import TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions, RunConfig
 

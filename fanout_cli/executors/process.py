@@ -5,8 +5,7 @@ stdout and stderr go straight to files (fanout never holds the bytes), stdin is
 of an attempt (exit, timeout, cancellation) leaves no member of the group behind:
 SIGTERM to the group, `grace`, then SIGKILL.
 
-Exits are awaited without a thread per child: on Linux through a pidfd that the event
-loop polls, elsewhere (or with FANOUT_CHILD_WATCHER=sigchld) through SIGCHLD."""
+Exits are awaited without a thread per child (watchers.py)."""
 
 from __future__ import annotations
 
@@ -20,14 +19,22 @@ import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
 
 from fanout_cli.aop import open_output
 from fanout_cli.executors import AttemptPlan, describe_signal, ended_attempt, start_failure
-from fanout_cli.limits import OUT_OF_DESCRIPTORS, when_descriptors_allow
+from fanout_cli.executors.watchers import (
+    Child,
+    ChildProcess,
+    ChildWatcher,
+    PidfdWatcher,
+    SigchldWatcher,
+    pidfd_supported,
+)
+from fanout_cli.limits import when_descriptors_allow
 from fanout_cli.models import Attempt, StdinBlock, TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions
 from fanout_cli.reaper import MARK_VARIABLE, Orphans, group_alive, signal_group
@@ -45,38 +52,6 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # as the runner'
 _SHELL_EXIT_MEANINGS = {126: "not executable", 127: "command not found"}
 
 
-class ChildProcess(Protocol):
-    """What the watchers need of a child: subprocess.Popen, or a posix_spawn'ed Child."""
-
-    pid: int
-    returncode: int | None
-
-    def poll(self) -> int | None: ...
-
-    def wait(self) -> int: ...
-
-
-class Child:
-    """A child started with os.posix_spawn: reaped with waitpid, as Popen would."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self) -> int:
-        if self.returncode is None:
-            _, status = os.waitpid(self.pid, 0)
-            self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-
 # Python ignores these; a child must get the defaults back (Popen's restore_signals).
 _RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
@@ -84,74 +59,6 @@ _RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 @functools.lru_cache(maxsize=256)
 def _executable(name: str, search_path: str | None) -> str | None:
     return name if "/" in name else shutil.which(name, path=search_path)
-
-
-class ChildWatcher(Protocol):
-    async def wait(self, process: ChildProcess) -> int:
-        """Wait for the child to exit and reap it; return its returncode."""
-        ...
-
-
-class PidfdWatcher:
-    """Linux 5.3+: a pidfd becomes readable when its process exits."""
-
-    async def wait(self, process: ChildProcess) -> int:
-        if process.returncode is not None:
-            return process.returncode
-        try:
-            pidfd = os.pidfd_open(process.pid)
-        except ProcessLookupError:  # already reaped
-            return process.wait()
-        except OSError as exc:  # out of descriptors: poll instead
-            if exc.errno not in OUT_OF_DESCRIPTORS:
-                raise
-            while (returncode := process.poll()) is None:
-                await anyio.sleep(_GROUP_POLL_SECONDS)
-            return returncode
-        try:
-            while (returncode := process.poll()) is None:
-                await anyio.wait_readable(pidfd)
-        finally:
-            os.close(pidfd)
-        return returncode
-
-
-class SigchldWatcher:
-    """Portable: every SIGCHLD wakes the waiters whose child has exited."""
-
-    def __init__(self) -> None:
-        self._waiting: dict[int, tuple[ChildProcess, anyio.Event]] = {}
-
-    async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        with anyio.open_signal_receiver(signal.SIGCHLD) as signals:
-            task_status.started()
-            async for _ in signals:
-                for process, exited in list(self._waiting.values()):
-                    if process.poll() is not None:
-                        exited.set()
-
-    async def wait(self, process: ChildProcess) -> int:
-        exited = anyio.Event()
-        self._waiting[process.pid] = (process, exited)
-        try:
-            # Registered first, checked second: an exit between the two still wakes us.
-            if process.poll() is None:
-                await exited.wait()
-        finally:
-            del self._waiting[process.pid]
-        return process.wait()
-
-
-def pidfd_supported() -> bool:
-    if os.environ.get("FANOUT_CHILD_WATCHER", "").lower() == "sigchld":
-        return False
-    if not hasattr(os, "pidfd_open"):
-        return False
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:
-        return False
-    return True
 
 
 def open_local(policy: PolicyOptions) -> ProcessExecutor:

@@ -21,7 +21,8 @@ import anyio.abc
 
 from fanout_cli.errors import FanoutError, UsageError
 from fanout_cli.executors import AttemptPlan, Executor, ended_attempt
-from fanout_cli.executors.process import ChildProcess, ProcessExecutor
+from fanout_cli.executors.process import ProcessExecutor
+from fanout_cli.executors.watchers import ChildProcess
 from fanout_cli.models import AgentCall, Attempt, ReduceResult, RunReport, TaskSpec, TaskStatus
 from fanout_cli.reduce.record import KEPT, STDERR, STDOUT, read_kept, reduce_entry, write_record
 from fanout_cli.reduce.spec import ReduceStep, fill, reduce_step
