@@ -30,6 +30,8 @@ from fanout_cli.run_config import VerdictOptions as VerdictOptions  # noqa: PLC0
 if TYPE_CHECKING:
     from typer.core import TyperOption
 
+    from fanout_cli.halting import HaltSpec
+
 # What an option is for; each group is one frozen record of RunConfig (below), except
 # "source" (what the tasks are) and "agent" (the agent settings, agents.py).
 Group = Literal["source", "policy", "verdict", "output", "sharding", "agent"]
@@ -101,6 +103,12 @@ def _key_env(value: object) -> str:
     return parse_key_env(value)
 
 
+def _halt(value: object) -> HaltSpec | None:
+    from fanout_cli.halting import parse_halt  # loaded only when --halt is given
+
+    return parse_halt(value)
+
+
 def _junit_template(value: object) -> str:
     from fanout_cli.junit import parse_junit_template  # loaded only when it is given
 
@@ -126,8 +134,14 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "jittered. [default: 1s]", "policy", v.parse_run_duration),
     _value("strategy", "S", f"Verdict: {_STRATEGY_NAMES}. [default: all-succeed]",
            "verdict", v.choice(v.STRATEGIES)),
-    Option("fail_fast", ("--fail-fast/--no-fail-fast",), "all-succeed: stop at the first "
-           "failure.", "verdict", v.parse_flag, kind="switch"),
+    Option("fail_fast", ("--fail-fast/--no-fail-fast",), "Stop as soon as the verdict can no "
+           "longer pass (all-succeed: the first failure; partial-success: when the minimum "
+           "became impossible); with --halt soon, running tasks finish.", "verdict",
+           v.parse_flag, kind="switch"),
+    _value("halt", "SPEC", "End the run early, as GNU parallel's --halt: now or soon (let "
+           "running tasks finish), then ,fail=N, ,success=N or ,done=N (N a count or P% of "
+           "all tasks), e.g. now,fail=1; soon alone: early ends let running tasks finish.",
+           "policy", _halt, "--halt-on-error"),
     _value("required_successes", "N", "first-n-succeed: pass once N succeed. [default: 1]",
            "verdict", v.parse_count),
     _value("min_successes", "N", "partial-success: successes needed. [default: 1]",

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fanout_cli.values import Rate, default_output_dir
+
+if TYPE_CHECKING:
+    from fanout_cli.halting import HaltSpec
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class PolicyOptions:
     rate: Rate | None = None
     executor: str = "local"  # or dask://HOST:PORT: process tasks run on a Dask cluster
     resources: tuple[str, ...] = ()  # NAME=AMOUNT worker resources each task needs (Dask)
+    halt: HaltSpec | None = None  # --halt: when the run ends early, and how (halting.py)
 
 
 @dataclass(frozen=True)
@@ -121,3 +125,17 @@ class RunConfig:
         """Every option's value by name, group after group (the manifest's options)."""
         return {f.name: getattr(getattr(self, group), f.name)
                 for group, record in GROUPS.items() for f in fields(record)}  # fmt: skip
+
+    def document(self) -> dict[str, Any]:
+        """The options as the manifest keeps them, as JSON values each option's parser
+        reads back (--resume): a set sorted, a parsed value (a rate, a --halt rule) as
+        the text it was read from."""
+        return {name: _json_value(value) for name, value in self.values().items()}
+
+
+def _json_value(value: object) -> object:
+    if value is None or isinstance(value, bool | int | float | str | dict | tuple):
+        return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, frozenset):
+        return sorted(value)
+    return str(value)

@@ -6,11 +6,10 @@ deadline) cancels those scopes; executors stop their processes on the way out.""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -20,14 +19,15 @@ from fanout_cli.aop.documents import journal_row
 from fanout_cli.aop.writer import RowIndex, RunStore
 from fanout_cli.errors import IO_ERRNOS, FanoutError, IOFailure, OutputClosedError
 from fanout_cli.executors import AttemptPlan, Executor
-from fanout_cli.models import Attempt, Prior, TaskResult, TaskSpec, TaskStatus
+from fanout_cli.models import Attempt, Prior, TaskResult, TaskSpec, TaskStatus, Verdict
 from fanout_cli.options import RunConfig, VerdictOptions
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
 from fanout_cli.strategies import StrategyOptions, Tracker
-from fanout_cli.task_end import check_outputs_kept, finish
+from fanout_cli.task_end import Halt, check_outputs_kept, cut_short, finish, not_started
 from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
+    from fanout_cli.halting import HaltWatch
     from fanout_cli.tokens import TokenTotals
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
@@ -40,15 +40,6 @@ class Listener(Protocol):
     def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None: ...
 
     def task_ended(self, result: TaskResult) -> None: ...
-
-
-@dataclass(frozen=True)
-class Halt:
-    """Why the run stopped early, and the status unfinished tasks end with."""
-
-    reason: str
-    status: TaskStatus
-    signal: int | None = None  # set when a signal (Ctrl-C, SIGTERM) stopped the run
 
 
 def strategy_options(verdict: VerdictOptions) -> StrategyOptions:
@@ -83,7 +74,18 @@ class Runner:
         self.tracker = Tracker(strategy_options(config.verdict), total)
         self.rows = RowIndex()
         self._tokens: TokenTotals | None = None  # agent tasks' usage, totalled as they end
-        self.halt: Halt | None = None
+        self.halt: Halt | None = None  # the first stop: nothing starts after it
+        self.ending: Halt | None = None  # the stop that ended the running tasks (not a soon one)
+        halt = config.policy.halt
+        self._soon = halt is not None and halt.soon  # --halt soon: early ends let tasks finish
+        self._halt_watch: HaltWatch | None = None
+        if halt is not None and halt.condition is not None:
+            from fanout_cli.halting import HaltWatch  # only runs with a --halt condition
+
+            self._halt_watch = HaltWatch(halt)
+        self.halted_by: str | None = None  # why a --halt condition stopped the run
+        self._stopped_by_halt = 0  # tasks it cancelled or never started
+        self._waits: dict[int, anyio.CancelScope] = {}  # tasks backing off before a retry
         self._running: dict[int, anyio.CancelScope] = {}
         self._free_slots = list(range(config.policy.jobs, 0, -1))
         self._streaming = total is None
@@ -117,6 +119,7 @@ class Runner:
                         self.fail(exc)  # input was found bad on the way (-s)
                 if self.tracker.total is None and not self._intake.cancelled_caught:
                     self._on_decision(self.tracker.set_total(count))
+                    self._watch_halt(None)
             timers.cancel_scope.cancel()
 
     def _letting_go(self) -> bool:
@@ -136,7 +139,7 @@ class Runner:
                 return
             self._window.release()
         if not self._letting_go():
-            self._record(self._not_started(spec, self.halt))
+            self._record(not_started(spec, self.halt))
 
     async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         """First SIGINT/SIGTERM/SIGHUP: stop (TERM, grace, KILL). Second: KILL at once."""
@@ -151,6 +154,7 @@ class Runner:
                         # The run was already ending for its strategy: still let go of
                         # whatever has not started, as an interrupted run does.
                         self.halt = replace(self.halt, signal=signum)
+                        self._intake.cancel()
                 else:
                     self.executor.kill_all()
 
@@ -158,13 +162,22 @@ class Runner:
         await self.clock.sleep(seconds)
         self.stop(f"run deadline of {format_duration(seconds)} reached", TaskStatus.TIMEOUT)
 
-    def stop(self, reason: str, status: TaskStatus, signum: int | None = None) -> None:
-        """End the run early: no new tasks; running ones are stopped and end as `status`."""
-        if self.halt is not None:
+    def stop(
+        self, reason: str, status: TaskStatus, signum: int | None = None, *, soon: bool = False
+    ) -> None:
+        """End the run early: no new tasks or retries; running ones are stopped and end
+        as `status`. `soon`: they run to their end, unless a later stop cannot wait."""
+        if self.halt is None:
+            self.halt = Halt(reason, status, signum)
+            if soon:  # (a stop that ends tasks cancels their back-off with them)
+                for scope in self._waits.values():
+                    scope.cancel()
+        elif self.ending is not None or soon:
             return
-        self.halt = Halt(reason, status, signum)
-        for scope in self._running.values():
-            scope.cancel()
+        if not soon:
+            self.ending = Halt(reason, status, signum)
+            for scope in self._running.values():
+                scope.cancel()
         if self._letting_go():
             self._intake.cancel()
 
@@ -182,7 +195,28 @@ class Runner:
 
     def _on_decision(self, decision: Any) -> None:
         if decision is not None:
-            self.stop(f"stopped: {decision.reason}", TaskStatus.CANCELLED)
+            self.stop(f"stopped: {decision.reason}", TaskStatus.CANCELLED, soon=self._soon)
+
+    def _watch_halt(self, status: TaskStatus | None) -> None:
+        """Count an ended task (None: the total became known) for the --halt condition,
+        and stop the run the first time it is met."""
+        watch = self._halt_watch
+        if watch is None:
+            return
+        total = self.tracker.total
+        why = watch.check(total) if status is None else watch.observe(status, total)
+        if why is not None and self.halt is None:
+            self.halted_by = why
+            self.stop(f"halted by {why}", TaskStatus.CANCELLED, soon=watch.spec.soon)
+
+    def verdict(self) -> Verdict:
+        """The run's verdict: the strategy's, or the one a --halt condition leaves."""
+        if self.halted_by is None or self.config.policy.halt is None:
+            return self.tracker.verdict()
+        from fanout_cli.halting import halted_verdict
+
+        return halted_verdict(self.tracker, self.config.policy.halt, self.halted_by,
+                              self._stopped_by_halt)  # fmt: skip
 
     def _tell(self, event: Callable[..., None], *args: Any) -> None:
         """Pass an event to the listener. When stdout is closed (`fanout run | head`),
@@ -201,6 +235,7 @@ class Runner:
         self.rows.add(prior.seq, prior.offset)
         self._count_tokens(prior.row.get("tokens"))
         self._on_decision(self.tracker.observe(prior))
+        self._watch_halt(prior.status)
 
     def _count_tokens(self, tokens: object) -> None:
         """Add an agent task's usage (None: a process task) to the run's totals."""
@@ -224,7 +259,10 @@ class Runner:
         self.rows.add(result.seq, offset)
         self._count_tokens(row.get("tokens"))
         self._tell(self.listener.task_ended, result)
+        if self.halted_by is not None and result.status is TaskStatus.CANCELLED:
+            self._stopped_by_halt += 1
         self._on_decision(self.tracker.observe(result))
+        self._watch_halt(result.status)
 
     async def _run_task(self, spec: TaskSpec, slot: int) -> None:
         try:
@@ -254,8 +292,8 @@ class Runner:
         try:
             with scope:
                 for number in range(1, retries + 2):
-                    if number > 1:
-                        await self._before_retry(spec, attempts)
+                    if number > 1 and not await self._before_retry(spec, attempts):
+                        break  # the run stopped: a soon stop retries nothing
                     if self._rate is not None:
                         await self._rate.acquire()
                     plan = self._plan(spec, number, slot)
@@ -279,17 +317,28 @@ class Runner:
             del self._running[spec.seq]
         if not scope.cancelled_caught:
             return attempts, None
-        halt = self.halt or Halt("cancelled", TaskStatus.CANCELLED)
+        halt = self.ending or self.halt or Halt("cancelled", TaskStatus.CANCELLED)
         if in_flight is not None:
-            attempts.append(self._cut_short(spec, len(attempts) + 1, in_flight, halt))
+            stdout_path, stderr_path = self.store.output_paths(spec)
+            attempts.append(cut_short(len(attempts) + 1, in_flight, self.clock.wall(), halt,
+                                      (stdout_path, stderr_path), self.executor.abandoned(spec)))
         return attempts, halt
 
-    async def _before_retry(self, spec: TaskSpec, attempts: list[Attempt]) -> None:
-        """Keep the failed attempt's output under its own name, then back off."""
+    async def _before_retry(self, spec: TaskSpec, attempts: list[Attempt]) -> bool:
+        """Keep the failed attempt's output under its own name, then back off. False
+        when the run stopped (before or during the back-off): no retry starts then."""
+        if self.halt is not None and self.ending is None:
+            return False
         failed = len(attempts)
         kept = self.store.set_aside_attempt(spec, failed)
         attempts[-1] = replace(attempts[-1], stdout_path=kept[0], stderr_path=kept[1])
-        await self.clock.sleep(self.backoff.delay(failed))
+        with anyio.CancelScope() as waiting:
+            self._waits[spec.seq] = waiting
+            try:
+                await self.clock.sleep(self.backoff.delay(failed))
+            finally:
+                del self._waits[spec.seq]
+        return self.halt is None
 
     def _plan(self, spec: TaskSpec, number: int, slot: int) -> AttemptPlan:
         config = self.config
@@ -304,37 +353,12 @@ class Runner:
             ok_exit=config.policy.ok_exit if spec.ok_exit is None else spec.ok_exit,
         )
 
-    def _cut_short(self, spec: TaskSpec, number: int, started_at: float, halt: Halt) -> Attempt:
-        """The attempt that was running when the run stopped."""
-        stdout_path, stderr_path = self.store.output_paths(spec)
-        return Attempt(
-            number=number,
-            started_at=started_at,
-            finished_at=self.clock.wall(),
-            status=halt.status,
-            exit_code=None,
-            signal=None,
-            reason=halt.reason,
-            stdout_path=os.path.basename(stdout_path),
-            stderr_path=os.path.basename(stderr_path),
-            agent=self.executor.abandoned(spec),
-        )
-
-    def _not_started(self, spec: TaskSpec, halt: Halt) -> TaskResult:
-        return TaskResult(
-            spec=spec,
-            status=halt.status,
-            summary=f"not started ({halt.reason})",
-            reason=halt.reason,
-        )
-
-
     async def _finish(
         self, spec: TaskSpec, attempts: list[Attempt], halt: Halt | None
     ) -> TaskResult:
         if not attempts:  # cancelled before its first attempt began
             assert halt is not None
-            return self._not_started(spec, halt)
+            return not_started(spec, halt)
         ending = None
         if halt is not None:
             ending = interpret.Ending(halt.status, halt.reason, halt.signal is not None)

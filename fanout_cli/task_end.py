@@ -1,13 +1,16 @@
 """What the runner does as an attempt or a task ends: check that the attempt's output
 was kept, then read the task's result from its attempts, write its details file and,
-with --scorer, score it."""
+with --scorer, score it; and the records of a task the run stopped (`Halt`): the
+attempt it cut short, or the task it never started."""
 
 from __future__ import annotations
 
 import os
 import signal
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from fanout_cli import interpret
 from fanout_cli.aop.writer import RunStore
@@ -15,6 +18,31 @@ from fanout_cli.errors import IOFailure
 from fanout_cli.executors import AttemptPlan
 from fanout_cli.models import Attempt, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.options import RunConfig
+
+
+@dataclass(frozen=True)
+class Halt:
+    """Why the run stopped early, and the status unfinished tasks end with."""
+
+    reason: str
+    status: TaskStatus
+    signal: int | None = None  # set when a signal (Ctrl-C, SIGTERM) stopped the run
+
+
+def cut_short(number: int, started_at: float, now: float, halt: Halt,
+              paths: tuple[str, str], agent: Mapping[str, Any] | None) -> Attempt:  # fmt: skip
+    """The attempt that was running when the run stopped (`paths`: its stdout and
+    stderr; `agent`: what an agent call had recorded)."""
+    return Attempt(number=number, started_at=started_at, finished_at=now, status=halt.status,
+                   exit_code=None, signal=None, reason=halt.reason,
+                   stdout_path=os.path.basename(paths[0]),
+                   stderr_path=os.path.basename(paths[1]), agent=agent)  # fmt: skip
+
+
+def not_started(spec: TaskSpec, halt: Halt) -> TaskResult:
+    """The result of a task the run stopped before it began."""
+    return TaskResult(spec=spec, status=halt.status, summary=f"not started ({halt.reason})",
+                      reason=halt.reason)  # fmt: skip
 
 
 def check_outputs_kept(store: RunStore, plan: AttemptPlan, attempt: Attempt) -> None:

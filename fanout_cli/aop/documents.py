@@ -18,7 +18,7 @@ from fanout_cli.replacements import Args
 from fanout_cli.template import Template
 
 if TYPE_CHECKING:
-    from fanout_cli.options import RunConfig
+    pass
 
 AOP_VERSION = "1.0.0"
 MANIFEST_VERSION = 1
@@ -300,16 +300,6 @@ def report_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- the manifest -----------------------------------------------------------------------
-
-
-def options_document(config: RunConfig) -> dict[str, Any]:
-    """The run's options as the manifest keeps them (read back by --resume)."""
-    document = config.values()
-    document["ok_exit"] = sorted(config.policy.ok_exit)
-    document["rate"] = None if config.policy.rate is None else str(config.policy.rate)
-    document["timings"] = list(config.sharding.timings)
-    document["resources"] = list(config.policy.resources)
-    return document
 
 
 def manifest_header(

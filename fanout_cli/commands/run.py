@@ -42,7 +42,6 @@ class RunOutcome:
 def run_command(request: RunRequest) -> RunOutcome:
     """Run (or resume, or only show with --dry-run) the tasks the request names."""
     # Imported here so that `fanout --help` does not pay for the engine.
-    from fanout_cli.aop.documents import options_document
     from fanout_cli.limits import fit_descriptor_limit
     from fanout_cli.plan import plan_run
     from fanout_cli.render import make_renderer
@@ -72,7 +71,7 @@ def run_command(request: RunRequest) -> RunOutcome:
         renderer = Joblog(renderer, config.output.joblog, appending=plan.resume is not None)
     printer = output_printer(renderer, config)
     executor = open_executor(plan)  # before the run folder exists: a bad cluster is exit 2
-    options = options_document(plan.config)  # as asked: a resume may have more descriptors
+    options = plan.config.document()  # as asked: a resume may have more descriptors
     if plan.agents is not None:
         options["agent"] = plan.agents.document()
     try:
@@ -219,7 +218,7 @@ def _report(
 
     from fanout_cli.models import RunReport
 
-    outcome = runner.tracker.verdict()
+    outcome = runner.verdict()
     count = outcome.counts["tasks"]
     interrupted = None if runner.interrupted is None else signal.Signals(runner.interrupted).name
     if interrupted is not None:
