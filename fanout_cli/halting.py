@@ -137,13 +137,15 @@ class HaltWatch:
 
 
 def halted_verdict(tracker: Tracker, spec: HaltSpec, why: str, stopped: int) -> Verdict:
-    """The verdict of a run a --halt condition stopped. fail=: the run fails. success=
-    and done=: the strategy judges the tasks that ended; the `stopped` ones, which the
-    halt ended or never started, are not held against it (the user asked to stop)."""
+    """The verdict of a run a --halt condition stopped, as GNU parallel's exit status
+    says it: fail= fails the run; success= passes it (the tasks it waited for
+    succeeded); after done= the strategy judges the tasks that ended, and the `stopped`
+    ones, which the halt ended or never started, are not held against it."""
     tally = tracker.tally
     counts = dict(tally.counts)
-    if spec.condition == "fail" or tracker.strategy is None:
-        return Verdict(False, tracker.options.name, f"halted by {why}", counts)
+    if spec.condition != "done" or tracker.strategy is None:
+        passed = spec.condition == "success"
+        return Verdict(passed, tracker.options.name, f"halted by {why}", counts)
     ended = dict(counts, tasks=counts["tasks"] - stopped, cancelled=counts["cancelled"] - stopped)
     total = None if tally.total is None else tally.total - stopped
     judged = tracker.strategy.verdict(replace(tally, counts=ended, total=total))
