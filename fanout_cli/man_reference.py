@@ -44,7 +44,7 @@ files are kept as the tasks wrote them.
 """),
     ("STRATEGIES", """\
 all-succeed passes when every task succeeded (with --fail-fast it stops at the
-first failure). first-n-succeed passes once --required-successes tasks succeeded and
+first failure; see EARLY ENDS). first-n-succeed passes once --required-successes tasks succeeded and
 cancels the rest, or fails as soon as that became impossible. best-of-n passes when
 one task succeeded; the winner has the highest score ([AOP:SCORE] line, --score
 REGEX or --scorer CMD; ties go to the earlier task); with --score or --scorer it fails
@@ -56,12 +56,33 @@ one is.
 partial-success passes when at least --min-successes tasks (or
 --min-success-ratio of all tasks) succeeded.
 """),
+    ("EARLY ENDS", """\
+--fail-fast ends a run as soon as its verdict can no longer pass: all-succeed at the
+first failure, partial-success once its minimum is out of reach. first-n-succeed
+and majority-vote always end once their verdict is known either way; best-of-n needs
+every score and never ends early.
+--halt SPEC is GNU parallel's rule: now (end the running tasks) or soon (start
+nothing new, not even a retry, and let the running tasks finish), then fail=N
+(failure, timeout or error), success=N or done=N, where N is a count or P% of all
+tasks (met when the count reaches total x P / 100, unrounded, as GNU parallel
+computes it; over standard input, once the input has ended). GNU parallel's older
+forms are read too: never, 0, 1 (soon,fail=1), 2 (now,fail=1), -1 (soon,success=1),
+-2 (now,success=1) and P% (soon,fail=P%). now or soon alone says how --fail-fast and
+the strategies' early ends take effect. A task counts once, after its last attempt.
+The verdict: after fail= the run fails; after success= it passes (now,success=1 is
+first-n-succeed's "the first that works"); after done= the strategy judges the tasks
+that ended, and those the halt ended or never started are not counted. Tasks ended
+or never started end as cancelled; the deadline and Ctrl-C always end running tasks.
+fanout's exit status is 0 or 1 where GNU parallel's counts failures or repeats the
+last failing job's, and after done= it follows the strategy where GNU parallel's
+counts the failures seen when it halted (101 when there were none).
+"""),
     ("TASK STATUS", """\
 success (exit 0 or a code in --ok-exit), failure (any other exit, or killed by a
-signal), timeout, cancelled (ended by the strategy or --fail-fast before it
-finished), error (could not start: command not found, not executable, missing
-working directory; for agent tasks: no API key, unknown provider, unreadable
-attachment; on a Dask cluster: the worker died). An agent call fails on an HTTP
+signal), timeout, cancelled (ended by the strategy, --fail-fast or --halt before
+it finished, or never started for them), error (could not start: command not found,
+not executable, missing working directory; for agent tasks: no API key, unknown
+provider, unreadable attachment; on a Dask cluster: the worker died). An agent call fails on an HTTP
 error reply once its retries are spent. A task that prints [AOP:STATUS] failure
 counts as failed.
 """),
@@ -147,6 +168,7 @@ fanout run --prompt 'Is {} prime?' --base-url http://127.0.0.1:8080/v1 --model m
 fanout run --agent-cli claude --prompt 'Summarise {}' --rate 30/min ::: docs/*.md
 fanout run tests.toml --shard 2/4 --timings timings.json --junit junit-2.xml
 fanout run -q --reduce 'jq -s length' -- wc -l ::: *.py
+fanout run -j 1 --halt now,success=1 -- curl -fsSO {} ::: http://a.example/f http://b/f
 fanout merge artifacts/ --junit report.xml --timings timings.json --timings-out timings.json
 """),
     ("SEE ALSO", "parallel(1), xargs(1)\n"),
