@@ -236,6 +236,12 @@ class Bench:
         return result
 
 
+    def halt(self) -> list[Result]:
+        """Early ends: first-n-succeed's win and --halt now,fail=1, beside GNU parallel's."""
+        from halt import early_ends
+
+        return [Result(**found) for found in early_ends(self.rounds, self.scratch, self.parallel)]
+
     def sharding(self) -> list[Result]:
         """Per task (below), then per test (sharding.py), side by side."""
         from sharding import per_test
@@ -419,7 +425,7 @@ WORKLOADS = {
     "tmpfs": Bench.tmpfs, "disk": Bench.disk, "startup": Bench.startup, "keep-order": Bench.keep_order,
     "big-output": Bench.big_output, "dry-run": Bench.dry_run,
     "mixed-sleeps": Bench.mixed_sleeps, "early-exit": Bench.early_exit,
-    "agent-calls": Bench.agent_calls, "sharding": Bench.sharding,
+    "agent-calls": Bench.agent_calls, "sharding": Bench.sharding, "halt": Bench.halt,
 }
 
 
