@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fanout_cli.values import Rate, default_output_dir
+
+if TYPE_CHECKING:
+    from fanout_cli.reaper import TermSeq
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,7 @@ class PolicyOptions:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     timeout: float | None = None
     grace: float = 5.0
+    termseq: TermSeq | None = None  # how a task is ended; None: TERM, grace, KILL
     deadline: float | None = None
     ok_exit: frozenset[int] = frozenset({0})
     retries: int = 0
@@ -26,6 +30,13 @@ class PolicyOptions:
     rate: Rate | None = None
     executor: str = "local"  # or dask://HOST:PORT: process tasks run on a Dask cluster
     resources: tuple[str, ...] = ()  # NAME=AMOUNT worker resources each task needs (Dask)
+
+    @property
+    def stop_sequence(self) -> TermSeq:
+        """How a task is ended: --termseq, else TERM, --grace, KILL."""
+        from fanout_cli.reaper import TermSeq  # loaded by every run that runs a task
+
+        return self.termseq or TermSeq.default(self.grace)
 
 
 @dataclass(frozen=True)

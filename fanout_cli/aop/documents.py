@@ -304,7 +304,7 @@ def report_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def options_document(config: RunConfig) -> dict[str, Any]:
     """The run's options as the manifest keeps them (read back by --resume)."""
-    document = config.values()
+    document = {**config.values(), "grace": None, "termseq": str(config.policy.stop_sequence)}
     document["ok_exit"] = sorted(config.policy.ok_exit)
     document["rate"] = None if config.policy.rate is None else str(config.policy.rate)
     document["timings"] = list(config.sharding.timings)
