@@ -342,3 +342,27 @@ def test_the_reduce_is_ended_with_the_sequence() -> None:
     assert completed.returncode == 1, completed.stderr
     assert logged() == ["INT", "TERM"]
     assert completed.manifest()["reduce"]["status"] == "timeout"
+
+
+@needs_procfs
+def test_a_dask_workers_guardian_ends_the_groups_of_a_dead_worker_with_their_sequence() -> None:
+    # The guardian (a process of its own) is told of a running group, then its worker
+    # "dies": its stdin closes. It must send the group that group's sequence.
+    from fanout_cli.executors.dask_worker import encoded_termseq
+
+    child = subprocess.Popen(["sh", "-c", TRAPPER], start_new_session=True)
+    guard = "from fanout_cli.executors.dask_worker import guard_process_groups as g; g()"
+    guardian = subprocess.Popen([sys.executable, "-c", guard], stdin=subprocess.PIPE,
+                                start_new_session=True)  # fmt: skip
+    try:
+        wait_until(Path("ready").exists, "the traps to be set")
+        assert guardian.stdin is not None
+        sequence = encoded_termseq(parse_termseq(SEQUENCE))
+        guardian.stdin.write(f"watch {child.pid} {sequence}\n".encode())
+        guardian.stdin.close()
+        assert child.wait(timeout=20) == -SIGKILL
+        assert guardian.wait(timeout=20) == 0
+    finally:
+        child.kill()
+        guardian.kill()
+    assert logged() == ["INT", "TERM"]

@@ -144,7 +144,7 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
         except OSError as exc:
             return RemoteOutcome(worker.address, start_error=exc)
         guardian = _guardian()
-        guardian.tell(f"watch {process.pid} {_encoded(command.termseq)}")
+        guardian.tell(f"watch {process.pid} {encoded_termseq(command.termseq)}")
         signals = _Signals(client, command)
         with _running_lock:
             _running.add(process.pid)
@@ -367,7 +367,7 @@ def guard_process_groups() -> None:
             for line in lines:
                 words = line.split()
                 if len(words) == 3 and words[0] == b"watch":
-                    watched[int(words[1])] = _decoded(words[2].decode())
+                    watched[int(words[1])] = decoded_termseq(words[2].decode())
                 elif len(words) == 2 and words[0] == b"done":
                     group = int(words[1])
                     end(group, watched.pop(group, TermSeq.kill_now()))
@@ -378,11 +378,11 @@ def guard_process_groups() -> None:
                 del doomed[group]
 
 
-def _encoded(sequence: TermSeq) -> str:
+def encoded_termseq(sequence: TermSeq) -> str:
     """A sequence as one word of the guardian's lines: `15:5.0,9:0.0`."""
     return ",".join(f"{signum}:{wait!r}" for signum, wait in sequence.steps)
 
 
-def _decoded(word: str) -> TermSeq:
+def decoded_termseq(word: str) -> TermSeq:
     steps = (item.partition(":") for item in word.split(","))
     return TermSeq(tuple((int(signum), float(wait)) for signum, _, wait in steps))
