@@ -109,19 +109,19 @@ def group_alive(pgid: int) -> bool:
 class TermSeq:
     """The signals that end a task's process group, each with the longest wait that
     follows it for the group to empty (seconds); the last is SIGKILL (its wait unused).
-    The text form (`TERM,5s,KILL`) is read and written by fanout_cli/termseq.py."""
+    Its text form (`TERM,5s,KILL`, str() below) is read by fanout_cli/termseq.py."""
 
     steps: tuple[tuple[int, float], ...]
 
     @classmethod
     def default(cls, grace: float) -> TermSeq:
         """TERM, `grace`, KILL: --grace's sequence, and fanout's default."""
-        return cls(((signal.SIGTERM, grace), (signal.SIGKILL, 0.0)))
+        return cls(((int(signal.SIGTERM), grace), (int(signal.SIGKILL), 0.0)))
 
     @classmethod
     def kill_now(cls) -> TermSeq:
         """KILL at once (a second Ctrl-C, a worker that is closing)."""
-        return cls(((signal.SIGKILL, 0.0),))
+        return cls(((int(signal.SIGKILL), 0.0),))
 
     @property
     def total_wait(self) -> float:

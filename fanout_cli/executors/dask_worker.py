@@ -19,7 +19,14 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 import fanout_cli
 from fanout_cli.limits import when_descriptors_allow_blocking
-from fanout_cli.reaper import MARK_VARIABLE, Orphans, TermSeq, group_alive, signal_group, signals_of
+from fanout_cli.reaper import (
+    MARK_VARIABLE,
+    Orphans,
+    TermSeq,
+    group_alive,
+    signal_group,
+    signals_of,
+)
 
 if TYPE_CHECKING:
     import distributed

@@ -239,8 +239,8 @@ class ProcessExecutor:
 
     async def _stop(self, process: ChildProcess, sequence: TermSeq) -> int:
         """End the whole group with `sequence` (--termseq), then reap the leader."""
-        await end_group(process.pid, self._hurry(sequence), functools.partial(
-            self._watcher.wait, process))  # fmt: skip
+        exited = functools.partial(self._watcher.wait, process)
+        await end_group(process.pid, self._hurry(sequence), exited)
         return await self._watcher.wait(process)
 
     def _sweep_leftovers(self, pgid: int, sequence: TermSeq) -> None:
