@@ -21,7 +21,7 @@ class OptionError(ValueError):
 
 # Options that exclude each other: a later layer's choice replaces the earlier one's.
 _EITHER_OR = (("min_successes", "min_success_ratio"), ("score", "scorer"),
-              ("reduce", "reduce_prompt"))
+              ("reduce", "reduce_prompt"), ("termseq", "grace"))
 
 
 def build_config(*layers: Mapping[str, object]) -> RunConfig:

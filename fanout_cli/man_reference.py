@@ -89,7 +89,8 @@ counts as failed.
     ("PROCESSES AND LIMITS", """\
 Each task runs in its own session and process group. When it ends (by itself,
 --timeout, an early verdict or a signal), what it left running in its group gets
-SIGTERM, --grace, then SIGKILL. On Linux fanout is a child subreaper: a descendant
+the --termseq signals (SIGTERM, --grace, then SIGKILL unless told). On Linux fanout
+is a child subreaper: a descendant
 that left the group (setsid, setpgid, a double-forked daemon) is re-parented to
 fanout, known by its session or by FANOUT_TASK_MARK in its environment, and ended and
 reaped the same way, on a Dask worker too. One that also clears its environment is
@@ -97,10 +98,25 @@ ended only if it stays in the task's session; one that starts a new session and 
 before fanout sees it stays a zombie until fanout exits; on macOS, one that leaves
 the group escapes. A low open-files limit (ulimit -n) is raised as far as -j needs, up to the
 hard limit; when -j still does not fit, fewer tasks run at once, with one warning.
+
+--termseq SEQ is how a task is ended, everywhere fanout ends one (--timeout,
+--deadline, an early verdict, --fail-fast, Ctrl-C, what a task left in its group or
+outside it, the reduce, Dask workers): signals by name (TERM, SIGTERM, int, USR1, any
+case) or number, with one wait between two signals, e.g. TERM,5s,INT,2s,KILL. Each
+signal goes to the whole process group; fanout then waits up to that wait for the group
+to empty, and stops there if it does. A BARE NUMBER IS MILLISECONDS here, as in GNU
+parallel (TERM,200,TERM,100,TERM,50,KILL,25 is its default), not seconds as in every
+other duration of fanout; 200ms, 5s, 1m also work. The sequence must end with KILL,
+which no process can catch (no descendant outlives its task; GNU parallel does not
+require it); a wait after the final KILL is accepted and ignored (fanout always waits
+for the killed process to be reaped). The default is TERM,<grace>,KILL: --grace DUR is
+its short form; giving both is exit 2. A descendant that left the group (Linux) gets
+each signal at its time counted from the task's end. A second Ctrl-C kills at once.
+The manifest's options keep the sequence as text (termseq; grace is then null).
 """),
     ("INTERRUPTS AND RESUME", """\
-The first SIGINT (Ctrl-C), SIGTERM or SIGHUP stops starting tasks, sends SIGTERM to
-every running task's process group, waits --grace, then SIGKILL; those tasks end as
+The first SIGINT (Ctrl-C), SIGTERM or SIGHUP stops starting tasks, ends every running
+task's process group with --termseq (SIGTERM, --grace, SIGKILL); those tasks end as
 cancelled (interrupted), tasks not started get no result, the manifest is written
 with status interrupted, and fanout exits 128 plus the signal number. A second signal
 kills at once. After a crash (kill -9) the run folder stays consistent: details files
@@ -133,6 +149,7 @@ range): --jobs 1-10000; --retries and a task's retries 0-100; --ok-exit codes 0-
 1000000000; --max-tokens 1-1000000; --temperature 0-2; --rate N/PERIOD[:BURST] with N
 1-1000000, PERIOD more than 0 and at most 30d, BURST 1 to N; --http-retries 0-20;
 --resources amounts more than 0 and at most 1000000; --grace and --retry-delay 0-30d;
+--termseq at most 100 signals, its waits 0-30d each and at most 30d together;
 --timeout, --deadline and a task's timeout more than 0 and at most 30d (0 is refused,
 not read as "no limit" as timeout(1) reads it: leave the option out for no limit, so
 that a 0 from a script's empty arithmetic never times every task out); clean

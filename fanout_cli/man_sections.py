@@ -270,7 +270,7 @@ tasks on the workers of a Dask distributed cluster; agent HTTP calls, the verdic
 the run folder stay with fanout. Every worker needs the same fanout version (checked
 when connecting; an unreachable scheduler is exit 2 within 5 s). Each attempt runs in
 its own process group on a worker, with its own --timeout (from the moment the process
-starts) and TERM, --grace, KILL; early verdicts, --deadline and Ctrl-C stop remote
+starts) and --termseq; early verdicts, --deadline and Ctrl-C stop remote
 processes. Outputs come back when a task ends: the last 1 MiB of stdout and of stderr
 each, the drop noted in the attempt's reason. A worker that dies mid-task makes that
 attempt error ("worker died: ..."); its processes are ended by a guardian process.

@@ -109,6 +109,12 @@ def _halt(value: object) -> HaltSpec | None:
     return parse_halt(value)
 
 
+def _termseq(value: object) -> Any:
+    from fanout_cli.termseq import parse_termseq  # loaded only when it is given
+
+    return parse_termseq(value)
+
+
 def _junit_template(value: object) -> str:
     from fanout_cli.junit import parse_junit_template  # loaded only when it is given
 
@@ -124,6 +130,10 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "more than 0, at most 30d.", "policy", v.parse_limit),
     _value("grace", "DUR", "Between SIGTERM and SIGKILL of a task's process group. "
            "[default: 5s]", "policy", v.parse_run_duration),
+    _value("termseq", "SEQ", "How a task is ended: signals and the longest waits between "
+           "them, e.g. TERM,5s,INT,2s,KILL (ends with KILL). A BARE number is MILLISECONDS "
+           "here, as in GNU parallel. [default: TERM,<grace>,KILL]", "policy", _termseq,
+           "--term-seq"),
     _value("deadline", "DUR", "Whole run; unfinished tasks end as timeout.",
            "policy", v.parse_limit),
     _value("ok_exit", "CODES", "Exit codes that count as success, e.g. 0,1 for grep. "

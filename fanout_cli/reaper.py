@@ -4,7 +4,7 @@ A task runs in its own session and process group, and fanout ends that group whe
 task ends. A descendant that calls setsid or setpgid leaves the group. On Linux, fanout
 is a child subreaper (prctl PR_SET_CHILD_SUBREAPER): when such a descendant's parent
 exits it becomes fanout's child instead of init's, so fanout can find it, end it
-(TERM, grace, KILL, as for the group) and reap it, so that no zombie stays either.
+(the --termseq signals, as for the group) and reap it, so that no zombie stays either.
 
 Which task a re-parented process came from: its session is the task's (the leader's
 pid) unless it called setsid; else the task's mark, an environment variable every task
@@ -12,7 +12,12 @@ inherits (`FANOUT_TASK_MARK`), read from /proc/PID/environ. A session that an es
 process leads is remembered as the task's, so that its own children are found as well.
 A descendant that clears its environment and starts a new session cannot be told
 apart; fanout leaves it alone. Elsewhere (macOS) the subreaper does not exist and
-`Orphans` does nothing: the documented limit stays."""
+`Orphans` does nothing: the documented limit stays.
+
+How a group is ended is a `TermSeq` (--termseq: TERM, grace, KILL unless told), read
+from its text by fanout_cli/termseq.py (imported only when the option is given);
+`signals_of` is the one way through it, awaited by the local executor and waited for
+by a Dask worker's thread."""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 MARK_VARIABLE = "FANOUT_TASK_MARK"
@@ -100,6 +105,70 @@ def group_alive(pgid: int) -> bool:
     return any(process.group == pgid and not process.zombie for process in processes())
 
 
+@dataclass(frozen=True)
+class TermSeq:
+    """The signals that end a task's process group, each with the longest wait that
+    follows it for the group to empty (seconds); the last is SIGKILL (its wait unused).
+    Its text form (`TERM,5s,KILL`, str() below) is read by fanout_cli/termseq.py."""
+
+    steps: tuple[tuple[int, float], ...]
+
+    @classmethod
+    def default(cls, grace: float) -> TermSeq:
+        """TERM, `grace`, KILL: --grace's sequence, and fanout's default."""
+        return cls(((int(signal.SIGTERM), grace), (int(signal.SIGKILL), 0.0)))
+
+    @classmethod
+    def kill_now(cls) -> TermSeq:
+        """KILL at once (a second Ctrl-C, a worker that is closing)."""
+        return cls(((int(signal.SIGKILL), 0.0),))
+
+    @property
+    def total_wait(self) -> float:
+        """The longest the sequence can take, from its first signal to its KILL."""
+        return sum((wait for _, wait in self.steps[:-1]), 0.0)
+
+    def __str__(self) -> str:
+        """The text form fanout_cli/termseq.py reads back: TERM,5s,INT,300ms,KILL."""
+        items = [_signal_name(self.steps[0][0])]
+        for (_, wait), (signum, _) in zip(self.steps, self.steps[1:], strict=False):
+            items += [_wait_text(round(wait * 1000)), _signal_name(signum)]
+        return ",".join(items)
+
+    def schedule(self, start: float) -> list[tuple[float, int]]:
+        """(when, signal) of each step, had nothing ended before: from `start`."""
+        when, timed = start, []
+        for signum, wait in self.steps:
+            timed.append((when, signum))
+            when += wait
+        return timed
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name.removeprefix("SIG")
+    except ValueError:  # a real-time signal has no name of its own
+        return str(signum)
+
+
+def _wait_text(milliseconds: int) -> str:
+    if milliseconds % 1000 == 0:
+        return f"{milliseconds // 1000}s"
+    return f"{milliseconds}ms" if milliseconds < 1000 else f"{milliseconds / 1000!r}s"
+
+
+def signals_of(pgid: int, sequence: TermSeq) -> Iterator[float]:
+    """Send the sequence's signals to a process group in turn. After each but the
+    KILL, yield its wait: the caller waits up to that long for the group to empty. The
+    sequence stops as soon as the group has no running member (or is gone)."""
+    for signum, wait in sequence.steps:
+        if not signal_group(pgid, signum) or signum == signal.SIGKILL:
+            return
+        yield wait
+        if not group_alive(pgid):
+            return
+
+
 def mark_of(pid: int) -> str | None:
     """The task mark in a process's environment (None: no mark, or unreadable)."""
     try:
@@ -122,6 +191,12 @@ def _signal(pid: int, signum: int, *, group: bool) -> None:
             os.kill(pid, signum)
 
 
+def _signal_once(process: Process, signum: int) -> None:
+    """Signal a process, and the group it leads (if it does) with it, once: a trap in
+    it runs once for each signal of the sequence."""
+    _signal(process.pid, signum, group=process.group == process.pid)
+
+
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
@@ -133,11 +208,20 @@ class Leftovers:
 
     mark: str
     group: int  # the task's process group, also its session: the leader's pid
-    kill_at: float
+    steps: list[tuple[float, int]]  # (when, signal): the task's --termseq from its end
     give_up_at: float
     sessions: set[int]  # the task's, and those its escaped descendants lead
     found: set[int] = field(default_factory=set)  # seen alive: theirs even as zombies
-    killed: bool = False
+    escaped: set[int] = field(default_factory=set)  # of `found`, those not in `group`
+    sent: int = 0  # how many of `steps` have gone out
+
+    @property
+    def killed(self) -> bool:
+        return self.sent == len(self.steps)
+
+    @property
+    def last_signal(self) -> int | None:
+        return self.steps[self.sent - 1][1] if self.sent else None
 
 
 class Orphans:
@@ -157,18 +241,20 @@ class Orphans:
         """The mark for a task's environment; None when there is nothing to mark for."""
         return f"{os.getpid()}.{next(_numbers)}" if self.active else None
 
-    def task_ended(self, mark: str | None, group: int, grace: float) -> None:
-        """The task is over: what it left is ended by the next sweeps."""
+    def task_ended(self, mark: str | None, group: int, sequence: TermSeq) -> None:
+        """The task is over: what it left is ended by the next sweeps, each signal of
+        `sequence` at its time from now (the waits run from the task's end)."""
         if mark is not None:
-            kill_at = time.monotonic() + (0.0 if self._hurried else grace)
-            leftovers = Leftovers(mark, group, kill_at, kill_at + _GIVE_UP_SECONDS, {group})
-            self._ended.append(leftovers)
+            steps = (TermSeq.kill_now() if self._hurried else sequence).schedule(time.monotonic())
+            give_up_at = steps[-1][0] + _GIVE_UP_SECONDS
+            self._ended.append(Leftovers(mark, group, steps, give_up_at, {group}))
 
     def hurry(self) -> None:
-        """KILL at once instead of waiting out the grace (a second Ctrl-C)."""
+        """KILL at once instead of waiting out the sequence (a second Ctrl-C)."""
         self._hurried = True
         for leftovers in self._ended:
-            leftovers.kill_at = 0.0
+            if not leftovers.killed:
+                leftovers.steps[leftovers.sent :] = [(0.0, signal.SIGKILL)]
 
     def reap_exited(self, running: Collection[int]) -> None:
         """Reap what running tasks left re-parented here that has exited: zombies in a
@@ -183,8 +269,9 @@ class Orphans:
                 _reap(process.pid)
 
     def sweep(self, running: Collection[int]) -> bool:
-        """One pass: TERM what each ended task left (its group, its re-parented
-        descendants), KILL it after the grace, reap what exited. `running`: the
+        """One pass: send what each ended task left (its re-parented descendants) the
+        signals of its sequence that are due, KILL its group with the final one, reap
+        what exited. `running`: the
         process groups (= leader pids) of tasks still running, which are not touched.
         True while some ended task still has something left."""
         if not self._ended:
@@ -202,12 +289,13 @@ class Orphans:
             owner = self._owner(child, running)
             if owner is not None:
                 self._end(owner, child)
-        alive = {child.pid for child in children if not child.zombie}
+        alive = {child.pid: child for child in children if not child.zombie}
         still: list[Leftovers] = []
         for leftovers in self._ended:
-            if now >= leftovers.kill_at and not leftovers.killed:
-                leftovers.killed = True
-                self._kill(leftovers, alive, live_groups - set(running))
+            while not leftovers.killed and now >= leftovers.steps[leftovers.sent][0]:
+                signum = leftovers.steps[leftovers.sent][1]
+                leftovers.sent += 1
+                self._send(leftovers, signum, alive, live_groups - set(running))
             left = leftovers.group in live_groups or any(
                 child.pid in leftovers.found or child.session in leftovers.sessions
                 for child in children
@@ -239,18 +327,22 @@ class Orphans:
         if child.pid not in leftovers.found:
             leftovers.found.add(child.pid)
             leftovers.sessions.add(child.session)
-            signum = signal.SIGKILL if leftovers.killed else signal.SIGTERM
-            _signal(child.pid, signum, group=False)
-            if child.group == child.pid:  # it leads a group: its members go too
-                _signal(child.group, signum, group=True)
+            if child.group != leftovers.group:
+                leftovers.escaped.add(child.pid)
+            signum = leftovers.last_signal  # found late: the step it missed
+            if signum == signal.SIGKILL or (signum is not None and child.group != leftovers.group):
+                _signal_once(child, signum)
 
     @staticmethod
-    def _kill(leftovers: Leftovers, alive: Collection[int], groups: Collection[int]) -> None:
-        """SIGKILL the task's group and what it left. Only pids still unreaped (and so
-        not reused): `alive` children of this process, and live `groups` that are no
-        running task's."""
-        if leftovers.group in groups:
+    def _send(
+        leftovers: Leftovers, signum: int, alive: Mapping[int, Process], groups: Collection[int]
+    ) -> None:
+        """Signal what the task left; with SIGKILL, its group too. The other signals go
+        only to what left the group: the executor sends the group the whole sequence.
+        Only pids still unreaped (and so not reused): `alive` children of this process,
+        and live `groups` that are no running task's."""
+        killing = signum == signal.SIGKILL
+        if killing and leftovers.group in groups:
             _signal(leftovers.group, signal.SIGKILL, group=True)
-        for pid in leftovers.found & set(alive):
-            _signal(pid, signal.SIGKILL, group=False)
-            _signal(pid, signal.SIGKILL, group=True)  # when it leads a group
+        for pid in (leftovers.found if killing else leftovers.escaped) & alive.keys():
+            _signal_once(alive[pid], signum)

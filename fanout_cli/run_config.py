@@ -13,6 +13,7 @@ from fanout_cli.values import Rate, default_output_dir
 
 if TYPE_CHECKING:
     from fanout_cli.halting import HaltSpec
+    from fanout_cli.reaper import TermSeq
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class PolicyOptions:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     timeout: float | None = None
     grace: float = 5.0
+    termseq: TermSeq | None = None  # how a task is ended; None: TERM, grace, KILL
     deadline: float | None = None
     ok_exit: frozenset[int] = frozenset({0})
     retries: int = 0
@@ -30,6 +32,13 @@ class PolicyOptions:
     executor: str = "local"  # or dask://HOST:PORT: process tasks run on a Dask cluster
     resources: tuple[str, ...] = ()  # NAME=AMOUNT worker resources each task needs (Dask)
     halt: HaltSpec | None = None  # --halt: when the run ends early, and how (halting.py)
+
+    @property
+    def stop_sequence(self) -> TermSeq:
+        """How a task is ended: --termseq, else TERM, --grace, KILL."""
+        from fanout_cli.reaper import TermSeq  # loaded by every run that runs a task
+
+        return self.termseq or TermSeq.default(self.grace)
 
 
 @dataclass(frozen=True)
@@ -129,8 +138,10 @@ class RunConfig:
     def document(self) -> dict[str, Any]:
         """The options as the manifest keeps them, as JSON values each option's parser
         reads back (--resume): a set sorted, a parsed value (a rate, a --halt rule) as
-        the text it was read from."""
-        return {name: _json_value(value) for name, value in self.values().items()}
+        the text it was read from. The stop sequence is kept whole as `termseq`
+        (`grace` null: both given would be refused on --resume)."""
+        document = {name: _json_value(value) for name, value in self.values().items()}
+        return document | {"grace": None, "termseq": str(self.policy.stop_sequence)}
 
 
 def _json_value(value: object) -> object:

@@ -142,7 +142,7 @@ class Runner:
             self._record(not_started(spec, self.halt))
 
     async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        """First SIGINT/SIGTERM/SIGHUP: stop (TERM, grace, KILL). Second: KILL at once."""
+        """First SIGINT/SIGTERM/SIGHUP: stop (--termseq). Second: KILL at once."""
         with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
             task_status.started()
             async for signum in signals:
@@ -351,6 +351,7 @@ class Runner:
             timeout=config.policy.timeout if spec.timeout is None else spec.timeout,
             grace=config.policy.grace,
             ok_exit=config.policy.ok_exit if spec.ok_exit is None else spec.ok_exit,
+            termseq=config.policy.termseq,
         )
 
     async def _finish(

@@ -82,7 +82,7 @@ async def run_scorer(
 
 async def _run(command: str, output: IO[bytes], errors: IO[bytes], timeout: float) -> int | None:
     """The scorer's exit code; None when it ran past `timeout` (it is then killed)."""
-    from fanout_cli.reaper import MARK_VARIABLE, Orphans  # only runs with --scorer
+    from fanout_cli.reaper import MARK_VARIABLE, Orphans, TermSeq  # only runs with --scorer
 
     orphans = Orphans()
     mark = orphans.new_mark()
@@ -100,7 +100,7 @@ async def _run(command: str, output: IO[bytes], errors: IO[bytes], timeout: floa
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)  # it, and what it left in its group
             await process.wait()
-            orphans.task_ended(mark, process.pid, SCORER_GRACE_SECONDS)
+            orphans.task_ended(mark, process.pid, TermSeq.default(SCORER_GRACE_SECONDS))
             while orphans.sweep(()):
                 await anyio.sleep(0.02)
     return process.returncode if finished else None

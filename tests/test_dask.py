@@ -364,6 +364,22 @@ def test_timeout_kills_the_remote_process_group(cluster: Cluster) -> None:
     assert_gone(pids)
 
 
+def test_a_remote_task_gets_the_termseq_signals_in_order(cluster: Cluster) -> None:
+    # The worker runs in this test's directory: the task notes each signal in ./log.
+    trapper = ("trap 'echo INT >> log' INT; trap 'echo TERM >> log' TERM; touch ready; "
+               "echo $$ >> pids; while :; do sleep 0.05; done")  # fmt: skip
+    started = time.monotonic()
+    completed = run_fanout(
+        "run", "--executor", cluster.executor, "--timeout", "1s",
+        "--termseq", "INT,300ms,TERM,300ms,KILL", "--", f": {{}}; {trapper}", ":::", "a",
+    )  # fmt: skip
+    assert completed.returncode == 1, completed.stderr
+    assert "timed out after 1s" in completed.stdout
+    assert Path("log").read_text().split() == ["INT", "TERM"]
+    assert_gone(task_pids())
+    assert time.monotonic() - started < 15
+
+
 # A new session, and a double-forked daemon: both leave the task's process group.
 ESCAPES = (
     "setsid sh -c 'echo $$ >> pids; exec sleep 300' & "

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
+from fanout_cli.reaper import TermSeq
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class AttemptPlan:
     timeout: float | None
     grace: float
     ok_exit: frozenset[int]
+    termseq: TermSeq | None = None  # how the attempt is ended; None: TERM, grace, KILL
+
+    @property
+    def stop_sequence(self) -> TermSeq:
+        return self.termseq or TermSeq.default(self.grace)
 
 
 def ended_attempt(
@@ -85,7 +91,7 @@ class Executor(Protocol):
 
         A task that fails, times out or cannot start is an Attempt with that status,
         never an exception. When the caller's scope is cancelled, the attempt must
-        stop everything it started (TERM, `plan.grace`, KILL) before re-raising."""
+        stop everything it started (`plan.stop_sequence`) before re-raising."""
         ...
 
 

@@ -5,9 +5,9 @@ runner's window (`--jobs` tasks in flight on the cluster), retries, strategies, 
 folder, agent HTTP calls (those never reach this executor). Each attempt of a process
 or agent-cli task is one Dask task, `run_command_on_worker`, which runs the command on
 a worker in its own process group, with its own `--timeout` (counted from the moment
-the process starts, as locally) and TERM, `--grace`, KILL; it returns the exit status
-and the outputs, and the coordinator writes them into the run folder, so the folder
-reads like a local run's. Workers import this module: they need fanout-cli installed,
+the process starts, as locally) and `--termseq` (TERM, --grace, KILL); it returns the
+exit status and the outputs, and the coordinator writes them into the run folder, so
+the folder reads like a local run's. Workers import this module: they need fanout-cli installed,
 the same version as the coordinator (checked when connecting, and by every task).
 
 On the worker, a command runs in the coordinator's working directory if that path
@@ -24,7 +24,7 @@ Decisions:
 - Stopping: `future.cancel()` cannot stop a running task, so each attempt has Dask
   Events (`<key>/stop`, `<key>/kill`) that the task polls every POLL_SECONDS. A
   cancelled scope (early verdict, deadline, Ctrl-C) sets `stop` and waits, shielded,
-  for the task to end its group (TERM, grace, KILL) and report; kill_all (the second
+  for the task to end its group (--termseq) and report; kill_all (the second
   Ctrl-C) sets `kill` too, and the group is killed at once.
 - A worker that dies after it started an attempt's command: the attempt is `error`,
   "worker died: tcp://...". Dask would re-run the task on another worker (up to
@@ -81,7 +81,7 @@ if TYPE_CHECKING:
     import distributed
 
 OUTPUT_CAP_BYTES = 1 << 20  # of each of stdout and stderr, the tail kept
-STOP_MARGIN_SECONDS = 5.0  # beyond --grace, to hear back from a task told to stop
+STOP_MARGIN_SECONDS = 5.0  # beyond --termseq's waits, to hear back from a task told to stop
 
 
 # --- the coordinator ------------------------------------------------------------------
@@ -116,7 +116,7 @@ class _Live:
     key: str
     waiting: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     lost_on: str | None = None  # the worker that died while running it
-    kill: bool = False  # kill_all: no grace
+    kill: bool = False  # kill_all: KILL at once
 
 
 class DaskExecutor:
@@ -181,7 +181,7 @@ class DaskExecutor:
             default_cwd=self._directory,
             env=dict(spec.env),
             timeout=plan.timeout,
-            grace=plan.grace,
+            termseq=plan.stop_sequence,
             signals=key,
             output_cap=OUTPUT_CAP_BYTES,
             fanout_version=fanout_cli.__version__,
@@ -201,7 +201,7 @@ class DaskExecutor:
             result = await self._result(live, future)
         except BaseException:  # the runner stopped it: end the remote group first
             with anyio.CancelScope(shield=True):
-                result = await self._stop(live, future, plan.grace)
+                result = await self._stop(live, future, plan.stop_sequence.total_wait)
                 _write_outputs(plan, result)
             raise
         finally:
@@ -223,7 +223,7 @@ class DaskExecutor:
         return None
 
     async def _stop(
-        self, live: _Live, future: distributed.Future[Any], grace: float
+        self, live: _Live, future: distributed.Future[Any], waits: float
     ) -> RemoteOutcome | None:
         """Tell the task to stop and, if it has begun, wait for it to end its process
         group and report; a task that has not begun is cancelled and never starts."""
@@ -231,7 +231,7 @@ class DaskExecutor:
         scheduler = self._client.scheduler
         self._clear_at_end.update(f"{live.key}/{name}" for name in ("started", "stop", "kill"))
         outcome = None
-        with anyio.move_on_after(grace + STOP_MARGIN_SECONDS):
+        with anyio.move_on_after(waits + STOP_MARGIN_SECONDS):
             with contextlib.suppress(Exception):
                 if live.kill:
                     await scheduler.event_set(name=f"{live.key}/kill")

@@ -19,7 +19,14 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 import fanout_cli
 from fanout_cli.limits import when_descriptors_allow_blocking
-from fanout_cli.reaper import MARK_VARIABLE, Orphans, group_alive, signal_group
+from fanout_cli.reaper import (
+    MARK_VARIABLE,
+    Orphans,
+    TermSeq,
+    group_alive,
+    signal_group,
+    signals_of,
+)
 
 if TYPE_CHECKING:
     import distributed
@@ -72,7 +79,7 @@ class RemoteCommand:
     default_cwd: str  # the coordinator's directory: used when the worker has it
     env: dict[str, str]
     timeout: float | None
-    grace: float
+    termseq: TermSeq  # how the command's group is ended (--termseq)
     signals: str  # the prefix of this attempt's Event names (its Dask key)
     output_cap: int
     fanout_version: str
@@ -144,7 +151,7 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
         except OSError as exc:
             return RemoteOutcome(worker.address, start_error=exc)
         guardian = _guardian()
-        guardian.tell(f"watch {process.pid} {command.grace}")
+        guardian.tell(f"watch {process.pid} {encoded_termseq(command.termseq)}")
         signals = _Signals(client, command)
         with _running_lock:
             _running.add(process.pid)
@@ -157,7 +164,7 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
             guardian.tell(f"done {process.pid}")  # it sweeps what the group left running
             with _running_lock:
                 _running.discard(process.pid)
-            orphans.task_ended(mark, process.pid, command.grace)
+            orphans.task_ended(mark, process.pid, command.termseq)
             _end_leftovers(orphans, signals)
         return RemoteOutcome(
             worker.address,
@@ -222,31 +229,43 @@ def _supervise(
             except subprocess.TimeoutExpired:
                 pass
             if deadline is not None and time.monotonic() >= deadline:
-                return _end_group(process, command.grace, signals), True
+                return _end_group(process, command.termseq, signals), True
             if signals.stop():
-                grace = 0.0 if signals.kill() else command.grace
-                return _end_group(process, grace, signals), False
+                sequence = TermSeq.kill_now() if signals.kill() else command.termseq
+                return _end_group(process, sequence, signals), False
     except BaseException:  # the scheduler is gone, the worker is closing: no orphans
-        _end_group(process, 0.0, None)
+        _end_group(process, TermSeq.kill_now(), None)
         raise
 
 
-def _end_group(process: subprocess.Popen[bytes], grace: float, signals: _Signals | None) -> int:
-    """SIGTERM the group, wait up to `grace` for it to empty (a kill request cuts the
-    wait short), then SIGKILL."""
-    signal_group(process.pid, signal.SIGTERM)
+def _end_group(
+    process: subprocess.Popen[bytes], sequence: TermSeq, signals: _Signals | None
+) -> int:
+    """Send `sequence` to the group (reaper.signals_of, as the local executor does),
+    waiting after each signal for the group to empty; a kill request cuts it short."""
+    for wait in signals_of(process.pid, sequence):
+        if _kill_requested_within(wait, process, signals):
+            signal_group(process.pid, signal.SIGKILL)
+            break
+    return process.wait()
+
+
+def _kill_requested_within(
+    wait: float, process: subprocess.Popen[bytes], signals: _Signals | None
+) -> bool:
+    """Wait up to `wait` for the group to empty; True when the coordinator asks for a
+    kill meanwhile."""
     now = time.monotonic()
-    end, next_poll = now + grace, now + POLL_SECONDS
+    end, next_poll = now + wait, now + POLL_SECONDS
     while time.monotonic() < end:
         if process.poll() is not None and not group_alive(process.pid):
-            break
+            return False
         if signals is not None and time.monotonic() >= next_poll:
             next_poll += POLL_SECONDS
             if signals.kill():
-                break
+                return True
         time.sleep(_GROUP_POLL_SECONDS)
-    signal_group(process.pid, signal.SIGKILL)
-    return process.wait()
+    return False
 
 
 _running_lock = threading.Lock()
@@ -254,8 +273,8 @@ _running: set[int] = set()  # process groups of the attempts running in this wor
 
 
 def _end_leftovers(orphans: Orphans, signals: _Signals) -> None:
-    """End what the attempt left outside its group (re-parented to this worker), TERM
-    then KILL after the grace; a kill request from the coordinator cuts it short."""
+    """End what the attempt left outside its group (re-parented to this worker) with its
+    --termseq; a kill request from the coordinator cuts it short."""
     next_poll = time.monotonic() + POLL_SECONDS
     while True:
         with _running_lock:
@@ -272,7 +291,7 @@ def _end_leftovers(orphans: Orphans, signals: _Signals) -> None:
 def _kill_requested(signals: _Signals) -> bool:
     try:
         return signals.kill()
-    except Exception:  # the scheduler is unreachable: nobody waits for the grace
+    except Exception:  # the scheduler is unreachable: nobody waits for the sequence
         return True
 
 
@@ -289,8 +308,8 @@ class _Guardian:
     """A process of its own (own session), started by a worker on its first task. The
     worker tells it each attempt's process group; when the worker's end of the pipe
     closes (the worker died, even of SIGKILL, or exited) it ends the groups still
-    running, TERM then KILL after their grace. It also sweeps what a finished
-    command left running in its group, as the local executor does."""
+    running with their --termseq. It also sweeps what a finished command left running
+    in its group, as the local executor does."""
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
@@ -327,42 +346,50 @@ def _guardian() -> _Guardian:
 
 
 def guard_process_groups() -> None:
-    """The guardian's main loop. Reads "watch PGID GRACE" and "done PGID" lines."""
-    watched: dict[int, float] = {}  # group -> its grace
-    doomed: dict[int, float] = {}  # group sent SIGTERM -> when it gets SIGKILL
+    """The guardian's main loop. Reads "watch PGID SEQUENCE" and "done PGID" lines."""
+    watched: dict[int, TermSeq] = {}  # group -> how it is ended
+    doomed: dict[int, list[tuple[float, int]]] = {}  # group being ended -> (when, signal)
     stdin = sys.stdin.buffer.fileno()
     pending = b""
     open_ = True
 
-    def end(group: int, grace: float) -> None:
+    def end(group: int, sequence: TermSeq) -> None:
         if group_alive(group):
-            signal_group(group, signal.SIGTERM)
-            doomed[group] = time.monotonic() + grace
+            doomed[group] = sequence.schedule(time.monotonic())
 
     while open_ or doomed:
         ready = [stdin]
         if open_:
-            ready, _, _ = select.select([stdin], [], [], 0.05 if doomed else None)
+            ready, _, _ = select.select([stdin], [], [], _GROUP_POLL_SECONDS if doomed else None)
         else:
             time.sleep(_GROUP_POLL_SECONDS)
         if open_ and ready:
             chunk = os.read(stdin, 65536)
             if not chunk:  # the worker is gone
                 open_ = False
-                for group, grace in watched.items():
-                    end(group, grace)
+                for group, sequence in watched.items():
+                    end(group, sequence)
                 watched.clear()
             *lines, pending = (pending + chunk).split(b"\n")
             for line in lines:
                 words = line.split()
                 if len(words) == 3 and words[0] == b"watch":
-                    watched[int(words[1])] = float(words[2])
+                    watched[int(words[1])] = decoded_termseq(words[2].decode())
                 elif len(words) == 2 and words[0] == b"done":
                     group = int(words[1])
-                    end(group, watched.pop(group, 0.0))
-        for group, kill_at in list(doomed.items()):
-            if not group_alive(group):
+                    end(group, watched.pop(group, TermSeq.kill_now()))
+        for group, steps in list(doomed.items()):
+            while steps and group_alive(group) and time.monotonic() >= steps[0][0]:
+                signal_group(group, steps.pop(0)[1])
+            if not steps or not group_alive(group):
                 del doomed[group]
-            elif time.monotonic() >= kill_at:
-                signal_group(group, signal.SIGKILL)
-                del doomed[group]
+
+
+def encoded_termseq(sequence: TermSeq) -> str:
+    """A sequence as one word of the guardian's lines: `15:5.0,9:0.0`."""
+    return ",".join(f"{signum}:{wait!r}" for signum, wait in sequence.steps)
+
+
+def decoded_termseq(word: str) -> TermSeq:
+    steps = (item.partition(":") for item in word.split(","))
+    return TermSeq(tuple((int(signum), float(wait)) for signum, _, wait in steps))

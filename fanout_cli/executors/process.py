@@ -3,7 +3,7 @@
 stdout and stderr go straight to files (fanout never holds the bytes), stdin is
 /dev/null (or, with --pipe, a pipe fed the task's block: feed.py), and every way out
 of an attempt (exit, timeout, cancellation) leaves no member of the group behind:
-SIGTERM to the group, `grace`, then SIGKILL.
+the --termseq signals (SIGTERM, `grace`, SIGKILL unless told) go to the group.
 
 Exits are awaited without a thread per child (watchers.py)."""
 
@@ -37,7 +37,14 @@ from fanout_cli.executors.watchers import (
 from fanout_cli.limits import when_descriptors_allow
 from fanout_cli.models import Attempt, StdinBlock, TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions
-from fanout_cli.reaper import MARK_VARIABLE, Orphans, group_alive, signal_group
+from fanout_cli.reaper import (
+    MARK_VARIABLE,
+    Orphans,
+    TermSeq,
+    group_alive,
+    signal_group,
+    signals_of,
+)
 from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
@@ -76,8 +83,10 @@ class ProcessExecutor:
         self._doomed: set[int] = set()  # groups a task left, between TERM and KILL
         self._orphans = Orphans()  # Linux: what a task leaves outside its group
         self._task_ended = anyio.Event()
+        self._hurried = False  # kill_all: what is ended from now on is KILLed at once
 
     def kill_all(self) -> None:
+        self._hurried = True
         for pgid in [*self._live, *self._doomed]:
             signal_group(pgid, signal.SIGKILL)
         self._orphans.hurry()
@@ -119,6 +128,7 @@ class ProcessExecutor:
                 plan, started_at, TaskStatus.ERROR, start_failure(exc, argv[0], spec.cwd)
             )
         timed_out = False
+        stop = functools.partial(self._stop, process, plan.stop_sequence)
         self._live.add(process.pid)
         try:
             exited = functools.partial(self._watcher.wait, process)
@@ -129,17 +139,17 @@ class ProcessExecutor:
                     returncode = await _exit(feed, exited)
             if plan.timeout is not None and timer.cancelled_caught:
                 timed_out = True
-                returncode = await self._stop(process, plan.grace)
+                returncode = await stop()
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._stop(process, plan.grace)
+                await stop()
             raise
         finally:
             if feed is not None:
                 feed.close()
             self._live.discard(process.pid)
-            self._sweep_leftovers(process.pid, plan.grace)
-            self._orphans.task_ended(mark, process.pid, plan.grace)
+            self._sweep_leftovers(process.pid, plan.stop_sequence)
+            self._orphans.task_ended(mark, process.pid, plan.stop_sequence)
             self._task_ended.set()
         return classify_exit(spec, plan, started_at, returncode, timed_out)
 
@@ -227,36 +237,44 @@ class ProcessExecutor:
         finally:
             os.close(stdout)
 
-    async def _stop(self, process: ChildProcess, grace: float) -> int:
-        """SIGTERM the whole group, wait up to `grace` for it to empty, then SIGKILL."""
-        signal_group(process.pid, signal.SIGTERM)
-        with anyio.move_on_after(grace):
-            await self._watcher.wait(process)
-            while group_alive(process.pid):
-                await anyio.sleep(_GROUP_POLL_SECONDS)
-        signal_group(process.pid, signal.SIGKILL)
+    async def _stop(self, process: ChildProcess, sequence: TermSeq) -> int:
+        """End the whole group with `sequence` (--termseq), then reap the leader."""
+        exited = functools.partial(self._watcher.wait, process)
+        await end_group(process.pid, self._hurry(sequence), exited)
         return await self._watcher.wait(process)
 
-    def _sweep_leftovers(self, pgid: int, grace: float) -> None:
+    def _sweep_leftovers(self, pgid: int, sequence: TermSeq) -> None:
         """The leader is gone; background children it left in its group go too."""
         if not group_alive(pgid):
             return
-        signal_group(pgid, signal.SIGTERM)
         if self._sweeper is None:  # pragma: no cover - attempts run inside session()
             signal_group(pgid, signal.SIGKILL)
             return
-        self._sweeper.start_soon(self._kill_after_grace, pgid, grace)
+        self._doomed.add(pgid)  # now: a kill_all before the sweep starts reaches it
+        self._sweeper.start_soon(self._end_left_group, pgid, sequence)
 
-    async def _kill_after_grace(self, pgid: int, grace: float) -> None:
-        self._doomed.add(pgid)
+    async def _end_left_group(self, pgid: int, sequence: TermSeq) -> None:
         try:
             with anyio.CancelScope(shield=True):
-                with anyio.move_on_after(grace):
-                    while group_alive(pgid):
-                        await anyio.sleep(_GROUP_POLL_SECONDS)
-                signal_group(pgid, signal.SIGKILL)
+                await end_group(pgid, self._hurry(sequence))
         finally:
             self._doomed.discard(pgid)
+
+    def _hurry(self, sequence: TermSeq) -> TermSeq:
+        return TermSeq.kill_now() if self._hurried else sequence
+
+
+async def end_group(
+    pgid: int, sequence: TermSeq, leader_exit: Callable[[], Awaitable[object]] | None = None
+) -> None:
+    """Send `sequence` to a process group: after each signal, wait up to its wait for
+    the group to empty (for `leader_exit` first: the leader is reaped as it exits)."""
+    for wait in signals_of(pgid, sequence):
+        with anyio.move_on_after(wait):
+            if leader_exit is not None:
+                await leader_exit()
+            while group_alive(pgid):
+                await anyio.sleep(_GROUP_POLL_SECONDS)
 
 
 def classify_exit(

@@ -3,8 +3,8 @@ fed one JSON line a task on stdin, or one agent call; then record it like a task
 (`reduce.json`, `reduce.stdout`, `reduce.stderr`) and say what it does to the verdict.
 
 The reduce runs through the executors tasks use (executors.process, executors.agent):
-its own process group, --timeout and --grace, TERM then KILL, agent calls with their
-retries. Only its stdin differs: a pipe fed from the journal, a chunk at a time."""
+its own process group, --timeout and --termseq (TERM, --grace, KILL), agent calls with
+their retries. Only its stdin differs: a pipe fed from the journal, a chunk at a time."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ async def _attempt(
     executor: Executor, spec: TaskSpec, plan: AttemptPlan, feed: _Feed | None
 ) -> tuple[Attempt | None, str | None]:
     """The reduce's one attempt (None when a signal stopped it), and that signal's name.
-    A first SIGINT, SIGTERM or SIGHUP stops it (TERM, grace, KILL); a second kills it."""
+    A first SIGINT, SIGTERM or SIGHUP stops it (--termseq); a second kills it."""
     stopped: list[str] = []
     attempt = None
     scope = anyio.CancelScope()
@@ -251,4 +251,5 @@ def prepare_reduce(plan: RunPlan) -> Reduce | None:
 def _plan(store: RunStore, config: RunConfig) -> AttemptPlan:
     return AttemptPlan(number=1, slot=1, stdout_path=store.folder.member(STDOUT),
                        stderr_path=store.folder.member(STDERR), timeout=config.policy.timeout,
-                       grace=config.policy.grace, ok_exit=frozenset({0}))  # fmt: skip
+                       grace=config.policy.grace, ok_exit=frozenset({0}),
+                       termseq=config.policy.termseq)  # fmt: skip
