@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fanout_cli.values import Rate, default_output_dir
+
+if TYPE_CHECKING:
+    from fanout_cli.relative_limit import RelativeTimeout
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,7 @@ class PolicyOptions:
     """How tasks run: the window, limits, retries, pacing, and where (the executor)."""
 
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
-    timeout: float | None = None
+    timeout: float | RelativeTimeout | None = None  # seconds, or P% of the median
     grace: float = 5.0
     deadline: float | None = None
     ok_exit: frozenset[int] = frozenset({0})

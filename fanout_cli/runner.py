@@ -28,6 +28,7 @@ from fanout_cli.task_end import check_outputs_kept, finish
 from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
+    from fanout_cli.relative_limit import MedianLimit, RelativeTimeout
     from fanout_cli.tokens import TokenTotals
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
@@ -90,6 +91,7 @@ class Runner:
         self.interrupted: int | None = None  # the first stopping signal received
         self.failure: FanoutError | None = None  # fanout's own I/O failed: the run stops
         self._rate = None if config.policy.rate is None else RateLimiter(config.policy.rate, clock)
+        self._timeout, self._median = _run_limit(config.policy.timeout)
 
     async def run(self, specs: AsyncIterator[TaskSpec | Prior]) -> None:
         self._window = anyio.Semaphore(self.config.policy.jobs)
@@ -200,6 +202,8 @@ class Runner:
         """An earlier result stands (resume): it counts, and it is not run again."""
         self.rows.add(prior.seq, prior.offset)
         self._count_tokens(prior.row.get("tokens"))
+        if self._median is not None and prior.status is TaskStatus.SUCCESS:
+            self._median.add_kept(prior.row, self.store.run_dir)
         self._on_decision(self.tracker.observe(prior))
 
     def _count_tokens(self, tokens: object) -> None:
@@ -223,6 +227,8 @@ class Runner:
         offset = self.store.journal("task_ended", **row)
         self.rows.add(result.seq, offset)
         self._count_tokens(row.get("tokens"))
+        if self._median is not None and result.status is TaskStatus.SUCCESS and result.attempts:
+            self._median.add(result.attempts[-1].duration)
         self._tell(self.listener.task_ended, result)
         self._on_decision(self.tracker.observe(result))
 
@@ -281,7 +287,7 @@ class Runner:
             return attempts, None
         halt = self.halt or Halt("cancelled", TaskStatus.CANCELLED)
         if in_flight is not None:
-            attempts.append(self._cut_short(spec, len(attempts) + 1, in_flight, halt))
+            attempts.append(self._cut_short(spec, plan, in_flight, halt))
         return attempts, halt
 
     async def _before_retry(self, spec: TaskSpec, attempts: list[Attempt]) -> None:
@@ -294,30 +300,38 @@ class Runner:
     def _plan(self, spec: TaskSpec, number: int, slot: int) -> AttemptPlan:
         config = self.config
         stdout_path, stderr_path = self.store.output_paths(spec)
+        if spec.timeout is None:  # the run's --timeout: seconds, or P% of the median
+            timeout, limit = self._timeout, self._median
+        else:  # the task's own (0: no limit)
+            timeout, limit = spec.timeout or None, None
         return AttemptPlan(
             number=number,
             slot=slot,
             stdout_path=stdout_path,
             stderr_path=stderr_path,
-            timeout=config.policy.timeout if spec.timeout is None else spec.timeout,
+            timeout=timeout,
             grace=config.policy.grace,
             ok_exit=config.policy.ok_exit if spec.ok_exit is None else spec.ok_exit,
+            limit=limit,
         )
 
-    def _cut_short(self, spec: TaskSpec, number: int, started_at: float, halt: Halt) -> Attempt:
+    def _cut_short(self, spec: TaskSpec, plan: AttemptPlan, started_at: float, halt: Halt
+                   ) -> Attempt:  # fmt: skip
         """The attempt that was running when the run stopped."""
-        stdout_path, stderr_path = self.store.output_paths(spec)
+        limit = plan.limit
         return Attempt(
-            number=number,
+            number=plan.number,
             started_at=started_at,
             finished_at=self.clock.wall(),
             status=halt.status,
             exit_code=None,
             signal=None,
             reason=halt.reason,
-            stdout_path=os.path.basename(stdout_path),
-            stderr_path=os.path.basename(stderr_path),
+            stdout_path=os.path.basename(plan.stdout_path),
+            stderr_path=os.path.basename(plan.stderr_path),
             agent=self.executor.abandoned(spec),
+            timeout=plan.timeout if limit is None else limit.seconds(),
+            timeout_rule=None if limit is None else limit.rule(),
         )
 
     def _not_started(self, spec: TaskSpec, halt: Halt) -> TaskResult:
@@ -339,6 +353,16 @@ class Runner:
         if halt is not None:
             ending = interpret.Ending(halt.status, halt.reason, halt.signal is not None)
         return await finish(self.config, self.store, spec, attempts, ending)
+
+
+def _run_limit(timeout: float | RelativeTimeout | None) -> tuple[float | None, MedianLimit | None]:
+    """The run's --timeout as a fixed limit in seconds, or a moving one (P% of the
+    median: fanout_cli/relative_limit.py, loaded only then)."""
+    if isinstance(timeout, int | float | None):
+        return timeout, None
+    from fanout_cli.relative_limit import MedianLimit
+
+    return None, MedianLimit(timeout)
 
 
 async def _closing(

@@ -136,11 +136,9 @@ def attempt_document(attempt: Attempt) -> dict[str, Any]:
         "duration_ms": round(attempt.duration * 1000),
         "stdout": attempt.stdout_path,
         "stderr": attempt.stderr_path,
-        **(
-            {"exchanges": attempt.agent.get("exchanges")}
-            if attempt.agent and "exchanges" in attempt.agent
-            else {}
-        ),
+        "timeout": attempt.timeout, "timeout_rule": attempt.timeout_rule,  # the limit as it ended
+        **({"exchanges": attempt.agent.get("exchanges")}
+           if attempt.agent and "exchanges" in attempt.agent else {}),
     }
 
 
@@ -307,6 +305,8 @@ def options_document(config: RunConfig) -> dict[str, Any]:
     document = config.values()
     document["ok_exit"] = sorted(config.policy.ok_exit)
     document["rate"] = None if config.policy.rate is None else str(config.policy.rate)
+    timeout = config.policy.timeout  # seconds, or P% (relative_limit.RelativeTimeout) as text
+    document["timeout"] = timeout if isinstance(timeout, int | float | None) else str(timeout)
     document["timings"] = list(config.sharding.timings)
     document["resources"] = list(config.policy.resources)
     return document

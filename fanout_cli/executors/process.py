@@ -25,7 +25,14 @@ import anyio
 import anyio.abc
 
 from fanout_cli.aop import open_output
-from fanout_cli.executors import AttemptPlan, describe_signal, ended_attempt, start_failure
+from fanout_cli.executors import (
+    AttemptPlan,
+    TimeLimit,
+    describe_signal,
+    ended_attempt,
+    start_failure,
+    timeout_reason,
+)
 from fanout_cli.executors.watchers import (
     Child,
     ChildProcess,
@@ -38,7 +45,6 @@ from fanout_cli.limits import when_descriptors_allow
 from fanout_cli.models import Attempt, StdinBlock, TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions
 from fanout_cli.reaper import MARK_VARIABLE, Orphans, group_alive, signal_group
-from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
     from fanout_cli.executors.feed import StdinFeed
@@ -122,14 +128,15 @@ class ProcessExecutor:
         self._live.add(process.pid)
         try:
             exited = functools.partial(self._watcher.wait, process)
-            if plan.timeout is None:  # no scope to build when nothing can time out
+            if plan.timeout is None and plan.limit is None:  # nothing can time out
                 returncode = await _exit(feed, exited)
             else:
-                with anyio.move_on_after(plan.timeout) as timer:
+                with TimeLimit(plan) as timer:
+                    timer.start()
                     returncode = await _exit(feed, exited)
-            if plan.timeout is not None and timer.cancelled_caught:
-                timed_out = True
-                returncode = await self._stop(process, plan.grace)
+                if timer.expired:
+                    timed_out = True
+                    returncode = await self._stop(process, plan.grace)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._stop(process, plan.grace)
@@ -268,10 +275,8 @@ def classify_exit(
     exit_code = returncode if returncode >= 0 else None
     signum = -returncode if returncode < 0 else None
     if timed_out:
-        reason = f"timed out after {format_duration(plan.timeout or 0)}"
-        return ended_attempt(
-            plan, started_at, TaskStatus.TIMEOUT, reason, exit_code=exit_code, signal=signum
-        )
+        return ended_attempt(plan, started_at, TaskStatus.TIMEOUT, timeout_reason(plan),
+                             exit_code=exit_code, signal=signum)  # fmt: skip
     if exit_code is not None and exit_code in plan.ok_exit:
         reason = f"exit {exit_code}" if exit_code else ""
         return ended_attempt(plan, started_at, TaskStatus.SUCCESS, reason, exit_code=exit_code)
