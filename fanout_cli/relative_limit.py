@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from fanout_cli.values import shown
 
 if TYPE_CHECKING:
     import anyio
@@ -46,11 +46,11 @@ def parse_percent(value: object) -> RelativeTimeout:
     text = value.strip().replace(" ", "") if isinstance(value, str) else ""
     match = _PERCENT.fullmatch(text)
     if match is None:
-        raise ValueError(f"expected a percentage of the median such as 200%, got {value!r}")
+        raise ValueError(f"expected a percentage of the median such as 200%, got {shown(value)}")
     percent = float(match.group(1))
     if not 0 < percent <= MAX_PERCENT:
         raise ValueError(f"expected a percentage of more than 0% and at most "
-                         f"{MAX_PERCENT:g}%, got {value!r}")  # fmt: skip
+                         f"{MAX_PERCENT:g}%, got {shown(value)}")  # fmt: skip
     return RelativeTimeout(percent)
 
 
@@ -82,7 +82,7 @@ class MedianLimit:
     def seconds(self) -> float | None:
         """The limit now; None while there is none yet."""
         median = self.median()
-        return None if median is None else median * self.percent / 100
+        return None if median is None else round(median * self.percent / 100, 3)
 
     def add(self, duration: float) -> None:
         """A task succeeded, its final attempt taking `duration`: the limit may move."""
@@ -99,9 +99,9 @@ class MedianLimit:
             for scope, started in self._held.items():
                 scope.deadline = started + limit
 
-    def add_kept(self, row: Mapping[str, Any], run_dir: Path) -> None:
-        """--resume: a success kept from the earlier run counts as if it ran now."""
-        duration = kept_duration(row, run_dir)
+    def add_kept(self, duration: float | None) -> None:
+        """--resume: a success kept from the earlier run counts as if it ran now (its
+        duration from resume.kept_duration; None when its records do not say)."""
         if duration is not None:
             self.add(duration)
 
@@ -125,22 +125,3 @@ class MedianLimit:
         median = self.median()
         return {"percent": self.percent, "median": None if median is None else round(median, 3),
                 "successes": self.successes}  # fmt: skip
-
-
-def kept_duration(row: Mapping[str, Any], run_dir: Path) -> float | None:
-    """A kept success's final attempt's duration, in seconds: the journal row's duration
-    when it took one attempt; its details file's last attempt when it was retried (the
-    row's duration then counts the failed attempts and the back-off too)."""
-    duration = row.get("duration_ms")
-    if row.get("attempts", 1) != 1 and isinstance(row.get("details_file"), str):
-        from fanout_cli.aop.files import RunFolderError
-        from fanout_cli.aop.reader import read_details
-
-        try:
-            attempts: Any = read_details(run_dir, row["details_file"]).get("attempts")
-            duration = attempts[-1]["duration_ms"]
-        except (RunFolderError, OSError, LookupError, TypeError):
-            pass  # its row's duration stands
-    if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
-        return None
-    return duration / 1000

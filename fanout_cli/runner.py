@@ -203,7 +203,9 @@ class Runner:
         self.rows.add(prior.seq, prior.offset)
         self._count_tokens(prior.row.get("tokens"))
         if self._median is not None and prior.status is TaskStatus.SUCCESS:
-            self._median.add_kept(prior.row, self.store.run_dir)
+            from fanout_cli.resume import kept_duration  # only with --timeout P%
+
+            self._median.add_kept(kept_duration(prior.row, self.store.run_dir))
         self._on_decision(self.tracker.observe(prior))
 
     def _count_tokens(self, tokens: object) -> None:

@@ -27,7 +27,6 @@ from typing import Any, Protocol, cast
 import anyio
 
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
-from fanout_cli.values import format_duration
 
 
 class MovingLimit(Protocol):
@@ -92,15 +91,6 @@ class TimeLimit:
     def expired(self) -> bool:
         """The limit ended the attempt."""
         return self.scope.cancelled_caught
-
-
-def timeout_reason(plan: AttemptPlan) -> str:
-    """"timed out after 30s"; for a moving limit, the limit it had reached and its rule:
-    "timed out after 6.3s (300% of the median)"."""
-    if plan.limit is None:
-        return f"timed out after {format_duration(plan.timeout or 0)}"
-    seconds = format_duration(plan.limit.seconds() or 0)
-    return f"timed out after {seconds} ({plan.limit.describe()})"
 
 
 def ended_attempt(

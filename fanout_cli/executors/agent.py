@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from fanout_cli.agents import AgentSettings, Provider, read_attachments
 from fanout_cli.aop import open_output_for_reading, write_output
 from fanout_cli.aop.files import UnsafeFile
-from fanout_cli.executors import AttemptPlan, Executor, TimeLimit, ended_attempt, timeout_reason
+from fanout_cli.executors import AttemptPlan, Executor, TimeLimit, ended_attempt
 from fanout_cli.executors.exchange import (
     PAUSING_STATUSES,
     Outcome,
@@ -33,6 +33,7 @@ from fanout_cli.executors.exchange import (
     redact_headers,
 )
 from fanout_cli.executors.health import Health, not_found_hint, unless_down
+from fanout_cli.executors.process import timeout_reason
 from fanout_cli.models import AgentCall, Attempt, TaskSpec, TaskStatus
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, Pause, RateLimiter
 from fanout_cli.redact import redact_text

@@ -63,13 +63,7 @@ import anyio.abc
 import fanout_cli
 from fanout_cli.aop import write_output
 from fanout_cli.errors import UsageError
-from fanout_cli.executors import (
-    AttemptPlan,
-    TimeLimit,
-    ended_attempt,
-    start_failure,
-    timeout_reason,
-)
+from fanout_cli.executors import AttemptPlan, TimeLimit, ended_attempt, start_failure
 from fanout_cli.executors.dask_cluster import (
     CLUSTER_CALL_SECONDS,
     check_workers,
@@ -83,7 +77,7 @@ from fanout_cli.executors.dask_worker import (
     RemoteOutcome,
     run_command_on_worker,
 )
-from fanout_cli.executors.process import classify_exit
+from fanout_cli.executors.process import classify_exit, timeout_reason
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions
 

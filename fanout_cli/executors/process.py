@@ -31,7 +31,6 @@ from fanout_cli.executors import (
     describe_signal,
     ended_attempt,
     start_failure,
-    timeout_reason,
 )
 from fanout_cli.executors.watchers import (
     Child,
@@ -45,6 +44,7 @@ from fanout_cli.limits import when_descriptors_allow
 from fanout_cli.models import Attempt, StdinBlock, TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions
 from fanout_cli.reaper import MARK_VARIABLE, Orphans, group_alive, signal_group
+from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
     from fanout_cli.executors.feed import StdinFeed
@@ -290,6 +290,15 @@ def classify_exit(
     return ended_attempt(
         plan, started_at, TaskStatus.FAILURE, reason, exit_code=exit_code, signal=signum
     )
+
+
+def timeout_reason(plan: AttemptPlan) -> str:
+    """"timed out after 30s"; for a moving limit, the limit it had reached and its rule:
+    "timed out after 6.3s (300% of the median)"."""
+    if plan.limit is None:
+        return f"timed out after {format_duration(plan.timeout or 0)}"
+    seconds = format_duration(plan.limit.seconds() or 0)
+    return f"timed out after {seconds} ({plan.limit.describe()})"
 
 
 def _start(spawn: Callable[[int | None], ChildProcess], block: StdinBlock | None
