@@ -341,7 +341,7 @@ def test_a_resumed_run_seeds_the_median_with_the_kept_successes() -> None:
 
 def test_a_kept_retried_success_counts_its_last_attempt_only() -> None:
     flaky = "test -e {}.once || { touch {}.once; exit 1; }; sleep " + QUICK
-    completed, _ = run_timed("--retries", "1", "--retry-delay", "1s", "--run-id", "k", "--",
+    completed, _ = run_timed("--retries", "1", "--retry-delay", "2s", "--run-id", "k", "--",
                              flaky, ":::", "a")  # fmt: skip
     assert completed.returncode == 0, completed.stdout
     [row] = json.loads(Path("out/k/manifest.json").read_text())["tasks"]
