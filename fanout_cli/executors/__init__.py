@@ -9,7 +9,8 @@ function `open_...(policy) -> Executor`), then add one line to `EXECUTORS`. Agen
 tasks are not an executor of the table: the run command wraps the chosen executor in
 `executors.agent.AgentExecutor`, which hands it every task that is not an HTTP call.
 Why a process could not start, and a signal's name, are said here for every executor
-that runs processes."""
+that runs processes; every executor that enforces --timeout builds its cancel scope
+here too (TimeLimit), so that a relative limit (--timeout P%) can move it."""
 
 from __future__ import annotations
 
