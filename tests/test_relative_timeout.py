@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +26,7 @@ from fanout_cli.relative_limit import MedianLimit, RelativeTimeout, parse_percen
 from fanout_cli.resume import kept_duration
 from fanout_cli.sources.taskfile import parse_task_file
 from tests import test_agent_unit as agent_unit
-from tests.helpers import Completed, run_fanout, write_tasks
+from tests.helpers import PARALLEL, Completed, needs_parallel, run_fanout, write_tasks
 
 QUICK = "0.2"  # seconds a quick task sleeps
 WELL_BEFORE = 10.0  # a task sleeping 30 s that a relative limit ends ends well before this
@@ -349,3 +351,37 @@ def test_a_kept_retried_success_counts_its_last_attempt_only() -> None:
     duration = kept_duration(row, Path("out/k"))
     assert duration is not None and 0.2 <= duration < 0.9
     assert kept_duration({"duration_ms": 1500, "attempts": 1}, Path("out/k")) == 1.5
+
+
+# --- GNU parallel as the oracle ---------------------------------------------------------
+
+
+def gnu_parallel(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    home = tmp_path / "gnu-home"
+    home.mkdir(exist_ok=True)
+    assert PARALLEL is not None
+    began = time.monotonic()
+    completed = subprocess.run([PARALLEL, *args], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "HOME": str(home)}, check=False)  # fmt: skip
+    return completed, time.monotonic() - began
+
+
+@needs_parallel
+def test_both_end_a_straggler_started_first_once_three_others_succeeded(tmp_path: Path) -> None:
+    args = ("-j", "4", "--timeout", "300%", "sleep", ":::", "30", QUICK, QUICK, QUICK)
+    gnu, gnu_took = gnu_parallel(tmp_path, *args)
+    assert gnu.returncode == 1 and "timed out" in gnu.stderr and gnu_took < WELL_BEFORE
+    ours, took = run_timed(*args[:4], "--", *args[4:])
+    assert ours.returncode == 1 and took < WELL_BEFORE
+    assert details(only_run(), 1)["status"] == "timeout"
+
+
+@needs_parallel
+def test_unlike_gnu_parallel_no_limit_applies_before_three_successes(tmp_path: Path) -> None:
+    """GNU parallel's limit applies from the first success; issue 19 fixes three, so
+    that one or two quick tasks do not time out every task of normal length."""
+    args = ("-j", "3", "--timeout", "300%", "sleep", ":::", "1.5", QUICK, QUICK)
+    gnu, _ = gnu_parallel(tmp_path, *args)
+    assert gnu.returncode == 1 and "timed out" in gnu.stderr
+    ours, _ = run_timed(*args[:4], "--", *args[4:])
+    assert ours.returncode == 0, ours.stdout
