@@ -150,10 +150,8 @@ range): --jobs 1-10000; --retries and a task's retries 0-100; --ok-exit codes 0-
 1-1000000, PERIOD more than 0 and at most 30d, BURST 1 to N; --http-retries 0-20;
 --resources amounts more than 0 and at most 1000000; --grace and --retry-delay 0-30d;
 --termseq at most 100 signals, its waits 0-30d each and at most 30d together;
---timeout, --deadline and a task's timeout more than 0 and at most 30d (0 is refused,
-not read as "no limit" as timeout(1) reads it: leave the option out for no limit, so
-that a 0 from a script's empty arithmetic never times every task out); clean
---older-than up to 3650d.
+--timeout, --deadline and a task's timeout 0 (no limit, as in GNU parallel) to 30d,
+--timeout P% more than 0% and at most 100000%; clean --older-than up to 3650d.
 Retry back-off doubles from --retry-delay up to 60 s, whatever the attempt count. A
 task file may nest arrays and tables at most 32 deep and a dotted key may have at
 most 32 parts, checked before the TOML is parsed.

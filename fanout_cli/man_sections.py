@@ -264,6 +264,23 @@ verdict (with -q alone), is "reduce" in --format json and the first SUMMARY line
 cannot start fails the run (exit 1). --resume runs it again when a task's result
 changed, and otherwise keeps the recorded one.
 """),
+    ("TIME LIMITS", """\
+--timeout bounds each attempt of a task, from its start; --deadline the whole run.
+0 is no limit, as in GNU parallel: --timeout 0 and --deadline 0 lift a limit a task
+file's [run] sets, and a task's timeout = 0 lifts [defaults]' and the run's for it.
+--timeout P% (or timeout = "P%" in [run]; more than 0% and at most 100000%) is
+relative: P percent of the median duration of the tasks that succeeded so far in the
+run (each one's final attempt), with no limit until three have. It moves: an attempt
+already running when the limit first becomes known, or when the median changes, is
+held to the new limit counted from its own start, so a straggler that started first
+is still caught. The reason says so (timed out after 6.3s (300% of the median)), and
+each attempt in a details file records the limit in effect as it ended (timeout, in
+seconds or null, and timeout_rule: percent, median, successes). --resume counts the
+successes it keeps. A percentage is the run's alone ([defaults] and a task's timeout
+take seconds) and does not bound the reduce. GNU parallel applies it from the first
+success and takes a remedian (medians of blocks of 999 runtimes, compared as text);
+fanout waits for three successes and keeps the exact median.
+"""),
     ("DASK CLUSTERS", """\
 --executor dask://HOST:PORT (pip install 'fanout-cli[dask]') runs process and agent-cli
 tasks on the workers of a Dask distributed cluster; agent HTTP calls, the verdict and
@@ -271,8 +288,10 @@ the run folder stay with fanout. Every worker needs the same fanout version (che
 when connecting; an unreachable scheduler is exit 2 within 5 s). Each attempt runs in
 its own process group on a worker, with its own --timeout (from the moment the process
 starts) and --termseq; early verdicts, --deadline and Ctrl-C stop remote
-processes. Outputs come back when a task ends: the last 1 MiB of stdout and of stderr
-each, the drop noted in the attempt's reason. A worker that dies mid-task makes that
+processes. A relative --timeout P% moves, so fanout holds it, counted from when it
+submitted the attempt, and stops the task when it passes. Outputs come back when a
+task ends: the last 1 MiB of stdout and of stderr each, the drop noted in the
+attempt's reason. A worker that dies mid-task makes that
 attempt error ("worker died: ..."); its processes are ended by a guardian process.
 --resources NAME=N makes each task need a worker resource; tasks wait for one, bounded
 by --deadline. Commands, paths and tools must exist on the workers.

@@ -66,6 +66,7 @@ class TaskSpec:
     cwd: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     # None: not set by the task or the file's [defaults]; the run-wide option applies.
+    # 0: no limit, whatever the run's.
     timeout: float | None = None
     retries: int | None = None
     ok_exit: frozenset[int] | None = None
@@ -130,6 +131,10 @@ class Attempt:
     agent: Mapping[str, Any] | None = None
     # The runner JUnit it wrote (fanout_cli.aop.runner_junit), or why there is none.
     junit: Mapping[str, Any] | None = None
+    # The time limit in effect as it ended (seconds; None: none) and, for a relative
+    # one (--timeout P%), how it was reached (relative_limit.MedianLimit.rule).
+    timeout: float | None = None
+    timeout_rule: Mapping[str, Any] | None = None
 
     @property
     def duration(self) -> float:

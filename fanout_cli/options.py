@@ -115,6 +115,16 @@ def _termseq(value: object) -> Any:
     return parse_termseq(value)
 
 
+def _timeout(value: object) -> Any:
+    """--timeout: a duration, 0 for none, or P% of the median (relative_limit.py, loaded
+    only for a percentage)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        from fanout_cli.relative_limit import parse_percent
+
+        return parse_percent(value)
+    return v.parse_limit(value)
+
+
 def _junit_template(value: object) -> str:
     from fanout_cli.junit import parse_junit_template  # loaded only when it is given
 
@@ -126,15 +136,16 @@ _STRATEGY_NAMES = ", ".join(v.STRATEGIES)
 RUN_OPTIONS: tuple[Option, ...] = (
     _value("jobs", "N", "Tasks in flight at once (a sliding window), 1-10000. "
            "[default: CPU count]", "policy", v.parse_jobs, "-j"),
-    _value("timeout", "DUR", "Per task: 500ms, 30s, 5m, 1h; a bare number is seconds; "
-           "more than 0, at most 30d.", "policy", v.parse_limit),
+    _value("timeout", "DUR", "Per task: 500ms, 30s, 5m, 1h (a bare number is seconds; at "
+           "most 30d; 0: none), or P% of the median duration of the tasks that succeeded so "
+           "far (once 3 have).", "policy", _timeout),
     _value("grace", "DUR", "Between SIGTERM and SIGKILL of a task's process group. "
            "[default: 5s]", "policy", v.parse_run_duration),
     _value("termseq", "SEQ", "How a task is ended: signals and the longest waits between "
            "them, e.g. TERM,5s,INT,2s,KILL (ends with KILL). A BARE number is MILLISECONDS "
            "here, as in GNU parallel. [default: TERM,<grace>,KILL]", "policy", _termseq,
            "--term-seq"),
-    _value("deadline", "DUR", "Whole run; unfinished tasks end as timeout.",
+    _value("deadline", "DUR", "Whole run; unfinished tasks end as timeout. 0: none.",
            "policy", v.parse_limit),
     _value("ok_exit", "CODES", "Exit codes that count as success, e.g. 0,1 for grep. "
            "[default: 0]", "policy", v.parse_exit_codes),

@@ -8,15 +8,16 @@ key matches the n-th earlier one, so repeated stdin lines are told apart."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from fanout_cli.aop import TASK_LIST, RunFolder
 from fanout_cli.aop.checks import task_problem
 from fanout_cli.aop.documents import spec_from_document
 from fanout_cli.aop.files import RunFolderError
-from fanout_cli.aop.reader import read_ended_at, read_task_list, read_task_list_end
+from fanout_cli.aop.reader import read_details, read_ended_at, read_task_list, read_task_list_end
 from fanout_cli.errors import UsageError
 from fanout_cli.models import Prior, TaskSpec, TaskStatus
 from fanout_cli.redact import REDACTED
@@ -128,3 +129,19 @@ def saved_specs(run_dir: Path) -> list[TaskSpec]:
             f"fanout run ... --resume {run_dir.name}"
         )
     return specs
+
+
+def kept_duration(row: Mapping[str, Any], run_dir: Path) -> float | None:
+    """A kept success's final attempt's duration, in seconds: the journal row's duration
+    when it took one attempt; its details file's last attempt when it was retried (the
+    row's duration then counts the failed attempts and the back-off too)."""
+    duration = row.get("duration_ms")
+    if row.get("attempts", 1) != 1 and isinstance(row.get("details_file"), str):
+        try:
+            attempts: Any = read_details(run_dir, row["details_file"]).get("attempts")
+            duration = attempts[-1]["duration_ms"]
+        except (RunFolderError, OSError, LookupError, TypeError):
+            pass  # its row's duration stands
+    if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
+        return None
+    return duration / 1000

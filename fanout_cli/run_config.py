@@ -14,6 +14,7 @@ from fanout_cli.values import Rate, default_output_dir
 if TYPE_CHECKING:
     from fanout_cli.halting import HaltSpec
     from fanout_cli.reaper import TermSeq
+    from fanout_cli.relative_limit import RelativeTimeout
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class PolicyOptions:
     """How tasks run: the window, limits, retries, pacing, and where (the executor)."""
 
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
-    timeout: float | None = None
+    timeout: float | RelativeTimeout | None = None  # seconds, or P% of the median
     grace: float = 5.0
     termseq: TermSeq | None = None  # how a task is ended; None: TERM, grace, KILL
     deadline: float | None = None

@@ -28,6 +28,7 @@ from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
     from fanout_cli.halting import HaltWatch
+    from fanout_cli.relative_limit import MedianLimit, RelativeTimeout
     from fanout_cli.tokens import TokenTotals
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
@@ -92,6 +93,7 @@ class Runner:
         self.interrupted: int | None = None  # the first stopping signal received
         self.failure: FanoutError | None = None  # fanout's own I/O failed: the run stops
         self._rate = None if config.policy.rate is None else RateLimiter(config.policy.rate, clock)
+        self._timeout, self._median = _run_limit(config.policy.timeout)
 
     async def run(self, specs: AsyncIterator[TaskSpec | Prior]) -> None:
         self._window = anyio.Semaphore(self.config.policy.jobs)
@@ -234,6 +236,10 @@ class Runner:
         """An earlier result stands (resume): it counts, and it is not run again."""
         self.rows.add(prior.seq, prior.offset)
         self._count_tokens(prior.row.get("tokens"))
+        if self._median is not None and prior.status is TaskStatus.SUCCESS:
+            from fanout_cli.resume import kept_duration  # only with --timeout P%
+
+            self._median.add_kept(kept_duration(prior.row, self.store.run_dir))
         self._on_decision(self.tracker.observe(prior))
         self._watch_halt(prior.status)
 
@@ -258,6 +264,8 @@ class Runner:
         offset = self.store.journal("task_ended", **row)
         self.rows.add(result.seq, offset)
         self._count_tokens(row.get("tokens"))
+        if self._median is not None and result.status is TaskStatus.SUCCESS and result.attempts:
+            self._median.add(result.attempts[-1].duration)
         self._tell(self.listener.task_ended, result)
         if self.halted_by is not None and result.status is TaskStatus.CANCELLED:
             self._stopped_by_halt += 1
@@ -319,9 +327,8 @@ class Runner:
             return attempts, None
         halt = self.ending or self.halt or Halt("cancelled", TaskStatus.CANCELLED)
         if in_flight is not None:
-            stdout_path, stderr_path = self.store.output_paths(spec)
-            attempts.append(cut_short(len(attempts) + 1, in_flight, self.clock.wall(), halt,
-                                      (stdout_path, stderr_path), self.executor.abandoned(spec)))
+            attempts.append(cut_short(plan, in_flight, self.clock.wall(), halt,
+                                      self.executor.abandoned(spec)))
         return attempts, halt
 
     async def _before_retry(self, spec: TaskSpec, attempts: list[Attempt]) -> bool:
@@ -343,16 +350,15 @@ class Runner:
     def _plan(self, spec: TaskSpec, number: int, slot: int) -> AttemptPlan:
         config = self.config
         stdout_path, stderr_path = self.store.output_paths(spec)
-        return AttemptPlan(
-            number=number,
-            slot=slot,
-            stdout_path=stdout_path,
-            stderr_path=stderr_path,
-            timeout=config.policy.timeout if spec.timeout is None else spec.timeout,
-            grace=config.policy.grace,
-            ok_exit=config.policy.ok_exit if spec.ok_exit is None else spec.ok_exit,
-            termseq=config.policy.termseq,
-        )
+        if spec.timeout is None:  # the run's --timeout: seconds, or P% of the median
+            timeout, limit = self._timeout, self._median
+        else:  # the task's own (0: no limit)
+            timeout, limit = spec.timeout or None, None
+        ok_exit = config.policy.ok_exit if spec.ok_exit is None else spec.ok_exit
+        return AttemptPlan(number=number, slot=slot, stdout_path=stdout_path,
+                           stderr_path=stderr_path, timeout=timeout, grace=config.policy.grace,
+                           ok_exit=ok_exit, termseq=config.policy.termseq,
+                           limit=limit)  # fmt: skip
 
     async def _finish(
         self, spec: TaskSpec, attempts: list[Attempt], halt: Halt | None
@@ -364,6 +370,16 @@ class Runner:
         if halt is not None:
             ending = interpret.Ending(halt.status, halt.reason, halt.signal is not None)
         return await finish(self.config, self.store, spec, attempts, ending)
+
+
+def _run_limit(timeout: float | RelativeTimeout | None) -> tuple[float | None, MedianLimit | None]:
+    """The run's --timeout as a fixed limit in seconds, or a moving one (P% of the
+    median: fanout_cli/relative_limit.py, loaded only then)."""
+    if isinstance(timeout, int | float | None):
+        return timeout, None
+    from fanout_cli.relative_limit import MedianLimit
+
+    return None, MedianLimit(timeout)
 
 
 async def _closing(

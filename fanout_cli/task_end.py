@@ -29,14 +29,17 @@ class Halt:
     signal: int | None = None  # set when a signal (Ctrl-C, SIGTERM) stopped the run
 
 
-def cut_short(number: int, started_at: float, now: float, halt: Halt,
-              paths: tuple[str, str], agent: Mapping[str, Any] | None) -> Attempt:  # fmt: skip
-    """The attempt that was running when the run stopped (`paths`: its stdout and
-    stderr; `agent`: what an agent call had recorded)."""
-    return Attempt(number=number, started_at=started_at, finished_at=now, status=halt.status,
-                   exit_code=None, signal=None, reason=halt.reason,
-                   stdout_path=os.path.basename(paths[0]),
-                   stderr_path=os.path.basename(paths[1]), agent=agent)  # fmt: skip
+def cut_short(plan: AttemptPlan, started_at: float, now: float, halt: Halt,
+              agent: Mapping[str, Any] | None) -> Attempt:  # fmt: skip
+    """The attempt of `plan` that was running when the run stopped (`agent`: what an
+    agent call had recorded), with the time limit it was under."""
+    limit = plan.limit
+    return Attempt(number=plan.number, started_at=started_at, finished_at=now,
+                   status=halt.status, exit_code=None, signal=None, reason=halt.reason,
+                   stdout_path=os.path.basename(plan.stdout_path),
+                   stderr_path=os.path.basename(plan.stderr_path), agent=agent,
+                   timeout=plan.timeout if limit is None else limit.seconds(),
+                   timeout_rule=None if limit is None else limit.rule())  # fmt: skip
 
 
 def not_started(spec: TaskSpec, halt: Halt) -> TaskResult:

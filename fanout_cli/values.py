@@ -43,11 +43,9 @@ def default_output_dir(environ: Mapping[str, str] | None = None) -> str:
     return environ.get("FANOUT_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR
 
 
-def parse_duration(value: object, maximum: float = MAX_AGE, *, above_zero: bool = False) -> float:
+def parse_duration(value: object, maximum: float = MAX_AGE) -> float:
     """`500ms`, `30s`, `5m`, `1h30m`, or a bare number of seconds -> seconds, from 0 to
-    `maximum` (ten years: `clean --older-than`; a run's durations stop at 30d);
-    `above_zero`: 0 is refused too, and the range says so."""
-    range_text = "of more than 0 and at most" if above_zero else "from 0 to"
+    `maximum` (ten years: `clean --older-than`; a run's durations stop at 30d)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 30s, got {value!r}")
     if isinstance(value, int | float):
@@ -67,9 +65,7 @@ def parse_duration(value: object, maximum: float = MAX_AGE, *, above_zero: bool 
         raise ValueError(f"expected a duration such as 30s, got {shown(value)}")
     if not math.isfinite(seconds) or not 0 <= seconds <= maximum:
         limit = f"{maximum / 86400:g}d"
-        raise ValueError(f"expected a duration {range_text} {limit}, got {shown(value)}")
-    if above_zero and seconds == 0:
-        raise ValueError(f"must be more than 0 (leave it out for no limit), got {shown(value)}")
+        raise ValueError(f"expected a duration from 0 to {limit}, got {shown(value)}")
     return seconds
 
 
@@ -78,10 +74,10 @@ def parse_run_duration(value: object) -> float:
     return parse_duration(value, MAX_DURATION)
 
 
-def parse_limit(value: object) -> float:
-    """A time limit (--timeout, --deadline): a duration of more than 0 and at most 30d.
-    0 is refused rather than read as "no limit": leave the option out for that."""
-    return parse_duration(value, MAX_DURATION, above_zero=True)
+def parse_limit(value: object) -> float | None:
+    """A time limit (--timeout, --deadline, a task's timeout): a duration of at most 30d;
+    0 is no limit (None), as in GNU parallel, and lifts a limit a lower layer set."""
+    return parse_duration(value, MAX_DURATION) or None
 
 
 def shown(value: object, limit: int = 40) -> str:

@@ -163,6 +163,10 @@ ATTEMPT = {
     "duration_ms": int,
     "stdout": str,
     "stderr": str,
+    "timeout": (int, float, NONE),  # the limit in effect as it ended, in seconds
+    # --timeout P%: how that limit was reached (the median is null before 3 successes)
+    "timeout_rule": Either((NONE, {"percent": (int, float), "median": (int, float, NONE),
+                                   "successes": int})),
 }
 DETAILS = {  # <seq>-<slug>.json of a process task
     # the AOP v1.0 header

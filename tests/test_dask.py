@@ -380,6 +380,28 @@ def test_a_remote_task_gets_the_termseq_signals_in_order(cluster: Cluster) -> No
     assert time.monotonic() - started < 15
 
 
+@pytest.mark.slow
+def test_a_relative_timeout_stops_a_remote_straggler_once_three_succeeded(
+    cluster: Cluster,
+) -> None:
+    """--timeout P% moves, so the coordinator holds it: the straggler, started first,
+    is stopped (its group ended on the worker) once the median is known."""
+    began = time.monotonic()
+    completed = run_fanout(
+        "run", "--executor", cluster.executor, "-j", "4", "--timeout", "300%",
+        "--grace", "500ms", "--", f"if [ {{}} = slow ]; then {sleeper()}; fi; sleep 0.2",
+        ":::", "slow", "a", "b", "c",
+    )  # fmt: skip
+    assert completed.returncode == 1, completed.stderr
+    assert time.monotonic() - began < 30
+    assert "timeout   slow" in completed.stdout
+    assert "(300% of the median)" in completed.stdout
+    assert completed.stdout.count("success") == 3
+    pids = task_pids()
+    assert len(pids) == 2
+    assert_gone(pids)
+
+
 # A new session, and a double-forked daemon: both leave the task's process group.
 ESCAPES = (
     "setsid sh -c 'echo $$ >> pids; exec sleep 300' & "

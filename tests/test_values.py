@@ -163,8 +163,6 @@ def test_parse_exit_codes_rejects(value: object) -> None:
         pytest.param(values.parse_run_duration, "31d", id="run-duration-over"),
         pytest.param(values.parse_duration, "3651d", id="duration-over"),
         pytest.param(values.parse_duration, "1e308", id="duration-1e308"),
-        pytest.param(values.parse_limit, "0", id="limit-zero"),
-        pytest.param(values.parse_limit, 0.0, id="limit-zero-float"),
         pytest.param(values.parse_temperature, 10**400, id="temperature-huge-int"),
         pytest.param(values.parse_resources, ["GPU=1e7"], id="resource-over"),
     ],
@@ -253,6 +251,12 @@ def test_an_absolute_glob_keeps_its_root(tree: Path) -> None:
 
 @pytest.mark.parametrize("value", ["1e999", "31d", "-1"])
 def test_a_limit_out_of_range_names_the_range_a_limit_has(value: str) -> None:
-    """--timeout and --deadline take more than 0 (0 is refused), so their range says so."""
-    with pytest.raises(ValueError, match=r"more than 0 and at most 30d"):
+    """--timeout and --deadline take 0 (no limit) to 30d, and their range says so."""
+    with pytest.raises(ValueError, match=r"from 0 to 30d"):
         values.parse_limit(value)
+
+
+@pytest.mark.parametrize("value", ["0", 0, 0.0, "0s", "0ms"])
+def test_a_limit_of_zero_is_no_limit(value: object) -> None:
+    """As in GNU parallel: --timeout 0 and --deadline 0 mean no limit."""
+    assert values.parse_limit(value) is None

@@ -136,11 +136,9 @@ def attempt_document(attempt: Attempt) -> dict[str, Any]:
         "duration_ms": round(attempt.duration * 1000),
         "stdout": attempt.stdout_path,
         "stderr": attempt.stderr_path,
-        **(
-            {"exchanges": attempt.agent.get("exchanges")}
-            if attempt.agent and "exchanges" in attempt.agent
-            else {}
-        ),
+        "timeout": attempt.timeout, "timeout_rule": attempt.timeout_rule,  # the limit as it ended
+        **({"exchanges": attempt.agent.get("exchanges")}
+           if attempt.agent and "exchanges" in attempt.agent else {}),
     }
 
 

@@ -9,7 +9,8 @@ function `open_...(policy) -> Executor`), then add one line to `EXECUTORS`. Agen
 tasks are not an executor of the table: the run command wraps the chosen executor in
 `executors.agent.AgentExecutor`, which hands it every task that is not an HTTP call.
 Why a process could not start, and a signal's name, are said here for every executor
-that runs processes."""
+that runs processes; every executor that enforces --timeout builds its cancel scope
+here too (TimeLimit), so that a relative limit (--timeout P%) can move it."""
 
 from __future__ import annotations
 
@@ -21,10 +22,28 @@ import time
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Protocol, cast
+
+import anyio
 
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
 from fanout_cli.reaper import TermSeq
+
+
+class MovingLimit(Protocol):
+    """A time limit that moves while attempts run (--timeout P%: the runner's
+    relative_limit.MedianLimit). A protocol, so that executors do not import it."""
+
+    def seconds(self) -> float | None: ...  # the limit now; None: none yet
+
+    def hold(self, scope: anyio.CancelScope, started: float) -> None: ...
+
+    def release(self, scope: anyio.CancelScope) -> None: ...
+
+    def describe(self) -> str: ...  # "300% of the median"
+
+    def rule(self) -> dict[str, Any]: ...  # for the attempt's details
 
 
 @dataclass(frozen=True)
@@ -35,14 +54,50 @@ class AttemptPlan:
     slot: int  # 1..jobs, the worker slot this attempt holds
     stdout_path: str
     stderr_path: str
-    timeout: float | None
+    timeout: float | None  # a fixed limit in seconds
     grace: float
     ok_exit: frozenset[int]
     termseq: TermSeq | None = None  # how the attempt is ended; None: TERM, grace, KILL
+    limit: MovingLimit | None = None  # a moving limit (then `timeout` is None)
 
     @property
     def stop_sequence(self) -> TermSeq:
         return self.termseq or TermSeq.default(self.grace)
+
+
+class TimeLimit:
+    """An attempt's time limit as a cancel scope, counted from `start()`: the plan's
+    fixed `timeout`, or its moving `limit`, which moves the scope's deadline as it
+    changes. Every executor that enforces --timeout builds its scope here.
+    `fixed=False`: only a moving limit (a Dask worker enforces a fixed one itself)."""
+
+    def __init__(self, plan: AttemptPlan, *, fixed: bool = True) -> None:
+        self.plan = plan
+        self.scope = anyio.CancelScope()
+        self._fixed = fixed
+
+    def __enter__(self) -> TimeLimit:
+        self.scope.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> bool:  # fmt: skip
+        if self.plan.limit is not None:
+            self.plan.limit.release(self.scope)
+        return bool(self.scope.__exit__(kind, error, traceback))
+
+    def start(self) -> None:
+        """The limit counts from now."""
+        now = anyio.current_time()
+        if self.plan.limit is not None:
+            self.plan.limit.hold(self.scope, now)
+        elif self._fixed and self.plan.timeout is not None:
+            self.scope.deadline = now + self.plan.timeout
+
+    @property
+    def expired(self) -> bool:
+        """The limit ended the attempt."""
+        return self.scope.cancelled_caught
 
 
 def ended_attempt(
@@ -56,7 +111,8 @@ def ended_attempt(
     retryable: bool = True,
     agent: Mapping[str, Any] | None = None,
 ) -> Attempt:
-    """The Attempt of `plan` that ends now."""
+    """The Attempt of `plan` that ends now, with the limit in effect as it ends."""
+    limit = plan.limit
     return Attempt(
         number=plan.number,
         started_at=started_at,
@@ -69,6 +125,8 @@ def ended_attempt(
         stderr_path=os.path.basename(plan.stderr_path),
         retryable=retryable,
         agent=agent,
+        timeout=plan.timeout if limit is None else limit.seconds(),
+        timeout_rule=None if limit is None else limit.rule(),
     )
 
 

@@ -19,12 +19,10 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from fanout_cli.agents import AgentSettings, Provider, read_attachments
 from fanout_cli.aop import open_output_for_reading, write_output
 from fanout_cli.aop.files import UnsafeFile
-from fanout_cli.executors import AttemptPlan, Executor, ended_attempt
+from fanout_cli.executors import AttemptPlan, Executor, TimeLimit, ended_attempt
 from fanout_cli.executors.exchange import (
     PAUSING_STATUSES,
     Outcome,
@@ -35,10 +33,10 @@ from fanout_cli.executors.exchange import (
     redact_headers,
 )
 from fanout_cli.executors.health import Health, not_found_hint, unless_down
+from fanout_cli.executors.process import timeout_reason
 from fanout_cli.models import AgentCall, Attempt, TaskSpec, TaskStatus
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, Pause, RateLimiter
 from fanout_cli.redact import redact_text
-from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
     import httpx2
@@ -234,24 +232,23 @@ class AgentExecutor:
         endpoint = self._endpoint(provider)
         health = endpoint.health
         outcome = Outcome(TaskStatus.FAILURE, "no request made")
-        with anyio.CancelScope() as timer:
+        with TimeLimit(plan) as timer:
             for number in range(1, self.settings.retries + 2):
                 waited = 0.0
                 if self._run_limiter or endpoint.limiter or endpoint.pause.remaining > 0:
                     waited = await unless_down(health, partial(self._wait_turn, endpoint))
                 if health.down is not None:
                     return self._down(provider, health, plan, record)
-                if number == 1 and plan.timeout is not None:
-                    timer.deadline = anyio.current_time() + plan.timeout
+                if number == 1:  # the limit counts from the first request
+                    timer.start()
                 outcome = await self._exchange(provider, (url, headers, body), plan, record,
                                                number, waited)  # fmt: skip
                 delay = self._retry_delay(endpoint, outcome, number)
                 if delay is None:
                     break
                 await unless_down(health, partial(self._sleep, delay))
-        if timer.cancelled_caught:
-            assert plan.timeout is not None
-            reason = f"timed out after {format_duration(plan.timeout)}"
+        if timer.expired:
+            reason = timeout_reason(plan)
             _append(plan.stderr_path, reason + "\n")
             if record["exchanges"] and record["exchanges"][-1]["status"] is None:
                 record["exchanges"][-1]["error"] = reason

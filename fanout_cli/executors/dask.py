@@ -40,6 +40,10 @@ Decisions:
 - Resources (`--resources GPU=1`): a task waits on the scheduler until a worker with
   the resource is free, as Dask does (workers may join later). `--timeout` starts with
   the process, so it does not bound that wait; `--deadline` and Ctrl-C do.
+- A relative `--timeout P%` moves while the task runs (relative_limit.py), so the
+  worker cannot hold it: the coordinator does, counted from when it submitted the
+  attempt (as the attempt's recorded duration, and so the median, is counted), and
+  stops the task when it passes as it stops a cancelled one.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ import anyio.abc
 import fanout_cli
 from fanout_cli.aop import write_output
 from fanout_cli.errors import UsageError
-from fanout_cli.executors import AttemptPlan, ended_attempt, start_failure
+from fanout_cli.executors import AttemptPlan, TimeLimit, ended_attempt, start_failure
 from fanout_cli.executors.dask_cluster import (
     CLUSTER_CALL_SECONDS,
     check_workers,
@@ -73,7 +77,7 @@ from fanout_cli.executors.dask_worker import (
     RemoteOutcome,
     run_command_on_worker,
 )
-from fanout_cli.executors.process import classify_exit
+from fanout_cli.executors.process import classify_exit, timeout_reason
 from fanout_cli.models import Attempt, TaskSpec, TaskStatus
 from fanout_cli.options import PolicyOptions
 
@@ -197,8 +201,14 @@ class DaskExecutor:
             retries=0,
         )
         result: RemoteOutcome | Exception | None = None
+        timer = TimeLimit(plan, fixed=False)  # a fixed --timeout is the worker's own
         try:
-            result = await self._result(live, future)
+            with timer:
+                timer.start()
+                result = await self._result(live, future)
+            if timer.expired:  # a moving limit (--timeout P%) passed: stop it as a cancel does
+                with anyio.CancelScope(shield=True):
+                    result = await self._stop(live, future, plan.grace)
         except BaseException:  # the runner stopped it: end the remote group first
             with anyio.CancelScope(shield=True):
                 result = await self._stop(live, future, plan.stop_sequence.total_wait)
@@ -208,7 +218,7 @@ class DaskExecutor:
             del self._live[key]
             self._forget(live, future, result)
         _write_outputs(plan, result)
-        return _describe(spec, plan, started_at, remote, live, result)
+        return _describe(spec, plan, started_at, remote, live, result, timer.expired)
 
     async def _result(
         self, live: _Live, future: distributed.Future[RemoteOutcome]
@@ -311,8 +321,14 @@ def _describe(
     remote: RemoteCommand,
     live: _Live,
     result: RemoteOutcome | Exception | None,
+    timed_out: bool,
 ) -> Attempt:
-    """Classify the task's outcome exactly as a local run's (process.classify_exit)."""
+    """Classify the task's outcome exactly as a local run's (process.classify_exit).
+    `timed_out`: the coordinator stopped it at its moving limit."""
+    if timed_out and isinstance(result, RemoteOutcome) and result.returncode is not None:
+        result = replace(result, timed_out=True)
+    elif timed_out and live.lost_on is None:  # stopped before it began, or no answer came
+        return ended_attempt(plan, started_at, TaskStatus.TIMEOUT, timeout_reason(plan))
     if result is None or (isinstance(result, RemoteOutcome) and result.lost):
         reason = f"worker died: {live.lost_on or 'the worker that started it was lost'}"
         return ended_attempt(plan, started_at, TaskStatus.ERROR, reason)

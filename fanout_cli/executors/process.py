@@ -25,7 +25,13 @@ import anyio
 import anyio.abc
 
 from fanout_cli.aop import open_output
-from fanout_cli.executors import AttemptPlan, describe_signal, ended_attempt, start_failure
+from fanout_cli.executors import (
+    AttemptPlan,
+    TimeLimit,
+    describe_signal,
+    ended_attempt,
+    start_failure,
+)
 from fanout_cli.executors.watchers import (
     Child,
     ChildProcess,
@@ -132,14 +138,15 @@ class ProcessExecutor:
         self._live.add(process.pid)
         try:
             exited = functools.partial(self._watcher.wait, process)
-            if plan.timeout is None:  # no scope to build when nothing can time out
+            if plan.timeout is None and plan.limit is None:  # nothing can time out
                 returncode = await _exit(feed, exited)
             else:
-                with anyio.move_on_after(plan.timeout) as timer:
+                with TimeLimit(plan) as timer:
+                    timer.start()
                     returncode = await _exit(feed, exited)
-            if plan.timeout is not None and timer.cancelled_caught:
-                timed_out = True
-                returncode = await stop()
+                if timer.expired:
+                    timed_out = True
+                    returncode = await stop()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await stop()
@@ -286,10 +293,8 @@ def classify_exit(
     exit_code = returncode if returncode >= 0 else None
     signum = -returncode if returncode < 0 else None
     if timed_out:
-        reason = f"timed out after {format_duration(plan.timeout or 0)}"
-        return ended_attempt(
-            plan, started_at, TaskStatus.TIMEOUT, reason, exit_code=exit_code, signal=signum
-        )
+        return ended_attempt(plan, started_at, TaskStatus.TIMEOUT, timeout_reason(plan),
+                             exit_code=exit_code, signal=signum)  # fmt: skip
     if exit_code is not None and exit_code in plan.ok_exit:
         reason = f"exit {exit_code}" if exit_code else ""
         return ended_attempt(plan, started_at, TaskStatus.SUCCESS, reason, exit_code=exit_code)
@@ -303,6 +308,15 @@ def classify_exit(
     return ended_attempt(
         plan, started_at, TaskStatus.FAILURE, reason, exit_code=exit_code, signal=signum
     )
+
+
+def timeout_reason(plan: AttemptPlan) -> str:
+    """"timed out after 30s"; for a moving limit, the limit it had reached and its rule:
+    "timed out after 6.3s (300% of the median)"."""
+    if plan.limit is None:
+        return f"timed out after {format_duration(plan.timeout or 0)}"
+    seconds = format_duration(plan.limit.seconds() or 0)
+    return f"timed out after {seconds} ({plan.limit.describe()})"
 
 
 def _start(spawn: Callable[[int | None], ChildProcess], block: StdinBlock | None

@@ -249,7 +249,9 @@ def prepare_reduce(plan: RunPlan) -> Reduce | None:
 
 
 def _plan(store: RunStore, config: RunConfig) -> AttemptPlan:
+    timeout = config.policy.timeout  # P% of the tasks' median (a RelativeTimeout) is not its
     return AttemptPlan(number=1, slot=1, stdout_path=store.folder.member(STDOUT),
-                       stderr_path=store.folder.member(STDERR), timeout=config.policy.timeout,
+                       stderr_path=store.folder.member(STDERR),
+                       timeout=timeout if isinstance(timeout, int | float) else None,
                        grace=config.policy.grace, ok_exit=frozenset({0}),
                        termseq=config.policy.termseq)  # fmt: skip

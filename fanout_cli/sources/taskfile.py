@@ -21,7 +21,7 @@ from fanout_cli.options import RUN_KEYS
 from fanout_cli.sources.taskfile_expand import FAN_OUT_KEYS, Expansion, kind_of, read_fan_out
 from fanout_cli.sources.toml_lines import MAX_NESTING, KeyLines, KeyPath, nesting_problem
 from fanout_cli.sources.values import agent_command, with_literal
-from fanout_cli.values import parse_exit_codes, parse_limit, parse_retries
+from fanout_cli.values import parse_exit_codes, parse_limit, parse_retries, shown
 
 TOP_LEVEL_KEYS = ("run", "defaults", "agent", "reduce", "task")
 DEFAULT_KEYS = ("cwd", "env", "timeout", "retries", "ok_exit", "junit")
@@ -329,7 +329,7 @@ class _Validator:
     def task_values(self, table: dict[str, Any], where: KeyPath, label: str) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for key, parse in (
-            ("timeout", parse_limit),
+            ("timeout", task_timeout),
             ("retries", parse_retries),
             ("ok_exit", parse_exit_codes),
             ("junit", parse_junit_template),  # its runner's JUnit file: rendered as cmd is
@@ -378,3 +378,14 @@ class _Validator:
         hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(choices)})"
         return f"unknown key {key!r} {place}{hint}"
 
+
+
+def task_timeout(value: object) -> float:
+    """A task's (or [defaults]') timeout in seconds; 0 is no limit, and lifts the one
+    [defaults] or the run sets. A percentage of the median is the run's alone: the
+    median is taken over the run's tasks, so it is set for the run, in [run]."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        raise ValueError(f"a percentage of the median applies to the whole run: set it in "
+                         f"[run] or with --timeout (a task takes seconds, or 0 for no limit), "
+                         f"got {shown(value)}")  # fmt: skip
+    return parse_limit(value) or 0.0
