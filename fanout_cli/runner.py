@@ -6,6 +6,7 @@ deadline) cancels those scopes; executors stop their processes on the way out.""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -28,6 +29,7 @@ from fanout_cli.task_end import check_outputs_kept, finish
 from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
+    from fanout_cli.gate import Machine, StartGate
     from fanout_cli.tokens import TokenTotals
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
@@ -73,6 +75,7 @@ class Runner:
         *,
         clock: Clock = SYSTEM_CLOCK,
         backoff: Backoff | None = None,
+        machine: Machine | None = None,  # what --memfree and --load read (tests: their own)
     ) -> None:
         self.config = config
         self.clock = clock
@@ -90,6 +93,11 @@ class Runner:
         self.interrupted: int | None = None  # the first stopping signal received
         self.failure: FanoutError | None = None  # fanout's own I/O failed: the run stops
         self._rate = None if config.policy.rate is None else RateLimiter(config.policy.rate, clock)
+        self._gate: StartGate | None = None  # --memfree, --load, --delay
+        if config.policy.memfree or config.policy.load or config.policy.delay:
+            from fanout_cli.gate import StartGate
+
+            self._gate = StartGate.of(config.policy, clock, machine)
 
     async def run(self, specs: AsyncIterator[TaskSpec | Prior]) -> None:
         self._window = anyio.Semaphore(self.config.policy.jobs)
@@ -99,6 +107,8 @@ class Runner:
         async with self.executor.session(), anyio.create_task_group() as timers:
             if self.config.policy.deadline is not None:
                 timers.start_soon(self._deadline, self.config.policy.deadline)
+            if self._gate is not None and self._gate.watching:
+                timers.start_soon(self._gate.watch)
             if threading.current_thread() is threading.main_thread():
                 await timers.start(self._watch_signals)
             async with anyio.create_task_group() as tasks:
@@ -258,13 +268,15 @@ class Runner:
                         await self._before_retry(spec, attempts)
                     if self._rate is not None:
                         await self._rate.acquire()
+                    if self._gate is not None:
+                        await self._gate.ready()
                     plan = self._plan(spec, number, slot)
                     self.store.journal(
                         "task_started", seq=spec.seq, task_id=spec.task_id, attempt=number
                     )
                     self._tell(self.listener.task_started, spec, number, slot)
                     in_flight = self.clock.wall()
-                    attempt = await self.executor.run_attempt(spec, plan)
+                    attempt = await self._run_attempt(spec, plan)
                     in_flight = None
                     if spec.junit is not None or self.config.output.task_junit is not None:
                         from fanout_cli.aop.runner_junit import collect_in_thread
@@ -283,6 +295,23 @@ class Runner:
         if in_flight is not None:
             attempts.append(self._cut_short(spec, len(attempts) + 1, in_flight, halt))
         return attempts, halt
+
+    async def _run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
+        """The attempt; with --memfree, run again from its start, under the same number
+        (no attempt charged), each time the gate ends it for memory."""
+        run = functools.partial(self.executor.run_attempt, spec, plan)
+        if self._gate is None or not self._gate.watching:
+            return await run()
+        while (attempt := await self._gate.attempt(run)) is None:
+            self.store.journal("task_requeued", seq=spec.seq, task_id=spec.task_id,
+                               attempt=plan.number, reason=self._gate.requeue_reason)  # fmt: skip
+            if self._rate is not None:
+                await self._rate.acquire()
+            await self._gate.ready()
+            self.store.journal("task_started", seq=spec.seq, task_id=spec.task_id,
+                               attempt=plan.number)  # fmt: skip
+            self._tell(self.listener.task_started, spec, plan.number, plan.slot)
+        return attempt
 
     async def _before_retry(self, spec: TaskSpec, attempts: list[Attempt]) -> None:
         """Keep the failed attempt's output under its own name, then back off."""
