@@ -27,6 +27,7 @@ import anyio
 import anyio.lowlevel
 
 from fanout_cli import machine
+from fanout_cli.machine import load_threshold
 from fanout_cli.pacing import SYSTEM_CLOCK, Clock, RateLimiter
 from fanout_cli.sizes import format_size
 from fanout_cli.values import Rate, format_duration
@@ -86,7 +87,9 @@ class StartGate:
     @classmethod
     def of(cls, policy: PolicyOptions, clock: Clock, machine: Machine | None) -> StartGate:
         machine = machine or THIS_MACHINE
-        max_load = None if policy.load is None else policy.load.threshold(machine.cpus() or 1)
+        max_load = None
+        if policy.load is not None:
+            max_load = load_threshold(policy.load, machine.cpus() or 1)
         return cls(policy.memfree, max_load, policy.delay, clock=clock, machine=machine)
 
     @property

@@ -21,7 +21,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from fanout_cli.sizes import bytes_of
 from fanout_cli.values import shown
@@ -34,22 +33,6 @@ MIN_LOAD = 0.01  # GNU parallel's floor: a share of few CPUs never waits for an 
 _GNU_FREE = ("MemFree", "Buffers", "Cached", "SwapCached")
 _VM_PAGES = ("Pages free", "Pages inactive", "Pages speculative")
 _LOAD = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(%?)")
-
-
-@dataclass(frozen=True)
-class LoadLimit:
-    """--load: a number, or a percentage of the CPUs (`100%`: one per CPU)."""
-
-    value: float
-    percent: bool
-    text: str  # as given: "4", "2.5", "100%"
-
-    def threshold(self, cpus: int) -> float:
-        """The load at which starts wait, on a machine of `cpus` CPUs."""
-        return max(self.value * cpus / 100, MIN_LOAD) if self.percent else self.value
-
-    def __str__(self) -> str:
-        return self.text
 
 
 def parse_memfree(value: object) -> int:
@@ -67,10 +50,9 @@ def parse_memfree(value: object) -> int:
     return size
 
 
-def parse_load(value: object) -> LoadLimit:
-    """`4`, `2.5`, or `100%` of the CPUs -> LoadLimit; more than 0."""
-    if isinstance(value, LoadLimit):
-        return value
+def parse_load(value: object) -> str:
+    """`4`, `2.5`, or `100%` of the CPUs, more than 0 -> that text (the manifest keeps
+    it: a share of the CPUs is of the machine's that runs, see `load_threshold`)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         text = str(value)
     else:
@@ -79,10 +61,17 @@ def parse_load(value: object) -> LoadLimit:
     if match is None:
         raise ValueError(f"expected a load such as 4, 2.5 or 100% (of the CPUs), "
                          f"got {shown(value)}")  # fmt: skip
-    number = float(match.group(1))
-    if not 0 < number <= MAX_LOAD:
+    if not 0 < float(match.group(1)) <= MAX_LOAD:
         raise ValueError(f"expected a load of more than 0, got {shown(value)}")
-    return LoadLimit(number, bool(match.group(2)), text)
+    return text
+
+
+def load_threshold(load: str, cpus: int) -> float:
+    """The load at which starts wait, on a machine of `cpus` CPUs: --load's number, or
+    its share of the CPUs (at least MIN_LOAD)."""
+    if load.endswith("%"):
+        return max(float(load[:-1]) * cpus / 100, MIN_LOAD)
+    return float(load)
 
 
 # --- reading the machine -----------------------------------------------------------------

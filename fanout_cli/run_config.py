@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fanout_cli.values import Rate, default_output_dir
-
-if TYPE_CHECKING:
-    from fanout_cli.machine import LoadLimit
 
 
 @dataclass(frozen=True)
@@ -30,7 +27,7 @@ class PolicyOptions:
     executor: str = "local"  # or dask://HOST:PORT: process tasks run on a Dask cluster
     resources: tuple[str, ...] = ()  # NAME=AMOUNT worker resources each task needs (Dask)
     memfree: int | None = None  # bytes: start only while this much memory is available
-    load: LoadLimit | None = None  # start only while the load is below this
+    load: str | None = None  # start only while the load is below this ("4", "100%")
     delay: float = 0.0  # seconds at least between two starts
 
 

@@ -307,7 +307,6 @@ def options_document(config: RunConfig) -> dict[str, Any]:
     document = config.values()
     document["ok_exit"] = sorted(config.policy.ok_exit)
     document["rate"] = None if config.policy.rate is None else str(config.policy.rate)
-    document["load"] = None if config.policy.load is None else str(config.policy.load)
     document["timings"] = list(config.sharding.timings)
     document["resources"] = list(config.policy.resources)
     return document
