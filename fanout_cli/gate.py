@@ -2,9 +2,10 @@
 
 `StartGate.ready()` is awaited before each attempt starts, retries included. It waits,
 reading the machine again every POLL_SECONDS, while the memory available is below
---memfree or the load is at --load or above, then keeps --delay since the last start
-(pacing.RateLimiter at one start per delay). Waiters take their turn in arrival order
-(one lock), so the delay is between real starts. When the run stops, the waiting
+--memfree or the load is at --load or above, then keeps --rate and --delay since the
+last start (pacing.RateLimiter; --delay is one start per delay). Waiters take their
+turn in arrival order (one lock) and the pacing is the last wait, so the spacing is
+between real starts. When the run stops, the waiting
 task's scope is cancelled: the gate gives way at once and nothing starts after a stop.
 
 With --memfree, `watch()` reads the memory while tasks run. Below half of --memfree it
@@ -77,20 +78,25 @@ class StartGate:
         self.clock = clock
         self.machine = machine
         self.requeue_reason = ""  # why the watcher last ended an attempt
-        self._spacing = None
+        self.pacers: list[RateLimiter] = []  # --rate, then --delay's one start a delay
         if delay > 0:
-            self._spacing = RateLimiter(Rate(1, delay, f"1/{format_duration(delay)}"), clock)
+            self.pacers.append(RateLimiter(Rate(1, delay, f"1/{format_duration(delay)}"), clock))
         self._turn = anyio.Lock()
         self._running: dict[int, _Running] = {}
         self._next_token = 0
 
     @classmethod
-    def of(cls, policy: PolicyOptions, clock: Clock, machine: Machine | None) -> StartGate:
+    def of(cls, policy: PolicyOptions, clock: Clock, machine: Machine | None,
+           rate: RateLimiter | None = None) -> StartGate:  # fmt: skip
+        """The gate of a run's options; `rate` is --rate's limiter, kept here too."""
         machine = machine or THIS_MACHINE
         max_load = None
         if policy.load is not None:
             max_load = load_threshold(policy.load, machine.cpus() or 1)
-        return cls(policy.memfree, max_load, policy.delay, clock=clock, machine=machine)
+        gate = cls(policy.memfree, max_load, policy.delay, clock=clock, machine=machine)
+        if rate is not None:
+            gate.pacers.insert(0, rate)
+        return gate
 
     @property
     def watching(self) -> bool:
@@ -115,9 +121,10 @@ class StartGate:
             while True:
                 while self.held_back() is not None:
                     await self.clock.sleep(POLL_SECONDS)
-                if self._spacing is None or await self._spacing.acquire() == 0:
-                    return
-                if self.held_back() is None:  # still true after the delay's wait
+                waited = 0.0
+                for pacer in self.pacers:
+                    waited += await pacer.acquire()
+                if waited == 0 or self.held_back() is None:  # checked again after a wait
                     return
 
     async def attempt(self, run: Callable[[], Awaitable[T]]) -> T | None:

@@ -97,7 +97,7 @@ class Runner:
         if config.policy.memfree or config.policy.load or config.policy.delay:
             from fanout_cli.gate import StartGate
 
-            self._gate = StartGate.of(config.policy, clock, machine)
+            self._gate = StartGate.of(config.policy, clock, machine, self._rate)
 
     async def run(self, specs: AsyncIterator[TaskSpec | Prior]) -> None:
         self._window = anyio.Semaphore(self.config.policy.jobs)
@@ -266,10 +266,7 @@ class Runner:
                 for number in range(1, retries + 2):
                     if number > 1:
                         await self._before_retry(spec, attempts)
-                    if self._rate is not None:
-                        await self._rate.acquire()
-                    if self._gate is not None:
-                        await self._gate.ready()
+                    await self._paced()
                     plan = self._plan(spec, number, slot)
                     self.store.journal(
                         "task_started", seq=spec.seq, task_id=spec.task_id, attempt=number
@@ -296,6 +293,14 @@ class Runner:
             attempts.append(self._cut_short(spec, len(attempts) + 1, in_flight, halt))
         return attempts, halt
 
+    async def _paced(self) -> None:
+        """Wait for this start's turn: the gate's (--memfree, --load, --delay), which
+        also keeps --rate, so that its checks are the last wait before a start."""
+        if self._gate is not None:
+            await self._gate.ready()
+        elif self._rate is not None:
+            await self._rate.acquire()
+
     async def _run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
         """The attempt; with --memfree, run again from its start, under the same number
         (no attempt charged), each time the gate ends it for memory."""
@@ -305,9 +310,7 @@ class Runner:
         while (attempt := await self._gate.attempt(run)) is None:
             self.store.journal("task_requeued", seq=spec.seq, task_id=spec.task_id,
                                attempt=plan.number, reason=self._gate.requeue_reason)  # fmt: skip
-            if self._rate is not None:
-                await self._rate.acquire()
-            await self._gate.ready()
+            await self._paced()
             self.store.journal("task_started", seq=spec.seq, task_id=spec.task_id,
                                attempt=plan.number)  # fmt: skip
             self._tell(self.listener.task_started, spec, plan.number, plan.slot)

@@ -4,6 +4,7 @@ waiting. The values' parsers and the readers of /proc and vm_stat's text."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,8 +26,9 @@ from fanout_cli.machine import (
 )
 from fanout_cli.models import TaskStatus
 from fanout_cli.options import RunConfig
-from fanout_cli.pacing import Clock
+from fanout_cli.pacing import Clock, RateLimiter
 from fanout_cli.runner import Runner
+from fanout_cli.values import parse_rate
 from tests.test_runner_unit import FakeClock, FakeExecutor, Recorder, items_of, specs, until
 
 GIB = 1 << 30
@@ -200,6 +202,31 @@ def test_delay_spaces_the_starts_of_waiters_arriving_together() -> None:
 
     anyio.run(main)
     assert starts == pytest.approx([0.0, 0.3, 0.6, 0.9])
+
+
+def test_rate_keeps_its_spacing_after_a_wait_for_memory() -> None:
+    # --rate is kept by the gate, after the memory wait: waiters that were held back
+    # together still start one a second, not all at once when memory comes back.
+    readings = Readings(memory=[1] * 6 + [GIB])
+    time = ManualClock()
+    policy = RunConfig.of(memfree=GIB).policy
+    rate = RateLimiter(parse_rate("1/s"), time.clock())
+    gate = StartGate.of(policy, time.clock(), readings.machine(), rate)
+    starts: list[float] = []
+
+    async def start() -> None:
+        await gate.ready()
+        starts.append(time.time)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(start)
+
+    anyio.run(main)
+    assert starts[0] >= 5 * POLL_SECONDS
+    assert [later - earlier for earlier, later in itertools.pairwise(starts)] == pytest.approx(
+        [1.0, 1.0])
 
 
 def test_a_waiting_gate_gives_way_at_once_when_cancelled() -> None:
