@@ -148,7 +148,8 @@ range): --jobs 1-10000; --retries and a task's retries 0-100; --ok-exit codes 0-
 20-100000; --max-lines 1-1000000; --required-successes 1 and --min-successes 0 to
 1000000000; --max-tokens 1-1000000; --temperature 0-2; --rate N/PERIOD[:BURST] with N
 1-1000000, PERIOD more than 0 and at most 30d, BURST 1 to N; --http-retries 0-20;
---resources amounts more than 0 and at most 1000000; --grace and --retry-delay 0-30d;
+--resources amounts more than 0 and at most 1000000; --grace, --retry-delay and
+--delay 0-30d; --memfree 1 byte to 1P; --load more than 0 and at most 1000000;
 --termseq at most 100 signals, its waits 0-30d each and at most 30d together;
 --timeout, --deadline and a task's timeout 0 (no limit, as in GNU parallel) to 30d,
 --timeout P% more than 0% and at most 100000%; clean --older-than up to 3650d.

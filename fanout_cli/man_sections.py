@@ -296,5 +296,25 @@ attempt error ("worker died: ..."); its processes are ended by a guardian proces
 --resources NAME=N makes each task need a worker resource; tasks wait for one, bounded
 by --deadline. Commands, paths and tools must exist on the workers.
 """),
+    ("HOLDING BACK STARTS", """\
+As GNU parallel's options of the same names, each checked before every attempt starts
+(retries too), reading the machine again every 0.5 s while a start waits. --memfree
+SIZE (1G, 512M; 1K is 1024, 1k 1000) starts a task only while the memory available is
+at least SIZE (Linux: MemAvailable of /proc/meminfo, where GNU parallel sums MemFree,
+Buffers and Cached; macOS: vm_stat's free, inactive and speculative pages). While tasks
+run it is read every 0.5 s: below half of SIZE the youngest attempt (the one started
+last) is ended (--termseq), one at a time, and runs again from its start when
+memory allows, under the same attempt number: no retry is charged and its cut output
+is not kept; the journal says task_requeued with the reason. The only task running is
+never ended for memory (GNU parallel may end it, and charges a retry). --load N starts
+a task only while the load is below N; N% is of the CPUs. As in GNU parallel the load
+is the processes running or ready to run now, not the 1-minute average that would let
+a burst of starts through (Linux: /proc/loadavg's running count, less fanout's reading
+thread; elsewhere the 1-minute average). --delay DUR keeps at least DUR between two
+starts across the run (300ms, 2s; 0 is none; GNU parallel's "auto" is refused). All
+three read the machine fanout runs on, also with --executor dask. When the run stops
+(--deadline, an early verdict, Ctrl-C), a waiting start gives way: the task ends not
+started.
+"""),
     *REFERENCE,
 ]

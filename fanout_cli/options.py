@@ -125,6 +125,15 @@ def _timeout(value: object) -> Any:
     return v.parse_limit(value)
 
 
+def _machine(name: str) -> Callable[[object], Any]:
+    def parse(value: object) -> Any:  # fanout_cli.machine is loaded only when it is given
+        from fanout_cli import machine
+
+        return getattr(machine, name)(value)
+
+    return parse
+
+
 def _junit_template(value: object) -> str:
     from fanout_cli.junit import parse_junit_template  # loaded only when it is given
 
@@ -277,6 +286,14 @@ RUN_OPTIONS: tuple[Option, ...] = (
     _value("rate", "N/PERIOD[:BURST]", "Start N attempts per PERIOD, run-wide, evenly spaced "
            "(60/min, 5/s, 10/30s); :BURST lets that many go at once (60/min:5).", "policy",
            v.parse_rate),
+    _value("memfree", "SIZE", "Start a task only while this much memory is available (1G, "
+           "512M; 1K is 1024, 1k 1000); below half of it, end the youngest task and run it "
+           "again later, no attempt charged.", "policy", _machine("parse_memfree")),
+    _value("load", "N", "Start a task only while the load (processes running or ready to run, "
+           "now) is below N; N% is of the CPUs (100%: one per CPU).", "policy",
+           _machine("parse_load")),
+    _value("delay", "DUR", "At least DUR between two starts, retries included, run-wide "
+           "(300ms, 2s).", "policy", v.parse_run_duration),
     Option("agent", ("--agent",), "Tasks are LLM calls: each value fills --prompt (or is the "
            "prompt).", "source", kind="flag", table=None),
     Option("prompt", ("--prompt",), "Agent tasks: the prompt, with {} {.} {/} {#} ... filled "

@@ -33,6 +33,9 @@ class PolicyOptions:
     executor: str = "local"  # or dask://HOST:PORT: process tasks run on a Dask cluster
     resources: tuple[str, ...] = ()  # NAME=AMOUNT worker resources each task needs (Dask)
     halt: HaltSpec | None = None  # --halt: when the run ends early, and how (halting.py)
+    memfree: int | None = None  # bytes: start only while this much memory is available
+    load: str | None = None  # start only while the load is below this ("4", "100%")
+    delay: float = 0.0  # seconds at least between two starts
 
     @property
     def stop_sequence(self) -> TermSeq:

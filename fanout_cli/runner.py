@@ -1,11 +1,13 @@
 """The one scheduler: a sliding window of tasks in flight, retries, timeouts and early ends.
 
 Concurrency lives here and nowhere else: one task group, one semaphore for the window,
-one cancel scope per task. Stopping the run (a decided strategy, --fail-fast, the
-deadline) cancels those scopes; executors stop their processes on the way out."""
+one cancel scope per task. Stopping the run (a decided strategy, --fail-fast, --halt,
+the deadline, a signal: stopping.py) cancels those scopes; executors stop their
+processes on the way out."""
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -19,20 +21,19 @@ from fanout_cli.aop.documents import journal_row
 from fanout_cli.aop.writer import RowIndex, RunStore
 from fanout_cli.errors import IO_ERRNOS, FanoutError, IOFailure, OutputClosedError
 from fanout_cli.executors import AttemptPlan, Executor
-from fanout_cli.models import Attempt, Prior, TaskResult, TaskSpec, TaskStatus, Verdict
+from fanout_cli.models import Attempt, Prior, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.options import RunConfig, VerdictOptions
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
+from fanout_cli.stopping import Stops
 from fanout_cli.strategies import StrategyOptions, Tracker
 from fanout_cli.task_end import Halt, check_outputs_kept, cut_short, finish, not_started
-from fanout_cli.values import format_duration
 
 if TYPE_CHECKING:
-    from fanout_cli.halting import HaltWatch
+    from fanout_cli.gate import Machine, StartGate
     from fanout_cli.relative_limit import MedianLimit, RelativeTimeout
     from fanout_cli.tokens import TokenTotals
 
 _RETRYABLE = (TaskStatus.FAILURE, TaskStatus.TIMEOUT)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Listener(Protocol):
@@ -51,7 +52,7 @@ def strategy_options(verdict: VerdictOptions) -> StrategyOptions:
                            source)  # fmt: skip
 
 
-class Runner:
+class Runner(Stops):
     """Runs the tasks of one run. `clock` and `backoff` are how it waits (tests pass
     their own); by default the event loop's clock and --retry-delay's back-off."""
 
@@ -65,6 +66,7 @@ class Runner:
         *,
         clock: Clock = SYSTEM_CLOCK,
         backoff: Backoff | None = None,
+        machine: Machine | None = None,  # what --memfree and --load read (tests: their own)
     ) -> None:
         self.config = config
         self.clock = clock
@@ -75,25 +77,15 @@ class Runner:
         self.tracker = Tracker(strategy_options(config.verdict), total)
         self.rows = RowIndex()
         self._tokens: TokenTotals | None = None  # agent tasks' usage, totalled as they end
-        self.halt: Halt | None = None  # the first stop: nothing starts after it
-        self.ending: Halt | None = None  # the stop that ended the running tasks (not a soon one)
-        halt = config.policy.halt
-        self._soon = halt is not None and halt.soon  # --halt soon: early ends let tasks finish
-        self._halt_watch: HaltWatch | None = None
-        if halt is not None and halt.condition is not None:
-            from fanout_cli.halting import HaltWatch  # only runs with a --halt condition
-
-            self._halt_watch = HaltWatch(halt)
-        self.halted_by: str | None = None  # why a --halt condition stopped the run
-        self._stopped_by_halt = 0  # tasks it cancelled or never started
-        self._waits: dict[int, anyio.CancelScope] = {}  # tasks backing off before a retry
-        self._running: dict[int, anyio.CancelScope] = {}
         self._free_slots = list(range(config.policy.jobs, 0, -1))
-        self._streaming = total is None
-        self.interrupted: int | None = None  # the first stopping signal received
-        self.failure: FanoutError | None = None  # fanout's own I/O failed: the run stops
+        self._init_stops(config, total)
         self._rate = None if config.policy.rate is None else RateLimiter(config.policy.rate, clock)
         self._timeout, self._median = _run_limit(config.policy.timeout)
+        self._gate: StartGate | None = None  # --memfree, --load, --delay
+        if config.policy.memfree or config.policy.load or config.policy.delay:
+            from fanout_cli.gate import StartGate
+
+            self._gate = StartGate.of(config.policy, clock, machine, self._rate)
 
     async def run(self, specs: AsyncIterator[TaskSpec | Prior]) -> None:
         self._window = anyio.Semaphore(self.config.policy.jobs)
@@ -103,6 +95,8 @@ class Runner:
         async with self.executor.session(), anyio.create_task_group() as timers:
             if self.config.policy.deadline is not None:
                 timers.start_soon(self._deadline, self.config.policy.deadline)
+            if self._gate is not None and self._gate.watching:
+                timers.start_soon(self._gate.watch)
             if threading.current_thread() is threading.main_thread():
                 await timers.start(self._watch_signals)
             async with anyio.create_task_group() as tasks:
@@ -124,15 +118,6 @@ class Runner:
                     self._watch_halt(None)
             timers.cancel_scope.cancel()
 
-    def _letting_go(self) -> bool:
-        """After a stop, tasks not yet started are let go without a result when they
-        come from a stream (the rest of stdin is not read) or when a signal stopped the
-        run or fanout's own I/O failed (so that --resume runs them). Otherwise they are
-        recorded as not started."""
-        if self.halt is None:
-            return False
-        return self._streaming or self.halt.signal is not None or self.failure is not None
-
     async def _start_when_free(self, tasks: anyio.abc.TaskGroup, spec: TaskSpec) -> None:
         if self.halt is None:
             await self._window.acquire()
@@ -142,83 +127,6 @@ class Runner:
             self._window.release()
         if not self._letting_go():
             self._record(not_started(spec, self.halt))
-
-    async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        """First SIGINT/SIGTERM/SIGHUP: stop (--termseq). Second: KILL at once."""
-        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
-            task_status.started()
-            async for signum in signals:
-                if self.interrupted is None:
-                    self.interrupted = signum
-                    name = signal.Signals(signum).name
-                    self.stop(f"interrupted by {name}", TaskStatus.CANCELLED, signum)
-                    if self.halt is not None and self.halt.signal is None:
-                        # The run was already ending for its strategy: still let go of
-                        # whatever has not started, as an interrupted run does.
-                        self.halt = replace(self.halt, signal=signum)
-                        self._intake.cancel()
-                else:
-                    self.executor.kill_all()
-
-    async def _deadline(self, seconds: float) -> None:
-        await self.clock.sleep(seconds)
-        self.stop(f"run deadline of {format_duration(seconds)} reached", TaskStatus.TIMEOUT)
-
-    def stop(
-        self, reason: str, status: TaskStatus, signum: int | None = None, *, soon: bool = False
-    ) -> None:
-        """End the run early: no new tasks or retries; running ones are stopped and end
-        as `status`. `soon`: they run to their end, unless a later stop cannot wait."""
-        if self.halt is None:
-            self.halt = Halt(reason, status, signum)
-            if soon:  # (a stop that ends tasks cancels their back-off with them)
-                for scope in self._waits.values():
-                    scope.cancel()
-        elif self.ending is not None or soon:
-            return
-        if not soon:
-            self.ending = Halt(reason, status, signum)
-            for scope in self._running.values():
-                scope.cancel()
-        if self._letting_go():
-            self._intake.cancel()
-
-    def fail(self, error: FanoutError) -> None:
-        """fanout's own I/O failed (a full disk, a closed stdout): stop at once, write
-        nothing more of the tasks (--resume runs every task without a result) and
-        report `error` when the run has closed."""
-        if self.failure is not None:
-            return
-        self.failure = error
-        self.stop(error.message, TaskStatus.CANCELLED)
-        for scope in self._running.values():  # when the run was already stopping
-            scope.cancel()
-        self._intake.cancel()
-
-    def _on_decision(self, decision: Any) -> None:
-        if decision is not None:
-            self.stop(f"stopped: {decision.reason}", TaskStatus.CANCELLED, soon=self._soon)
-
-    def _watch_halt(self, status: TaskStatus | None) -> None:
-        """Count an ended task (None: the total became known) for the --halt condition,
-        and stop the run the first time it is met."""
-        watch = self._halt_watch
-        if watch is None:
-            return
-        total = self.tracker.total
-        why = watch.check(total) if status is None else watch.observe(status, total)
-        if why is not None and self.halt is None:
-            self.halted_by = why
-            self.stop(f"halted by {why}", TaskStatus.CANCELLED, soon=watch.spec.soon)
-
-    def verdict(self) -> Verdict:
-        """The run's verdict: the strategy's, or the one a --halt condition leaves."""
-        if self.halted_by is None or self.config.policy.halt is None:
-            return self.tracker.verdict()
-        from fanout_cli.halting import halted_verdict
-
-        return halted_verdict(self.tracker, self.config.policy.halt, self.halted_by,
-                              self._stopped_by_halt)  # fmt: skip
 
     def _tell(self, event: Callable[..., None], *args: Any) -> None:
         """Pass an event to the listener. When stdout is closed (`fanout run | head`),
@@ -302,15 +210,14 @@ class Runner:
                 for number in range(1, retries + 2):
                     if number > 1 and not await self._before_retry(spec, attempts):
                         break  # the run stopped: a soon stop retries nothing
-                    if self._rate is not None:
-                        await self._rate.acquire()
+                    await self._paced()
                     plan = self._plan(spec, number, slot)
                     self.store.journal(
                         "task_started", seq=spec.seq, task_id=spec.task_id, attempt=number
                     )
                     self._tell(self.listener.task_started, spec, number, slot)
                     in_flight = self.clock.wall()
-                    attempt = await self.executor.run_attempt(spec, plan)
+                    attempt = await self._run_attempt(spec, plan)
                     in_flight = None
                     if spec.junit is not None or self.config.output.task_junit is not None:
                         from fanout_cli.aop.runner_junit import collect_in_thread
@@ -330,6 +237,29 @@ class Runner:
             attempts.append(cut_short(plan, in_flight, self.clock.wall(), halt,
                                       self.executor.abandoned(spec)))
         return attempts, halt
+
+    async def _paced(self) -> None:
+        """Wait for this start's turn: the gate's (--memfree, --load, --delay), which
+        also keeps --rate, so that its checks are the last wait before a start."""
+        if self._gate is not None:
+            await self._gate.ready()
+        elif self._rate is not None:
+            await self._rate.acquire()
+
+    async def _run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
+        """The attempt; with --memfree, run again from its start, under the same number
+        (no attempt charged), each time the gate ends it for memory."""
+        run = functools.partial(self.executor.run_attempt, spec, plan)
+        if self._gate is None or not self._gate.watching:
+            return await run()
+        while (attempt := await self._gate.attempt(run)) is None:
+            self.store.journal("task_requeued", seq=spec.seq, task_id=spec.task_id,
+                               attempt=plan.number, reason=self._gate.requeue_reason)  # fmt: skip
+            await self._paced()
+            self.store.journal("task_started", seq=spec.seq, task_id=spec.task_id,
+                               attempt=plan.number)  # fmt: skip
+            self._tell(self.listener.task_started, spec, plan.number, plan.slot)
+        return attempt
 
     async def _before_retry(self, spec: TaskSpec, attempts: list[Attempt]) -> bool:
         """Keep the failed attempt's output under its own name, then back off. False

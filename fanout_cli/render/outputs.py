@@ -206,6 +206,8 @@ class OutputPrinter:
             else:
                 self._close_streams(task)
             task.attempt = attempt
+        else:  # the same attempt again (--memfree queued it again): its files are new
+            self._close_streams(task)
 
     def _new(self, spec: TaskSpec, attempt: int, slot: int) -> _Task:
         prefix = None

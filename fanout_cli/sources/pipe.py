@@ -19,6 +19,7 @@ import anyio
 from fanout_cli.errors import UsageError
 from fanout_cli.models import StdinBlock, TaskSpec, display_command
 from fanout_cli.replacements import Grammar, Token
+from fanout_cli.sizes import bytes_of
 from fanout_cli.sources.blocks import BlockCutter
 from fanout_cli.sources.stdin import pollable, read_chunk
 from fanout_cli.template import Template, looks_like_shell, meant_for_a_shell
@@ -28,9 +29,6 @@ MAX_BLOCK = 1 << 30
 MAX_RECORDS = 1 << 30
 _READ_BYTES = 1 << 20
 
-# GNU parallel's multipliers: K, M, G (and Ki, ki, ...) are powers of 1024, k, m, g of 1000.
-_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?:([kKmMgGtTpP])(i?))?")
 _ESCAPES = {"0": "\0", "r": "\r", "n": "\n", "t": "\t", "'": "'", '"': '"', "\\": "\\"}
 # What stands for a value in GNU parallel ({}, {.}, {3/.}, {##}); --pipe has no values.
 ANY_POSITION = Grammar(None)  # {1}, {2}, ... are read (and refused: no values)
@@ -48,14 +46,9 @@ class PipeOptions:
 
 def parse_block_size(text: str) -> int:
     """`10`, `1k` (1000), `1K` or `1Ki` (1024), `1M`, `1m`, `1G`, ... as GNU parallel."""
-    match = _SIZE.fullmatch(text)
-    if match is None:
+    size = bytes_of(text)
+    if size is None:
         raise UsageError(f"--block: expected a size such as 1M, 512K or 4096, got {text!r}")
-    number, unit, binary = match.group(1), match.group(2) or "", match.group(3)
-    if unit in ("t", "T", "p", "P"):
-        raise UsageError(f"--block: at most 1G, got {text!r}")
-    multiplier = _UNITS[unit.upper()] if binary else _UNITS[unit]
-    size = int(float(number) * multiplier) if "." in number else int(number) * multiplier
     if size < 1:
         raise UsageError(f"--block: at least 1 byte, got {text!r}")
     if size > MAX_BLOCK:
