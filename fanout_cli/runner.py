@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -203,14 +203,13 @@ class Runner(Stops):
         in_flight: float | None = None  # when the attempt now running began
         scope = anyio.CancelScope()
         self._running[spec.seq] = scope
-        if self.halt is not None:
-            scope.cancel()
         try:
             with scope:
                 for number in range(1, retries + 2):
                     if number > 1 and not await self._before_retry(spec, attempts):
                         break  # the run stopped: a soon stop retries nothing
-                    await self._paced()
+                    if not await self._paced(spec.seq):  # a soon stop came meanwhile:
+                        return attempts, None if attempts else self.halt  # no new start
                     plan = self._plan(spec, number, slot)
                     self.store.journal(
                         "task_started", seq=spec.seq, task_id=spec.task_id, attempt=number
@@ -238,13 +237,23 @@ class Runner(Stops):
                                       self.executor.abandoned(spec)))
         return attempts, halt
 
-    async def _paced(self) -> None:
+    async def _paced(self, seq: int) -> bool:
         """Wait for this start's turn: the gate's (--memfree, --load, --delay), which
-        also keeps --rate, so that its checks are the last wait before a start."""
+        also keeps --rate, so that its checks are the last wait before a start. False
+        when the run stopped meanwhile (a soon stop ends the wait): nothing starts."""
         if self._gate is not None:
-            await self._gate.ready()
+            turn: Callable[[], Awaitable[object]] = self._gate.ready
         elif self._rate is not None:
-            await self._rate.acquire()
+            turn = self._rate.acquire
+        else:
+            return self.halt is None
+        with anyio.CancelScope() as waiting:
+            self._waits[seq] = waiting
+            try:
+                await turn()
+            finally:
+                del self._waits[seq]
+        return self.halt is None
 
     async def _run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
         """The attempt; with --memfree, run again from its start, under the same number
@@ -255,7 +264,7 @@ class Runner(Stops):
         while (attempt := await self._gate.attempt(run)) is None:
             self.store.journal("task_requeued", seq=spec.seq, task_id=spec.task_id,
                                attempt=plan.number, reason=self._gate.requeue_reason)  # fmt: skip
-            await self._paced()
+            await self._paced(spec.seq)  # it was running: it runs again, also after a soon stop
             self.store.journal("task_started", seq=spec.seq, task_id=spec.task_id,
                                attempt=plan.number)  # fmt: skip
             self._tell(self.listener.task_started, spec, plan.number, plan.slot)

@@ -14,6 +14,7 @@ from fanout_cli.models import TaskStatus
 from fanout_cli.pacing import Backoff
 from fanout_cli.runner import Runner
 from fanout_cli.strategies import StrategyOptions, Tracker
+from fanout_cli.values import parse_rate
 from tests.test_runner_unit import FakeExecutor, drive, harness, nothing, specs, until
 
 S, F, C = TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELLED
@@ -174,12 +175,13 @@ def test_partial_success_fails_fast_once_its_minimum_is_out_of_reach(
 
 def test_now_ends_the_running_tasks_and_soon_lets_them_finish(tmp_path: Path) -> None:
     for when, t2 in (("now", C), ("soon", S)):
-        executor = FakeExecutor({"t1": [F]}, held=("t2",))
+        executor = FakeExecutor({"t1": [F]}, held=("t1", "t2"))
         h = harness(tmp_path / when, executor, 4, jobs=2, halt=parse_halt(f"{when},fail=1"))
 
         async def script(executor: FakeExecutor = executor, runner: Runner = h.runner,
                          when: str = when) -> None:  # fmt: skip
             await until(lambda: len(executor.started) == 2)
+            executor.release("t1")
             if when == "soon":
                 await until(lambda: runner.halt is not None)
                 executor.release("t2")
@@ -192,10 +194,12 @@ def test_now_ends_the_running_tasks_and_soon_lets_them_finish(tmp_path: Path) ->
 
 
 def test_fail_fast_with_halt_soon_lets_running_tasks_finish(tmp_path: Path) -> None:
-    executor = FakeExecutor({"t1": [F]}, held=("t2",))
+    executor = FakeExecutor({"t1": [F]}, held=("t1", "t2"))
     h = harness(tmp_path, executor, 3, jobs=2, fail_fast=True, halt=parse_halt("soon"))
 
     async def script() -> None:
+        await until(lambda: len(executor.started) == 2)
+        executor.release("t1")
         await until(lambda: h.runner.halt is not None)
         executor.release("t2")
 
@@ -205,10 +209,12 @@ def test_fail_fast_with_halt_soon_lets_running_tasks_finish(tmp_path: Path) -> N
 
 
 def test_a_soon_halt_gives_way_to_the_deadline(tmp_path: Path) -> None:
-    executor = FakeExecutor({"t1": [F]}, held=("t2",))
+    executor = FakeExecutor({"t1": [F]}, held=("t1", "t2"))
     h = harness(tmp_path, executor, 2, jobs=2, halt=parse_halt("soon,fail=1"))
 
     async def script() -> None:
+        await until(lambda: len(executor.started) == 2)
+        executor.release("t1")
         await until(lambda: h.runner.halt is not None)
         h.runner.stop("run deadline reached", TaskStatus.TIMEOUT)
 
@@ -238,11 +244,13 @@ def test_a_soon_halt_starts_no_retry(tmp_path: Path) -> None:
 
 
 def test_a_strategy_decision_with_halt_soon_lets_running_tasks_finish(tmp_path: Path) -> None:
-    executor = FakeExecutor({}, held=("t1",))
+    executor = FakeExecutor({}, held=("t1", "t2"))
     h = harness(tmp_path, executor, 4, jobs=2, strategy="first-n-succeed",
                 halt=parse_halt("soon"))  # fmt: skip
 
     async def script() -> None:
+        await until(lambda: len(executor.started) == 2)
+        executor.release("t2")
         await until(lambda: h.runner.halt is not None)  # t2 succeeded: decided
         executor.release("t1")
 
@@ -257,3 +265,15 @@ def test_without_a_rule_nothing_halts(tmp_path: Path) -> None:
     drive(h, specs(3), nothing)
     assert h.listener.statuses() == {"t1": F, "t2": F, "t3": S}
     assert h.runner.halted_by is None
+
+
+def test_a_soon_halt_ends_a_start_waiting_for_its_turn(tmp_path: Path) -> None:
+    # --rate 1/h: t2 waits an hour for its turn when t1's failure halts the run (soon)
+    executor = FakeExecutor({"t1": [F]})
+    h = harness(tmp_path, executor, 2, jobs=2, hold_time=True, rate=parse_rate("1/h"),
+                halt=parse_halt("soon,fail=1"))  # fmt: skip
+    drive(h, specs(2), nothing)
+    assert executor.started == [("t1", 1)]
+    by_id = {result.task_id: result for result in h.listener.ended}
+    assert by_id["t2"].status is C
+    assert by_id["t2"].summary == "not started (halted by --halt soon,fail=1: 1 task failed)"

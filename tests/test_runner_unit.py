@@ -262,9 +262,14 @@ def test_the_back_off_is_capped_and_jittered() -> None:
 
 
 def test_first_n_succeed_cancels_the_rest_once_decided(tmp_path: Path) -> None:
-    executor = FakeExecutor({}, held=("t1", "t3"))
+    executor = FakeExecutor({}, held=("t1", "t2", "t3"))
     h = harness(tmp_path, executor, 5, jobs=3, strategy="first-n-succeed", required_successes=1)
-    drive(h, specs(5), nothing)  # t2 succeeds at once: the verdict is known
+
+    async def script() -> None:
+        await until(lambda: len(executor.started) == 3)
+        executor.release("t2")  # t2 succeeds: the verdict is known
+
+    drive(h, specs(5), script)
     statuses = h.listener.statuses()
     assert statuses["t2"] is S
     assert sorted(executor.cancelled) == ["t1", "t3"]
@@ -279,9 +284,14 @@ def test_first_n_succeed_cancels_the_rest_once_decided(tmp_path: Path) -> None:
 
 
 def test_fail_fast_stops_at_the_first_failure(tmp_path: Path) -> None:
-    executor = FakeExecutor({"t1": [F]}, held=("t2",))
+    executor = FakeExecutor({"t1": [F]}, held=("t1", "t2"))
     h = harness(tmp_path, executor, 4, jobs=2, fail_fast=True)
-    drive(h, specs(4), nothing)
+
+    async def script() -> None:
+        await until(lambda: len(executor.started) == 2)
+        executor.release("t1")
+
+    drive(h, specs(4), script)
     statuses = h.listener.statuses()
     assert statuses == {
         "t1": F,
@@ -291,6 +301,16 @@ def test_fail_fast_stops_at_the_first_failure(tmp_path: Path) -> None:
     }
     assert executor.cancelled == ["t2"]
     assert not h.runner.tracker.verdict().passed
+
+
+def test_a_task_not_yet_begun_when_the_run_stops_does_not_start(tmp_path: Path) -> None:
+    # t1 succeeds at once, before t2's turn to begin comes: the verdict is known, so t2,
+    # already handed its slot, ends not started instead of starting to be cancelled
+    executor = FakeExecutor({})
+    h = harness(tmp_path, executor, 2, jobs=2, strategy="first-n-succeed")
+    drive(h, specs(2), nothing)
+    assert executor.started == [("t1", 1)]
+    assert h.listener.statuses() == {"t1": S, "t2": TaskStatus.CANCELLED}
 
 
 # --- cancellation ---------------------------------------------------------------------
