@@ -101,6 +101,12 @@ def _key_env(value: object) -> str:
     return parse_key_env(value)
 
 
+def _jobs(value: object) -> int:
+    from fanout_cli.jobs import parse_jobs_spec  # loaded only when -j or [run] jobs is given
+
+    return parse_jobs_spec(value)
+
+
 def _junit_template(value: object) -> str:
     from fanout_cli.junit import parse_junit_template  # loaded only when it is given
 
@@ -110,8 +116,9 @@ def _junit_template(value: object) -> str:
 _STRATEGY_NAMES = ", ".join(v.STRATEGIES)
 
 RUN_OPTIONS: tuple[Option, ...] = (
-    _value("jobs", "N", "Tasks in flight at once (a sliding window), 1-10000. "
-           "[default: CPU count]", "policy", v.parse_jobs, "-j"),
+    _value("jobs", "N", "Tasks in flight at once (a sliding window): 1-10000; N% of the "
+           "CPUs, +N or -N CPUs (at least 1); 0: as many as the open-file and process limits "
+           "allow. [default: CPU count]", "policy", _jobs, "-j"),
     _value("timeout", "DUR", "Per task: 500ms, 30s, 5m, 1h; a bare number is seconds; "
            "more than 0, at most 30d.", "policy", v.parse_limit),
     _value("grace", "DUR", "Between SIGTERM and SIGKILL of a task's process group. "
