@@ -107,6 +107,12 @@ def _jobs(value: object) -> int:
     return parse_jobs_spec(value)
 
 
+def _shuf(value: object) -> int | bool | None:
+    from fanout_cli.shuffle import parse_shuf  # loaded only when --shuf or [run] shuf is given
+
+    return parse_shuf(value)
+
+
 def _junit_template(value: object) -> str:
     from fanout_cli.junit import parse_junit_template  # loaded only when it is given
 
@@ -228,6 +234,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     _value("order", "ORDER", "input, longest-first or failed-first (by recorded durations "
            "and results). [default: longest-first with --shard, else input]", "sharding",
            v.choice(v.ORDERS)),
+    Option("shuf", ("--shuf/--no-shuf",), "Run the tasks in a random order (stdin is read "
+           "whole first); the manifest keeps the seed, and --resume the order. [run] shuf = N "
+           "repeats the order of seed N.", "sharding", _shuf, kind="switch"),
     _value("joblog", "FILE", "Also write GNU parallel's job log (TSV: Seq, Host, Starttime, "
            "JobRuntime, Send, Receive, Exitval, Signal, Command), a row as each task ends.",
            "output", v.parse_text),

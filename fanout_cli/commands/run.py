@@ -109,6 +109,10 @@ def show_dry_run(
     from fanout_cli.render.console import Console
     from fanout_cli.render.lines import print_dry_run, print_shard_plan
 
+    seed = plan.config.sharding.shuf
+    if seed is not None:  # stdout holds the commands; how to see this order again: stderr
+        Console(sys.stderr).line(f"fanout: shuffled with seed {seed} ([run] shuf = {seed} "
+                                 "gives this order again)")  # fmt: skip
     if record is not None and plan.config.output.format == "json":
         from fanout_cli.render.machine import print_dry_run_plan
 
