@@ -107,6 +107,12 @@ def _jobs(value: object) -> int:
     return parse_jobs_spec(value)
 
 
+def _nice(value: object) -> int:
+    from fanout_cli.nice import parse_nice  # loaded only when --nice or [run] nice is given
+
+    return parse_nice(value)
+
+
 def _shuf(value: object) -> int | bool | None:
     from fanout_cli.shuffle import parse_shuf  # loaded only when --shuf or [run] shuf is given
 
@@ -253,6 +259,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "[default: pass]", "verdict", v.choice(("pass", "always", "fail"))),
     _value("executor", "E", "local, or dask://HOST:PORT: run process tasks on a Dask cluster "
            "(pip install 'fanout-cli[dask]'). [default: local]", "policy", v.parse_executor),
+    _value("nice", "N", "Run the tasks at niceness N, -20 to 19 (below fanout's own needs "
+           "privilege; refused: a warning, as they are).", "policy", _nice),
     Option("resources", ("--resources",), "Dask: a worker resource every task needs, e.g. "
            "GPU=1 (repeatable).", "policy", v.parse_resources, "NAME=N", kind="repeat"),
     _value("rate", "N/PERIOD[:BURST]", "Start N attempts per PERIOD, run-wide, evenly spaced "

@@ -26,6 +26,7 @@ class PolicyOptions:
     rate: Rate | None = None
     executor: str = "local"  # or dask://HOST:PORT: process tasks run on a Dask cluster
     resources: tuple[str, ...] = ()  # NAME=AMOUNT worker resources each task needs (Dask)
+    nice: int | None = None  # the tasks' niceness (--nice); None: fanout's own
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,10 @@ def run_command(request: RunRequest) -> RunOutcome:
         show_dry_run(plan, reduce, record)
         return RunOutcome(passed=True)
     config = fit_descriptor_limit(plan.config)  # may run fewer at once, with a warning
+    if config.policy.nice is not None and config.policy.executor == "local":
+        from fanout_cli.nice import renice_self  # before any task and any thread: they inherit
+
+        renice_self(config.policy.nice)
     renderer = make_renderer(
         config.output,
         Console(color=color_choice(config.output.color)),

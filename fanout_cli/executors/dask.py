@@ -100,6 +100,7 @@ def connect_executor(policy: PolicyOptions) -> DaskExecutor:
     if not os.environ.get("FANOUT_DEBUG"):
         quiet_distributed_logs()
     executor = DaskExecutor(policy.executor, parse_resources(policy.resources))
+    executor.nice = policy.nice
     anyio.run(executor.check_cluster)
     return executor
 
@@ -124,6 +125,7 @@ class DaskExecutor:
         self.executor = executor  # as the user wrote it, for messages
         self.address = "tcp://" + executor.removeprefix("dask://")
         self.resources = resources
+        self.nice: int | None = None  # --nice: the workers renice each task's process
         # Keys and Event names are unique to this fanout process: runs never mix.
         self._tag = uuid.uuid4().hex[:12]
         self._directory = os.getcwd()
@@ -185,6 +187,7 @@ class DaskExecutor:
             signals=key,
             output_cap=OUTPUT_CAP_BYTES,
             fanout_version=fanout_cli.__version__,
+            nice=self.nice,
         )
         live = _Live(key)
         self._live[key] = live

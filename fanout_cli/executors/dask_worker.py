@@ -76,6 +76,7 @@ class RemoteCommand:
     signals: str  # the prefix of this attempt's Event names (its Dask key)
     output_cap: int
     fanout_version: str
+    nice: int | None = None  # --nice: the niceness of the command's process
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,10 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
             )
         except OSError as exc:
             return RemoteOutcome(worker.address, start_error=exc)
+        if command.nice is not None:  # right after the start (fanout_cli/nice.py says why)
+            from fanout_cli.nice import renice
+
+            renice(process.pid, command.nice)
         guardian = _guardian()
         guardian.tell(f"watch {process.pid} {command.grace}")
         signals = _Signals(client, command)
