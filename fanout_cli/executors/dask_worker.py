@@ -145,9 +145,7 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
         except OSError as exc:
             return RemoteOutcome(worker.address, start_error=exc)
         if command.nice is not None:  # right after the start (fanout_cli/nice.py says why)
-            from fanout_cli.nice import renice
-
-            renice(process.pid, command.nice)
+            _renice(process.pid, command.nice)
         guardian = _guardian()
         guardian.tell(f"watch {process.pid} {command.grace}")
         signals = _Signals(client, command)
@@ -171,6 +169,12 @@ def run_command_on_worker(command: RemoteCommand) -> RemoteOutcome:
             stdout=_tail(stdout, command.output_cap),
             stderr=_tail(stderr, command.output_cap),
         )
+
+
+def _renice(pid: int, nice: int) -> None:
+    from fanout_cli.nice import renice  # only for --nice
+
+    renice(pid, nice)  # refused: the task runs at the worker's niceness, as GNU parallel's
 
 
 async def _claim(client: ClusterClient, signals: str, address: str) -> str | None:
