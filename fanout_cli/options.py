@@ -102,7 +102,9 @@ def _key_env(value: object) -> str:
 
 
 def _jobs(value: object) -> int:
-    from fanout_cli.jobs import parse_jobs_spec  # loaded only when -j or [run] jobs is given
+    if isinstance(value, str) and value.strip().isdecimal() and value.strip().strip("0"):
+        return v.parse_jobs(value)  # a plain N, the usual case, loads nothing more
+    from fanout_cli.jobs import parse_jobs_spec  # N%, +N, -N, 0 (and a TOML number)
 
     return parse_jobs_spec(value)
 
