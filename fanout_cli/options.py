@@ -261,8 +261,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "[default: pass]", "verdict", v.choice(("pass", "always", "fail"))),
     _value("executor", "E", "local, or dask://HOST:PORT: run process tasks on a Dask cluster "
            "(pip install 'fanout-cli[dask]'). [default: local]", "policy", v.parse_executor),
-    _value("nice", "N", "Run the tasks at niceness N, -20 to 19 (below fanout's own needs "
-           "privilege; refused: a warning, as they are).", "policy", _nice),
+    _value("nice", "N", "Run the tasks at niceness N, -20 to 19. Below fanout's own needs "
+           "privilege; refused, it is a warning and they run as they are.", "policy", _nice),
     Option("resources", ("--resources",), "Dask: a worker resource every task needs, e.g. "
            "GPU=1 (repeatable).", "policy", v.parse_resources, "NAME=N", kind="repeat"),
     _value("rate", "N/PERIOD[:BURST]", "Start N attempts per PERIOD, run-wide, evenly spaced "
