@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from fanout_cli.options import RunConfig
+from fanout_cli.run_config import RunConfig
 
 T = TypeVar("T")
 OWN_DESCRIPTORS = 24  # fanout's own, with room to spare (about 12 in use)

@@ -114,6 +114,33 @@ its short form; giving both is exit 2. A descendant that left the group (Linux) 
 each signal at its time counted from the task's end. A second Ctrl-C kills at once.
 The manifest's options keep the sequence as text (termseq; grace is then null).
 """),
+    ("JOBS, ORDER AND NICENESS", """\
+-j takes GNU parallel's forms, resolved when the option is read (the manifest keeps
+the number): N; N% of the CPU count (decimals allowed, rounded up, 0% refused); +N and
+-N, the CPU count plus or minus N (-N below 1 runs 1, as GNU parallel's manual says;
+its code stops instead); 0, as many as the limits allow: the tasks that fit the hard
+open-files limit, at most the process limit (ulimit -u, where set) and 10000 (GNU
+parallel also stops at the number of tasks). The CPU count is this machine's, also
+with --executor dask://. In [run], a relative form is a string: jobs = "+2" (TOML
+reads +2 as 2).
+--shuf runs the tasks in a random order: random.Random(SEED).shuffle of the tasks in
+input order, the same for the same seed and tasks on every machine and CPython 3.6 to
+3.13. The manifest's options keep SEED as shuf; --dry-run prints it on stderr, and
+[run] shuf = SEED gives that order again (shuf = true, like --shuf, draws a new seed,
+except when resuming a run whose seed then stays: --resume goes on in the same
+order; --no-shuf turns it off). stdin and ::: values are read whole first, as GNU
+parallel does, kept as values (1,000,000 lines: about 250 MB). A task keeps its
+number {#} (GNU parallel numbers the shuffled tasks as they start); with -m/-X the
+commands are shuffled, not the values in them. With --shard, the shard is planned as
+without --shuf and its own tasks run shuffled. --shuf is refused with --order
+longest-first or failed-first, and with --pipe.
+--nice N runs the tasks at niceness N. Local tasks: fanout renices itself before the
+first task starts, and its children inherit it. On a Dask worker, the task's process
+is reniced right after it starts: a child it forks in that first instant keeps the
+worker's niceness. A niceness the system refuses (below fanout's own, without
+privilege) is one warning, and the tasks run at the niceness they have (GNU parallel
+goes on silently).
+"""),
     ("INTERRUPTS AND RESUME", """\
 The first SIGINT (Ctrl-C), SIGTERM or SIGHUP stops starting tasks, ends every running
 task's process group with --termseq (SIGTERM, --grace, SIGKILL); those tasks end as
@@ -143,7 +170,8 @@ output's reader went away (fanout run | head): the run stops as for a signal.
 """),
     ("LIMITS", """\
 Every number is checked before anything runs (exit 2, naming the value and its
-range): --jobs 1-10000; --retries and a task's retries 0-100; --ok-exit codes 0-255;
+range): --jobs 1-10000 (N%, +N, -N and 0 resolve within it); --nice -20 to 19; a
+[run] shuf seed 0 to 2^63-1; --retries and a task's retries 0-100; --ok-exit codes 0-255;
 --shard I/N and FANOUT_SHARD or CI variables with N 1-10000; --summary-chars
 20-100000; --max-lines 1-1000000; --required-successes 1 and --min-successes 0 to
 1000000000; --max-tokens 1-1000000; --temperature 0-2; --rate N/PERIOD[:BURST] with N

@@ -134,6 +134,26 @@ def _machine(name: str) -> Callable[[object], Any]:
     return parse
 
 
+def _jobs(value: object) -> int:
+    if isinstance(value, str) and value.strip().isdecimal() and value.strip().strip("0"):
+        return v.parse_jobs(value)  # a plain N, the usual case, loads nothing more
+    from fanout_cli.jobs import parse_jobs_spec  # N%, +N, -N, 0 (and a TOML number)
+
+    return parse_jobs_spec(value)
+
+
+def _nice(value: object) -> int:
+    from fanout_cli.nice import parse_nice  # loaded only when --nice or [run] nice is given
+
+    return parse_nice(value)
+
+
+def _shuf(value: object) -> int | bool | None:
+    from fanout_cli.shuffle import parse_shuf  # loaded only when --shuf or [run] shuf is given
+
+    return parse_shuf(value)
+
+
 def _junit_template(value: object) -> str:
     from fanout_cli.junit import parse_junit_template  # loaded only when it is given
 
@@ -143,8 +163,9 @@ def _junit_template(value: object) -> str:
 _STRATEGY_NAMES = ", ".join(v.STRATEGIES)
 
 RUN_OPTIONS: tuple[Option, ...] = (
-    _value("jobs", "N", "Tasks in flight at once (a sliding window), 1-10000. "
-           "[default: CPU count]", "policy", v.parse_jobs, "-j"),
+    _value("jobs", "N", "Tasks in flight at once (a sliding window): 1-10000; N% of the "
+           "CPUs, +N or -N CPUs (at least 1); 0: as many as the open-file and process limits "
+           "allow. [default: CPU count]", "policy", _jobs, "-j"),
     _value("timeout", "DUR", "Per task: 500ms, 30s, 5m, 1h (a bare number is seconds; at "
            "most 30d; 0: none), or P% of the median duration of the tasks that succeeded so "
            "far (once 3 have).", "policy", _timeout),
@@ -265,6 +286,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     _value("order", "ORDER", "input, longest-first or failed-first (by recorded durations "
            "and results). [default: longest-first with --shard, else input]", "sharding",
            v.choice(v.ORDERS)),
+    Option("shuf", ("--shuf/--no-shuf",), "Run the tasks in a random order (stdin is read "
+           "whole first); the manifest keeps the seed, and --resume the order. [run] shuf = N "
+           "repeats the order of seed N.", "sharding", _shuf, kind="switch"),
     _value("joblog", "FILE", "Also write GNU parallel's job log (TSV: Seq, Host, Starttime, "
            "JobRuntime, Send, Receive, Exitval, Signal, Command), a row as each task ends.",
            "output", v.parse_text),
@@ -281,6 +305,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "[default: pass]", "verdict", v.choice(("pass", "always", "fail"))),
     _value("executor", "E", "local, or dask://HOST:PORT: run process tasks on a Dask cluster "
            "(pip install 'fanout-cli[dask]'). [default: local]", "policy", v.parse_executor),
+    _value("nice", "N", "Run the tasks at niceness N, -20 to 19. Below fanout's own needs "
+           "privilege; refused, it is a warning and they run as they are.", "policy", _nice),
     Option("resources", ("--resources",), "Dask: a worker resource every task needs, e.g. "
            "GPU=1 (repeatable).", "policy", v.parse_resources, "NAME=N", kind="repeat"),
     _value("rate", "N/PERIOD[:BURST]", "Start N attempts per PERIOD, run-wide, evenly spaced "

@@ -133,6 +133,8 @@ def plan_run(request: RunRequest) -> RunPlan:
         )
     except OptionError as exc:
         raise UsageError(f"{flag_of(exc.name)}: {exc.problem}") from None
+    if config.sharding.shuf is not None:
+        config = _shuffle_seed(config, saved)
     if isinstance(source, ArgumentSource):
         source = source.with_jobs(config.policy.jobs)  # -m/-X spread their last batches
     title = describe_source(wanted)
@@ -149,7 +151,8 @@ def plan_run(request: RunRequest) -> RunPlan:
         config = _shard_from_environment(config, environ)
     split = None
     config = config.replaced(order=config.sharding.run_order)  # the manifest says which
-    if config.sharding.shard is not None or config.sharding.run_order != "input":
+    if (config.sharding.shard is not None or config.sharding.run_order != "input"
+            or config.sharding.shuf is not None):  # fmt: skip
         from fanout_cli.shards.split import split as split_source
 
         layers = (command_line, file_options, {} if saved is None else saved.options)
@@ -161,6 +164,16 @@ def plan_run(request: RunRequest) -> RunPlan:
         if config.sharding.shard is not None:
             title = f"{title} [shard {config.sharding.shard}]"
     return RunPlan(source, config, title, resume, agents, http_calls, split)
+
+
+def _shuffle_seed(config: RunConfig, saved: _SavedRun | None) -> RunConfig:
+    """--shuf's seed: a new one, or the resumed run's (the same order goes on)."""
+    from fanout_cli.shuffle import contradiction, seeded
+
+    problem = contradiction(config)
+    if problem is not None:
+        raise UsageError(problem)
+    return seeded(config, None if saved is None else saved.options.get("shuf"))
 
 
 def _saved_run(

@@ -36,6 +36,7 @@ class PolicyOptions:
     memfree: int | None = None  # bytes: start only while this much memory is available
     load: str | None = None  # start only while the load is below this ("4", "100%")
     delay: float = 0.0  # seconds at least between two starts
+    nice: int | None = None  # the tasks' niceness (--nice); None: fanout's own
 
     @property
     def stop_sequence(self) -> TermSeq:
@@ -98,12 +99,13 @@ class ShardOptions:
     shard: str | None = None  # "2/4": run only shard 2 of 4
     timings: tuple[str, ...] = ()  # files of recorded durations, for --shard and --order
     order: str | None = None  # None: longest-first for a shard, else input
+    shuf: int | None = None  # --shuf: the seed of a random order (True until one is drawn)
 
     @property
     def run_order(self) -> str:
         """The order the tasks start in: --order, else longest first for a shard (its
-        slots then end together), else the input order."""
-        return self.order or ("longest-first" if self.shard else "input")
+        slots then end together), else the input order (--shuf then shuffles it)."""
+        return self.order or ("longest-first" if self.shard and self.shuf is None else "input")
 
 
 GROUPS = {"policy": PolicyOptions, "verdict": VerdictOptions, "output": OutputOptions,

@@ -729,3 +729,17 @@ def test_outputs_a_worker_sent_back_are_0600_and_named_paths_exist(
                             executor=cluster.executor)  # fmt: skip
     assert completed.returncode == 1, completed.stderr
     assert_every_named_path_exists_private(completed.run_dir)
+
+
+def test_a_task_on_a_worker_runs_at_the_niceness_asked(cluster: Cluster) -> None:
+    """The worker renices the task's process right after its start: the task waits until
+    it reads that niceness (at most 5 s), then prints it."""
+    wait = ('for i in $(seq 100); do n=$(ps -o ni= -p $$ | tr -d " "); '
+            '[ "$n" = 6 ] && break; sleep 0.05; done; echo "$n"')  # fmt: skip
+    completed, document = run_json("--nice", "6", "--", "sh", "-c", wait, ":::", "a", "b",
+                                   executor=cluster.executor)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert [task["summary"] for task in document["tasks"]] == ["6", "6"]
+    assert completed.manifest()["options"]["nice"] == 6
+    workers = cluster.worker_pids()
+    assert all(os.getpriority(os.PRIO_PROCESS, pid) == 0 for pid in workers)  # not reniced

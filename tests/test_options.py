@@ -162,7 +162,7 @@ def test_values_are_parsed() -> None:
 @pytest.mark.parametrize(
     ("layer", "name"),
     [
-        pytest.param({"jobs": 0}, "jobs", id="jobs-zero"),
+        pytest.param({"jobs": "0%"}, "jobs", id="jobs-zero-percent"),
         pytest.param({"jobs": "many"}, "jobs", id="jobs-word"),
         pytest.param({"timeout": "ten"}, "timeout", id="timeout-word"),
         pytest.param({"retries": -1}, "retries", id="retries-negative"),
@@ -187,9 +187,9 @@ def test_option_error_names_the_option(layer: dict[str, object], name: str) -> N
 
 def test_option_error_names_the_failing_layer_value() -> None:
     with pytest.raises(OptionError) as raised:
-        build_config({"jobs": 2}, {"jobs": "0"})
+        build_config({"jobs": 2}, {"jobs": "0%"})
     assert raised.value.name == "jobs"
-    assert "got 0" in raised.value.problem
+    assert "got '0%'" in raised.value.problem
 
 
 def test_min_successes_and_ratio_conflict() -> None:

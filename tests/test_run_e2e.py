@@ -127,7 +127,7 @@ ERROR_CASES: dict[str, tuple[str | None, list[str], list[str]]] = {
     "missing file": (None, [], ["missing.toml"]),
     "bad --timeout": ('[[task]]\ncmd = ["true"]\n', ["--timeout", "5 parsecs"], ["--timeout"]),
     "bad --strategy": ('[[task]]\ncmd = ["true"]\n', ["--strategy", "sometimes"], ["--strategy"]),
-    "--jobs 0": ('[[task]]\ncmd = ["true"]\n', ["--jobs", "0"], ["--jobs"]),
+    "--jobs 0%": ('[[task]]\ncmd = ["true"]\n', ["--jobs", "0%"], ["--jobs"]),
     "bad [run] value": (
         '[run]\njobs = 2\nstrategy = "sometimes"\n\n[[task]]\ncmd = ["true"]\n',
         [],

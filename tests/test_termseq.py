@@ -348,10 +348,10 @@ def test_the_reduce_is_ended_with_the_sequence() -> None:
 def test_a_dask_workers_guardian_ends_the_groups_of_a_dead_worker_with_their_sequence() -> None:
     # The guardian (a process of its own) is told of a running group, then its worker
     # "dies": its stdin closes. It must send the group that group's sequence.
-    from fanout_cli.executors.dask_worker import encoded_termseq
+    from fanout_cli.executors.dask_guardian import encoded_termseq
 
     child = subprocess.Popen(["sh", "-c", TRAPPER], start_new_session=True)
-    guard = "from fanout_cli.executors.dask_worker import guard_process_groups as g; g()"
+    guard = "from fanout_cli.executors.dask_guardian import guard_process_groups as g; g()"
     guardian = subprocess.Popen([sys.executable, "-c", guard], stdin=subprocess.PIPE,
                                 start_new_session=True)  # fmt: skip
     try:

@@ -58,6 +58,10 @@ def run_command(request: RunRequest) -> RunOutcome:
         show_dry_run(plan, reduce, record)
         return RunOutcome(passed=True)
     config = fit_descriptor_limit(plan.config)  # may run fewer at once, with a warning
+    if config.policy.nice is not None and config.policy.executor == "local":
+        from fanout_cli.nice import renice_self  # before any task and any thread: they inherit
+
+        renice_self(config.policy.nice)
     renderer = make_renderer(
         config.output,
         Console(color=color_choice(config.output.color)),
@@ -108,6 +112,10 @@ def show_dry_run(
     from fanout_cli.render.console import Console
     from fanout_cli.render.lines import print_dry_run, print_shard_plan
 
+    seed = plan.config.sharding.shuf
+    if seed is not None:  # stdout holds the commands; how to see this order again: stderr
+        Console(sys.stderr).line(f"fanout: shuffled with seed {seed} ([run] shuf = {seed} "
+                                 "gives this order again)")  # fmt: skip
     if record is not None and plan.config.output.format == "json":
         from fanout_cli.render.machine import print_dry_run_plan
 

@@ -35,7 +35,7 @@ Decisions:
   scheduler's `remove-worker` event at once (the task also set `<key>/ran-on/<worker>`,
   so it knows the attempt had started there). Attempts the dead worker held but had
   not started are left to Dask, which runs them elsewhere. A run clears its Events.
-  A guardian process per worker (see `dask_worker.guard_process_groups`) ends the process groups
+  A guardian process per worker (see `dask_guardian.guard_process_groups`) ends the process groups
   of a worker that died, so nothing it started keeps running.
 - Resources (`--resources GPU=1`): a task waits on the scheduler until a worker with
   the resource is free, as Dask does (workers may join later). `--timeout` starts with
@@ -104,6 +104,7 @@ def connect_executor(policy: PolicyOptions) -> DaskExecutor:
     if not os.environ.get("FANOUT_DEBUG"):
         quiet_distributed_logs()
     executor = DaskExecutor(policy.executor, parse_resources(policy.resources))
+    executor.nice = policy.nice
     anyio.run(executor.check_cluster)
     return executor
 
@@ -128,6 +129,7 @@ class DaskExecutor:
         self.executor = executor  # as the user wrote it, for messages
         self.address = "tcp://" + executor.removeprefix("dask://")
         self.resources = resources
+        self.nice: int | None = None  # --nice: the workers renice each task's process
         # Keys and Event names are unique to this fanout process: runs never mix.
         self._tag = uuid.uuid4().hex[:12]
         self._directory = os.getcwd()
@@ -189,6 +191,7 @@ class DaskExecutor:
             signals=key,
             output_cap=OUTPUT_CAP_BYTES,
             fanout_version=fanout_cli.__version__,
+            nice=self.nice,
         )
         live = _Live(key)
         self._live[key] = live

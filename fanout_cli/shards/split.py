@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from fanout_cli.shards.batches import ValuePlan
     from fanout_cli.sources import Resume, Source
     from fanout_cli.sources.inputs import ArgumentSource
-    from fanout_cli.sources.values import ListSource
     from fanout_cli.timings import Timings
 
 Order = Callable[[Sequence[TaskSpec]], list[TaskSpec]]
@@ -111,7 +110,7 @@ def ordered(
 class Split:
     """What --shard and --order make of a source."""
 
-    source: ListSource  # this shard's tasks, in the order they start
+    source: Source  # this shard's tasks, in the order they start
     plans: list[ShardPlan] | None  # --shard: every shard's plan (for --dry-run)
     known: int  # how many tasks had recorded durations
     slots: int = 1  # the slots each shard was planned on
@@ -139,6 +138,11 @@ def split(source: Source, config: RunConfig, resume: Resume | None, slots: int =
     from fanout_cli.values import parse_shard
 
     saved = resume is not None and resume.from_saved_list
+    shuf = config.sharding.shuf
+    if shuf is not None and (config.sharding.shard is None or saved):
+        from fanout_cli.shards.shuffled import shuffled_source  # --shuf alone: no durations
+
+        return Split(shuffled_source(source, shuf), None, 0, slots)
     if config.sharding.shard is not None and not saved and per_value(source):
         return split_values(source, config, resume, slots)
     specs = list(source.specs())  # a shard needs the whole list: stdin is read to its end
@@ -148,6 +152,10 @@ def split(source: Source, config: RunConfig, resume: Resume | None, slots: int =
     order = config.sharding.run_order
 
     def starts(tasks: Sequence[TaskSpec]) -> list[TaskSpec]:
+        if shuf is not None:  # a shard planned as without --shuf, its tasks shuffled
+            from fanout_cli.shards.shuffled import shuffled
+
+            return shuffled(tasks, shuf)
         return ordered(tasks, order, estimates, timings)
 
     plans = None
@@ -178,4 +186,8 @@ def split_values(source: ArgumentSource, config: RunConfig, resume: Resume | Non
     mine = ordered_commands([command for slot in plan.shards[shard.index - 1] for command in slot],
                             order)  # fmt: skip
     specs = [command.spec for command in mine]
+    if config.sharding.shuf is not None:
+        from fanout_cli.shards.shuffled import shuffled
+
+        specs = shuffled(specs, config.sharding.shuf)
     return Split(ListSource(source.name, specs), plans, plan.known, plan.width, None, plan)

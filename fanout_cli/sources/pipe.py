@@ -89,8 +89,8 @@ def pipe_options(given: Mapping[str, Any], resuming: bool) -> PipeOptions | None
     if resuming:
         raise UsageError("--pipe runs cannot be resumed: their blocks of stdin are not kept; "
                          "run it again")  # fmt: skip
-    for name in ("shard", "order"):
-        if given.get(name) is not None:
+    for name in ("shard", "order", "shuf"):
+        if given.get(name) not in (None, False):
             raise UsageError(f"--{name} does not apply to --pipe (blocks run in input order)")
     return PipeOptions(
         block_size=DEFAULT_BLOCK if block is None else parse_block_size(block),
