@@ -185,9 +185,8 @@ def test_a_gate_of_delay_only_reads_nothing_of_the_machine() -> None:
     assert readings.read == 0
 
 
-def test_delay_spaces_the_starts_of_waiters_arriving_together() -> None:
-    time = ManualClock()
-    gate = StartGate(delay=0.3, clock=time.clock())
+def _start_times(gate: StartGate, time: ManualClock, waiters: int) -> list[float]:
+    """When each of `waiters` arriving together at `gate` was let start."""
     starts: list[float] = []
 
     async def start() -> None:
@@ -196,11 +195,17 @@ def test_delay_spaces_the_starts_of_waiters_arriving_together() -> None:
 
     async def main() -> None:
         async with anyio.create_task_group() as group:
-            for _ in range(4):
+            for _ in range(waiters):
                 group.start_soon(start)
 
     anyio.run(main)
-    assert starts == pytest.approx([0.0, 0.3, 0.6, 0.9])
+    return starts
+
+
+def test_delay_spaces_the_starts_of_waiters_arriving_together() -> None:
+    time = ManualClock()
+    gate = StartGate(delay=0.3, clock=time.clock())
+    assert _start_times(gate, time, 4) == pytest.approx([0.0, 0.3, 0.6, 0.9])
 
 
 def test_rate_keeps_its_spacing_after_a_wait_for_memory() -> None:
@@ -211,18 +216,7 @@ def test_rate_keeps_its_spacing_after_a_wait_for_memory() -> None:
     policy = RunConfig.of(memfree=GIB).policy
     rate = RateLimiter(parse_rate("1/s"), time.clock())
     gate = StartGate.of(policy, time.clock(), readings.machine(), rate)
-    starts: list[float] = []
-
-    async def start() -> None:
-        await gate.ready()
-        starts.append(time.time)
-
-    async def main() -> None:
-        async with anyio.create_task_group() as group:
-            for _ in range(3):
-                group.start_soon(start)
-
-    anyio.run(main)
+    starts = _start_times(gate, time, 3)
     assert starts[0] >= 5 * POLL_SECONDS
     assert [later - earlier for earlier, later in itertools.pairwise(starts)] == pytest.approx(
         [1.0, 1.0])
