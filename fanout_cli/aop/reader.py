@@ -9,6 +9,7 @@ lists such a run with its problem, for the commands to warn about and skip."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -232,12 +233,23 @@ def _unreadable_run(path: Path, problem: str) -> RunInfo:
     return RunInfo(path.name, path, modified, status, 0, None, None, "", problem)
 
 
+def _not_a_run(path: Path) -> str:
+    """What an entry named like a run is instead."""
+    if path.is_symlink():
+        return "a symbolic link, not a run folder"
+    if not path.is_dir():
+        return "not a folder, not a run folder"
+    with contextlib.suppress(OSError):
+        if not any(path.iterdir()):  # killed between making it and opening its journal
+            return "empty: the run was stopped before it began; nothing to resume"
+    return "holds no journal or manifest, not a run folder"
+
+
 def _entry(path: Path) -> RunInfo | None:
     """The run an entry of the output folder is, if it is one."""
     if not is_run_folder(path):
         if _RUN_ID.fullmatch(path.name) and os.path.lexists(path):
-            kind = "a symbolic link" if path.is_symlink() else "not a folder"
-            return _unreadable_run(path, f"{path}: {kind}, not a run folder")
+            return _unreadable_run(path, f"{path}: {_not_a_run(path)}")
         return None
     try:
         return run_info(path)

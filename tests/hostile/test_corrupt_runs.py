@@ -241,3 +241,19 @@ def test_json_nested_too_deep_in_the_journal_details_or_task_list_is_never_exit_
     again = run_fanout("run", "--resume-failed", "bad")
     assert again.returncode == 0, again.stderr
     assert_clean(again)
+
+
+def test_an_empty_folder_named_like_a_run_says_the_run_never_began() -> None:
+    # A kill -9 between creating a run folder and opening its journal leaves it empty.
+    _two_runs()
+    empty = output_dir() / "20260101T000000-0a0b"
+    empty.mkdir(mode=0o700)
+    listed = run_fanout("runs")
+    assert listed.returncode == 0
+    (warning,) = listed.stderr.splitlines()
+    assert str(empty) in warning and "not a folder" not in warning
+    assert "empty: the run was stopped before it began" in warning
+    resumed = run_fanout("run", "--resume", empty.name)
+    line = one_error_line(resumed)
+    assert "empty: the run was stopped before it began" in line
+    assert "nothing to resume" in line

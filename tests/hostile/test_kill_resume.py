@@ -34,6 +34,12 @@ def _kill_at(process: subprocess.Popen[bytes], seconds: float) -> None:
         process.wait()
 
 
+def _began(run_dir: Path) -> bool:
+    """Whether a task of the run started (its journal says so)."""
+    journal = run_dir / "journal.jsonl"
+    return journal.is_file() and b'"event": "task_started"' in journal.read_bytes()
+
+
 def _ended(run_dir: Path) -> dict[int, list[dict[str, object]]]:
     """task_ended events by seq; a torn last line (killed mid-write) is skipped, as
     every reader of the journal does."""
@@ -59,10 +65,12 @@ def test_kill_9_and_resume_until_done_gives_every_task_one_result(seed: int) -> 
     script = 'sleep "${0#*:}"; printf "%s\\n" "$0"'
     command = ["-j", "4", "--", "sh", "-c", script, "{}", ":::", *values]
     runs: list[Path] = []
-    for earliest in (0.05, 0.3, 0.6, 1.0, 2.0):  # until a kill lands after the folder exists
+    # Until a kill lands after a task began: one landing earlier leaves no run to resume
+    # (an empty folder, or a task list not yet whole, which --resume RUN alone refuses).
+    for earliest in (0.05, 0.3, 0.6, 1.0, 2.0):
         first = _start(*command)
         _kill_at(first, chance.uniform(earliest, earliest + 0.5))
-        runs = [path for path in output_dir().glob("*") if path.is_dir()]
+        runs = [path for path in output_dir().glob("*") if _began(path)]
         if runs:
             break
     assert len(runs) == 1, runs
