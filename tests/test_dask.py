@@ -402,6 +402,23 @@ def test_a_relative_timeout_stops_a_remote_straggler_once_three_succeeded(
     assert_gone(pids)
 
 
+@pytest.mark.slow
+def test_a_relative_timeout_waits_out_the_termseq_for_a_remote_task(cluster: Cluster) -> None:
+    """The coordinator stops a remote straggler at its moving limit and waits as long as
+    --termseq lets the task take (not --grace): the task's last words are kept."""
+    cleanup = "trap 'sleep 11; echo cleaned up; kill $!; exit 3' INT; sleep 60 & wait"
+    completed = run_fanout(
+        "run", "--executor", cluster.executor, "-j", "4", "--timeout", "300%",
+        "--termseq", "INT,20s,KILL", "--",
+        f"if [ {{}} = slow ]; then {cleanup}; fi; sleep 0.2", ":::", "slow", "a", "b", "c",
+        timeout=90,
+    )  # fmt: skip
+    assert completed.returncode == 1, completed.stderr
+    assert "timeout   slow" in completed.stdout
+    slow = next(completed.run_dir.glob("*-slow.stdout"))
+    assert slow.read_text() == "cleaned up\n"
+
+
 # A new session, and a double-forked daemon: both leave the task's process group.
 ESCAPES = (
     "setsid sh -c 'echo $$ >> pids; exec sleep 300' & "

@@ -211,7 +211,7 @@ class DaskExecutor:
                 result = await self._result(live, future)
             if timer.expired:  # a moving limit (--timeout P%) passed: stop it as a cancel does
                 with anyio.CancelScope(shield=True):
-                    result = await self._stop(live, future, plan.grace)
+                    result = await self._stop(live, future, plan.stop_sequence.total_wait)
         except BaseException:  # the runner stopped it: end the remote group first
             with anyio.CancelScope(shield=True):
                 result = await self._stop(live, future, plan.stop_sequence.total_wait)

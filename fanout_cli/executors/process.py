@@ -61,7 +61,7 @@ _GROUP_POLL_SECONDS = 0.02
 # one pass over /proc.
 _ORPHAN_POLL_SECONDS = 0.05
 _REAP_EVERY_SECONDS = 1.0
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # as the runner's
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # as stopping.py's
 _SHELL_EXIT_MEANINGS = {126: "not executable", 127: "command not found"}
 
 
