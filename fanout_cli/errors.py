@@ -15,6 +15,8 @@ EXIT_INTERNAL = 70  # a bug in fanout (EX_SOFTWARE); FANOUT_DEBUG=1 shows the tr
 EXIT_SIGINT = 128 + signal.SIGINT  # 130: interrupted; 128 + the signal for the others
 EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
 EXIT_SIGPIPE = 128 + signal.SIGPIPE  # 141: standard output's reader went away
+# The signals that stop a run (the first: end the tasks; a second: kill them at once).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Outcome(Protocol):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from fanout_cli.errors import FanoutError
+from fanout_cli.errors import STOP_SIGNALS, FanoutError
 from fanout_cli.models import TaskStatus, Verdict
 from fanout_cli.task_end import Halt
 from fanout_cli.values import format_duration
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from fanout_cli.pacing import Clock
     from fanout_cli.strategies import Tracker
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Stops:

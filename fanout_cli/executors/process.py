@@ -25,6 +25,7 @@ import anyio
 import anyio.abc
 
 from fanout_cli.aop import open_output
+from fanout_cli.errors import STOP_SIGNALS
 from fanout_cli.executors import (
     AttemptPlan,
     TimeLimit,
@@ -61,7 +62,6 @@ _GROUP_POLL_SECONDS = 0.02
 # one pass over /proc.
 _ORPHAN_POLL_SECONDS = 0.05
 _REAP_EVERY_SECONDS = 1.0
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # as stopping.py's
 _SHELL_EXIT_MEANINGS = {126: "not executable", 127: "command not found"}
 
 
@@ -179,7 +179,7 @@ class ProcessExecutor:
             waiting.cancel_scope.cancel()
 
     async def _kill_all_on_signal(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
             task_status.started()
             async for _ in signals:
                 self.kill_all()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from fanout_cli.errors import FanoutError, UsageError
+from fanout_cli.errors import STOP_SIGNALS, FanoutError, UsageError
 from fanout_cli.executors import AttemptPlan, Executor, ended_attempt
 from fanout_cli.executors.process import ProcessExecutor
 from fanout_cli.executors.watchers import ChildProcess
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from fanout_cli.options import RunConfig
     from fanout_cli.plan import RunPlan
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ async def _watch_signals(
     scope: anyio.CancelScope, executor: Executor, stopped: list[str],
     *, task_status: anyio.abc.TaskStatus[None],
 ) -> None:  # fmt: skip
-    with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+    with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
         task_status.started()
         async for signum in signals:
             if stopped:
