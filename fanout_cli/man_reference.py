@@ -65,7 +65,8 @@ every score and never ends early.
 nothing new, not even a retry, and let the running tasks finish), then fail=N
 (failure, timeout or error), success=N or done=N, where N is a count or P% of all
 tasks (met when the count reaches total x P / 100, unrounded, as GNU parallel
-computes it; over standard input, once the input has ended). GNU parallel's older
+computes it; to know the total it reads standard input whole first, as GNU parallel
+does, except --pipe's blocks, checked once the input has ended). GNU parallel's older
 forms are read too: never, 0, 1 (soon,fail=1), 2 (now,fail=1), -1 (soon,success=1),
 -2 (now,success=1) and P% (soon,fail=P%). now or soon alone says how --fail-fast and
 the strategies' early ends take effect. A task counts once, after its last attempt.

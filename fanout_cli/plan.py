@@ -137,6 +137,11 @@ def plan_run(request: RunRequest) -> RunPlan:
         config = _shuffle_seed(config, saved)
     if isinstance(source, ArgumentSource):
         source = source.with_jobs(config.policy.jobs)  # -m/-X spread their last batches
+    halt = config.policy.halt
+    if halt is not None and halt.percent is not None and source.total is None and not wanted.pipe:
+        # P% of all tasks needs their count before the first starts: the input is read
+        # whole first, as GNU parallel does (--pipe's blocks stay streamed).
+        source = ListSource(source.name, list(source.specs()))
     title = describe_source(wanted)
     if resume is not None:
         title = f"fanout run --resume {resume.run_dir.name}"

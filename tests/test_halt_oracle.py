@@ -197,3 +197,22 @@ def test_fail_fast_with_halt_soon_lets_the_running_task_finish(tmp_path: Path) -
     statuses = [row["status"] for row in completed.manifest()["tasks"]]
     assert statuses == ["failure", "success", "cancelled"]
     assert marker.exists()
+
+
+@needs_parallel
+def test_a_percentage_over_stdin_counts_the_whole_input_as_gnu_parallel(tmp_path: Path) -> None:
+    # GNU parallel reads all of stdin first to know the total; so does fanout then.
+    script = tmp_path / "task.sh"
+    script.write_text(TASK_SCRIPT)
+    script.chmod(0o755)
+    tasks = "".join(f"t{n} 0 {int(n % 7 == 0)}\n" for n in range(1, 21)).encode()
+    started = {}
+    for tool, end in (([str(PARALLEL)], []), ([str(FANOUT), "run", "-q"], ["--"])):
+        log = tmp_path / f"log-{len(started)}"
+        command = [*tool, "-j", "1", "--halt", "now,fail=10%", *end, str(script)]
+        completed = subprocess.run(command, input=tasks, env={**os.environ, "LOG": str(log)},
+                                   capture_output=True, timeout=60, check=False)  # fmt: skip
+        assert completed.returncode != 0, completed.stderr
+        lines = log.read_text().splitlines()
+        started[tool[0]] = [line.split()[1] for line in lines if line.startswith("start ")]
+    assert started[str(FANOUT)] == started[str(PARALLEL)] == [f"t{n}" for n in range(1, 15)]
