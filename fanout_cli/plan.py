@@ -133,15 +133,10 @@ def plan_run(request: RunRequest) -> RunPlan:
         )
     except OptionError as exc:
         raise UsageError(f"{flag_of(exc.name)}: {exc.problem}") from None
-    if config.sharding.shuf is not None:
-        config = _shuffle_seed(config, saved)
+    config = _shuffle_seed(config, saved)
     if isinstance(source, ArgumentSource):
         source = source.with_jobs(config.policy.jobs)  # -m/-X spread their last batches
-    halt = config.policy.halt
-    if halt is not None and halt.percent is not None and source.total is None and not wanted.pipe:
-        # P% of all tasks needs their count before the first starts: the input is read
-        # whole first, as GNU parallel does (--pipe's blocks stay streamed).
-        source = ListSource(source.name, list(source.specs()))
+    source = _counted_for_halt(source, config, wanted)
     title = describe_source(wanted)
     if resume is not None:
         title = f"fanout run --resume {resume.run_dir.name}"
@@ -171,8 +166,19 @@ def plan_run(request: RunRequest) -> RunPlan:
     return RunPlan(source, config, title, resume, agents, http_calls, split)
 
 
+def _counted_for_halt(source: Source, config: RunConfig, wanted: SourceRequest) -> Source:
+    """--halt P% counts all tasks before the first starts: a stream is read whole first,
+    as GNU parallel does (--pipe's blocks stay streamed)."""
+    halt = config.policy.halt
+    if halt is None or halt.percent is None or source.total is not None or wanted.pipe:
+        return source
+    return ListSource(source.name, list(source.specs()))
+
+
 def _shuffle_seed(config: RunConfig, saved: _SavedRun | None) -> RunConfig:
     """--shuf's seed: a new one, or the resumed run's (the same order goes on)."""
+    if config.sharding.shuf is None:
+        return config
     from fanout_cli.shuffle import contradiction, seeded
 
     problem = contradiction(config)

@@ -206,7 +206,7 @@ def test_a_percentage_over_stdin_counts_the_whole_input_as_gnu_parallel(tmp_path
     script.write_text(TASK_SCRIPT)
     script.chmod(0o755)
     tasks = "".join(f"t{n} 0 {int(n % 7 == 0)}\n" for n in range(1, 21)).encode()
-    started = {}
+    started: dict[str, list[str]] = {}
     for tool, end in (([str(PARALLEL)], []), ([str(FANOUT), "run", "-q"], ["--"])):
         log = tmp_path / f"log-{len(started)}"
         command = [*tool, "-j", "1", "--halt", "now,fail=10%", *end, str(script)]
