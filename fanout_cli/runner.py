@@ -264,6 +264,7 @@ class Runner(Stops):
         while (attempt := await self._gate.attempt(run)) is None:
             self.store.journal("task_requeued", seq=spec.seq, task_id=spec.task_id,
                                attempt=plan.number, reason=self._gate.requeue_reason)  # fmt: skip
+            self.store.discard_outputs(spec)
             await self._paced(spec.seq)  # it was running: it runs again, also after a soon stop
             self.store.journal("task_started", seq=spec.seq, task_id=spec.task_id,
                                attempt=plan.number)  # fmt: skip

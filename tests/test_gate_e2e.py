@@ -138,11 +138,26 @@ class ShortOnce:
         return GIB
 
 
+class SeesOutputs(Recorder):
+    """Notes, at each start, whether the task's stdout file from before is still there:
+    a printer told of the start must not find the cut attempt's output and print it."""
+
+    def __init__(self, store: RunStore) -> None:
+        super().__init__()
+        self.store = store
+        self.stale: list[tuple[str, bool]] = []
+
+    def task_started(self, spec: TaskSpec, attempt: int, slot: int) -> None:
+        super().task_started(spec, attempt, slot)
+        self.stale.append((spec.task_id, Path(self.store.output_paths(spec)[0]).exists()))
+
+
 def test_memory_short_ends_the_younger_task_and_runs_it_again(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "work"
     folder.mkdir()
+    (folder / "b.starts").touch()
     # a waits until b has started twice; b's first run waits to be ended.
     older = (f"touch {folder}/a.started; until [ $(wc -l < {folder}/b.starts) -ge 2 ]; "
              "do sleep 0.05; done; echo a done")  # fmt: skip
@@ -153,7 +168,7 @@ def test_memory_short_ends_the_younger_task_and_runs_it_again(
     config = RunConfig.of(output_dir=str(tmp_path / "out"), jobs=2, memfree=GIB, grace=5.0)
     store = RunStore(config.output.output_dir, "requeue")
     memory = ShortOnce(folder)
-    listener = Recorder()
+    listener = SeesOutputs(store)
     printer = OutputPrinter(listener, Shown(line_buffer=True))  # type: ignore[arg-type]  # records
     printer.opened(store.folder)
     runner = Runner(config, ProcessExecutor(), store, printer, 2,
@@ -184,5 +199,8 @@ def test_memory_short_ends_the_younger_task_and_runs_it_again(
     details: dict[str, Any] = json.loads((run_dir / b_row["details_file"]).read_text())
     assert len(details["attempts"]) == 1
     assert (run_dir / b_row["stdout_file"]).read_text() == "second run\n"
-    # --line-buffer follows the attempt run again into its new files.
-    assert "second run\n" in capfd.readouterr().out
+    # The cut output is gone before the start is told: --line-buffer prints only the
+    # new attempt's, and follows it into its new files.
+    assert ("b", True) not in listener.stale[1:], listener.stale
+    printed = capfd.readouterr().out
+    assert "second run\n" in printed and printed.count("first run\n") <= 1, printed

@@ -292,6 +292,17 @@ class RunStore:
                 raise IOFailure.of(target, exc) from None
         return os.path.basename(kept[0]), os.path.basename(kept[1])
 
+    def discard_outputs(self, spec: TaskSpec) -> None:
+        """The outputs of an attempt cut short to run again (--memfree), removed before
+        it starts again: nothing reading the run (--line-buffer) finds and prints them."""
+        for path in self.output_paths(spec):
+            try:
+                self.folder.remove(os.path.basename(path))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                pass  # none written; a folder planted there fails the attempt's own open
+            except OSError as exc:
+                raise IOFailure.of(path, exc) from None
+
     def check_room(self) -> None:
         """IOFailure when the run folder's file system is full, of bytes or of inodes:
         a task that ended just now may have lost output it could not write."""
