@@ -225,19 +225,12 @@ def _read_outputs(store: RunStore, spec: TaskSpec, last: Attempt) -> _Outputs:
     return _Outputs(
         stdout_path=stdout_path,
         stderr_path=stderr_path,
-        stdout=_with_lines(stdout, stdout_tail),
-        stderr=_with_lines(stderr, stderr_tail),
+        stdout=stdout,
+        stderr=stderr,
         text=text,
         stderr_text=decode(stderr_tail),
         reply=reply if isinstance(reply, str) else None,
     )
-
-
-def _with_lines(info: OutputInfo, tail: bytes) -> OutputInfo:
-    """The stream's line count, when its tail is the whole of it (most are)."""
-    from fanout_cli.scan import lines_in
-
-    return replace(info, lines=lines_in(tail)) if len(tail) >= info.bytes else info
 
 
 async def _counted(path: str, info: OutputInfo) -> OutputInfo:

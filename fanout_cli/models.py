@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -86,9 +87,10 @@ class TaskSpec:
             return "process"
         return "agent" if self.agent.tool is None else "agent-cli"
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """What --resume matches earlier results by: the task itself, not its position."""
+        """What --resume matches earlier results by: the task itself, not its position
+        (worked out once: the task list and the journal both name it)."""
         task = (self.task_id, self.command, self.cwd)
         identity = repr(task if self.agent is None else (*task, self.agent))
         return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:20]

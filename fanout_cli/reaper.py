@@ -64,10 +64,15 @@ class Process:
 
 def read_process(pid: int) -> Process | None:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
+        descriptor = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:  # one read: the kernel makes the line whole (a file object costs 3x the calls)
+        stat = os.read(descriptor, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
     # "pid (comm) state ppid pgrp session ..."; comm may hold spaces and parentheses.
     fields = stat[stat.rfind(b")") + 2 :].split()
     return Process(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in b"ZX")
@@ -80,6 +85,31 @@ def processes() -> list[Process]:
         if entry.isdigit() and (process := read_process(int(entry))) is not None:
             found.append(process)
     return found
+
+
+def own_children() -> set[int] | None:
+    """The pids of this process's children, every thread's (/proc/self/task/*/children:
+    a few reads, where a pass over /proc reads a file per process); None where the
+    kernel does not list them (CONFIG_PROC_CHILDREN off, no procfs)."""
+    if not _lists_children():
+        return None
+    children: set[int] = set()
+    for thread in os.listdir("/proc/self/task"):
+        try:
+            descriptor = os.open(f"/proc/self/task/{thread}/children", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # the thread ended meanwhile (fanout's children are the
+            continue  # main thread's: it starts every process)
+        try:
+            while chunk := os.read(descriptor, 65536):
+                children.update(map(int, chunk.split()))
+        finally:
+            os.close(descriptor)
+    return children
+
+
+@functools.cache
+def _lists_children() -> bool:
+    return os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 
 
 def signal_group(pgid: int, signum: int) -> bool:
@@ -211,6 +241,7 @@ class Leftovers:
     steps: list[tuple[float, int]]  # (when, signal): the task's --termseq from its end
     give_up_at: float
     sessions: set[int]  # the task's, and those its escaped descendants lead
+    group_left: bool = True  # its group had members when the leader exited
     found: set[int] = field(default_factory=set)  # seen alive: theirs even as zombies
     escaped: set[int] = field(default_factory=set)  # of `found`, those not in `group`
     sent: int = 0  # how many of `steps` have gone out
@@ -241,13 +272,16 @@ class Orphans:
         """The mark for a task's environment; None when there is nothing to mark for."""
         return f"{os.getpid()}.{next(_numbers)}" if self.active else None
 
-    def task_ended(self, mark: str | None, group: int, sequence: TermSeq) -> None:
+    def task_ended(self, mark: str | None, group: int, sequence: TermSeq, *,
+                   group_left: bool = True) -> None:  # fmt: skip
         """The task is over: what it left is ended by the next sweeps, each signal of
-        `sequence` at its time from now (the waits run from the task's end)."""
+        `sequence` at its time from now (the waits run from the task's end).
+        `group_left=False`: its group was found empty as the leader exited, so only
+        what left the group before can remain (no process joins an empty group)."""
         if mark is not None:
             steps = (TermSeq.kill_now() if self._hurried else sequence).schedule(time.monotonic())
             give_up_at = steps[-1][0] + _GIVE_UP_SECONDS
-            self._ended.append(Leftovers(mark, group, steps, give_up_at, {group}))
+            self._ended.append(Leftovers(mark, group, steps, give_up_at, {group}, group_left))
 
     def hurry(self) -> None:
         """KILL at once instead of waiting out the sequence (a second Ctrl-C)."""
@@ -260,7 +294,7 @@ class Orphans:
         """Reap what running tasks left re-parented here that has exited: zombies in a
         running task's session (which keeps its id while its leader runs). Else a long
         task that leaves many short-lived processes would pile them up."""
-        if not self.active or not running:
+        if not self.active or not running or not self._strays(running):
             return
         me = os.getpid()
         for process in processes():
@@ -275,6 +309,11 @@ class Orphans:
         process groups (= leader pids) of tasks still running, which are not touched.
         True while some ended task still has something left."""
         if not self._ended:
+            return False
+        if not any(
+            leftovers.group_left and signal_group(leftovers.group, 0) for leftovers in self._ended
+        ) and not self._strays(running):  # each ended group is empty, no orphan came here
+            self._ended = []
             return False
         now = time.monotonic()
         everyone = processes()
@@ -304,6 +343,15 @@ class Orphans:
                 still.append(leftovers)
         self._ended = still
         return bool(still)
+
+    @staticmethod
+    def _strays(running: Collection[int]) -> bool:
+        """Whether this process may have a child that is no running task's leader: an
+        orphan re-parented here (the few children lists say; a pass over /proc where
+        the kernel keeps none). Read after the ended groups were found empty, whose
+        members were re-parented before they exited."""
+        children = own_children()
+        return children is None or any(child not in running for child in children)
 
     def _owner(self, child: Process, running: Collection[int]) -> Leftovers | None:
         """The ended task `child` (re-parented to this process) comes from, if any."""

@@ -24,6 +24,7 @@ from fanout_cli.executors import AttemptPlan, Executor
 from fanout_cli.models import Attempt, Prior, TaskResult, TaskSpec, TaskStatus
 from fanout_cli.options import RunConfig, VerdictOptions
 from fanout_cli.pacing import SYSTEM_CLOCK, Backoff, Clock, RateLimiter
+from fanout_cli.reaper import TermSeq
 from fanout_cli.stopping import Stops
 from fanout_cli.strategies import StrategyOptions, Tracker
 from fanout_cli.task_end import Halt, check_outputs_kept, cut_short, finish, not_started
@@ -81,6 +82,8 @@ class Runner(Stops):
         self._init_stops(config, total)
         self._rate = None if config.policy.rate is None else RateLimiter(config.policy.rate, clock)
         self._timeout, self._median = _run_limit(config.policy.timeout)
+        # How attempts are ended (--termseq; TERM, --grace, KILL), made once for them all.
+        self._termseq = config.policy.termseq or TermSeq.default(config.policy.grace)
         self._gate: StartGate | None = None  # --memfree, --load, --delay
         if config.policy.memfree or config.policy.load or config.policy.delay:
             from fanout_cli.gate import StartGate
@@ -297,7 +300,7 @@ class Runner(Stops):
         ok_exit = config.policy.ok_exit if spec.ok_exit is None else spec.ok_exit
         return AttemptPlan(number=number, slot=slot, stdout_path=stdout_path,
                            stderr_path=stderr_path, timeout=timeout, grace=config.policy.grace,
-                           ok_exit=ok_exit, termseq=config.policy.termseq,
+                           ok_exit=ok_exit, termseq=self._termseq,
                            limit=limit)  # fmt: skip
 
     async def _finish(

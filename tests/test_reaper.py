@@ -58,3 +58,60 @@ def test_a_group_with_only_a_zombie_left_is_not_alive() -> None:
     finally:
         child.wait()
     assert not reaper.signal_group(child.pid, 0)
+
+
+def test_own_children_lists_this_process_s_children_only() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        children = reaper.own_children()
+        assert children is not None and child.pid in children
+        assert os.getppid() not in children and os.getpid() not in children
+    finally:
+        child.kill()
+        child.wait()
+    children = reaper.own_children()
+    assert children is not None and child.pid not in children
+
+
+def _no_pass_over_proc() -> list[reaper.Process]:
+    raise AssertionError("a pass over /proc, where probes said nothing was left")
+
+
+def test_a_sweep_after_a_task_that_left_nothing_reads_no_process_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    orphans = reaper.Orphans()
+    if not orphans.active:
+        pytest.skip("cannot become a subreaper here")
+    task = subprocess.Popen(["true"], start_new_session=True)
+    task.wait()
+    orphans.task_ended(orphans.new_mark(), task.pid, reaper.TermSeq.default(1.0))
+    monkeypatch.setattr(reaper, "processes", _no_pass_over_proc)
+    assert orphans.sweep(running=set()) is False
+    assert not orphans.pending
+
+
+def test_a_sweep_with_a_stray_child_reads_the_process_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    orphans = reaper.Orphans()
+    if not orphans.active:
+        pytest.skip("cannot become a subreaper here")
+    task = subprocess.Popen(["true"], start_new_session=True)
+    task.wait()
+    stray = subprocess.Popen(["sleep", "30"])  # a child no running task leads
+    passes: list[int] = []
+    everyone = reaper.processes
+
+    def counted() -> list[reaper.Process]:
+        passes.append(1)
+        return everyone()
+
+    monkeypatch.setattr(reaper, "processes", counted)
+    try:
+        orphans.task_ended(orphans.new_mark(), task.pid, reaper.TermSeq.default(1.0))
+        orphans.sweep(running=set())
+        assert passes  # a child that is no task's: the whole table is read, as before
+    finally:
+        stray.kill()
+        stray.wait()

@@ -62,11 +62,16 @@ def json_bytes(document: object, indent: int | None = None) -> bytes:
     """UTF-8 JSON. Values from input that are not valid UTF-8 (held as surrogates so
     commands get the exact bytes) are written as \\udcXX escapes, which Python reads
     back to the same bytes, instead of making the file invalid UTF-8."""
-    text = json.dumps(document, indent=indent, ensure_ascii=False)
+    text = json.dumps(document, indent=indent, ensure_ascii=False) if indent else _ENCODE(document)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return json.dumps(document, indent=indent, ensure_ascii=True).encode("ascii")
+
+
+# One encoder for the compact documents (journal lines, details, the task list): a
+# record is a tree of plain values, built here, so the check for cycles is not needed.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 # --- a task's details document ----------------------------------------------------------

@@ -31,10 +31,12 @@ from fanout_cli.aop.documents import (
 )
 from fanout_cli.errors import IOFailure, StoreError, UsageError
 from fanout_cli.models import OutputInfo, RunReport, TaskResult, TaskSpec
+from fanout_cli.scan import lines_in
 
 # A file system with less room than this counts as full once a task has ended on it:
 # its output may have been cut short (tmpfs and most disks fill to within a page).
 FULL_BELOW = 16 * 1024
+_ROOT = os.geteuid() == 0  # the blocks kept back for root are room for it too
 
 
 def new_run_id() -> str:
@@ -310,19 +312,21 @@ class RunStore:
             room = os.statvfs(self.run_dir)
         except OSError:
             return
-        privileged = os.geteuid() == 0  # root may use the blocks kept back for it
+        privileged = _ROOT  # root may use the blocks kept back for it
         free_bytes = (room.f_bfree if privileged else room.f_bavail) * room.f_frsize
         free_inodes = room.f_ffree if privileged else room.f_favail
         if (room.f_blocks and free_bytes < FULL_BELOW) or (room.f_files and free_inodes == 0):
             raise IOFailure(f"{self.run_dir}: cannot write: No space left on device")
 
     def describe_output(self, path: str, tail: bytes, size: int) -> OutputInfo:
+        """The stream, with its line count when `tail` is the whole of it (most are)."""
         excerpt = tail[-4096:]
         return OutputInfo(
             path=os.path.basename(path),
             bytes=size,
-            excerpt=excerpt.decode("utf-8", errors="replace"),
+            excerpt=excerpt.decode("utf-8", errors="replace") if excerpt else "",
             truncated=size > len(excerpt),
+            lines=lines_in(tail) if len(tail) >= size else None,
         )
 
     # --- records -----------------------------------------------------------------

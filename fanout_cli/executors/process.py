@@ -155,8 +155,8 @@ class ProcessExecutor:
             if feed is not None:
                 feed.close()
             self._live.discard(process.pid)
-            self._sweep_leftovers(process.pid, plan.stop_sequence)
-            self._orphans.task_ended(mark, process.pid, plan.stop_sequence)
+            left = self._sweep_leftovers(process.pid, plan.stop_sequence)
+            self._orphans.task_ended(mark, process.pid, plan.stop_sequence, group_left=left)
             self._task_ended.set()
         return classify_exit(spec, plan, started_at, returncode, timed_out)
 
@@ -250,15 +250,17 @@ class ProcessExecutor:
         await end_group(process.pid, self._hurry(sequence), exited)
         return await self._watcher.wait(process)
 
-    def _sweep_leftovers(self, pgid: int, sequence: TermSeq) -> None:
-        """The leader is gone; background children it left in its group go too."""
+    def _sweep_leftovers(self, pgid: int, sequence: TermSeq) -> bool:
+        """The leader is gone; background children it left in its group go too. Whether
+        it left any."""
         if not group_alive(pgid):
-            return
+            return False
         if self._sweeper is None:  # pragma: no cover - attempts run inside session()
             signal_group(pgid, signal.SIGKILL)
-            return
+            return True
         self._doomed.add(pgid)  # now: a kill_all before the sweep starts reaches it
         self._sweeper.start_soon(self._end_left_group, pgid, sequence)
+        return True
 
     async def _end_left_group(self, pgid: int, sequence: TermSeq) -> None:
         try:

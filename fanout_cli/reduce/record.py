@@ -108,7 +108,7 @@ def reduce_entry(result: ReduceResult) -> dict[str, Any]:
 def _described(store: RunStore, path: str, tail: bytes, size: int) -> OutputInfo:
     """An output of the reduce as a task's is described, its lines counted (from the
     tail when that is all of it, else a block at a time: the reduce runs once)."""
-    from fanout_cli.scan import count_lines, lines_in
+    from fanout_cli.scan import count_lines
 
     info = store.describe_output(path, tail, size)
-    return replace(info, lines=lines_in(tail) if len(tail) >= size else count_lines(path))
+    return info if info.lines is not None else replace(info, lines=count_lines(path))
