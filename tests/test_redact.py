@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from fanout_cli.redact import is_secret_name, redact_env, redact_text, redact_words
+from fanout_cli import redact
+from fanout_cli.redact import REDACTED, is_secret_name, redact_env, redact_text, redact_words
 
 
 @pytest.mark.parametrize(
@@ -74,3 +77,23 @@ def test_redaction_takes_linear_time_on_hostile_text(text: str) -> None:
     started = time.monotonic()
     redact_text(text)
     assert time.monotonic() - started < 2
+
+
+def _every_pattern(text: str) -> str:
+    """redact_text without its quick look: every pattern applied."""
+    text = redact._URL_CREDENTIALS.sub(lambda match: f"{match.group(1)}{REDACTED}@", text)
+    text = redact._QUERY_PARAMETER.sub(redact._query_parameter, text)
+    text = redact._PROVIDER_KEY.sub(REDACTED, text)
+    return redact._BEARER.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
+
+
+_PIECES = st.sampled_from([
+    "https://", "user:pw@", "host", "?", "&", "api_key=", "token=", "x=", "sk-", "ghp_",
+    "github_pat_", "xoxb-", "AKIA", "ASIA", "AIza", "glpat-", "Bearer ", "basic ", "bEaReR ",
+    "A" * 16, "abcdefghij0123456789", " ", "/", "-", "_", "=", "@", "é", "\n",
+])  # fmt: skip
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join))
+def test_the_quick_look_never_skips_a_text_a_pattern_would_change(text: str) -> None:
+    assert redact_text(text) == _every_pattern(text)

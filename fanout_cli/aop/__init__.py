@@ -15,6 +15,7 @@ The names come first because every other module of the package uses them."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -56,7 +57,13 @@ def seq_prefix(seq: int) -> str:
 
 def task_basename(spec: TaskSpec) -> str:
     """`<seq>-<slug>`: the seq prefix keeps ids that slugify alike apart."""
-    return f"{seq_prefix(spec.seq)}-{slugify(spec.task_id)}"
+    return _basename(spec.seq, spec.task_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _basename(seq: int, task_id: str) -> str:
+    # Each running task's files are named several times as it runs and ends.
+    return f"{seq_prefix(seq)}-{slugify(task_id)}"
 
 
 def details_name(spec: TaskSpec) -> str:
@@ -159,6 +166,15 @@ class RunFolder:
             files.replacing_at(folder, name, mode) as descriptor,
         ):
             yield descriptor
+
+    def write_whole(self, name: str, data: bytes) -> None:
+        """`data` as the whole of `name`, atomically (files.write_whole_at)."""
+        self.member(name)
+        if self._held is not None:  # a run writing its folder: no context to enter
+            files.write_whole_at(self._held, name, data)
+            return
+        with files.folder_descriptor(self.root) as folder:
+            files.write_whole_at(folder, name, data)
 
     def rename(self, source: str, target: str) -> None:
         """Rename one file of the folder over another (a link is moved, not followed)."""

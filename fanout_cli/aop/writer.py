@@ -376,7 +376,10 @@ class RunStore:
         """One compact JSON line (the C encoder: indenting costs ten times as much);
         `fanout show` prints it readably."""
         name = details_name(result.spec)
-        _write_or_fail(self.folder, name, [json_bytes(details_document(result, run_id)), b"\n"])
+        try:
+            self.folder.write_whole(name, json_bytes(details_document(result, run_id)) + b"\n")
+        except OSError as exc:
+            raise IOFailure.of(self.folder.member(name), exc) from None
         return name
 
     def write_manifest(

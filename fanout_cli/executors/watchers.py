@@ -4,6 +4,7 @@ SIGCHLD. `Child` is a child started with os.posix_spawn, reaped as Popen would b
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from typing import Protocol
@@ -72,10 +73,32 @@ class PidfdWatcher:
             return returncode
         try:
             while (returncode := process.poll()) is None:
-                await anyio.wait_readable(pidfd)
+                await _readable(pidfd)
         finally:
             os.close(pidfd)
         return returncode
+
+
+async def _readable(descriptor: int) -> None:
+    """anyio.wait_readable, straight on the asyncio loop anyio runs: one future and one
+    reader, where anyio's layers cost as much as the rest of the wait (a task's exit is
+    waited for once a task). Cancelling the awaiting task (a cancel scope) ends it."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # another anyio backend
+        await anyio.wait_readable(descriptor)
+        return
+    ready = loop.create_future()
+    loop.add_reader(descriptor, _settle, ready)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(descriptor)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():  # readable again before the waiter ran
+        future.set_result(None)
 
 
 class SigchldWatcher:
