@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from fanout_cli.aop import open_output_for_reading
+from fanout_cli.aop import details_name, open_output_for_reading
 from fanout_cli.aop.files import UnsafeFile
 from fanout_cli.aop.writer import RunStore
 from fanout_cli.models import Attempt, OutputInfo, TaskResult, TaskSpec, TaskStatus
@@ -292,6 +292,7 @@ async def read_result(
         metrics=markers.metrics,
         reported_status=markers.status,
         interrupted=ending is not None and ending.interrupted,
+        details_file=details_name(spec),
     )
 
 

@@ -92,6 +92,8 @@ def _query_parameter(match: re.Match[str]) -> str:
 
 def redact_env(env: Mapping[str, str]) -> dict[str, str]:
     """The env as fanout records it: a secret's value, or a value holding one, is `***`."""
+    if not env:
+        return {}
     return {
         name: REDACTED if is_secret_name(name) or redact_text(value) != value else value
         for name, value in env.items()

@@ -76,7 +76,6 @@ async def finish(
         config.verdict, config.output.summary_chars, store, spec, attempts, ending
     )
     details_file = store.write_details(result, store.run_id)
-    result = replace(result, details_file=details_file)
     if config.verdict.scorer and result.status is TaskStatus.SUCCESS:
         from fanout_cli.scorer import run_scorer  # only runs with --scorer
 

@@ -9,6 +9,7 @@ To add a strategy: a module beside these with its class, and one line in `TABLE`
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -201,8 +202,10 @@ class _Strategies(Mapping[str, type["Strategy"]]):
 STRATEGIES: Mapping[str, type[Strategy]] = _Strategies()
 
 
+@functools.cache
 def uses_votes(name: str) -> bool:
-    """Whether strategy `name` needs a vote key for each successful task."""
+    """Whether strategy `name` needs a vote key for each successful task (asked as
+    each task ends)."""
     strategy = strategy_class(name)
     return strategy is not None and strategy.votes
 
