@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -86,18 +86,18 @@ def _out_of_descriptors(error: OSError) -> bool:
     return error.errno in OUT_OF_DESCRIPTORS
 
 
-async def when_descriptors_allow(start: Callable[..., T], *args: Any) -> T:
-    """`start(*args)`; while it fails for want of descriptors (EMFILE, ENFILE: other
-    tasks still hold them), wait and try again, so that a task does not fail for
+async def when_descriptors_allow(start: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """`await start(*args)`; while it fails for want of descriptors (EMFILE, ENFILE:
+    other tasks still hold them), wait and try again, so that a task does not fail for
     fanout's lack. After a minute of that, the error stands."""
     for delay in _retry_delays():
         try:
-            return start(*args)
+            return await start(*args)
         except OSError as exc:
             if not _out_of_descriptors(exc):
                 raise
         await anyio.sleep(delay)
-    return start(*args)
+    return await start(*args)
 
 
 def when_descriptors_allow_blocking(start: Callable[..., T], *args: Any, **options: Any) -> T:

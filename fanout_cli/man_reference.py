@@ -193,8 +193,11 @@ OPENAI_BASE_URL and ANTHROPIC_BASE_URL are read as the official SDKs read them,
 except that a key never follows --base-url elsewhere (see AGENT TASKS).
 NO_COLOR turns colour off; FORCE_COLOR turns it on when stdout is not a terminal.
 FANOUT_DEBUG=1 prints tracebacks of internal errors. FANOUT_CHILD_WATCHER=sigchld uses the portable
-SIGCHLD child watcher instead of Linux pidfds. Tasks get FANOUT_TASK_MARK (Linux),
-by which fanout knows their descendants.
+SIGCHLD child watcher instead of Linux pidfds. FANOUT_SPAWN=loop starts tasks with
+Python's os.posix_spawn on the event loop instead of from fanout's launcher threads
+(Linux), which call the C library's posix_spawn so that a start waiting for a CPU does
+not hold up the run. Tasks get FANOUT_TASK_MARK (Linux), by which fanout knows
+their descendants.
 """),
     ("EXAMPLES", """\
 fanout run tasks.toml

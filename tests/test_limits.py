@@ -52,10 +52,10 @@ def test_a_start_that_meets_emfile_is_tried_again(
     real_spawn = executor._spawn
     failures = [errno.EMFILE, errno.ENFILE]
 
-    def spawn(*args: object) -> ChildProcess:
+    async def spawn(*args: object) -> ChildProcess:
         if failures:
             raise OSError(failures.pop(0), "Too many open files")
-        return real_spawn(*args)  # type: ignore[arg-type]
+        return await real_spawn(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(executor, "_spawn", spawn)
     plan = AttemptPlan(1, 1, str(tmp_path / "out"), str(tmp_path / "err"), None, 1.0,

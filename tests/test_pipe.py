@@ -377,11 +377,11 @@ def test_records_per_block_are_recorded() -> None:
 
 
 def test_a_feed_stops_quietly_when_its_child_does_not_read() -> None:
-    def spawn(stdin: int | None) -> subprocess.Popen[bytes]:
+    async def spawn(stdin: int | None) -> subprocess.Popen[bytes]:
         return subprocess.Popen(["true"], stdin=stdin)
 
     async def attempt() -> int:
-        process, feed = start_fed(spawn, StdinBlock(b"x" * (8 << 20), 1))
+        process, feed = await start_fed(spawn, StdinBlock(b"x" * (8 << 20), 1))
         return await wait_feeding(feed, lambda: anyio.to_thread.run_sync(process.wait))
 
     open_before = len(os.listdir("/proc/self/fd"))
@@ -390,12 +390,12 @@ def test_a_feed_stops_quietly_when_its_child_does_not_read() -> None:
 
 
 def test_a_start_that_fails_leaves_no_pipe_open() -> None:
-    def spawn(stdin: int | None) -> subprocess.Popen[bytes]:
+    async def spawn(stdin: int | None) -> subprocess.Popen[bytes]:
         raise OSError(errno.ENOENT, "not found", "nothing")
 
     open_before = len(os.listdir("/proc/self/fd"))
     with pytest.raises(FileNotFoundError):
-        start_fed(spawn, StdinBlock(b"x", 1))
+        anyio.run(start_fed, spawn, StdinBlock(b"x", 1))
     assert len(os.listdir("/proc/self/fd")) == open_before
 
 

@@ -31,7 +31,6 @@ from fanout_cli.aop.documents import (
 )
 from fanout_cli.errors import IOFailure, StoreError, UsageError
 from fanout_cli.models import OutputInfo, RunReport, TaskResult, TaskSpec
-from fanout_cli.scan import lines_in
 
 # A file system with less room than this counts as full once a task has ended on it:
 # its output may have been cut short (tmpfs and most disks fill to within a page).
@@ -320,6 +319,8 @@ class RunStore:
 
     def describe_output(self, path: str, tail: bytes, size: int) -> OutputInfo:
         """The stream, with its line count when `tail` is the whole of it (most are)."""
+        from fanout_cli.scan import lines_in  # not loaded by commands that write no task
+
         excerpt = tail[-4096:]
         return OutputInfo(
             path=os.path.basename(path),

@@ -78,15 +78,15 @@ async def wait_feeding(feed: StdinFeed | None, waiting: Callable[[], Awaitable[i
     return returncode
 
 
-def start_fed(
-    spawn: Callable[[int | None], Child], block: StdinBlock | None
+async def start_fed(
+    spawn: Callable[[int | None], Awaitable[Child]], block: StdinBlock | None
 ) -> tuple[Child, StdinFeed | None]:
     """`spawn(stdin)`: with /dev/null (None), or with a pipe to feed when there is a block."""
     if block is None:
-        return spawn(None), None
+        return await spawn(None), None
     feed = StdinFeed(block.data)
     try:
-        child = spawn(feed.read_end)
+        child = await spawn(feed.read_end)
     except BaseException:
         feed.close()
         raise

@@ -33,6 +33,7 @@ from fanout_cli.executors import (
     ended_attempt,
     start_failure,
 )
+from fanout_cli.executors.launcher import Launcher
 from fanout_cli.executors.watchers import (
     Child,
     ChildProcess,
@@ -65,10 +66,6 @@ _REAP_EVERY_SECONDS = 1.0
 _SHELL_EXIT_MEANINGS = {126: "not executable", 127: "command not found"}
 
 
-# Python ignores these; a child must get the defaults back (Popen's restore_signals).
-_RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
-
-
 @functools.lru_cache(maxsize=256)
 def _executable(name: str, search_path: str | None) -> str | None:
     return name if "/" in name else shutil.which(name, path=search_path)
@@ -84,8 +81,9 @@ class ProcessExecutor:
         self._watcher: ChildWatcher = PidfdWatcher()
         self._sweeper: anyio.abc.TaskGroup | None = None
         self._live: set[int] = set()  # process groups of attempts still running
-        # os.environ decodes every variable on each read; posix_spawn reads them all.
+        # os.environ decodes every variable on each read; a start reads them all.
         self._environ = dict(os.environ)
+        self._launcher = Launcher(self._environ)
         self._doomed: set[int] = set()  # groups a task left, between TERM and KILL
         self._orphans = Orphans()  # Linux: what a task leaves outside its group
         self._task_ended = anyio.Event()
@@ -113,6 +111,7 @@ class ProcessExecutor:
             try:
                 yield
             finally:
+                self._launcher.close()
                 with anyio.CancelScope(shield=True):
                     await self._finish_sweeps()
                 self._sweeper = None
@@ -125,8 +124,8 @@ class ProcessExecutor:
         command = spec.command_for_slot(plan.slot)
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
         mark = self._orphans.new_mark()
-        env = self._environment(spec.env, mark)
-        spawn = functools.partial(self._spawn, argv, spec.cwd, env, plan)
+        extra = {**spec.env, MARK_VARIABLE: mark} if mark else spec.env
+        spawn = functools.partial(self._spawn, argv, spec.cwd, extra, plan)
         try:  # with a pipe for stdin when the task reads a block (--pipe)
             process, feed = await when_descriptors_allow(_start, spawn, spec.stdin)
         except OSError as exc:
@@ -160,12 +159,6 @@ class ProcessExecutor:
             self._task_ended.set()
         return classify_exit(spec, plan, started_at, returncode, timed_out)
 
-    def _environment(self, extra: Mapping[str, str], mark: str | None) -> dict[str, str] | None:
-        """The task's environment; None for fanout's own, unchanged."""
-        if not extra and mark is None:
-            return None
-        return {**self._environ, **extra, **({MARK_VARIABLE: mark} if mark else {})}
-
     async def _finish_sweeps(self) -> None:
         """Before the run ends, wait until what ended tasks left is gone. The runner no
         longer listens for signals then: a stop signal (a second Ctrl-C) KILLs at once."""
@@ -198,44 +191,32 @@ class ProcessExecutor:
             while self._orphans.sweep(self._live):
                 await anyio.sleep(_GROUP_POLL_SECONDS)
 
-    def _spawn(
-        self, argv: list[str], cwd: str | None, env: dict[str, str] | None, plan: AttemptPlan,
+    async def _spawn(
+        self, argv: list[str], cwd: str | None, extra: Mapping[str, str], plan: AttemptPlan,
         stdin: int | None,
     ) -> ChildProcess:  # fmt: skip
-        """posix_spawn: the child gets the output files as fds 1 and 2, `stdin` (None:
-        /dev/null) as 0, a new session (its own process group) and default SIGPIPE.
+        """posix_spawn (launcher.py: off the loop where it can): the child gets the
+        output files as fds 1 and 2, `stdin` (None: /dev/null) as 0, a new session (its
+        own process group), default SIGPIPE, fanout's environment plus `extra`.
         Popen where posix_spawn cannot do it: a working directory to change to."""
         stdout = open_output(plan.stdout_path)
         try:
             stderr = open_output(plan.stderr_path)
             try:
                 if cwd is None and min(stdout, stderr, 3 if stdin is None else stdin) > 2:
-                    environment = self._environ if env is None else env
-                    path = _executable(argv[0], environment.get("PATH", os.defpath))
+                    search = extra.get("PATH", self._environ.get("PATH", os.defpath))
+                    path = _executable(argv[0], search)
                     if path is None:
                         raise FileNotFoundError(errno.ENOENT, "not found", argv[0])
-                    return Child(
-                        os.posix_spawn(
-                            path,
-                            argv,
-                            environment,
-                            file_actions=[
-                                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
-                                if stdin is None else (os.POSIX_SPAWN_DUP2, stdin, 0),
-                                (os.POSIX_SPAWN_DUP2, stdout, 1),
-                                (os.POSIX_SPAWN_DUP2, stderr, 2),
-                            ],
-                            setsid=True,  # own process group: pgid == pid
-                            setsigdef=_RESTORED_SIGNALS,
-                        )
-                    )
+                    launched = self._launcher.spawn(path, argv, extra, stdin, stdout, stderr)
+                    return Child(await launched)  # own process group: pgid == pid
                 return subprocess.Popen(
                     argv,
                     stdin=subprocess.DEVNULL if stdin is None else stdin,
                     stdout=stdout,
                     stderr=stderr,
                     cwd=cwd,
-                    env=env,
+                    env={**self._environ, **extra} if extra else None,
                     start_new_session=True,  # own process group: pgid == pid
                     close_fds=True,
                 )
@@ -321,15 +302,15 @@ def timeout_reason(plan: AttemptPlan) -> str:
     return f"timed out after {seconds} ({plan.limit.describe()})"
 
 
-def _start(spawn: Callable[[int | None], ChildProcess], block: StdinBlock | None
-           ) -> tuple[ChildProcess, StdinFeed | None]:  # fmt: skip
+async def _start(spawn: Callable[[int | None], Awaitable[ChildProcess]],
+                 block: StdinBlock | None) -> tuple[ChildProcess, StdinFeed | None]:  # fmt: skip
     """The child, with /dev/null as stdin, or a pipe fed its block (--pipe: feed.py,
     imported only then)."""
     if block is None:
-        return spawn(None), None
+        return await spawn(None), None
     from fanout_cli.executors.feed import start_fed
 
-    return start_fed(spawn, block)
+    return await start_fed(spawn, block)
 
 
 async def _exit(feed: StdinFeed | None, exited: Callable[[], Awaitable[int]]) -> int:

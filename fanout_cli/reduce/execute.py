@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -204,11 +204,11 @@ class _FedProcesses(ProcessExecutor):
         super().__init__()
         self.feed = feed
 
-    def _spawn(
-        self, argv: list[str], cwd: str | None, env: dict[str, str] | None, plan: AttemptPlan,
+    async def _spawn(
+        self, argv: list[str], cwd: str | None, extra: Mapping[str, str], plan: AttemptPlan,
         stdin: int | None,
     ) -> ChildProcess:  # fmt: skip
-        child = super()._spawn(argv, cwd, env, plan, self.feed.read_end)
+        child = await super()._spawn(argv, cwd, extra, plan, self.feed.read_end)
         self.feed.child_started()
         return child
 
