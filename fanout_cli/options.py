@@ -19,18 +19,31 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fanout_cli import values as v
 
-# The records of a run's settings, made from this table (imported from here by most).
-from fanout_cli.run_config import GROUP_OF as GROUP_OF  # noqa: PLC0414 (re-exported)
-from fanout_cli.run_config import OutputOptions as OutputOptions  # noqa: PLC0414 (re-exported)
-from fanout_cli.run_config import PolicyOptions as PolicyOptions  # noqa: PLC0414 (re-exported)
-from fanout_cli.run_config import RunConfig as RunConfig  # noqa: PLC0414 (re-exported)
-from fanout_cli.run_config import ShardOptions as ShardOptions  # noqa: PLC0414 (re-exported)
-from fanout_cli.run_config import VerdictOptions as VerdictOptions  # noqa: PLC0414 (re-exported)
-
 if TYPE_CHECKING:
     from typer.core import TyperOption
 
     from fanout_cli.halting import HaltSpec
+
+    # The records of a run's settings, made from this table (imported from here by most;
+    # loaded when first asked for, by `__getattr__` below: `fanout --help` needs none).
+    from fanout_cli.run_config import GROUP_OF as GROUP_OF  # noqa: PLC0414 (re-exported)
+    from fanout_cli.run_config import OutputOptions as OutputOptions  # noqa: PLC0414
+    from fanout_cli.run_config import PolicyOptions as PolicyOptions  # noqa: PLC0414
+    from fanout_cli.run_config import RunConfig as RunConfig  # noqa: PLC0414
+    from fanout_cli.run_config import ShardOptions as ShardOptions  # noqa: PLC0414
+    from fanout_cli.run_config import VerdictOptions as VerdictOptions  # noqa: PLC0414
+
+_RUN_CONFIG_NAMES = frozenset(("GROUP_OF", "OutputOptions", "PolicyOptions", "RunConfig",
+                               "ShardOptions", "VerdictOptions"))  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """The records re-exported from fanout_cli/run_config.py, imported on first use."""
+    if name not in _RUN_CONFIG_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from fanout_cli import run_config
+
+    return getattr(run_config, name)
 
 # What an option is for; each group is one frozen record of RunConfig (below), except
 # "source" (what the tasks are) and "agent" (the agent settings, agents.py).
@@ -374,7 +387,3 @@ def flag_of(name: str) -> str:
     option = BY_NAME.get(name)
     return option.flag if option is not None else "--" + name.replace("_", "-")
 
-
-# The table and the records name the same options (tests/test_options.py checks more).
-assert set(GROUP_OF) == set(RUN_KEYS)
-assert all(BY_NAME[name].group == group for name, group in GROUP_OF.items())

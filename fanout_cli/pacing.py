@@ -10,7 +10,6 @@ pass their own so that nothing really sleeps and no private function is patched.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ MAX_BACKOFF_SECONDS = 60.0
 
 
 def _jitter() -> float:
+    import random  # only a retry waits: a plain run does not load it
+
     return random.uniform(0.5, 1.0)
 
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from fanout_cli.strategies import STRATEGY_NAMES
+from fanout_cli.strategy_table import STRATEGY_NAMES
 
 STRATEGIES = STRATEGY_NAMES  # the strategy table's names, in its order
 FORMATS = ("human", "aop", "json", "jsonl")

@@ -5,7 +5,8 @@ class (a `Strategy`) in its own module, imported only when a run uses it. `Track
 feeds the chosen strategy each result as it ends, says when the verdict is decided
 early (so the runner can end the rest), and gives the verdict.
 
-To add a strategy: a module beside these with its class, and one line in `TABLE`."""
+To add a strategy: a module beside these with its class, and one line in `TABLE`
+(fanout_cli/strategy_table.py)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,8 @@ from typing import ClassVar, Protocol
 from fanout_cli.models import STATUS_ORDER, TaskResult, TaskStatus, Verdict
 
 # name -> "module:Class" in this package; `strategy_class` imports one when asked.
-TABLE: Mapping[str, str] = {
-    "all-succeed": "all_succeed:AllSucceed",
-    "first-n-succeed": "first_n_succeed:FirstNSucceed",
-    "best-of-n": "best_of_n:BestOfN",
-    "majority-vote": "majority_vote:MajorityVote",
-    "partial-success": "partial_success:PartialSuccess",
-}
-STRATEGY_NAMES: tuple[str, ...] = tuple(TABLE)
+from fanout_cli.strategy_table import STRATEGY_NAMES as STRATEGY_NAMES
+from fanout_cli.strategy_table import TABLE as TABLE
 
 
 class Outcome(Protocol):
