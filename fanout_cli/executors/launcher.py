@@ -32,7 +32,7 @@ import anyio
 # <spawn.h> on glibc and musl (Linux).
 _SETSIGDEF, _SETSIGMASK, _SETSID = 0x04, 0x08, 0x80
 _OPAQUE_BYTES = 1024  # posix_spawnattr_t is 336 bytes, the file actions 80, sigset_t 128
-_MOST_THREADS = 4  # starts waiting for a CPU at once; more would only queue in the kernel
+_MOST_THREADS = 2  # starts waiting for a CPU at once; more would only queue in the kernel
 _RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; a child must not
 
 
