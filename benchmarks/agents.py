@@ -17,9 +17,9 @@ as their own Python process, so both walls include an interpreter start and the
 httpx2 import; the commands alternate round by round.
 
 The server is asyncio (one event loop in a thread of this process, a listen backlog
-of 1024): a thread per connection, as http.server gives, spends more on switching
-than the calls take at -j 100. That the baseline comes close to the ideal shows it
-is not the bottleneck.
+of 1024). That it is not the bottleneck is measured in the same rounds: the same
+calls over plain asyncio sockets (agent_baseline.py --sockets) come close to the
+ideal, so what the httpx2 baseline spends beyond it is the HTTP client's own CPU.
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ def _workload(rounds: int, scratch: Path, xargs: str | None, calls: int, jobs: i
 
         url = f"{base_url}/chat/completions"
         commands = {"fanout": fanout,
-                    "baseline": lambda n: timed([sys.executable, BASELINE, url, str(jobs)], str(values))}
+                    "baseline": lambda n: timed([sys.executable, BASELINE, url, str(jobs)], str(values)),
+                    "sockets": lambda n: timed([sys.executable, BASELINE, "--sockets", url, str(jobs)], str(values))}
         curl = shutil.which("curl")
         if xargs and curl and latency < 1:  # GNU parallel starts 50 curls a second here: 66 s a round
             body = '{"model": "m", "messages": [{"role": "user", "content": "question {}"}]}'
@@ -141,7 +142,8 @@ def _workload(rounds: int, scratch: Path, xargs: str | None, calls: int, jobs: i
     ratio = medians["fanout"] / peer
     note = (f"fanout {medians['fanout'] / ideal:.2f} x ideal ({ideal:.1f}s), baseline "
             f"{medians['baseline'] / ideal:.2f} x ideal, fanout {medians['fanout'] / medians['baseline']:.2f} x "
-            f"baseline; {_records(scratch / f'{name}-0', calls, ideal)}")
+            f"baseline; the server to plain sockets: {medians['sockets'] / ideal:.2f} x ideal; "
+            f"{_records(scratch / f'{name}-0', calls, ideal)}")
     if "xargs+curl" in medians:
         note += f"; xargs -P{jobs} curl: {medians['xargs+curl']:.3f}s"
     return {
