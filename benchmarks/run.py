@@ -306,39 +306,11 @@ class Bench:
                        f"({max(count_walls) / ideal:.2f} x)")
         return result
 
-    def agent_calls(self) -> Result:
-        result = Result("500 agent calls, 50 ms server, -j 50", "wall s / ideal", "<= 1.2 x ideal (0.5 s)")
-        calls, jobs, latency = 500, 50, 0.05
-        ideal = calls / jobs * latency
-        values = self.scratch / "prompts.txt"
-        values.write_text("".join(f"{n}\n" for n in range(calls)))
-        with _slow_chat_server(latency) as base_url:
-            def fanout(n: int) -> float:
-                return timed([FANOUT, "run", "-q", "-j", str(jobs), "--output-dir", str(self.scratch / f"agent-{n}"),
-                              "--prompt", "question {}", "--base-url", base_url, "--model", "m"], str(values))
-            body = '{"model": "m", "messages": [{"role": "user", "content": "question {}"}]}'
-            commands = {"fanout": fanout}
-            curl = shutil.which("curl")
-            if self.xargs and curl:  # GNU parallel starts 50 curls a second here: 66 s a round
-                commands["xargs+curl"] = lambda n: timed(
-                    [self.xargs, f"-P{jobs}", "-I{}", curl, "-s", "-o", "/dev/null", "-H",
-                     "content-type: application/json", "-d", body, f"{base_url}/chat/completions"], str(values))
-            samples = alternate(self.rounds, commands)
-        runs = sorted((self.scratch / "agent-0").iterdir())
-        events = [json.loads(line) for line in (runs[0] / "journal.jsonl").read_bytes().splitlines()]
-        starts = [_epoch(e["time"]) for e in events if e["event"] == "task_started"]
-        ends = [_epoch(e["time"]) for e in events if e["event"] == "task_ended"]
-        makespan = max(ends) - min(starts)
-        result.samples = samples
-        result.fanout = statistics.median(samples["fanout"])
-        result.peer, result.peer_name = ideal, "ideal: calls / jobs x latency"
-        result.ratio = result.fanout / ideal
-        result.passed = result.ratio <= 1.2
-        result.note = (f"{len(ends)} calls; first start to last end {makespan:.3f}s = {makespan / ideal:.2f} x ideal")
-        if "xargs+curl" in samples:
-            peer = statistics.median(samples["xargs+curl"])
-            result.note += f"; xargs -P{jobs} curl: {peer:.3f}s (fanout {result.fanout / peer:.2f} x)"
-        return result
+    def agent_calls(self) -> list[Result]:
+        """Agent calls against a local server: fanout, an asyncio baseline, the ideal (agents.py)."""
+        from agents import agent_calls
+
+        return [Result(**found) for found in agent_calls(self.rounds, self.scratch, self.xargs)]
 
 
 def _shard_walls(command: list[str], shards: int, values: Path) -> list[float]:
@@ -346,56 +318,6 @@ def _shard_walls(command: list[str], shards: int, values: Path) -> list[float]:
     of its own, and four of them at once on this 2-core box would measure the box."""
     return [timed([*command[:2], "--shard", f"{i}/{shards}", *command[2:]], str(values))
             for i in range(1, shards + 1)]
-
-
-def _slow_chat_server(latency: float):  # type: ignore[no-untyped-def]
-    """An OpenAI-compatible server on 127.0.0.1 that answers every call after `latency`."""
-    import contextlib
-    import threading
-
-    @contextlib.contextmanager
-    def serving():  # type: ignore[no-untyped-def]
-        server = chat_server(latency)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-        finally:
-            server.shutdown()
-            server.server_close()
-
-    return serving()
-
-
-def chat_server(latency: float):  # type: ignore[no-untyped-def]
-    """The benchmark's chat server, bound and listening (not serving yet), with a listen
-    backlog for 50 connections at once: `request_queue_size` is read by the
-    constructor's listen(), so it is a class attribute, not set afterwards."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            time.sleep(latency)
-            reply = json.dumps({"model": body.get("model"), "choices": [{"message": {
-                "role": "assistant", "content": "answer"}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 128
-
-    return Server(("127.0.0.1", 0), Handler)
 
 
 def _skewed_durations(count: int, total: float) -> list[float]:

@@ -91,7 +91,7 @@ class RunPlan:
     title: str
     resume: Resume | None
     agents: AgentSettings | None = None  # set when the run has agent or agent-cli tasks
-    http_calls: bool = False  # some tasks are agent calls over HTTP
+    kinds: frozenset[str] = frozenset()  # of agent tasks: "agent" (HTTP calls), "agent-cli"
     split: Split | None = None  # --shard, --order: the plan the tasks come from
 
 
@@ -144,7 +144,7 @@ def plan_run(request: RunRequest) -> RunPlan:
                              agent_options, environ, config.verdict)  # fmt: skip
     if agents is not None and isinstance(source, ListSource):
         source = _completed_source(source, agents)
-    http_calls = agents is not None and "agent" in _kinds(source, wanted)
+    kinds = set() if agents is None else _kinds(source, wanted)
     _check_junit_folder(config)
     # --pipe: a CI job's shard variables do not split (and so hold) stdin's blocks.
     if (resume is None or not resume.from_saved_list) and wanted.pipe is None:
@@ -163,7 +163,7 @@ def plan_run(request: RunRequest) -> RunPlan:
         source = split.source
         if config.sharding.shard is not None:
             title = f"{title} [shard {config.sharding.shard}]"
-    return RunPlan(source, config, title, resume, agents, http_calls, split)
+    return RunPlan(source, config, title, resume, agents, frozenset(kinds), split)
 
 
 def _counted_for_halt(source: Source, config: RunConfig, wanted: SourceRequest) -> Source:

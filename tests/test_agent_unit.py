@@ -1277,3 +1277,30 @@ def test_a_reply_nested_too_deep_is_a_failed_task_not_a_crash() -> None:
     outcome = classify_response("openai", 200, {}, "[" * 100_000 + "]" * 100_000)
     assert outcome.status is TaskStatus.FAILURE
     assert "no text" in outcome.reason
+
+
+def test_trusted_certificates_are_loaded_only_for_https_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading them takes about 25 ms: a run that calls only http servers (a local
+    model) never does, and one with https calls does it once."""
+    loaded: list[object] = []
+    load = httpx2.create_ssl_context
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        loaded.append(args)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(httpx2, "create_ssl_context", counted)
+    for name in [name for name in os.environ if name.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)  # a proxy may be reached over TLS: then they are loaded
+    plain = call(tmp_path, Server(OK))
+    assert (plain.attempt.status, plain.stdout, loaded) == (TaskStatus.SUCCESS, "Yes", [])
+
+    secure = Provider("secure", "openai", "https://llm.test/v1", "FANOUT_TEST_KEY", True)
+    both = settings(providers={"local": LOCAL, "secure": secure})
+    specs = [spec_of(seq=seq, provider="secure" if seq % 2 else "local") for seq in range(1, 5)]
+    plans = [plan_of(tmp_path, seq) for seq in range(1, 5)]
+    attempts = anyio.run(_run_many, both, Server(OK), specs, plans)
+    assert [attempt.status for attempt in attempts] == [TaskStatus.SUCCESS] * 4
+    assert len(loaded) == 1

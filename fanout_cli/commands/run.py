@@ -148,13 +148,13 @@ def open_executor(plan: RunPlan) -> Executor:
         from fanout_cli.executors.agent import AgentExecutor
 
         policy = plan.config.policy
-        if policy.jobs > 1 and policy.executor == "local":  # agent CLIs may run side by side
+        if "agent-cli" in plan.kinds and policy.jobs > 1 and policy.executor == "local":
             from fanout_cli.agent_cli.prepare import Preparing
 
             executor = Preparing(executor)
 
         executor = AgentExecutor(plan.agents, executor, connections=plan.config.policy.jobs,
-                                 http=plan.http_calls)  # fmt: skip
+                                 http="agent" in plan.kinds)  # fmt: skip
     return executor
 
 

@@ -1,7 +1,7 @@
 """Run an agent task: one chat-model call over HTTP (OpenAI-compatible Chat
 Completions or Anthropic Messages), or a headless agent CLI run as a process.
 
-One HTTP client serves the whole run (a connection pool per provider). Transient
+The HTTP clients serve the whole run (executors/pools.py). Transient
 errors (429, 5xx, 529, a dropped connection) are retried inside the attempt with
 jittered exponential back-off; a 429, 503 or 529 also pauses the next request of
 every task to that provider, for as long as the server asked (Retry-After,
@@ -41,9 +41,8 @@ from fanout_cli.redact import redact_text
 if TYPE_CHECKING:
     import httpx2
 
-READ_TIMEOUT_SECONDS = 600.0  # a reply can take minutes; --timeout is the user's bound
-CONNECT_TIMEOUT_SECONDS = 30.0
-POOL_SLOTS = 8  # worker slots that share one connection pool
+    from fanout_cli.executors.pools import Pools
+
 # Between tries of a transient error the server gave no wait for: 1s, 2s, 4s ... 60s,
 # jittered so that tasks that failed together do not come back together.
 HTTP_BACKOFF = Backoff(base=1.0)
@@ -90,7 +89,7 @@ class AgentExecutor:
         self.connections = connections  # -j: keep that many connections alive
         self.processes = processes
         self._transport = transport
-        self._clients: list[httpx2.AsyncClient] = []  # one per POOL_SLOTS worker slots
+        self._pools: Pools | None = None  # HTTP clients, in session()
         self._endpoints: dict[str, _Endpoint] = {}
         self._in_flight: dict[int, dict[str, Any]] = {}  # by seq: records of open calls
         self._run_limiter = None if settings.rate is None else RateLimiter(settings.rate, clock)
@@ -103,31 +102,16 @@ class AgentExecutor:
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[None]:
-        if not self.http:
-            async with self.processes.session():
-                yield
-            return
-        import httpx2  # the optional extra: only runs with agent calls import it
-
-        timeout = httpx2.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
-        # A pool scans all its idle connections for every request it places, so -j 50
-        # in one pool spends more time there than in the calls themselves. Each group of
-        # POOL_SLOTS worker slots gets its own pool (sharing one TLS context), and every
-        # connection it needs stays open between calls.
-        verify = httpx2.create_ssl_context()
-        pools = -(-self.connections // POOL_SLOTS)
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.processes.session())
-            for _ in range(pools):
-                limits = httpx2.Limits(max_connections=None, max_keepalive_connections=POOL_SLOTS)
-                client = httpx2.AsyncClient(
-                    timeout=timeout, transport=self._transport, limits=limits, verify=verify
-                )
-                self._clients.append(await stack.enter_async_context(client))
+            if self.http:  # the optional extra: only runs with agent calls import it
+                from fanout_cli.executors.pools import Pools
+
+                self._pools = Pools(stack, self.connections, self._transport)
             try:
                 yield
             finally:
-                self._clients = []
+                self._pools = None
 
     async def run_attempt(self, spec: TaskSpec, plan: AttemptPlan) -> Attempt:
         if spec.agent is None:
@@ -202,8 +186,8 @@ class AgentExecutor:
         del self._in_flight[spec.seq]
         if outcome.http_status == 401 and (hint := provider.no_key_sent()):
             outcome = replace(outcome, reason=f"{outcome.reason}; {hint}")
-        if outcome.text is not None:
-            _write(plan.stdout_path, outcome.text)
+        if outcome.text is not None:  # the file is this attempt's, still empty: added to
+            _append(plan.stdout_path, outcome.text)
         retryable = outcome.status is TaskStatus.TIMEOUT or outcome.retry
         return ended_attempt(
             plan, started_at, outcome.status, outcome.reason, retryable=retryable, agent=record
@@ -348,10 +332,9 @@ class AgentExecutor:
     ) -> Outcome:
         import httpx2
 
-        assert self._clients, "run_attempt outside session()"
-        client = self._clients[(slot - 1) // POOL_SLOTS % len(self._clients)]
+        assert self._pools is not None, "run_attempt outside session()"
         try:
-            response = await client.post(url, headers=headers, json=body)
+            response = await self._pools.client(url, slot).post(url, headers=headers, json=body)
         except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:  # the server was not reached
             reason = redact_text(f"{_UNREACHED}{type(exc).__name__}: {exc}".rstrip(": "))
             return Outcome(TaskStatus.FAILURE, reason, retry=True, unreached=True)

@@ -6,7 +6,6 @@ HTTP client; each wire format's own shapes come from `fanout_cli.providers`."""
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json
 import time
 from collections.abc import Mapping
@@ -98,8 +97,12 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     try:
         candidates.append(float(value))
     except ValueError:
-        with contextlib.suppress(TypeError, ValueError, IndexError):
-            candidates.append(email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        if value:  # an HTTP date: only it needs email.utils (about 6 ms to import)
+            import email.utils
+
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                stamp = email.utils.parsedate_to_datetime(value).timestamp()
+                candidates.append(stamp - time.time())
     for seconds in candidates:
         if 0 <= seconds <= MAX_RETRY_AFTER_SECONDS:  # NaN fails both
             return seconds
