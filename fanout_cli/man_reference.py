@@ -193,10 +193,11 @@ OPENAI_BASE_URL and ANTHROPIC_BASE_URL are read as the official SDKs read them,
 except that a key never follows --base-url elsewhere (see AGENT TASKS).
 NO_COLOR turns colour off; FORCE_COLOR turns it on when stdout is not a terminal.
 FANOUT_DEBUG=1 prints tracebacks of internal errors. FANOUT_CHILD_WATCHER=sigchld uses the portable
-SIGCHLD child watcher instead of Linux pidfds. FANOUT_SPAWN=loop starts tasks with
-Python's os.posix_spawn on the event loop instead of from fanout's launcher threads
-(Linux), which call the C library's posix_spawn so that a start waiting for a CPU does
-not hold up the run. Tasks get FANOUT_TASK_MARK (Linux), by which fanout knows
+SIGCHLD child watcher instead of Linux pidfds. Tasks start with os.posix_spawn on the event loop;
+on Linux, while those starts take over 2 ms on average (the machine's CPUs are busy and
+each child waits for one), they move to two launcher threads that call the C library's
+posix_spawn without holding up the run, and back once starts are quick again.
+FANOUT_SPAWN=loop or FANOUT_SPAWN=threads fixes the choice. Tasks get FANOUT_TASK_MARK (Linux), by which fanout knows
 their descendants.
 """),
     ("EXAMPLES", """\

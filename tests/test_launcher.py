@@ -30,8 +30,7 @@ ENV_AND_STDIN = ["/bin/sh", "-c", 'echo "greeting=$GREETING"; readlink /proc/sel
 
 @pytest.fixture(params=["threads", "loop"])
 def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    if request.param == "loop":
-        monkeypatch.setenv("FANOUT_SPAWN", "loop")
+    monkeypatch.setenv("FANOUT_SPAWN", request.param)
     yield request.param
 
 
@@ -94,8 +93,11 @@ def test_a_task_s_variables_are_added_and_override(way: str, tmp_path: Path) -> 
     assert out == "own x\n"
 
 
-def test_the_mask_is_empty_whichever_thread_starts_it(tmp_path: Path) -> None:
+def test_the_mask_is_empty_whichever_thread_starts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A thread that blocks signals (as some libraries' threads do) passes none of it on."""
+    monkeypatch.setenv("FANOUT_SPAWN", "threads")
     blocked = {signal.SIGUSR1, signal.SIGTERM}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
     try:  # the launcher's threads start with this thread's mask
@@ -130,5 +132,33 @@ def test_starts_run_off_the_loop_s_thread_on_linux(
         return real(self, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(launcher._CSpawn, "__call__", noted)
+    monkeypatch.setenv("FANOUT_SPAWN", "threads")
     _start(tmp_path, {}, ["/bin/true"])
     assert seen == ["fanout-launcher"]
+
+
+def test_starts_go_to_the_threads_while_they_are_slow_on_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FANOUT_SPAWN", raising=False)
+    chosen = Launcher({})
+    assert not chosen.busy  # quick until a start says otherwise
+    for _ in range(3):
+        chosen._timed(0.0002)
+    assert not chosen.busy
+    for _ in range(10):  # a machine whose CPUs are taken: 5 ms a start
+        chosen._timed(0.005)
+    assert chosen.busy
+    on_loop = [chosen._on_loop() for _ in range(launcher._SAMPLE_EVERY * 2)]
+    assert on_loop.count(True) == 2  # sampled, to see whether they still must
+    for _ in range(20):  # the average comes down by a fifth of the way a start
+        chosen._timed(0.0002)
+    assert not chosen.busy
+
+
+def test_fixed_to_the_loop_never_uses_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FANOUT_SPAWN", "loop")
+    chosen = Launcher({})
+    for _ in range(10):
+        chosen._timed(0.005)
+    assert not chosen.busy

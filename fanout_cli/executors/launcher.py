@@ -4,9 +4,14 @@ os.posix_spawn is a vfork: the caller waits until the child has reached its exec
 Python 3.11 holds the GIL all that time. On an idle machine that is 0.1-0.3 ms; on a
 busy one the child first waits for a CPU, and the wait grows to milliseconds (5 ms a
 start with two CPU-bound processes on two cores), during which fanout neither records
-the tasks that ended nor starts the next. So on Linux with glibc or musl the same
-posix_spawn is called through ctypes, which lets go of the GIL, from a few threads of
-its own: the loop goes on, and starts that wait for a CPU overlap.
+the tasks that ended nor starts the next. So on Linux with glibc or musl, once starts
+on the loop take that long, the same posix_spawn is called through ctypes, which lets
+go of the GIL, from a few threads of its own: the loop goes on, and starts that wait
+for a CPU overlap. The threads cost CPU of their own (handing each start over and the
+GIL back: about 0.15 ms a start), so while starts are quick they stay on the loop:
+starts are timed there (one in `_SAMPLE_EVERY` while they go to the threads), and a
+moving average above `_BUSY_SECONDS` moves them to the threads, one below
+`_QUIET_SECONDS` back. FANOUT_SPAWN=loop or =threads fixes the choice.
 
 The child gets what os.posix_spawn gave it: the output files as fds 1 and 2, stdin
 (/dev/null, or a pipe with --pipe) as 0, a new session, SIGPIPE and SIGXFSZ back to
@@ -24,6 +29,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,6 +40,10 @@ _SETSIGDEF, _SETSIGMASK, _SETSID = 0x04, 0x08, 0x80
 _OPAQUE_BYTES = 1024  # posix_spawnattr_t is 336 bytes, the file actions 80, sigset_t 128
 _MOST_THREADS = 2  # starts waiting for a CPU at once; more would only queue in the kernel
 _RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; a child must not
+_BUSY_SECONDS = 0.002  # starts on the loop slower than this on average: to the threads
+_QUIET_SECONDS = 0.0008  # back on the loop once they are this quick again
+_SAMPLE_EVERY = 32  # while on the threads, one start in this many is timed on the loop
+_WEIGHT = 0.2  # of the latest start in the moving average
 
 
 class _CSpawn:
@@ -99,9 +109,10 @@ def _c_spawn() -> _CSpawn | None:
 
 
 class Launcher:
-    """Starts processes: from its own threads through the C library when it can
-    (`threaded`), else with os.posix_spawn on the loop. `environ` is the environment
-    every task starts from, encoded once; a task's own variables are added to it."""
+    """Starts processes: with os.posix_spawn on the loop, or, while those starts are
+    slow (`busy`) and where it can, from its own threads through the C library.
+    `environ` is the environment every task starts from, encoded once; a task's own
+    variables are added to it."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
@@ -112,34 +123,49 @@ class Launcher:
         self._lock = threading.Lock()
         self._threads = 0
         self._waiting = 0  # threads waiting for a request
-
-    @property
-    def threaded(self) -> bool:
-        return self._spawn is not None
+        self.busy = self._spawn is not None and os.environ.get("FANOUT_SPAWN") == "threads"
+        self._fixed = os.environ.get("FANOUT_SPAWN") in ("loop", "threads")
+        self._average = 0.0  # seconds a start on the loop took, a moving average
+        self._starts = 0
 
     async def spawn(self, path: str, argv: Sequence[str], extra: Mapping[str, str],
                     stdin: int | None, stdout: int, stderr: int) -> int:  # fmt: skip
         """Start `path` with `argv` and the environment plus `extra`; its pid. Once the
         start is asked for, it is seen through (a cancel waits for it: the caller then
         ends the process it started)."""
-        envp = self._envp_with(extra)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if self._spawn is None or loop is None:
+        if self._spawn is None or loop is None or self._on_loop():
             environment = {**self._environ, **extra} if extra else self._environ
-            return os.posix_spawn(path, list(argv), environment,
-                                  file_actions=_file_actions(stdin, stdout, stderr),
-                                  setsid=True, setsigdef=_RESTORED_SIGNALS)  # fmt: skip
+            began = time.perf_counter()
+            pid = os.posix_spawn(path, list(argv), environment,
+                                 file_actions=_file_actions(stdin, stdout, stderr),
+                                 setsid=True, setsigdef=_RESTORED_SIGNALS)  # fmt: skip
+            self._timed(time.perf_counter() - began)
+            return pid
         started: asyncio.Future[int] = loop.create_future()
         arguments = [os.fsencode(word) for word in argv]
-        self._requests.put((loop, started, os.fsencode(path), arguments, envp, stdin, stdout,
-                            stderr))  # fmt: skip
+        self._requests.put((loop, started, os.fsencode(path), arguments, self._envp_with(extra),
+                            stdin, stdout, stderr))  # fmt: skip
         self._add_thread_if_all_busy()
         with anyio.CancelScope(shield=True):  # a scope may swallow an exception: so
             pid = await started  # the pid is returned after it
         return pid  # noqa: RET504
+
+    def _on_loop(self) -> bool:
+        """Whether this start goes on the loop: while starts are quick, and one in
+        `_SAMPLE_EVERY` while they go to the threads, to see whether they still must."""
+        if not self.busy:
+            return True
+        self._starts += 1
+        return not self._fixed and self._starts % _SAMPLE_EVERY == 0
+
+    def _timed(self, seconds: float) -> None:
+        self._average += _WEIGHT * (seconds - self._average)
+        if self._spawn is not None and not self._fixed:
+            self.busy = self._average > (_QUIET_SECONDS if self.busy else _BUSY_SECONDS)
 
     def close(self) -> None:
         """Let the threads go (each ends after the request it is on)."""
