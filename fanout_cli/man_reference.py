@@ -197,8 +197,8 @@ SIGCHLD child watcher instead of Linux pidfds. Tasks start with os.posix_spawn o
 on Linux, while those starts take over 2 ms on average (the machine's CPUs are busy and
 each child waits for one), they move to two launcher threads that call the C library's
 posix_spawn without holding up the run, and back once starts are quick again.
-FANOUT_SPAWN=loop or FANOUT_SPAWN=threads fixes the choice. Tasks get FANOUT_TASK_MARK (Linux), by which fanout knows
-their descendants.
+FANOUT_SPAWN=loop or FANOUT_SPAWN=threads fixes the choice. Tasks get FANOUT_TASK_MARK
+(Linux), by which fanout knows their descendants.
 """),
     ("EXAMPLES", """\
 fanout run tasks.toml
