@@ -77,15 +77,21 @@ def _no_pass_over_proc() -> list[reaper.Process]:
     raise AssertionError("a pass over /proc, where probes said nothing was left")
 
 
-def test_a_sweep_after_a_task_that_left_nothing_reads_no_process_table(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _after_a_task_that_left_nothing() -> reaper.Orphans:
+    """A subreaper's record of one task that ended and left nothing behind."""
     orphans = reaper.Orphans()
     if not orphans.active:
         pytest.skip("cannot become a subreaper here")
     task = subprocess.Popen(["true"], start_new_session=True)
     task.wait()
     orphans.task_ended(orphans.new_mark(), task.pid, reaper.TermSeq.default(1.0))
+    return orphans
+
+
+def test_a_sweep_after_a_task_that_left_nothing_reads_no_process_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    orphans = _after_a_task_that_left_nothing()
     monkeypatch.setattr(reaper, "processes", _no_pass_over_proc)
     # What this test process already has as children (other tests' servers) stands in
     # for running tasks here: none of them is the ended task's.
@@ -96,11 +102,7 @@ def test_a_sweep_after_a_task_that_left_nothing_reads_no_process_table(
 def test_a_sweep_with_a_stray_child_reads_the_process_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    orphans = reaper.Orphans()
-    if not orphans.active:
-        pytest.skip("cannot become a subreaper here")
-    task = subprocess.Popen(["true"], start_new_session=True)
-    task.wait()
+    orphans = _after_a_task_that_left_nothing()
     stray = subprocess.Popen(["sleep", "30"])  # a child no running task leads
     passes: list[int] = []
     everyone = reaper.processes
@@ -111,8 +113,8 @@ def test_a_sweep_with_a_stray_child_reads_the_process_table(
 
     monkeypatch.setattr(reaper, "processes", counted)
     try:
-        orphans.task_ended(orphans.new_mark(), task.pid, reaper.TermSeq.default(1.0))
-        orphans.sweep(running=set())
+        running = (reaper.own_children() or set()) - {stray.pid}
+        orphans.sweep(running=running)
         assert passes  # a child that is no task's: the whole table is read, as before
     finally:
         stray.kill()

@@ -164,22 +164,11 @@ def replacing_at(folder: int, name: str, mode: int = 0o600) -> Iterator[int]:
 
 
 def write_whole_at(folder: int, name: str, data: bytes, mode: int = 0o600) -> None:
-    """`replacing_at` for a document made whole in memory (a task's details: one a
-    task, so without the context managers' cost): written to a new temporary file of
-    the folder, renamed over `name`; removed again when that fails."""
-    descriptor, temporary = _new_temporary(folder, name, mode)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(descriptor, view) :]
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary, dir_fd=folder)
-        raise
+    """`data` as the whole of `name`, through `replacing_at` (a task's details file)."""
+    with replacing_at(folder, name, mode) as descriptor:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
 
 
 def _new_temporary(folder: int, name: str, mode: int) -> tuple[int, str]:
