@@ -99,8 +99,8 @@ class _CSpawn:
         return pid.value
 
 
-def _c_spawn() -> _CSpawn | None:
-    if not sys.platform.startswith("linux") or os.environ.get("FANOUT_SPAWN") == "loop":
+def _c_spawn(choice: str | None) -> _CSpawn | None:
+    if not sys.platform.startswith("linux") or choice == "loop":
         return None
     try:
         return _CSpawn()
@@ -118,13 +118,14 @@ class Launcher:
         self._environ = environ
         self._encoded = {name: os.fsencode(f"{name}={value}") for name, value in environ.items()}
         self._envp = list(self._encoded.values())
-        self._spawn = _c_spawn()
+        choice = os.environ.get("FANOUT_SPAWN")  # loop or threads: fixed; else chosen
+        self._spawn = _c_spawn(choice)
         self._requests: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
         self._waiting = 0  # threads waiting for a request
-        self.busy = self._spawn is not None and os.environ.get("FANOUT_SPAWN") == "threads"
-        self._fixed = os.environ.get("FANOUT_SPAWN") in ("loop", "threads")
+        self.busy = self._spawn is not None and choice == "threads"
+        self._fixed = choice in ("loop", "threads")
         self._average = 0.0  # seconds a start on the loop took, a moving average
         self._starts = 0
 
