@@ -193,6 +193,7 @@ def stdin_is_terminal() -> bool:
 
 app.command()(cli_folder.runs)
 app.command()(cli_folder.show)
+app.command()(cli_folder.report)
 app.command()(cli_folder.cat)
 app.command()(cli_folder.clean)
 

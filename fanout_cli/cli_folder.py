@@ -1,5 +1,5 @@
-"""The commands that read and tidy the output folder: runs, show, cat, clean, merge and
-timings export. Plain functions with Typer's annotations; cli.py registers them on the
+"""The commands that read and tidy the output folder: runs, show, report, cat, clean, merge
+and timings export. Plain functions with Typer's annotations; cli.py registers them on the
 app (this module does not import cli.py), so each stays a few lines of parsing that
 hand a request to its command in fanout_cli.commands."""
 
@@ -83,6 +83,35 @@ def show(
     else:
         found = show_task(folder, run, task)
         (render.print_task_json if as_json else render.print_task)(Console(), found)
+
+
+def report(
+    run: Annotated[str, typer.Argument(metavar="RUN", help=(
+        "A run id, a unique prefix, last, or the path of a run folder or its manifest.json; "
+        "a merged run (fanout merge) draws its shards side by side."))],
+    output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help=(
+        "Write the page here (- for stdout), its links relative to FILE's folder. "
+        "[default: RUN's folder/report.html]"))] = None,
+    output_dir: OutputDir = None,
+) -> None:
+    """Write a run's report: one self-contained HTML page to open in a browser.
+
+    A timeline with a lane per slot and a bar per attempt (coloured by status, back-off
+    and rate-limit waits marked, each bar linked to its task's details file), the
+    failures first, the slowest tasks, a histogram of durations, the shards' planned and
+    actual times, and a table of every attempt. No request leaves the page; it reads
+    without script. It reads the run folder only, after the run or while it runs.
+
+    Exit status: 0 written (a warning for each part of the run that could not be read,
+    which the page also names), 2 no such run or not a run folder, 74 cannot write FILE.
+
+    Examples: fanout report last; fanout report last -o public/report.html
+    """
+    from fanout_cli.commands.report import write_report
+    from fanout_cli.render.console import Console
+    from fanout_cli.render.runs import print_report
+
+    print_report(Console(), write_report(_output_dir(output_dir), run, output))
 
 
 def cat(

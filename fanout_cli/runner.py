@@ -214,9 +214,8 @@ class Runner(Stops):
                     if not await self._paced(spec.seq):  # a soon stop came meanwhile:
                         return attempts, None if attempts else self.halt  # no new start
                     plan = self._plan(spec, number, slot)
-                    self.store.journal(
-                        "task_started", seq=spec.seq, task_id=spec.task_id, attempt=number
-                    )
+                    self.store.journal("task_started", seq=spec.seq, task_id=spec.task_id,
+                                       attempt=number, slot=slot)  # fmt: skip
                     self._tell(self.listener.task_started, spec, number, slot)
                     in_flight = self.clock.wall()
                     attempt = await self._run_attempt(spec, plan)
@@ -270,7 +269,7 @@ class Runner(Stops):
             self.store.discard_outputs(spec)
             await self._paced(spec.seq)  # it was running: it runs again, also after a soon stop
             self.store.journal("task_started", seq=spec.seq, task_id=spec.task_id,
-                               attempt=plan.number)  # fmt: skip
+                               attempt=plan.number, slot=plan.slot)  # fmt: skip
             self._tell(self.listener.task_started, spec, plan.number, plan.slot)
         return attempt
 

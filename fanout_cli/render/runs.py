@@ -13,6 +13,7 @@ from fanout_cli.render.lines import display_path, format_seconds, status_code
 
 if TYPE_CHECKING:  # the types only, not their modules
     from fanout_cli.aop.reader import RunInfo
+    from fanout_cli.commands.report import ReportResult
     from fanout_cli.results import CleanResult, RunView, TaskView
 
 PROMPT_CHARS = 200  # of an agent task's prompt, in `show`'s header
@@ -199,3 +200,20 @@ def print_clean(console: Console, result: CleanResult) -> None:
     size = "" if result.dry_run else f", {result.freed_bytes / 1_048_576:.1f} MiB"
     runs = f"{len(result.removed)} run{'s' * (len(result.removed) != 1)}"
     console.line(f"{verb} {runs}{size} from {result.folder}")
+
+
+def print_report(console: Console, result: ReportResult) -> None:
+    """`fanout report`: a warning for what could not be read, then where the page is."""
+    from fanout_cli.render.console import warn
+
+    for note in result.notes:
+        warn(note)
+    if result.status == "running":
+        warn(f"run {result.run_id} is still going: the report draws what has happened so far")
+    if result.path == "-":
+        return
+    size = f"{result.size / 1024:.0f} KiB" if result.size < 1_048_576 else \
+        f"{result.size / 1_048_576:.1f} MiB"  # fmt: skip
+    detail = {"compact": "; bars are not links", "aggregate": "; aggregated"}.get(result.mode, "")
+    console.line(f"report: {display_path(result.path)} ({result.tasks} tasks, "
+                 f"{result.attempts} attempts, {size}{detail})")  # fmt: skip

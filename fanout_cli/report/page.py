@@ -1,0 +1,181 @@
+"""The report as one HTML page: the header, the timeline, the side tables and the table
+of attempts that says in words what the timeline draws. Style and script are inline
+(report.assets) and a Content-Security-Policy forbids the page any request, so that
+the file works offline, as a CI artifact, and leaks nothing when opened.
+
+The page is drawn at the most detail that stays under SIZE_LIMIT (report.svg's
+`full`, `compact`, `aggregate`); the header says which and why."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from html import escape
+
+from fanout_cli.report import svg
+from fanout_cli.report.assets import SCRIPT, STYLE
+from fanout_cli.report.axis import seconds
+from fanout_cli.report.model import Bar, Part, Report
+from fanout_cli.report.sections import failures, shards, slowest
+
+SIZE_LIMIT = 2_000_000  # bytes: a report of 10,000 tasks stays under this
+FULL_BARS = 2_000  # above, bars are not links (a tab stop each would be of no use)
+AGGREGATE_LISTED = 1_000  # attempts listed in an aggregated report's table
+MODES = ("full", "compact", "aggregate")
+_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+           "img-src data:; base-uri 'none'; form-action 'none'")  # fmt: skip
+
+
+def render(report: Report) -> tuple[str, str]:
+    """(the page, the mode it was drawn in)."""
+    bars = ordered_bars(report.parts)
+    first = "full" if len(bars) <= FULL_BARS else "compact"
+    page = ""
+    for mode in MODES[MODES.index(first) :]:
+        page = _page(report, bars, mode)
+        if len(page.encode()) <= SIZE_LIMIT:
+            break
+    return page, mode
+
+
+def ordered_bars(parts: Sequence[Part]) -> list[tuple[int, Bar]]:
+    return [(index, bar) for index, part in enumerate(parts)
+            for bar in sorted(part.bars, key=lambda bar: (bar.start, bar.seq))]  # fmt: skip
+
+
+def _page(report: Report, bars: list[tuple[int, Bar]], mode: str) -> str:
+    title = f"fanout {'merge' if report.merged else 'run'} {report.run_id}"
+    durations = [task.duration for task in report.tasks]
+    parts = [
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f'<meta http-equiv="Content-Security-Policy" content="{_POLICY}">',
+        '<meta name="viewport" content="width=device-width,initial-scale=1">',
+        '<meta name="color-scheme" content="light dark">',
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
+        _header(report, title, bars, mode),
+        '<h2 id="timeline-title">Timeline</h2>',
+        _legend(),
+        '<p id="filter" class="filter" hidden><label><input type="checkbox"> hide the '
+        "successes</label></p>",
+        f'<div class="scroll">{svg.timeline(report.parts, bars, mode)}</div>',
+        '<div id="tip" role="tooltip" hidden></div>',
+        '<div class="grid">',
+        failures(report.tasks),
+        slowest(report.tasks),
+        f'<section id="durations"><h2>Durations</h2>{svg.histogram(durations)}</section>',
+        shards(report),
+        "</div>",
+        _attempts(report.parts, bars, mode),
+        f"<script>{SCRIPT}</script></body></html>\n",
+    ]
+    return "\n".join(parts)
+
+
+def _header(report: Report, title: str, bars: list[tuple[int, Bar]], mode: str) -> str:
+    counts = "".join(f'<div><dt>{escape(name)}</dt><dd data-status="{escape(name)}">'
+                     f"{value}</dd></div>" for name, value in report.counts.items())  # fmt: skip
+    attempts = len([bar for _, bar in bars if bar.status != "requeued"])
+    retried = sum(1 for _, bar in bars if bar.attempt > 1)
+    facts = [
+        f"strategy <b>{escape(report.strategy)}</b>",
+        f"wall time <b>{seconds(report.wall) if report.wall is not None else '?'}</b>",
+        f"<b>{attempts}</b> attempt{'s' * (attempts != 1)} ({retried} retried)",
+        f"slots busy <b>{_busy(report.parts)}</b>",
+    ]
+    notes = [f'<p class="note">{escape(note)}</p>' for note in _status_notes(report, mode)]
+    notes += [f'<p class="note">{escape(note)}</p>' for note in report.notes]
+    command = " ".join(shlex.quote(word) for word in report.argv) or "(not recorded)"
+    return (f'<header id="summary"><h1>{escape(title)}</h1>{_verdict(report)}'
+            f'<dl class="counts" id="counts">{counts}</dl>'
+            f'<p class="facts">{" · ".join(facts)}</p>'
+            f'<code class="cmd" id="command">{escape(command)}</code>{"".join(notes)}'
+            "</header>")  # fmt: skip
+
+
+def _verdict(report: Report) -> str:
+    verdict = report.verdict
+    if verdict is None:
+        text = {"running": "RUNNING: no verdict yet", "crashed": "NO VERDICT: the run was "
+                "stopped before it ended"}.get(report.status, "NO VERDICT")  # fmt: skip
+        return f'<p id="verdict" class="verdict">{escape(text)}</p>'
+    passed = bool(verdict.get("passed"))
+    reason = escape(str(verdict.get("reason") or ""))
+    word = "PASS" if passed else "FAIL"
+    return (f'<p id="verdict" class="verdict {"pass" if passed else "fail"}">{word} '
+            f"{escape(str(verdict.get('strategy') or report.strategy))}: {reason}</p>")
+
+
+def _status_notes(report: Report, mode: str) -> list[str]:
+    notes = []
+    if report.status == "running":
+        notes.append("This run is still going: the report draws what had happened when it "
+                     "was made; make it again to see the rest.")  # fmt: skip
+    elif report.status == "crashed":
+        notes.append("This run was stopped before it ended (killed, or its machine went "
+                     "down): attempts with no end are drawn to its journal's last event as "
+                     "'unfinished'. fanout run --resume RUN runs what is left.")  # fmt: skip
+    elif report.status == "interrupted":
+        notes.append("This run was interrupted (Ctrl-C or a signal).")
+    if any(part.reconstructed for part in report.parts):
+        notes.append("This run's journal is older than slot numbers: the lanes are worked out "
+                     "from the start and end times, not the slots the tasks ran on.")  # fmt: skip
+    if mode == "compact":
+        notes.append(f"Over {FULL_BARS} attempts: the bars are not links; the table of "
+                     "attempts below has each one's files (with script, a click on a bar "
+                     "opens them).")  # fmt: skip
+    elif mode == "aggregate":
+        notes.append("Aggregated to stay under 2 MB: each lane is drawn in columns, each in "
+                     "the colour of the worst status that ran in it, and the table lists "
+                     f"the attempts that did not succeed (at most {AGGREGATE_LISTED}). "
+                     f"fanout show {report.run_id} lists every task.")  # fmt: skip
+    return notes
+
+
+def _busy(parts: Sequence[Part]) -> str:
+    """The share of slot time that ran an attempt (the idle time between a run and its
+    --resume left out)."""
+    busy = sum(bar.duration for part in parts for bar in part.bars)
+    total = sum(sum(end - start for start, end in part.sessions) * part.slots for part in parts)
+    return f"{min(100.0, 100 * busy / total):.0f}%" if total > 0 else "?"
+
+
+def _legend() -> str:
+    items = "".join(f'<span><i class="st-{status}"></i>{status}</span>' for status in (
+        "success", "failure", "timeout", "error", "cancelled", "requeued", "running",
+        "unfinished"))  # fmt: skip
+    return (f'<p class="legend">{items}<span>- - back-off</span>'
+            "<span>▨ waiting for a rate limit</span></p>")  # fmt: skip
+
+
+def _attempts(parts: Sequence[Part], bars: list[tuple[int, Bar]], mode: str) -> str:
+    """The timeline in words: one row per bar, in the same order (`data-i`)."""
+    limit = 80 if mode != "full" else 300
+    labels = {(index, slot): label for index, slot, label in svg.lanes_of(parts)}
+    origins = [part.started_at or 0.0 for part in parts]
+    shown = bars
+    if mode == "aggregate":
+        shown = [(part, bar) for part, bar in bars if bar.status != "success"][:AGGREGATE_LISTED]
+    rows = []
+    for part, bar in shown:
+        files = bar.files
+        name = escape(bar.task_id)
+        task = f'<a href="{escape(files.details)}">{name}</a>' if files.details else name
+        outputs = " ".join(f'<a href="{escape(link)}">{label}</a>' for label, link in (
+            ("stdout", files.stdout), ("stderr", files.stderr)) if link)  # fmt: skip
+        said = bar.summary or bar.reason
+        said = said if len(said) <= limit else said[: limit - 1] + "…"
+        exit_code = "" if bar.exit_code is None else str(bar.exit_code)
+        rows.append(f'<tr class="st-{bar.status}"><td>{task}<td class=n>{bar.attempt}'
+                    f"<td>{escape(labels.get((part, bar.slot or 0), '?'))}"
+                    f"<td class=n>{bar.start - origins[part]:.3f}<td class=n>{bar.duration:.3f}"
+                    f"<td class=st>{bar.status}<td class=n>{exit_code}"
+                    f"<td class=summary>{escape(said)}<td>{outputs}")  # fmt: skip
+    opened = " open" if len(shown) <= FULL_BARS else ""
+    caption = f"{len(shown)} of {len(bars)} attempts" if len(shown) != len(bars) else \
+        f"{len(bars)} attempts"  # fmt: skip
+    return (f'<section id="attempts-section"><h2>Attempts</h2><details{opened}><summary>'
+            f"{caption}, in the timeline's order (start and duration in seconds)</summary>"
+            '<table id="attempts"><thead><tr><th>Task<th class=n>Attempt<th>Slot'
+            "<th class=n>Start<th class=n>Duration<th>Status<th class=n>Exit<th>Summary"
+            f'<th>Output</thead><tbody>{"".join(rows)}</tbody></table></details></section>')
+
