@@ -114,6 +114,20 @@ class CleanResult:
     error: FanoutError | OSError | None = None
 
 
+@dataclass(frozen=True)
+class ReportResult:
+    """What `fanout report` wrote."""
+
+    path: str  # "-" for standard output
+    run_id: str
+    status: str  # the run's: finished, interrupted, running, crashed
+    mode: str  # report.svg's full, compact or aggregate
+    tasks: int
+    attempts: int
+    size: int  # bytes
+    notes: tuple[str, ...]  # what could not be read, one line each
+
+
 # --- fanout cat -----------------------------------------------------------------------
 
 CHUNK_BYTES = 1 << 17  # what `fanout cat` reads at a time, as cat(1) does

@@ -254,6 +254,7 @@ def test_print_run_lists_its_rows() -> None:
         "run r1: t  (finished, started -)",
         "success   1  a  1.50s  fine",
         "failure   2  b  12.0s [2 attempts]  broke",
+        "report: fanout report r1 draws its timeline as an HTML page",
         f"fail: 2 tasks · {Path('/out/r1')}",
     ]
 

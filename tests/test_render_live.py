@@ -265,11 +265,13 @@ def test_print_table_caps_to_the_screen_with_failures_first_and_the_verdict_last
     rows = rows_from("S " * 30 + "F S")
     print_table(Console(stream, color=False), report_of(rows), os.terminal_size((100, 12)))
     lines = stream.getvalue().splitlines()
-    # 12 lines: a blank line, 9 lines of table, the verdict, the next prompt.
+    # 12 lines: a blank line, 8 lines of table, where the report is, the verdict, the
+    # next prompt.
     assert lines[0] == ""
     assert lines[1].startswith("failure   t31 ")
-    assert [line.split()[1] for line in lines[2:9]] == [f"t{seq}" for seq in range(1, 8)]
-    assert lines[9] == "… 24 more in /runs/r1/manifest.json"
+    assert [line.split()[1] for line in lines[2:8]] == [f"t{seq}" for seq in range(1, 7)]
+    assert lines[8] == "… 25 more in /runs/r1/manifest.json"
+    assert lines[9] == "timeline of the slots, failures first: fanout report r1"
     assert lines[10].startswith("FAIL all-succeed: 1 failure · 32 tasks in 2.00s")
     assert len(lines) == 11
 
@@ -282,7 +284,8 @@ def test_print_table_shows_every_row_in_input_order_when_they_fit() -> None:
     assert [line.split()[:2] for line in lines[1:4]] == [
         ["success", "t1"], ["failure", "t2"], ["success", "t3"],
     ]  # fmt: skip
-    assert lines[4].startswith("FAIL ") and len(lines) == 5
+    assert lines[4] == "timeline of the slots, failures first: fanout report r1"
+    assert lines[5].startswith("FAIL ") and len(lines) == 6
 
 
 # --- when the live area is shown ------------------------------------------------------

@@ -33,6 +33,7 @@ TASK_LIST = "tasks.jsonl"
 LOCK = "lock"
 TIMINGS = "timings.json"
 PLAN = "plan.json"  # a shard run's plan (fanout_cli/shards/record.py)
+REPORT = "report.html"  # `fanout report`'s page (fanout_cli/report/), when made
 DETAILS_EXTENSION = ".json"
 SLUG_LIMIT = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

@@ -12,29 +12,13 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 
 from fanout_cli import history
-from fanout_cli.aop import RunFolder
+from fanout_cli.aop import REPORT, RunFolder
 from fanout_cli.aop.writer import replacing, write_chunks
 from fanout_cli.errors import IOFailure, StoreError, UsageError
-
-REPORT = "report.html"
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    """What `fanout report` wrote."""
-
-    path: str  # "-" for standard output
-    run_id: str
-    status: str  # the run's: finished, interrupted, running, crashed
-    mode: str  # report.svg's full, compact or aggregate
-    tasks: int
-    attempts: int
-    size: int  # bytes
-    notes: tuple[str, ...]  # what could not be read, one line each
+from fanout_cli.results import ReportResult
 
 
 def write_report(output_dir: Path, name: str, output: str | None) -> ReportResult:

@@ -7,14 +7,14 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from fanout_cli.aop import REPORT
 from fanout_cli.aop.documents import iso_time, json_bytes
 from fanout_cli.render.console import Console, plain_text
 from fanout_cli.render.lines import display_path, format_seconds, status_code
 
 if TYPE_CHECKING:  # the types only, not their modules
     from fanout_cli.aop.reader import RunInfo
-    from fanout_cli.commands.report import ReportResult
-    from fanout_cli.results import CleanResult, RunView, TaskView
+    from fanout_cli.results import CleanResult, ReportResult, RunView, TaskView
 
 PROMPT_CHARS = 200  # of an agent task's prompt, in `show`'s header
 
@@ -68,6 +68,12 @@ def print_run(console: Console, view: RunView) -> None:
             f"{console.style(f'{status:<9}', style)} {row.get('seq')}  "
             f"{plain_text(row.get('task_id'))}  {duration}{tries}  {plain_text(row.get('summary'))}"
         )
+    drawn = run.path / REPORT
+    if drawn.is_file() and not drawn.is_symlink():
+        console.line(f"report: {display_path(str(drawn))} "
+                     f"(fanout report {run.run_id} draws it again)")
+    else:
+        console.line(f"report: fanout report {run.run_id} draws its timeline as an HTML page")
     verdict = "pass" if run.passed else ("fail" if run.passed is False else run.status)
     console.line(f"{verdict}: {run.tasks} tasks · {run.path}")
 

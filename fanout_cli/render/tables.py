@@ -125,7 +125,8 @@ def print_table(console: Console, report: RunReport, size: os.terminal_size) -> 
     more_in = display_path(report.manifest_path)
     longest_more = f"… {report.verdict.counts['tasks']} more in {more_in}"
     # Kept free: the blank line above the table, the verdict, the shell's next prompt.
-    spare = 2 + screen_lines(plain_verdict, size.columns)
+    hint = report_hint(report.run_id)
+    spare = 2 + screen_lines(plain_verdict, size.columns) + screen_lines(hint, size.columns)
     spare += screen_lines(longest_more, size.columns) - 1
     selection = select_rows(report.rows(), max(size.lines - spare, 2))
     console.line()
@@ -133,4 +134,10 @@ def print_table(console: Console, report: RunReport, size: os.terminal_size) -> 
         console.line(status_label(console, label) + rest)
     if selection.hidden:
         console.line(f"… {selection.hidden} more in {more_in}")
+    console.line(console.style(hint, "2"))
     console.line(verdict_line(report, console))
+
+
+def report_hint(run_id: str) -> str:
+    """Where a person who wants the picture of a run finds it."""
+    return f"timeline of the slots, failures first: fanout report {run_id}"
