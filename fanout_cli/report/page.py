@@ -82,6 +82,9 @@ def _header(report: Report, title: str, bars: list[tuple[int, Bar]], mode: str) 
         f"<b>{attempts}</b> attempt{'s' * (attempts != 1)} ({retried} retried)",
         f"slots busy <b>{_busy(report.parts)}</b>",
     ]
+    sessions = max((len(part.sessions) for part in report.parts), default=1)
+    if sessions > 1:
+        facts.append(f"<b>{sessions}</b> sessions (resumed)")
     notes = [f'<p class="note">{escape(note)}</p>' for note in _status_notes(report, mode)]
     notes += [f'<p class="note">{escape(note)}</p>' for note in report.notes]
     command = " ".join(shlex.quote(word) for word in report.argv) or "(not recorded)"
