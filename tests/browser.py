@@ -218,7 +218,7 @@ class Browser:
         """End the browser: politely first, then its whole process group; safe to repeat."""
         process, self.process = self.process, None
         if process is not None:
-            if self._pipe is not None and process.poll() is None:
+            if self._session and self._pipe is not None and process.poll() is None:
                 try:
                     self._pipe.timeout = min(self.timeout, 2.0)
                     self._pipe.call("Browser.close")
