@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -97,16 +98,24 @@ class _Pipe:
         message: dict[str, Any] = {"id": self._last_id, "method": method, "params": params or {}}
         if session:
             message["sessionId"] = session
-        data = json.dumps(message).encode() + b"\0"
-        while data:
-            data = data[os.write(self.write_end, data):]
+        self._send(json.dumps(message).encode() + b"\0", method)
         reply = self.wait(lambda received: received.get("id") == message["id"], method)
         if "error" in reply:
             raise BrowserError(f"{method}: {reply['error'].get('message', reply['error'])}")
         result: dict[str, Any] = reply.get("result", {})
         return result
 
-    def wait(self, wanted: Any, what: str) -> dict[str, Any]:
+    def _send(self, data: bytes, what: str) -> None:
+        """Write a whole message; a browser that stops reading fails it in time too."""
+        deadline = time.monotonic() + self.timeout
+        while data:
+            left = deadline - time.monotonic()
+            _, writable, _ = select.select([], [self.write_end], [], max(left, 0))
+            if not writable:
+                raise BrowserError(f"the browser took no {what} within {self.timeout:g} s")
+            data = data[os.write(self.write_end, data):]
+
+    def wait(self, wanted: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
         """The first message for which wanted(message) holds, within the time limit."""
         deadline = time.monotonic() + self.timeout
         while True:
@@ -117,6 +126,8 @@ class _Pipe:
                     self.events.append(message)
                 if wanted(message):
                     return message
+                if message.get("method") == "Inspector.targetCrashed":
+                    raise BrowserError(f"the page crashed while waiting for {what}")
             left = deadline - time.monotonic()
             readable, _, _ = select.select([self.read_end], [], [], max(left, 0))
             if not readable:
@@ -138,7 +149,7 @@ class Browser:
         self.requests: list[str] = []
         self.failed_requests: list[tuple[str, str]] = []
         self.console_errors: list[str] = []
-        self._profile = Path(tempfile.mkdtemp(prefix="fanout-browser-"))
+        self._profile: Path | None = None  # made on entering, removed on leaving
         self._pipe: _Pipe | None = None
         self._session = ""
         self._request_urls: dict[str, str] = {}
@@ -169,19 +180,21 @@ class Browser:
     def _start(self) -> None:
         if not self.executable:
             raise BrowserError(f"no chromium found (FANOUT_CHROMIUM, {', '.join(CANDIDATES)})")
-        to_browser_read, to_browser_write = os.pipe()
-        from_browser_read, from_browser_write = os.pipe()
-        child_read = _high_descriptor(to_browser_read)
-        child_write = _high_descriptor(from_browser_write)
+        self._profile = Path(tempfile.mkdtemp(prefix="fanout-browser-"))
         home = self._profile / "home"
         home.mkdir()
+        to_browser_read, to_browser_write = os.pipe()
+        from_browser_read, from_browser_write = os.pipe()
+        os.set_blocking(to_browser_write, False)
+        child_read = _high_descriptor(to_browser_read)
+        child_write = _high_descriptor(from_browser_write)
         environment = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
                        "XDG_CACHE_HOME": str(home / ".cache")}
         with open(self._profile / "chromium.log", "wb") as log:
             try:
                 self.process = subprocess.Popen(
                     [sys.executable, "-c", _TRAMPOLINE, str(child_read), str(child_write),
-                     self.executable, *self._arguments()],
+                     self.executable, *self._arguments(self._profile)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environment,
                     pass_fds=(child_read, child_write), start_new_session=True)
             finally:
@@ -190,13 +203,13 @@ class Browser:
                 self._pipe = _Pipe(to_browser_write, from_browser_read, self.timeout)
         self._pipe.call("Browser.getVersion")
 
-    def _arguments(self) -> list[str]:
+    def _arguments(self, profile: Path) -> list[str]:
         sandbox = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium refuses root without it
         return [*sandbox, "--headless", "--disable-gpu", "--no-first-run",
                 "--no-default-browser-check", "--disable-extensions", "--disable-breakpad",
                 "--disable-background-networking", "--disable-component-update",
                 "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
-                f"--user-data-dir={self._profile / 'profile'}",
+                f"--user-data-dir={profile / 'profile'}",
                 f"--window-size={self.width},{self.height}", "--remote-debugging-pipe",
                 "about:blank"]
 
@@ -206,8 +219,8 @@ class Browser:
         target = pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         attached = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})
         self._session = attached["sessionId"]
-        for method in ("Page.enable", "Runtime.enable", "Network.enable", "Log.enable"):
-            self._call(method)
+        for domain in ("Page", "Runtime", "Network", "Log", "Inspector"):
+            self._call(f"{domain}.enable")
         # The viewport is exactly width x height (a headless window's own size is not),
         # and the page behaves as focused, so that keyboard focus moves on Tab.
         self._call("Emulation.setDeviceMetricsOverride", {
@@ -226,16 +239,21 @@ class Browser:
                 except (BrowserError, OSError, subprocess.TimeoutExpired):
                     pass  # a browser that does not close when asked is killed below
             _kill_group(process.pid)
-            _kill_mentioning(str(self._profile))
+            if self._profile is not None:
+                _kill_mentioning(str(self._profile))
             process.wait(timeout=10)
         if self._pipe is not None:
             os.close(self._pipe.write_end)
             os.close(self._pipe.read_end)
             self._pipe = None
-        shutil.rmtree(self._profile, ignore_errors=True)
+        if self._profile is not None:
+            shutil.rmtree(self._profile, ignore_errors=True)
+            self._profile = None
 
     def log_tail(self, lines: int = 8) -> str:
         """The last lines Chromium wrote on stderr (its D-Bus complaints left out)."""
+        if self._profile is None:
+            return "(no log)"
         try:
             text = (self._profile / "chromium.log").read_text(errors="replace")
         except OSError:
