@@ -47,11 +47,9 @@ CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 # (exec: the browser keeps the trampoline's process id and process group).
 _TRAMPOLINE = (
     "import os, sys\n"
-    "read_end, write_end = int(sys.argv[1]), int(sys.argv[2])\n"
-    "os.dup2(read_end, 3)\n"
-    "os.dup2(write_end, 4)\n"
-    "os.close(read_end)\n"
-    "os.close(write_end)\n"
+    "for old, new in ((int(sys.argv[1]), 3), (int(sys.argv[2]), 4)):\n"
+    "    os.dup2(old, new)\n"
+    "    os.close(old)\n"
     "os.execv(sys.argv[3], sys.argv[3:])\n"
 )
 
@@ -290,11 +288,16 @@ class Browser:
         self._request_urls = {}
         pipe = self._connected()
         pipe.events.clear()
-        navigated = self._call("Page.navigate", {"url": url})
+        navigated = pipe.call("Page.navigate", {"url": url}, self._session)
         if navigated.get("errorText"):
             raise BrowserError(f"could not open {url}: {navigated['errorText']}")
-        pipe.wait(lambda message: message.get("method") == "Page.loadEventFired"
-                  and message.get("sessionId") == self._session, f"the load of {url}")
+
+        def loaded(message: dict[str, Any]) -> bool:
+            return (message.get("method") == "Page.loadEventFired"
+                    and message.get("sessionId") == self._session)
+
+        if not any(loaded(event) for event in pipe.events):  # it may precede the reply
+            pipe.wait(loaded, f"the load of {url}")
         self._take_events()
 
     def _take_events(self) -> None:
