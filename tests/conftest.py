@@ -48,5 +48,5 @@ def open_umask() -> Iterator[None]:
         os.umask(previous)
 
 
-# The real-model fixture (tier c) lives with its server helper.
-pytest_plugins = ["tests.model_server"]
+# The real-model fixture (tier c) and the real-browser one live with their helpers.
+pytest_plugins = ["tests.model_server", "tests.browser_fixtures"]
