@@ -5,6 +5,7 @@ errors: one line and a documented exit status."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -35,7 +36,8 @@ def attempts_on_disk(run_dir: Path) -> list[tuple[str, int, str]]:
     for details in sorted(run_dir.glob("*.json")):
         document = json.loads(details.read_text())
         if "attempts" in document:
-            found += [(document["task_id"], a["attempt"], a["status"]) for a in document["attempts"]]
+            found += [(document["task_id"], a["attempt"], a["status"])
+                      for a in document["attempts"]]  # fmt: skip
     return found
 
 
@@ -85,7 +87,7 @@ def test_the_journal_says_each_attempts_slot_and_no_two_at_once_share_one() -> N
         spans.append((event["slot"], attempt["started_at"], attempt["finished_at"]))
     for slot in (1, 2, 3):
         mine = sorted((a, b) for s, a, b in spans if s == slot)
-        assert all(end <= start for (_, end), (start, _) in zip(mine, mine[1:], strict=False))
+        assert all(end <= start for (_, end), (start, _) in itertools.pairwise(mine))
 
 
 def test_the_report_elsewhere_links_back_into_the_run_folder(tmp_path: Path) -> None:
@@ -147,7 +149,8 @@ def test_a_run_still_going_is_drawn_as_far_as_it_got_and_says_so() -> None:
     with fanout_in_background(*args):
         wait_until(lambda: _ended(1), "task 1 to end")
         completed, _, page = report_of()
-    assert completed.stderr.startswith("fanout: warning: run ") and "still going" in completed.stderr
+    assert completed.stderr.startswith("fanout: warning: run ")
+    assert "still going" in completed.stderr
     statuses = sorted(bar.attrs["class"].split()[1] for bar in page.bars())
     assert statuses == ["st-running", "st-running", "st-success"]
     assert page.by_id("verdict").words() == "RUNNING: no verdict yet"

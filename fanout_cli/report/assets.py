@@ -58,7 +58,16 @@ border:1px solid var(--line);border-radius:6px;padding:6px 9px;font-size:12px;
 box-shadow:0 4px 14px rgba(0,0,0,.25);pointer-events:none;white-space:pre-wrap}
 details>summary{cursor:pointer;color:var(--muted)}
 .filter{margin:6px 0}.filter label{margin-right:10px}
-body.hide-success .st-success.bar,body.hide-success tr.st-success{display:none}
+body.hide-success .st-success.bar,body.hide-success rect.bar[class="bar"],
+body.hide-success #attempts tbody tr:not([class]){display:none}
+#timeline rect.bar[class="bar"]{fill:var(--success)}
+#attempts td:nth-child(-n+7):nth-child(n+4),#attempts td:nth-child(2){text-align:right;
+font-variant-numeric:tabular-nums}#attempts td:nth-child(6){font-weight:600}
+#attempts tbody tr:not([class]) td:nth-child(6){color:var(--success)}
+#attempts tr.st-failure td:nth-child(6){color:var(--failure)}
+#attempts tr.st-timeout td:nth-child(6){color:var(--timeout)}
+#attempts tr.st-error td:nth-child(6){color:var(--error)}
+#attempts td:nth-child(8){white-space:pre-wrap;word-break:break-word}
 @media (forced-colors:active){.bar,.agg{forced-color-adjust:none}}
 """
 

@@ -18,7 +18,7 @@ from fanout_cli.report.axis import seconds
 from fanout_cli.report.model import Bar, Part, Report
 from fanout_cli.report.sections import failures, shards, slowest
 
-SIZE_LIMIT = 2_000_000  # bytes: a report of 10,000 tasks stays under this
+SIZE_LIMIT = 2 * 1024 * 1024  # 2 MiB: a report of 10,000 tasks stays under this
 FULL_BARS = 2_000  # above, bars are not links (a tab stop each would be of no use)
 AGGREGATE_LISTED = 1_000  # attempts listed in an aggregated report's table
 MODES = ("full", "compact", "aggregate")
@@ -127,7 +127,7 @@ def _status_notes(report: Report, mode: str) -> list[str]:
                      "attempts below has each one's files (with script, a click on a bar "
                      "opens them).")  # fmt: skip
     elif mode == "aggregate":
-        notes.append("Aggregated to stay under 2 MB: each lane is drawn in columns, each in "
+        notes.append("Aggregated to stay under 2 MiB: each lane is drawn in columns, each in "
                      "the colour of the worst status that ran in it, and the table lists "
                      f"the attempts that did not succeed (at most {AGGREGATE_LISTED}). "
                      f"fanout show {report.run_id} lists every task.")  # fmt: skip
@@ -151,9 +151,14 @@ def _legend() -> str:
 
 
 def _attempts(parts: Sequence[Part], bars: list[tuple[int, Bar]], mode: str) -> str:
-    """The timeline in words: one row per bar, in the same order (`data-i`)."""
-    limit = 80 if mode != "full" else 300
-    labels = {(index, slot): label for index, slot, label in svg.lanes_of(parts)}
+    """The timeline in words: one row per bar, in the same order (`data-i`). Lean markup
+    (a success's row has no class, its outputs are in its details file) so that 10,000
+    rows stay under the size limit."""
+    full = mode == "full"
+    limit = 300 if full else 40
+    places = 3 if full else 2
+    labels = {(index, slot): (f"{part.label} · {slot}" if part.label else str(slot))
+              for index, part in enumerate(parts) for slot in range(1, part.slots + 1)}  # fmt: skip
     origins = [part.started_at or 0.0 for part in parts]
     shown = bars
     if mode == "aggregate":
@@ -163,22 +168,23 @@ def _attempts(parts: Sequence[Part], bars: list[tuple[int, Bar]], mode: str) -> 
         files = bar.files
         name = escape(bar.task_id)
         task = f'<a href="{escape(files.details)}">{name}</a>' if files.details else name
-        outputs = " ".join(f'<a href="{escape(link)}">{label}</a>' for label, link in (
-            ("stdout", files.stdout), ("stderr", files.stderr)) if link)  # fmt: skip
         said = bar.summary or bar.reason
         said = said if len(said) <= limit else said[: limit - 1] + "…"
         exit_code = "" if bar.exit_code is None else str(bar.exit_code)
-        rows.append(f'<tr class="st-{bar.status}"><td>{task}<td class=n>{bar.attempt}'
+        status = "" if bar.status == "success" else f' class="st-{bar.status}"'
+        outputs = ""
+        if full or status:
+            outputs = "<td>" + " ".join(f'<a href="{escape(link)}">{label}</a>' for label, link in (
+                ("stdout", files.stdout), ("stderr", files.stderr)) if link)  # fmt: skip
+        rows.append(f"<tr{status}><td>{task}<td>{bar.attempt}"
                     f"<td>{escape(labels.get((part, bar.slot or 0), '?'))}"
-                    f"<td class=n>{bar.start - origins[part]:.3f}<td class=n>{bar.duration:.3f}"
-                    f"<td class=st>{bar.status}<td class=n>{exit_code}"
-                    f"<td class=summary>{escape(said)}<td>{outputs}")  # fmt: skip
+                    f"<td>{bar.start - origins[part]:.{places}f}<td>{bar.duration:.{places}f}"
+                    f"<td>{bar.status}<td>{exit_code}<td>{escape(said)}{outputs}\n")  # fmt: skip
     opened = " open" if len(shown) <= FULL_BARS else ""
     caption = f"{len(shown)} of {len(bars)} attempts" if len(shown) != len(bars) else \
         f"{len(bars)} attempts"  # fmt: skip
     return (f'<section id="attempts-section"><h2>Attempts</h2><details{opened}><summary>'
             f"{caption}, in the timeline's order (start and duration in seconds)</summary>"
-            '<table id="attempts"><thead><tr><th>Task<th class=n>Attempt<th>Slot'
-            "<th class=n>Start<th class=n>Duration<th>Status<th class=n>Exit<th>Summary"
-            f'<th>Output</thead><tbody>{"".join(rows)}</tbody></table></details></section>')
-
+            '<table id="attempts"><thead><tr><th>Task<th>Attempt<th>Slot<th>Start<th>Duration'
+            f'<th>Status<th>Exit<th>Summary<th>Output</thead><tbody>{"".join(rows)}</tbody>'
+            "</table></details></section>")

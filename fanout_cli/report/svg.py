@@ -89,24 +89,25 @@ def _lanes(lanes: list[tuple[int, int, str]], y_of: Lanes, height: float) -> lis
 def _bars(
     bars: Sequence[tuple[int, Bar]], axis: Axis, y_of: Lanes, height: float, *, full: bool
 ) -> list[str]:
-    out = []
+    """A group a lane (its y as a translation); in it, each bar and the back-off before
+    it. Compact bars have no height (the style gives it) and a success has no class."""
+    lanes: dict[tuple[int, int | None], list[str]] = {}
     previous: dict[tuple[int, int], Bar] = {}
+    size = f' height="{height - 1:.1f}"' if full else ""
     for index, (part, bar) in enumerate(bars):
-        y = y_of.get((part, bar.slot))
-        if y is None:
+        if (part, bar.slot) not in y_of:
             continue
+        out = lanes.setdefault((part, bar.slot), [])
         x0, x1 = axis.x(bar.start), axis.x(bar.end)
         before = previous.get((part, bar.seq))
         if before is not None and bar.start > before.end and before.slot == bar.slot:
             waited = bar.start - before.end
-            out.append(_backoff(axis.x(before.end), x0, y + height / 2, waited, full))
+            out.append(_backoff(axis.x(before.end), x0, height / 2, waited, full))
         previous[part, bar.seq] = bar
-        rect = (f'x="{x0:.1f}" y="{y:.1f}" width="{max(x1 - x0, 1.0):.1f}" '
-                f'height="{height - 1:.1f}"')  # fmt: skip
+        rect = f'x="{short(x0)}" width="{short(max(x1 - x0, 1.0))}"{size}'
         pauses = "".join(
-            f'<rect class="pause" x="{axis.x(a):.1f}" y="{y:.1f}" '
-            f'width="{max(axis.x(b) - axis.x(a), 1.0):.1f}" height="{height - 1:.1f}"/>'
-            for a, b in bar.pauses
+            f'<rect class="pause" x="{axis.x(a):.1f}" '
+            f'width="{max(axis.x(b) - axis.x(a), 1.0):.1f}"{size}/>' for a, b in bar.pauses
         )
         if full:
             href = f' href="{escape(bar.files.details)}"' if bar.files.details else ""
@@ -114,8 +115,18 @@ def _bars(
             out.append(f'<a class="bar st-{bar.status}" data-i="{index}"{href}>'
                        f"<title>{title}</title><rect {rect}/>{pauses}</a>")  # fmt: skip
         else:
-            out.append(f'<rect class="bar st-{bar.status}" data-i="{index}" {rect}/>{pauses}')
-    return out
+            status = "" if bar.status == "success" else f" st-{bar.status}"
+            out.append(f'<rect class="bar{status}" data-i="{index}" {rect}/>{pauses}')
+    style = "" if full else f"<style>#timeline .bars rect{{height:{height - 1:.1f}px}}</style>"
+    groups = [f'<g class="bars" transform="translate(0,{y_of[lane]:.1f})">{"".join(items)}</g>'
+              for lane, items in lanes.items()]  # fmt: skip
+    return [style, *groups]
+
+
+def short(value: float) -> str:
+    """A coordinate to a tenth, without a trailing .0 (bytes count at 10,000 bars)."""
+    text = f"{value:.1f}"
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _backoff(x0: float, x1: float, y: float, waited: float, full: bool) -> str:
