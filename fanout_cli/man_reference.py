@@ -12,8 +12,10 @@ SEQ-SLUG.stdout and SEQ-SLUG.stderr (the raw bytes, streamed; earlier attempts o
 retried task keep .aN.stdout names), SEQ-SLUG.junit.xml (the JUnit report the task's
 runner wrote, with junit or --task-junit), and for the run journal.jsonl (append-only
 events, one JSON object a line), manifest.json (options, tasks, verdict), tasks.jsonl
-(the task list, for --resume), plan.json (a --shard run's plan, kept on --resume)
-and, while a fanout works in it, lock. Every file is
+(the task list, for --resume), plan.json (a --shard run's plan, kept on --resume),
+report.html (once fanout report has drawn it) and, while a fanout works in it, lock.
+The journal's task_started events say the attempt and the slot ({%}) it ran on.
+Every file is
 mode 0600 whatever the umask and the kind of task, and every output a details file
 names exists. SLUG is
 the task id reduced to A-Z a-z 0-9 . _ - and at most 64 characters. SEQ is the
@@ -168,6 +170,9 @@ task list that is incomplete needs its source given again);
 70 internal error (a bug; FANOUT_DEBUG=1 prints the traceback); 128 plus the signal
 number when interrupted: 130 SIGINT, 143 SIGTERM, 129 SIGHUP, and 141 when standard
 output's reader went away (fanout run | head): the run stops as for a signal.
+fanout report: 0 the page was written (a warning names each line or file of the run
+it could not read and left out, and the page says so too), 2 no such run or not a run
+folder or a bad --output folder, 74 the page could not be written (never half a page).
 """),
     ("LIMITS", """\
 Every number is checked before anything runs (exit 2, naming the value and its

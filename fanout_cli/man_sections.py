@@ -246,6 +246,26 @@ tasks). A task's few header lines (status, id, seq, exit code or signal, duratio
 attempts, the command quoted for a shell, summary, the paths of its files) come first,
 then its stdout and its stderr byte for byte, each under a ----- stdout ----- line;
 --json prints its details document instead (with no TASK: a JSON row a task).
+
+fanout report RUN writes RUN-FOLDER/report.html (--output FILE elsewhere, - for
+stdout), one HTML page with nothing to fetch: a Content-Security-Policy forbids every
+request, the style and script are inline, and the page reads without script. It shows
+the verdict, counts, strategy, wall time and command line; a timeline with a lane per
+slot (per shard and slot for a fanout merge run) and a bar per attempt from its start
+to its end, coloured by status, back-off between attempts dashed, an agent call's
+waits for a rate limit hatched, each bar linking to its task's details file (links are
+relative to the page, so the folders can be copied or published together) with a
+tooltip (task, attempt, duration, exit code, summary) on hover or keyboard focus; the
+failures first, the slowest tasks, a histogram of durations, each shard's planned
+(--timings) and actual time, and a table of every attempt that says what the timeline
+draws. Up to 2,000 attempts every bar is a link; up to the size limit (2 MiB, about
+10,000 short-named tasks) every attempt keeps its bar and row; above it the lanes are
+aggregated into columns coloured by their worst status and the table lists the
+attempts that did not succeed, and the page says so. It reads the run folder after
+the run, or while it runs (drawn as far as it got, with a warning), a killed run (its
+open attempts drawn as unfinished), a --resume (the idle time between sessions cut
+out) and a run older than slot numbers in the journal (lanes worked out from the
+times, and said so). fanout show RUN and --progress's final table say where it is.
 """),
     ("REDUCE", """\
 --reduce CMD (sh -c), --reduce-prompt TEMPLATE (one agent call with the agent options)

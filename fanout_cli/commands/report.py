@@ -43,7 +43,7 @@ def write_report(output_dir: Path, name: str, output: str | None) -> ReportResul
         path = "-"
     elif output is None:
         path = str(RunFolder(run_dir).member(REPORT))
-        _write(path, data, lambda: RunFolder(run_dir).replacing(REPORT, 0o644))
+        _write(path, data, lambda: RunFolder(run_dir).replacing(REPORT))
     else:
         path = output
         _write(path, data, lambda: replacing(output, 0o644))

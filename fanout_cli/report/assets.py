@@ -31,7 +31,7 @@ svg .label{text-anchor:end}svg .end{text-anchor:end}svg .middle{text-anchor:midd
 .hatch{fill:var(--fg);opacity:.35}.pause{fill:url(#hatch)}
 .backoff{stroke:var(--muted);stroke-dasharray:3 2;stroke-width:1.5}
 .hbin{fill:var(--running)}.bar rect,rect.bar{stroke:var(--bg);stroke-width:.5}
-#histogram{width:100%;max-width:420px;height:auto}
+#histogram{width:100%;max-width:420px;height:auto}#timeline{width:100%;min-width:720px;height:auto}
 a.bar:focus rect:first-of-type,.bar.on rect,rect.bar.on{stroke:var(--fg);stroke-width:2}
 .st-success{fill:var(--success)}.st-failure{fill:var(--failure)}.st-timeout{fill:var(--timeout)}
 .st-error{fill:var(--error)}.st-cancelled{fill:var(--cancelled)}.st-requeued{fill:var(--requeued)}

@@ -8,6 +8,7 @@ The page is drawn at the most detail that stays under SIZE_LIMIT (report.svg's
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Sequence
 from html import escape
@@ -87,7 +88,8 @@ def _header(report: Report, title: str, bars: list[tuple[int, Bar]], mode: str) 
         facts.append(f"<b>{sessions}</b> sessions (resumed)")
     notes = [f'<p class="note">{escape(note)}</p>' for note in _status_notes(report, mode)]
     notes += [f'<p class="note">{escape(note)}</p>' for note in report.notes]
-    command = " ".join(shlex.quote(word) for word in report.argv) or "(not recorded)"
+    argv = [os.path.basename(report.argv[0]), *report.argv[1:]] if report.argv else []
+    command = " ".join(shlex.quote(word) for word in argv) or "(not recorded)"
     return (f'<header id="summary"><h1>{escape(title)}</h1>{_verdict(report)}'
             f'<dl class="counts" id="counts">{counts}</dl>'
             f'<p class="facts">{" · ".join(facts)}</p>'
