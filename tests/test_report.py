@@ -228,3 +228,21 @@ def test_a_full_disk_is_exit_74_and_no_half_page() -> None:
     assert_clean(completed)
     assert completed.returncode == 74, completed.stderr
     assert completed.stderr.count("\n") == 1 and "/dev/full" in completed.stderr
+
+
+def test_an_agent_calls_wait_for_a_rate_limit_is_drawn_inside_its_bar() -> None:
+    from tests.fake_llm import FakeLLM, Reply, go_offline, rate_limited
+
+    with pytest.MonkeyPatch.context() as patch, FakeLLM() as server:
+        go_offline(patch, "LOCAL_KEY")
+        server.script(rate_limited(retry_after=0.4), Reply("yes"), Reply("yes"))
+        completed = run_fanout("run", "-j", "1", "--prompt", "Say {}", "--model", "m", ":::",
+                               "a", "b", env={**server.env(), "FANOUT_OUTPUT_DIR":
+                                              str(output_dir())})  # fmt: skip
+        assert completed.returncode == 0, completed.stderr
+    _, _, page = report_of()
+    pauses = page.with_class("pause", within="timeline")
+    assert len(pauses) == 1
+    first = page.bars()[0]
+    assert re.search(r"waited 0\.[34]\ds for the rate limit", first.words()), first.words()
+    assert first.attrs["href"].startswith("0001-a")
