@@ -48,8 +48,9 @@ def write_report(output_dir: Path, name: str, output: str | None) -> ReportResul
         path = output
         _write(path, data, lambda: replacing(output, 0o644))
     attempts = sum(1 for bar in report.bars if bar.status != "requeued")
-    return ReportResult(path, report.run_id, report.status, mode, len(report.tasks), attempts,
-                        len(data), tuple(report.notes))  # fmt: skip
+    tasks = int(report.counts.get("tasks") or len(report.tasks))
+    return ReportResult(path, report.run_id, report.status, mode, tasks, attempts, len(data),
+                        tuple(report.notes))  # fmt: skip
 
 
 def _write(path: str, data: bytes, opening: Callable[[], AbstractContextManager[int]]) -> None:
