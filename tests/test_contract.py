@@ -209,7 +209,8 @@ DETAILS = {  # <seq>-<slug>.json of a process task
 
 JOURNAL = {  # journal.jsonl: event kind -> its keys
     "run_started": {"event": str, "time": TIME, "run_id": str, "argv": [str], "options": dict},
-    "task_started": {"event": str, "time": TIME, "seq": int, "task_id": str, "attempt": int},
+    "task_started": {"event": str, "time": TIME, "seq": int, "task_id": str, "attempt": int,
+                     "slot": int},
     "task_ended": {
         "event": str, "time": TIME, "task_id": str, "seq": int, "kind": str, "status": STATUS,
         "exit_code": (int, NONE), "duration_ms": (int, NONE), "attempts": int, "summary": str,

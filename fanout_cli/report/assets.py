@@ -8,16 +8,17 @@ click on a compact bar opening its details file, and a filter by status."""
 STYLE = """
 :root{color-scheme:light dark;--bg:#fff;--fg:#1b1f24;--muted:#5b6570;--line:#d0d7de;
 --track:#f3f5f7;--success:#2da44e;--failure:#cf222e;--timeout:#bc4c00;--error:#8250df;
---cancelled:#8c959f;--requeued:#bf8700;--running:#0969da;--unfinished:#6e7781;--panel:#f6f8fa}
+--cancelled:#8c959f;--requeued:#bf8700;--running:#0969da;--unfinished:#6e7781;--panel:#f6f8fa;
+--ok-text:#1a7f37}
 @media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9da7b3;
 --line:#30363d;--track:#161b22;--success:#3fb950;--failure:#f85149;--timeout:#db6d28;
 --error:#a371f7;--cancelled:#6e7681;--requeued:#d29922;--running:#58a6ff;
---unfinished:#8b949e;--panel:#161b22}}
+--unfinished:#8b949e;--panel:#161b22;--ok-text:#3fb950}}
 body{background:var(--bg);color:var(--fg);font:14px/1.45 system-ui,-apple-system,
 "Segoe UI",sans-serif;margin:0 auto;padding:16px 24px;max-width:1260px}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
 a{color:var(--running)}code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
-.verdict{font-weight:700;font-size:16px}.pass{color:var(--success)}.fail{color:var(--failure)}
+.verdict{font-weight:700;font-size:16px}.pass{color:var(--ok-text)}.fail{color:var(--failure)}
 .note{background:var(--panel);border-left:4px solid var(--requeued);padding:6px 10px;margin:8px 0}
 dl.counts{display:flex;flex-wrap:wrap;gap:4px 18px;margin:8px 0}
 dl.counts div{display:flex;gap:6px}dl.counts dt{color:var(--muted)}
@@ -30,7 +31,7 @@ svg .label{text-anchor:end}svg .end{text-anchor:end}svg .middle{text-anchor:midd
 .track{fill:var(--track)}.axis line{stroke:var(--line)}.axis text{text-anchor:middle}
 .hatch{fill:var(--fg);opacity:.35}.pause{fill:url(#hatch)}
 .backoff{stroke:var(--muted);stroke-dasharray:3 2;stroke-width:1.5}
-.hbin{fill:var(--running)}.bar rect,rect.bar{stroke:var(--bg);stroke-width:.5}
+.hbin{fill:var(--running)}a.bar rect{stroke:var(--bg);stroke-width:.5}
 #histogram{width:100%;max-width:420px;height:auto}#timeline{width:100%;min-width:720px;height:auto}
 a.bar:focus rect:first-of-type,.bar.on rect,rect.bar.on{stroke:var(--fg);stroke-width:2}
 .st-success{fill:var(--success)}.st-failure{fill:var(--failure)}.st-timeout{fill:var(--timeout)}
@@ -50,7 +51,7 @@ th{color:var(--muted);font-weight:600}td.n,th.n{text-align:right;font-variant-nu
 td.st{font-weight:600}tr.st-failure td.st,li.st-failure b{color:var(--failure)}
 tr.st-timeout td.st,li.st-timeout b{color:var(--timeout)}
 tr.st-error td.st,li.st-error b{color:var(--error)}
-tr.st-success td.st{color:var(--success)}
+tr.st-success td.st{color:var(--ok-text)}
 ol.failures{padding-left:22px}ol.failures li{margin:4px 0}
 .summary{white-space:pre-wrap;word-break:break-word}
 #tip{position:fixed;z-index:9;max-width:520px;background:var(--panel);color:var(--fg);
@@ -63,7 +64,7 @@ body.hide-success #attempts tbody tr:not([class]){display:none}
 #timeline rect.bar[class="bar"]{fill:var(--success)}
 #attempts td:nth-child(-n+7):nth-child(n+4),#attempts td:nth-child(2){text-align:right;
 font-variant-numeric:tabular-nums}#attempts td:nth-child(6){font-weight:600}
-#attempts tbody tr:not([class]) td:nth-child(6){color:var(--success)}
+#attempts tbody tr:not([class]) td:nth-child(6){color:var(--ok-text)}
 #attempts tr.st-failure td:nth-child(6){color:var(--failure)}
 #attempts tr.st-timeout td:nth-child(6){color:var(--timeout)}
 #attempts tr.st-error td:nth-child(6){color:var(--error)}

@@ -89,15 +89,17 @@ def _lanes(lanes: list[tuple[int, int, str]], y_of: Lanes, height: float) -> lis
 def _bars(
     bars: Sequence[tuple[int, Bar]], axis: Axis, y_of: Lanes, height: float, *, full: bool
 ) -> list[str]:
-    """A group a lane (its y as a translation); in it, each bar and the back-off before
-    it. Compact bars have no height (the style gives it) and a success has no class."""
+    """Each bar, and the back-off before it, in a group translated to its lane. `full`:
+    a group a bar, in the table's order (the order Tab takes). Compact: a group a lane,
+    its bars without a height (the style gives it) and a success's without a class."""
     lanes: dict[tuple[int, int | None], list[str]] = {}
+    ordered: list[str] = []
     previous: dict[tuple[int, int], Bar] = {}
     size = f' height="{height - 1:.1f}"' if full else ""
     for index, (part, bar) in enumerate(bars):
         if (part, bar.slot) not in y_of:
             continue
-        out = lanes.setdefault((part, bar.slot), [])
+        out = [] if full else lanes.setdefault((part, bar.slot), [])
         x0, x1 = axis.x(bar.start), axis.x(bar.end)
         before = previous.get((part, bar.seq))
         if before is not None and bar.start > before.end and before.slot == bar.slot:
@@ -114,13 +116,18 @@ def _bars(
             title = escape(describe(bar))
             out.append(f'<a class="bar st-{bar.status}" data-i="{index}"{href}>'
                        f"<title>{title}</title><rect {rect}/>{pauses}</a>")  # fmt: skip
+            ordered.append(_group(y_of[part, bar.slot], out))
         else:
             status = "" if bar.status == "success" else f" st-{bar.status}"
             out.append(f'<rect class="bar{status}" data-i="{index}" {rect}/>{pauses}')
-    style = "" if full else f"<style>#timeline .bars rect{{height:{height - 1:.1f}px}}</style>"
-    groups = [f'<g class="bars" transform="translate(0,{y_of[lane]:.1f})">{"".join(items)}</g>'
-              for lane, items in lanes.items()]  # fmt: skip
-    return [style, *groups]
+    if full:
+        return ordered
+    style = f"<style>#timeline .bars rect{{height:{height - 1:.1f}px}}</style>"
+    return [style, *(_group(y_of[lane], items) for lane, items in lanes.items())]
+
+
+def _group(y: float, items: list[str]) -> str:
+    return f'<g class="bars" transform="translate(0,{y:.1f})">{"".join(items)}</g>'
 
 
 def short(value: float) -> str:
