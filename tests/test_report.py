@@ -141,6 +141,7 @@ def test_merged_shards_are_drawn_side_by_side_with_their_estimates(tmp_path: Pat
     rows = page.tags("tr", within="shard-table")[1:]
     assert [row.words().split()[:2] for row in rows] == [["shard", "1/2"], ["shard", "2/2"]]
     assert all(row.words().endswith("x") for row in rows), "estimated and actual, side by side"
+    assert "summary" in page.by_id("shard-table").ancestors, "the shards are in the header"
     assert_links_resolve(page, path.parent)
 
 
@@ -177,6 +178,21 @@ def _started(count: int) -> bool:
     runs = list(output_dir().iterdir()) if output_dir().exists() else []
     return bool(runs) and sum(e.get("event") == "task_started"
                               for e in read_journal(runs[0], running=True)) >= count  # fmt: skip
+
+
+def test_an_interrupted_run_draws_its_cancelled_attempts_and_says_so() -> None:
+    args = ("run", "-j", "2", "--grace", "1s", "--", "sleep 30; : {}", ":::", "a", "b", "c")
+    with fanout_in_background(*args) as process:
+        wait_until(lambda: _started(2), "both slots to start a task")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 130
+    completed, _, page = report_of()
+    assert completed.stderr == ""
+    assert [bar.attrs["class"] for bar in page.bars()] == ["bar st-cancelled"] * 2
+    assert "This run was interrupted" in page.by_id("summary").words()
+    # c never started: an interrupted run lists the tasks it began (its manifest too).
+    assert "2 cancelled (ended by the verdict, a halt or a signal): a, b" in page.by_id(
+        "failures").words()
 
 
 def test_an_old_journal_without_slots_gets_lanes_worked_out_from_the_times() -> None:

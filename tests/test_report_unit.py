@@ -127,3 +127,9 @@ def test_slots_worked_out_never_run_two_bars_at_once_on_one_lane() -> None:
 def test_slots_from_the_journal_are_kept() -> None:
     bars = [Bar(1, "a", 1, 4, 0, 1, "success")]
     assert assign_slots(bars) == (4, False) and bars[0].slot == 4
+
+
+def test_a_lone_surrogate_in_a_record_is_drawn_not_a_crash() -> None:
+    # JSON may hold "\ud800"; Python reads it as a lone surrogate, which UTF-8 cannot encode.
+    page, mode = render(run_of(3, task_id="bad\ud800{}", summary="\udcff {}"))
+    assert mode == "full" and "bad" in page

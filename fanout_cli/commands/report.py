@@ -36,7 +36,7 @@ def write_report(output_dir: Path, name: str, output: str | None) -> ReportResul
             raise UsageError(f"--output {output}: no such folder {report_dir}")
     report = load_report(run_dir, report_dir)
     page, mode = render(report)
-    data = page.encode("utf-8", "surrogateescape")
+    data = page.encode("utf-8", "replace")  # a lone surrogate from a record: "?"
     if output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

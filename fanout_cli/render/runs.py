@@ -221,5 +221,6 @@ def print_report(console: Console, result: ReportResult) -> None:
     size = f"{result.size / 1024:.0f} KiB" if result.size < 1_048_576 else \
         f"{result.size / 1_048_576:.1f} MiB"  # fmt: skip
     detail = {"compact": "; bars are not links", "aggregate": "; aggregated"}.get(result.mode, "")
-    console.line(f"report: {display_path(result.path)} ({result.tasks} tasks, "
-                 f"{result.attempts} attempts, {size}{detail})")  # fmt: skip
+    tasks = f"{result.tasks} task{'s' * (result.tasks != 1)}"
+    attempts = f"{result.attempts} attempt{'s' * (result.attempts != 1)}"
+    console.line(f"report: {display_path(result.path)} ({tasks}, {attempts}, {size}{detail})")

@@ -33,6 +33,15 @@ class _Start:
     slot: int | None
 
 
+def task_of(row: dict[str, Any]) -> Task:
+    """A task as its row (the journal's task_ended, the manifest's) says it ended."""
+    files = Files(details=row.get("details_file"), stdout=row.get("stdout_file"))
+    duration = row.get("duration_ms") or 0
+    return Task(int(row["seq"]), str(row["task_id"]), str(row["status"]), duration / 1000,
+                int(row.get("attempts") or 0), row.get("exit_code"),
+                str(row.get("summary") or ""), files)  # fmt: skip
+
+
 class Journal:
     """What one run folder's journal holds, read once (`read`)."""
 
@@ -131,11 +140,7 @@ class Journal:
     def _ended(self, row: dict[str, Any], stamp: float) -> None:
         seq = int(row["seq"])
         starts = self._open.pop(seq, [])
-        files = Files(details=row.get("details_file"), stdout=row.get("stdout_file"))
-        task = Task(seq, str(row["task_id"]), str(row["status"]), row["duration_ms"] / 1000,
-                    int(row["attempts"]), row.get("exit_code"), str(row.get("summary") or ""),
-                    files)  # fmt: skip
-        self.tasks[seq] = task
+        task = self.tasks[seq] = task_of(row)
         self.rows[seq] = row
         bars = []
         for index, start in enumerate(starts):
@@ -145,14 +150,22 @@ class Journal:
                 end = max(end, start.time)
             else:
                 end = starts[index + 1].time  # refined from the details file
-            bar = Bar(seq, task.task_id, start.attempt, start.slot, start.time, end,
-                      task.status if last else "failure", task.exit_code if last else None,
-                      summary=task.summary if last else "", last=last, files=files)  # fmt: skip
-            bars.append(bar)
+            bars.append(Bar(seq, task.task_id, start.attempt, start.slot, start.time, end,
+                            task.status if last else "failure",
+                            task.exit_code if last else None,
+                            summary=task.summary if last else "", last=last,
+                            files=task.files))  # fmt: skip
         self.bars.extend(bars)
         self.retried.pop(seq, None)
         if len(starts) > 1 or row.get("kind") == "agent":
             self.retried[seq] = bars
+
+    def never_started(self, rows: list[dict[str, Any]]) -> None:
+        """The manifest's tasks the journal has no end of: those a stop cancelled before
+        they began (an ended run lists every task, begun or not)."""
+        for row in rows:
+            if int(row["seq"]) not in self.tasks:
+                self.tasks[int(row["seq"])] = task_of(row)
 
     def _close_open(self) -> None:
         """Attempts that started and have no end: running, or cut off by a crash."""

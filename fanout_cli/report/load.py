@@ -17,7 +17,13 @@ from urllib.parse import quote
 from fanout_cli.aop import output_names_of
 from fanout_cli.aop.documents import parse_time
 from fanout_cli.aop.files import RunFolderError, is_plain_name
-from fanout_cli.aop.reader import held_by, is_run_folder, read_details, read_manifest_header
+from fanout_cli.aop.reader import (
+    held_by,
+    is_run_folder,
+    read_details,
+    read_manifest_header,
+    task_rows,
+)
 from fanout_cli.report.journal import Journal
 from fanout_cli.report.model import Bar, Files, Part, Report, Task
 from fanout_cli.report.slots import assign_slots
@@ -100,6 +106,11 @@ def load_part(
     status = _status(run_dir, header)
     journal = Journal(run_dir, running=status == "running").read()
     notes.extend(journal.problems)
+    if status not in ("running", "crashed"):
+        try:
+            journal.never_started(task_rows(run_dir))
+        except RunFolderError as exc:
+            notes.append(f"{exc}; the tasks that never started are not listed")
     links = _Links(run_dir, report_dir)
     for seq, bars in journal.retried.items():
         _refine(run_dir, journal.rows[seq], bars, notes)

@@ -34,7 +34,7 @@ def render(report: Report) -> tuple[str, str]:
     page = ""
     for mode in MODES[MODES.index(first) :]:
         page = _page(report, bars, mode)
-        if len(page.encode()) <= SIZE_LIMIT:
+        if len(page.encode("utf-8", "replace")) <= SIZE_LIMIT:
             break
     return page, mode
 
@@ -64,7 +64,7 @@ def _page(report: Report, bars: list[tuple[int, Bar]], mode: str) -> str:
         failures(report.tasks),
         slowest(report.tasks),
         f'<section id="durations"><h2>Durations</h2>{svg.histogram(durations)}</section>',
-        shards(report),
+        "" if report.merged else shards(report),  # a merged run's are in the header
         "</div>",
         _attempts(report.parts, bars, mode),
         f"<script>{SCRIPT}</script></body></html>\n",
@@ -94,7 +94,7 @@ def _header(report: Report, title: str, bars: list[tuple[int, Bar]], mode: str) 
             f'<dl class="counts" id="counts">{counts}</dl>'
             f'<p class="facts">{" · ".join(facts)}</p>'
             f'<code class="cmd" id="command">{escape(command)}</code>{"".join(notes)}'
-            "</header>")  # fmt: skip
+            f'{shards(report) if report.merged else ""}</header>')  # fmt: skip
 
 
 def _verdict(report: Report) -> str:
