@@ -267,6 +267,12 @@ class Bench:
 
         return [Result(**found) for found in early_ends(self.rounds, self.scratch, self.parallel)]
 
+    def report(self) -> list[Result]:
+        """The HTML report of 10,000 tasks: its time beside fanout show's, and its size."""
+        from report import report_costs
+
+        return [Result(**found) for found in report_costs(self.rounds, self.scratch)]
+
     def sharding(self) -> list[Result]:
         """Per task (below), then per test (sharding.py), side by side."""
         from sharding import per_test
@@ -373,7 +379,7 @@ WORKLOADS = {
     "big-output": Bench.big_output, "dry-run": Bench.dry_run,
     "mixed-sleeps": Bench.mixed_sleeps, "early-exit": Bench.early_exit,
     "agent-calls": Bench.agent_calls, "sharding": Bench.sharding, "halt": Bench.halt,
-    "own-cpu": Bench.own_cpu, "scaling": Bench.scaling,
+    "own-cpu": Bench.own_cpu, "scaling": Bench.scaling, "report": Bench.report,
 }
 
 

@@ -133,3 +133,11 @@ def test_a_lone_surrogate_in_a_record_is_drawn_not_a_crash() -> None:
     # JSON may hold "\ud800"; Python reads it as a lone surrogate, which UTF-8 cannot encode.
     page, mode = render(run_of(3, task_id="bad\ud800{}", summary="\udcff {}"))
     assert mode == "full" and "bad" in page
+
+
+def test_a_hundred_thousand_tasks_are_aggregated_under_the_limit() -> None:
+    page, mode = render(run_of(100_000, task_id="t{}"))
+    assert mode == "aggregate" and len(page.encode()) < SIZE_LIMIT
+    parsed = Page(page)
+    assert len(parsed.attempt_rows()) == 1_000  # the first attempts that did not succeed
+    assert "fanout show r lists every task" in parsed.by_id("summary").words()

@@ -21,6 +21,7 @@ from fanout_cli.report.sections import failures, shards, slowest
 
 SIZE_LIMIT = 2 * 1024 * 1024  # 2 MiB: a report of 10,000 tasks stays under this
 FULL_BARS = 2_000  # above, bars are not links (a tab stop each would be of no use)
+COMPACT_MOST = 20_000  # above, a compact page could not fit: aggregate at once
 AGGREGATE_LISTED = 1_000  # attempts listed in an aggregated report's table
 MODES = ("full", "compact", "aggregate")
 _POLICY = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
@@ -30,7 +31,8 @@ _POLICY = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-in
 def render(report: Report) -> tuple[str, str]:
     """(the page, the mode it was drawn in)."""
     bars = ordered_bars(report.parts)
-    first = "full" if len(bars) <= FULL_BARS else "compact"
+    first = "full" if len(bars) <= FULL_BARS else "compact" if len(bars) <= COMPACT_MOST \
+        else "aggregate"  # fmt: skip
     page = ""
     for mode in MODES[MODES.index(first) :]:
         page = _page(report, bars, mode)
@@ -79,7 +81,7 @@ def _header(report: Report, title: str, bars: list[tuple[int, Bar]], mode: str) 
     retried = sum(1 for _, bar in bars if bar.attempt > 1)
     facts = [
         f"strategy <b>{escape(report.strategy)}</b>",
-        f"wall time <b>{seconds(report.wall) if report.wall is not None else '?'}</b>",
+        f"wall time <b>{_wall(report)}</b>",
         f"<b>{attempts}</b> attempt{'s' * (attempts != 1)} ({retried} retried)",
         f"slots busy <b>{_busy(report.parts)}</b>",
     ]
@@ -134,6 +136,14 @@ def _status_notes(report: Report, mode: str) -> list[str]:
                      f"the attempts that did not succeed (at most {AGGREGATE_LISTED}). "
                      f"fanout show {report.run_id} lists every task.")  # fmt: skip
     return notes
+
+
+def _wall(report: Report) -> str:
+    """The run's time: of a resumed run, its sessions' (the idle time between them left
+    out); of a merged run, from the first shard's start to the last one's end."""
+    sessions = [] if report.merged else report.parts[0].sessions if report.parts else []
+    wall = sum(end - start for start, end in sessions) if sessions else report.wall
+    return "?" if wall is None else seconds(wall)
 
 
 def _busy(parts: Sequence[Part]) -> str:
