@@ -258,10 +258,11 @@ relative to the page, so the folders can be copied or published together) with a
 tooltip (task, attempt, duration, exit code, summary) on hover or keyboard focus; the
 failures first, the slowest tasks, a histogram of durations, each shard's planned
 (--timings) and actual time, and a table of every attempt that says what the timeline
-draws. Up to 2,000 attempts every bar is a link; up to the size limit (2 MiB, about
-10,000 short-named tasks) every attempt keeps its bar and row; above it the lanes are
-aggregated into columns coloured by their worst status and the table lists the
-attempts that did not succeed, and the page says so. It reads the run folder after
+draws. The page stays under 2 MiB: up to 2,000 attempts every bar is a link; beyond,
+every attempt keeps its bar and row while they fit, the table's summaries cut to what
+the limit leaves (10,000 tasks named by test file fit, with no summaries); past that,
+or 20,000 attempts, the lanes are aggregated into columns coloured by their worst
+status and the table lists the attempts that did not succeed; the page says which. It reads the run folder after
 the run, or while it runs (drawn as far as it got, with a warning), a killed run (its
 open attempts drawn as unfinished), a --resume (the idle time between sessions cut
 out) and a run older than slot numbers in the journal (lanes worked out from the

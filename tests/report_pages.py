@@ -80,7 +80,9 @@ class Page(HTMLParser):
                 if e.tag == tag and (within is None or within in e.ancestors)]  # fmt: skip
 
     def bars(self) -> list[Element]:
-        return self.with_class("bar", within="timeline")
+        """One element a bar (an attempt): `a.bar` in a full page, a `rect` in a compact
+        one; each with the `data-i` of its row."""
+        return [e for e in self.elements if "data-i" in e.attrs and "timeline" in e.ancestors]
 
     def lanes(self) -> list[Element]:
         return self.with_class("lane", within="timeline")

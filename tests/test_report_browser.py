@@ -26,7 +26,7 @@ MIXED = ["run", "-j", "3", "--retries", "1", "--retry-delay", "100ms", "--timeou
          "--", "sleep 0.{}; case {} in 3) echo broke >&2; exit 4;; 8) sleep 9;; esac; echo ok {}",
          ":::", "1", "2", "3", "4", "5", "6", "7", "8"]  # fmt: skip
 COMPACT_TASKS = 2100  # over the 2000 attempts up to which bars are links
-BARS = "#timeline .bar"
+BARS = "#timeline [data-i]"
 
 
 @dataclass

@@ -33,7 +33,7 @@ svg .label{text-anchor:end}svg .end{text-anchor:end}svg .middle{text-anchor:midd
 .backoff{stroke:var(--muted);stroke-dasharray:3 2;stroke-width:1.5}
 .hbin{fill:var(--running)}a.bar rect{stroke:var(--bg);stroke-width:.5}
 #histogram{width:100%;max-width:420px;height:auto}#timeline{width:100%;min-width:720px;height:auto}
-a.bar:focus rect:first-of-type,.bar.on rect,rect.bar.on{stroke:var(--fg);stroke-width:2}
+a.bar:focus rect:first-of-type,a.bar.on rect,rect[data-i].on{stroke:var(--fg);stroke-width:2}
 .st-success{fill:var(--success)}.st-failure{fill:var(--failure)}.st-timeout{fill:var(--timeout)}
 .st-error{fill:var(--error)}.st-cancelled{fill:var(--cancelled)}.st-requeued{fill:var(--requeued)}
 .st-running{fill:var(--running)}.st-unfinished{fill:var(--unfinished)}
@@ -59,9 +59,9 @@ border:1px solid var(--line);border-radius:6px;padding:6px 9px;font-size:12px;
 box-shadow:0 4px 14px rgba(0,0,0,.25);pointer-events:none;white-space:pre-wrap}
 details>summary{cursor:pointer;color:var(--muted)}
 .filter{margin:6px 0}.filter label{margin-right:10px}
-body.hide-success .st-success.bar,body.hide-success rect.bar[class="bar"],
+body.hide-success .st-success.bar,body.hide-success #timeline rect[data-i]:not([class*="st-"]),
 body.hide-success #attempts tbody tr:not([class]){display:none}
-#timeline rect.bar[class="bar"]{fill:var(--success)}
+:where(#timeline rect[data-i]){fill:var(--success)}
 #attempts td:nth-child(-n+7):nth-child(n+4),#attempts td:nth-child(2){text-align:right;
 font-variant-numeric:tabular-nums}#attempts td:nth-child(6){font-weight:600}
 #attempts tbody tr:not([class]) td:nth-child(6){color:var(--ok-text)}
@@ -69,7 +69,7 @@ font-variant-numeric:tabular-nums}#attempts td:nth-child(6){font-weight:600}
 #attempts tr.st-timeout td:nth-child(6){color:var(--timeout)}
 #attempts tr.st-error td:nth-child(6){color:var(--error)}
 #attempts td:nth-child(8){white-space:pre-wrap;word-break:break-word}
-@media (forced-colors:active){.bar,.agg{forced-color-adjust:none}}
+@media (forced-colors:active){[data-i],.agg{forced-color-adjust:none}}
 """
 
 SCRIPT = """
@@ -86,13 +86,13 @@ tip.style.left=Math.max(4,Math.min(x+12,innerWidth-w-4))+'px';
 tip.style.top=(y+16+h>innerHeight?y-h-10:y+16)+'px';}
 function hide(){tip.hidden=true;if(on)on.classList.remove('on');on=null;}
 var svg=document.getElementById('timeline');
-svg.addEventListener('mouseover',function(e){var b=e.target.closest('.bar');
+svg.addEventListener('mouseover',function(e){var b=e.target.closest('[data-i]');
 if(b)show(b,e.clientX,e.clientY);});
 svg.addEventListener('mouseleave',hide);
-svg.addEventListener('focusin',function(e){var b=e.target.closest('.bar');if(!b)return;
+svg.addEventListener('focusin',function(e){var b=e.target.closest('[data-i]');if(!b)return;
 var r=b.getBoundingClientRect();show(b,r.left,r.bottom);});
 svg.addEventListener('focusout',hide);
-svg.addEventListener('click',function(e){var b=e.target.closest('rect.bar');if(!b)return;
+svg.addEventListener('click',function(e){var b=e.target.closest('rect[data-i]');if(!b)return;
 var a=rows[+b.getAttribute('data-i')];a=a&&a.querySelector('a');if(a)location.href=a.href;});
 var f=document.getElementById('filter');if(f){f.hidden=false;
 f.querySelector('input').addEventListener('change',function(e){

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 
 from fanout_cli.report import svg
@@ -23,22 +24,53 @@ SIZE_LIMIT = 2 * 1024 * 1024  # 2 MiB: a report of 10,000 tasks stays under this
 FULL_BARS = 2_000  # above, bars are not links (a tab stop each would be of no use)
 COMPACT_MOST = 20_000  # above, a compact page could not fit: aggregate at once
 AGGREGATE_LISTED = 1_000  # attempts listed in an aggregated report's table
-MODES = ("full", "compact", "aggregate")
+FULL_SUMMARY = 300  # characters of a summary in the table of a full page
+COMPACT_SUMMARY = 40  # at most, in a compact page's (less when the limit is near)
 _POLICY = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
            "img-src data:; base-uri 'none'; form-action 'none'")  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Detail:
+    """How much a page shows: report.svg's mode, and the characters of each summary in
+    the table of attempts."""
+
+    mode: str
+    summary_chars: int
+
+
 def render(report: Report) -> tuple[str, str]:
-    """(the page, the mode it was drawn in)."""
+    """(the page, the mode it was drawn in): full up to FULL_BARS attempts; compact
+    while a bar and a row for every attempt fit under SIZE_LIMIT, the summaries cut to
+    what the limit leaves; aggregated beyond."""
     bars = ordered_bars(report.parts)
-    first = "full" if len(bars) <= FULL_BARS else "compact" if len(bars) <= COMPACT_MOST \
-        else "aggregate"  # fmt: skip
-    page = ""
-    for mode in MODES[MODES.index(first) :]:
-        page = _page(report, bars, mode)
-        if len(page.encode("utf-8", "replace")) <= SIZE_LIMIT:
-            break
-    return page, mode
+    if len(bars) <= FULL_BARS:
+        page = _page(report, bars, Detail("full", FULL_SUMMARY))
+        if _size(page) <= SIZE_LIMIT:
+            return page, "full"
+    if len(bars) <= COMPACT_MOST:
+        compact = _compact(report, bars)
+        if compact is not None:
+            return compact, "compact"
+    return _page(report, bars, Detail("aggregate", COMPACT_SUMMARY)), "aggregate"
+
+
+def _compact(report: Report, bars: list[tuple[int, Bar]]) -> str | None:
+    """A bar and a row for every attempt under the limit, or None when they cannot fit
+    even with no summaries."""
+    bare = _size(_page(report, bars, Detail("compact", 0)))
+    if bare > SIZE_LIMIT:
+        return None
+    chars = min(COMPACT_SUMMARY, (SIZE_LIMIT - bare) // max(1, len(bars)))
+    while True:  # escaping can make a summary longer than its characters
+        page = _page(report, bars, Detail("compact", chars))
+        if _size(page) <= SIZE_LIMIT:
+            return page
+        chars = chars * 3 // 4
+
+
+def _size(page: str) -> int:
+    return len(page.encode("utf-8", "replace"))
 
 
 def ordered_bars(parts: Sequence[Part]) -> list[tuple[int, Bar]]:
@@ -46,7 +78,7 @@ def ordered_bars(parts: Sequence[Part]) -> list[tuple[int, Bar]]:
             for bar in sorted(part.bars, key=lambda bar: (bar.start, bar.seq))]  # fmt: skip
 
 
-def _page(report: Report, bars: list[tuple[int, Bar]], mode: str) -> str:
+def _page(report: Report, bars: list[tuple[int, Bar]], detail: Detail) -> str:
     title = f"fanout {'merge' if report.merged else 'run'} {report.run_id}"
     durations = [task.duration for task in report.tasks]
     parts = [
@@ -55,12 +87,12 @@ def _page(report: Report, bars: list[tuple[int, Bar]], mode: str) -> str:
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
         '<meta name="color-scheme" content="light dark">',
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
-        _header(report, title, bars, mode),
+        _header(report, title, bars, detail),
         '<h2 id="timeline-title">Timeline</h2>',
         _legend(),
         '<p id="filter" class="filter" hidden><label><input type="checkbox"> hide the '
         "successes</label></p>",
-        f'<div class="scroll">{svg.timeline(report.parts, bars, mode)}</div>',
+        f'<div class="scroll">{svg.timeline(report.parts, bars, detail.mode)}</div>',
         '<div id="tip" role="tooltip" hidden></div>',
         '<div class="grid">',
         failures(report.tasks),
@@ -68,13 +100,13 @@ def _page(report: Report, bars: list[tuple[int, Bar]], mode: str) -> str:
         f'<section id="durations"><h2>Durations</h2>{svg.histogram(durations)}</section>',
         "" if report.merged else shards(report),  # a merged run's are in the header
         "</div>",
-        _attempts(report.parts, bars, mode),
+        _attempts(report.parts, bars, detail),
         f"<script>{SCRIPT}</script></body></html>\n",
     ]
     return "\n".join(parts)
 
 
-def _header(report: Report, title: str, bars: list[tuple[int, Bar]], mode: str) -> str:
+def _header(report: Report, title: str, bars: list[tuple[int, Bar]], detail: Detail) -> str:
     counts = "".join(f'<div><dt>{escape(name)}</dt><dd data-status="{escape(name)}">'
                      f"{value}</dd></div>" for name, value in report.counts.items())  # fmt: skip
     attempts = len([bar for _, bar in bars if bar.status != "requeued"])
@@ -88,7 +120,7 @@ def _header(report: Report, title: str, bars: list[tuple[int, Bar]], mode: str) 
     sessions = max((len(part.sessions) for part in report.parts), default=1)
     if sessions > 1:
         facts.append(f"<b>{sessions}</b> sessions (resumed)")
-    notes = [f'<p class="note">{escape(note)}</p>' for note in _status_notes(report, mode)]
+    notes = [f'<p class="note">{escape(note)}</p>' for note in _status_notes(report, detail)]
     notes += [f'<p class="note">{escape(note)}</p>' for note in report.notes]
     argv = [os.path.basename(report.argv[0]), *report.argv[1:]] if report.argv else []
     command = " ".join(shlex.quote(word) for word in argv) or "(not recorded)"
@@ -112,7 +144,7 @@ def _verdict(report: Report) -> str:
             f"{escape(str(verdict.get('strategy') or report.strategy))}: {reason}</p>")
 
 
-def _status_notes(report: Report, mode: str) -> list[str]:
+def _status_notes(report: Report, detail: Detail) -> list[str]:
     notes = []
     if report.status == "running":
         notes.append("This run is still going: the report draws what had happened when it "
@@ -126,11 +158,14 @@ def _status_notes(report: Report, mode: str) -> list[str]:
     if any(part.reconstructed for part in report.parts):
         notes.append("This run's journal is older than slot numbers: the lanes are worked out "
                      "from the start and end times, not the slots the tasks ran on.")  # fmt: skip
-    if mode == "compact":
+    if detail.mode == "compact":
+        cut = f" and its summaries cut to {detail.summary_chars} characters" \
+            if detail.summary_chars else " and no summaries (a task's is in its details file)"
         notes.append(f"Over {FULL_BARS} attempts: the bars are not links; the table of "
                      "attempts below has each one's files (with script, a click on a bar "
-                     "opens them).")  # fmt: skip
-    elif mode == "aggregate":
+                     f"opens them){cut if detail.summary_chars < COMPACT_SUMMARY else ''}, "
+                     "to stay under 2 MiB.")  # fmt: skip
+    elif detail.mode == "aggregate":
         notes.append("Aggregated to stay under 2 MiB: each lane is drawn in columns, each in "
                      "the colour of the worst status that ran in it, and the table lists "
                      f"the attempts that did not succeed (at most {AGGREGATE_LISTED}). "
@@ -162,18 +197,18 @@ def _legend() -> str:
             "<span>▨ waiting for a rate limit</span></p>")  # fmt: skip
 
 
-def _attempts(parts: Sequence[Part], bars: list[tuple[int, Bar]], mode: str) -> str:
+def _attempts(parts: Sequence[Part], bars: list[tuple[int, Bar]], detail: Detail) -> str:
     """The timeline in words: one row per bar, in the same order (`data-i`). Lean markup
     (a success's row has no class, its outputs are in its details file) so that 10,000
     rows stay under the size limit."""
-    full = mode == "full"
-    limit = 300 if full else 40
+    full = detail.mode == "full"
+    limit = detail.summary_chars
     places = 3 if full else 2
     labels = {(index, slot): (f"{part.label} · {slot}" if part.label else str(slot))
               for index, part in enumerate(parts) for slot in range(1, part.slots + 1)}  # fmt: skip
     origins = [part.started_at or 0.0 for part in parts]
     shown = bars
-    if mode == "aggregate":
+    if detail.mode == "aggregate":
         shown = [(part, bar) for part, bar in bars if bar.status != "success"][:AGGREGATE_LISTED]
     rows = []
     for part, bar in shown:
@@ -181,7 +216,7 @@ def _attempts(parts: Sequence[Part], bars: list[tuple[int, Bar]], mode: str) -> 
         name = escape(bar.task_id)
         task = f'<a href="{escape(files.details)}">{name}</a>' if files.details else name
         said = bar.summary or bar.reason
-        said = said if len(said) <= limit else said[: limit - 1] + "…"
+        said = said if len(said) <= limit else said[: limit - 1] + "…" if limit else ""
         exit_code = "" if bar.exit_code is None else str(bar.exit_code)
         status = "" if bar.status == "success" else f' class="st-{bar.status}"'
         outputs = ""

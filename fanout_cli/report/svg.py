@@ -89,9 +89,10 @@ def _lanes(lanes: list[tuple[int, int, str]], y_of: Lanes, height: float) -> lis
 def _bars(
     bars: Sequence[tuple[int, Bar]], axis: Axis, y_of: Lanes, height: float, *, full: bool
 ) -> list[str]:
-    """Each bar, and the back-off before it, in a group translated to its lane. `full`:
-    a group a bar, in the table's order (the order Tab takes). Compact: a group a lane,
-    its bars without a height (the style gives it) and a success's without a class."""
+    """Each bar (the element with a `data-i`), and the back-off before it, in a group
+    translated to its lane. `full`: a group a bar, in the table's order (the order Tab
+    takes). Compact: a group a lane, its bars with no height (the style gives it) and a
+    success's with no class."""
     lanes: dict[tuple[int, int | None], list[str]] = {}
     ordered: list[str] = []
     previous: dict[tuple[int, int], Bar] = {}
@@ -118,8 +119,8 @@ def _bars(
                        f"<title>{title}</title><rect {rect}/>{pauses}</a>")  # fmt: skip
             ordered.append(_group(y_of[part, bar.slot], out))
         else:
-            status = "" if bar.status == "success" else f" st-{bar.status}"
-            out.append(f'<rect class="bar{status}" data-i="{index}" {rect}/>{pauses}')
+            status = "" if bar.status == "success" else f' class="st-{bar.status}"'
+            out.append(f'<rect{status} data-i="{index}" {rect}/>{pauses}')
     if full:
         return ordered
     style = f"<style>#timeline .bars rect{{height:{height - 1:.1f}px}}</style>"
