@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -320,3 +321,16 @@ def test_agents_toml_comments_name_files_that_exist() -> None:
     for path in paths:
         assert (REPOSITORY / path).exists(), path
     assert not [word for word in named if word.endswith(".gguf")], "a model file is no path"
+
+
+def test_report_demo_runs_and_writes_the_page_of_its_screenshot(tmp_path: Path) -> None:
+    """`examples/report/demo.sh`: the run fails as it should, then its report is written."""
+    (tmp_path / "examples" / "report").mkdir(parents=True)
+    shutil.copy2(EXAMPLES / "report" / "demo.sh", tmp_path / "examples" / "report")
+    completed = run_script("examples/report/demo.sh")
+    assert completed.returncode == 0, completed.stderr
+    verdict, line = completed.stdout.splitlines()
+    assert verdict.startswith("FAIL all-succeed: 3 failure, 1 timeout of 48 · ")
+    assert re.fullmatch(r"report: \S+/report\.html \(48 tasks, 52 attempts, \d+ KiB\)", line)
+    page = Path(line.removeprefix("report: ").split(" (")[0]).read_text()
+    assert page.count('class="bar st-failure"') == 6 and page.count('class="bar st-timeout"') == 2

@@ -154,7 +154,8 @@ def test_the_merged_run_is_listed_and_shown(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     body = shown.stdout.splitlines()
     assert body[0].startswith(f"run {merged_id}: merge shard-1 shard-2 shard-3  (finished, ")
-    assert [line.split()[2] for line in body[1:-1]] == MERGED_ORDER
+    assert [line.split()[2] for line in body[1:-2]] == MERGED_ORDER
+    assert body[-2] == f"report: fanout report {merged_id} draws its timeline as an HTML page"
     assert body[-1] == f"fail: 9 tasks · {output_dir / merged_id}"
 
 

@@ -192,14 +192,15 @@ def test_live_area_shows_counts_and_running_tasks_then_gives_way_to_the_table(
     ended_at = next(number for number, line in enumerate(last) if ENDED.match(line))
     verdict = last[ended_at - 1]
     assert verdict.startswith("FAIL all-succeed: 1 failure of 6 · 6 tasks in "), last
-    table = last[ended_at - 7 : ended_at - 1]
+    assert last[ended_at - 2].startswith("timeline of the slots, failures first: fanout report ")
+    table = last[ended_at - 8 : ended_at - 2]
     assert [line.split()[:2] for line in table] == [
         ["success", "alpha"], ["success", "bravo"], ["failure", "charlie"],
         ["success", "delta"], ["success", "echo"], ["success", "foxtrot"],
     ], last  # fmt: skip
     assert table[2].endswith("broken (exit 3)")
     # Above the table, each task's line scrolled up as it ended (bravo before alpha).
-    scrolled = [line.split()[1] for line in last[: ended_at - 8]]
+    scrolled = [line.split()[1] for line in last[: ended_at - 9]]
     assert sorted(scrolled) == sorted(IDS) and scrolled.index("bravo") < scrolled.index("alpha")
 
 
@@ -212,8 +213,9 @@ def test_the_table_fits_a_short_terminal_with_failures_first(screen: Screen) -> 
     assert len(last) == 12, last  # the table filled the screen, and no more
     assert last[0] == ""
     assert last[1].startswith("failure   13 ")
-    assert [line.split()[:2] for line in last[2:9]] == [["success", str(n)] for n in range(1, 8)]
-    assert re.fullmatch(r"… 12 more in out/[^ ]+/manifest\.json", last[9]), last
+    assert [line.split()[:2] for line in last[2:8]] == [["success", str(n)] for n in range(1, 7)]
+    assert re.fullmatch(r"… 13 more in out/[^ ]+/manifest\.json", last[8]), last
+    assert last[9].startswith("timeline of the slots, failures first: fanout report "), last
     assert last[10].startswith("FAIL all-succeed: 1 failure of 20 · 20 tasks in ")
     assert exit_code(last) == 1
 
