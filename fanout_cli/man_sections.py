@@ -262,11 +262,12 @@ draws. The page stays under 2 MiB: up to 2,000 attempts every bar is a link; bey
 every attempt keeps its bar and row while they fit, the table's summaries cut to what
 the limit leaves (10,000 tasks named by test file fit, with no summaries); past that,
 or 20,000 attempts, the lanes are aggregated into columns coloured by their worst
-status and the table lists the attempts that did not succeed; the page says which. It reads the run folder after
-the run, or while it runs (drawn as far as it got, with a warning), a killed run (its
-open attempts drawn as unfinished), a --resume (the idle time between sessions cut
-out) and a run older than slot numbers in the journal (lanes worked out from the
-times, and said so). fanout show RUN and --progress's final table say where it is.
+status and the table lists the attempts that did not succeed; the page says which.
+It reads the run folder after the run, or while it runs (drawn as far as it got, with
+a warning), a killed run (its open attempts drawn as unfinished), a --resume (the idle
+time between sessions cut out) and a run older than slot numbers in the journal
+(lanes worked out from the times, and said so). fanout show RUN and --progress's
+final table say where it is.
 """),
     ("REDUCE", """\
 --reduce CMD (sh -c), --reduce-prompt TEMPLATE (one agent call with the agent options)

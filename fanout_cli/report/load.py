@@ -10,6 +10,7 @@ cannot be found, or a folder that is not a run, is a RunFolderError or UsageErro
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -114,9 +115,10 @@ def load_part(
     links = _Links(run_dir, report_dir)
     for seq, bars in journal.retried.items():
         _refine(run_dir, journal.rows[seq], bars, notes)
+    linked = {seq: links.of_task(task, label) for seq, task in sorted(journal.tasks.items())}
     for bar in journal.bars:
-        bar.files = links.of_bar(bar, journal.rows.get(bar.seq))
-    tasks = [links.of_task(task, label) for _, task in sorted(journal.tasks.items())]
+        bar.files = links.of_bar(bar, linked.get(bar.seq))
+    tasks = list(linked.values())
     options = mapping(header.get("options")) or journal.options
     jobs = options.get("jobs")
     used, reconstructed = assign_slots(journal.bars)
@@ -197,24 +199,27 @@ def _estimate(run_dir: Path, notes: list[str]) -> float | None:
 class _Links:
     """The files of one run folder as links from the report's folder."""
 
+    _SAFE = re.compile(r"[A-Za-z0-9._-]+")  # what fanout names its files with: no quoting
+
     def __init__(self, run_dir: Path, report_dir: Path) -> None:
-        self.prefix = os.path.relpath(run_dir, report_dir)
+        prefix = os.path.relpath(run_dir, report_dir)
+        self.prefix = "" if prefix == "." else quote(prefix) + "/"
 
     def link(self, name: object) -> str | None:
         if not is_plain_name(name):
             return None
-        path = str(name) if self.prefix == "." else os.path.join(self.prefix, str(name))
-        return quote(path)
+        text = str(name)
+        return self.prefix + (text if self._SAFE.fullmatch(text) else quote(text))
 
-    def of_bar(self, bar: Bar, row: dict[str, Any] | None) -> Files:
-        details = row.get("details_file") if row else None
-        outputs = bar.outputs
-        if outputs is None and bar.last and isinstance(details, str):
-            names = output_names_of(details)
-            outputs = (row.get("stdout_file") if row else None) or (names and names[0]), (
-                names[1] if names else None)
-        stdout, stderr = outputs or (None, None)
-        return Files(self.link(details), self.link(stdout), self.link(stderr))
+    def of_bar(self, bar: Bar, task: Task | None) -> Files:
+        """A bar's files: its task's for its last attempt, its own outputs for an earlier
+        one (from the details file), the details file alone when they are not known."""
+        if task is None:
+            return Files()
+        if bar.outputs is None:
+            return task.files if bar.last else Files(task.files.details)
+        stdout, stderr = bar.outputs
+        return Files(task.files.details, self.link(stdout), self.link(stderr))
 
     def of_task(self, task: Task, shard: str) -> Task:
         names = output_names_of(task.files.details) if task.files.details else None

@@ -58,10 +58,13 @@ def render(report: Report) -> tuple[str, str]:
 def _compact(report: Report, bars: list[tuple[int, Bar]]) -> str | None:
     """A bar and a row for every attempt under the limit, or None when they cannot fit
     even with no summaries."""
+    page = _page(report, bars, Detail("compact", COMPACT_SUMMARY))
+    if _size(page) <= SIZE_LIMIT:  # most runs: drawn once
+        return page
     bare = _size(_page(report, bars, Detail("compact", 0)))
     if bare > SIZE_LIMIT:
         return None
-    chars = min(COMPACT_SUMMARY, (SIZE_LIMIT - bare) // max(1, len(bars)))
+    chars = min(COMPACT_SUMMARY - 1, (SIZE_LIMIT - bare) // max(1, len(bars)))
     while True:  # escaping can make a summary longer than its characters
         page = _page(report, bars, Detail("compact", chars))
         if _size(page) <= SIZE_LIMIT:
