@@ -40,8 +40,8 @@ def run_of(count: int, *, jobs: int = 8, task_id: str = "tests/test_module_{}.py
     part = Part("r", "", "finished", bars, tasks, jobs, [(0.0, end)], started_at=0.0,
                 finished_at=end)  # fmt: skip
     counts = {"tasks": count, "success": sum(t.status == "success" for t in tasks)}
-    return Report("r", "/runs/r", "finished", ["fanout", "run"], "all-succeed", None, counts,
-                  [part], 0.0, end)  # fmt: skip
+    return Report("r", "finished", ["fanout", "run"], "all-succeed", None, counts, [part], 0.0,
+                  end)  # fmt: skip
 
 
 def test_ten_thousand_tasks_keep_a_bar_and_a_row_each_under_two_megabytes() -> None:

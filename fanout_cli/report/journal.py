@@ -55,7 +55,6 @@ class Journal:
         self.retried: dict[int, list[Bar]] = {}  # bars of a task's last end, to refine
         self.sessions: list[tuple[float, float]] = []
         self.options: dict[str, Any] = {}
-        self.ended_status: str | None = None
         self.problems: list[str] = []
         self._open: dict[int, list[_Start]] = {}
         self._session: float | None = None
@@ -124,7 +123,6 @@ class Journal:
         elif kind == "run_ended":
             self.sessions.append((self._session or stamp, stamp))
             self._session = None
-            self.ended_status = str(event.get("status") or "finished")
         return None
 
     def _requeued(self, event: dict[str, Any], stamp: float) -> None:

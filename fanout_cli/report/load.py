@@ -51,7 +51,6 @@ def load_report(run_dir: Path, report_dir: Path) -> Report:
     ends = [part.finished_at for part in parts if part.finished_at is not None]
     return Report(
         run_id=run_dir.name,
-        folder=str(run_dir),
         status=_status(run_dir, header) if not isinstance(merged_from, list) else "finished",
         argv=[str(word) for word in header.get("argv") or []],
         strategy=str(options.get("strategy") or "all-succeed"),

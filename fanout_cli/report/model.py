@@ -94,7 +94,6 @@ class Report:
     """A run as the report shows it."""
 
     run_id: str
-    folder: str
     status: str
     argv: list[str]
     strategy: str
