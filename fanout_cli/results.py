@@ -126,6 +126,7 @@ class ReportResult:
     attempts: int
     size: int  # bytes
     notes: tuple[str, ...]  # what could not be read, one line each
+    page: bytes | None = None  # the page itself, to print (--output -)
 
 
 # --- fanout cat -----------------------------------------------------------------------

@@ -10,11 +10,13 @@ import json
 import os
 import re
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import (
+    FANOUT,
     assert_clean,
     fanout_in_background,
     one_error_line,
@@ -262,3 +264,14 @@ def test_an_agent_calls_wait_for_a_rate_limit_is_drawn_inside_its_bar() -> None:
     first = page.bars()[0]
     assert re.search(r"waited 0\.[34]\ds for the rate limit", first.words()), first.words()
     assert first.attrs["href"].startswith("0001-a")
+
+
+def test_the_page_on_a_full_standard_output_is_exit_74_in_one_line() -> None:
+    run_fanout("run", "--", "echo", ":::", "a")
+    with open("/dev/full", "wb") as full:
+        completed = subprocess.run([str(FANOUT), "report", "last", "-o", "-"],
+                                   stdout=full, stderr=subprocess.PIPE, text=True,
+                                   timeout=30, check=False)  # fmt: skip
+    assert completed.returncode == 74, completed.stderr
+    assert completed.stderr == ("fanout: error: standard output: cannot write: "
+                                "No space left on device\n")  # fmt: skip

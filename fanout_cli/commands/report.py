@@ -9,7 +9,6 @@ run). `--output FILE` writes it elsewhere, its links relative to FILE's folder;
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -37,9 +36,7 @@ def write_report(output_dir: Path, name: str, output: str | None) -> ReportResul
     report = load_report(run_dir, report_dir)
     page, mode = render(report)
     data = page.encode("utf-8", "replace")  # a lone surrogate from a record: "?"
-    if output == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+    if output == "-":  # printed by render.runs.print_report, as every output is
         path = "-"
     elif output is None:
         path = str(RunFolder(run_dir).member(REPORT))
@@ -50,7 +47,7 @@ def write_report(output_dir: Path, name: str, output: str | None) -> ReportResul
     attempts = sum(1 for bar in report.bars if bar.status != "requeued")
     tasks = int(report.counts.get("tasks") or len(report.tasks))
     return ReportResult(path, report.run_id, report.status, mode, tasks, attempts, len(data),
-                        tuple(report.notes))  # fmt: skip
+                        tuple(report.notes), data if output == "-" else None)  # fmt: skip
 
 
 def _write(path: str, data: bytes, opening: Callable[[], AbstractContextManager[int]]) -> None:

@@ -216,7 +216,8 @@ def print_report(console: Console, result: ReportResult) -> None:
         warn(note)
     if result.status == "running":
         warn(f"run {result.run_id} is still going: the report draws what has happened so far")
-    if result.path == "-":
+    if result.page is not None:  # --output -: the page is the output
+        console.write_bytes(result.page)
         return
     size = f"{result.size / 1024:.0f} KiB" if result.size < 1_048_576 else \
         f"{result.size / 1_048_576:.1f} MiB"  # fmt: skip
