@@ -71,8 +71,9 @@ def test_a_run_with_retries_and_a_timeout_draws_a_bar_per_attempt_on_its_slots()
     # Each bar links to its own task's details file; its tooltip names the task.
     for bar in bars:
         row = page.attempt_rows()[int(bar.attrs["data-i"])]
-        assert bar.attrs["href"] == row.attrs.get("href", bar.attrs["href"])
-        assert bar.words().split(" · ")[0] in bar.attrs["href"]
+        task_id, attempt = bar.words().split(" · ")[:2]
+        assert row.words().split()[:2] == [task_id, attempt.removeprefix("attempt ")]
+        assert bar.attrs["href"] == f"{int(bar.attrs['href'][:4]):04d}-{task_id}.json"
     assert len(page.with_class("backoff", within="timeline")) == 2
 
 
