@@ -5,6 +5,7 @@ counting rows and reading cells)."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -98,6 +99,17 @@ class Page(HTMLParser):
 
     def links(self) -> list[str]:
         return [e.attrs["href"] for e in self.elements if "href" in e.attrs]
+
+
+def attempts_on_disk(run_dir: Path) -> list[tuple[str, int, str]]:
+    """(task id, attempt, status) of every attempt the details files record."""
+    found = []
+    for details in sorted(run_dir.glob("*.json")):
+        document = json.loads(details.read_text())
+        if "attempts" in document:
+            found += [(document["task_id"], attempt["attempt"], attempt["status"])
+                      for attempt in document["attempts"]]  # fmt: skip
+    return found
 
 
 def report_of(run: str = "last", *args: str) -> tuple[Completed, Path, Page]:

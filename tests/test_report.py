@@ -25,22 +25,11 @@ from tests.helpers import (
     run_fanout,
     wait_until,
 )
-from tests.report_pages import Page, assert_links_resolve, report_of
+from tests.report_pages import Page, assert_links_resolve, attempts_on_disk, report_of
 
 MIXED = ["run", "-j", "3", "--retries", "1", "--retry-delay", "100ms", "--timeout", "2s",
          "--", "sleep 0.{}; case {} in 3) echo broke >&2; exit 4;; 8) sleep 9;; esac; echo ok {}",
          ":::", "1", "2", "3", "4", "5", "6", "7", "8"]  # fmt: skip
-
-
-def attempts_on_disk(run_dir: Path) -> list[tuple[str, int, str]]:
-    """(task id, attempt, status) of every attempt the details files record."""
-    found = []
-    for details in sorted(run_dir.glob("*.json")):
-        document = json.loads(details.read_text())
-        if "attempts" in document:
-            found += [(document["task_id"], a["attempt"], a["status"])
-                      for a in document["attempts"]]  # fmt: skip
-    return found
 
 
 def test_a_run_with_retries_and_a_timeout_draws_a_bar_per_attempt_on_its_slots() -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from tests.browser import Browser, png_stats
 from tests.helpers import run_fanout
-from tests.report_pages import report_of
+from tests.report_pages import attempts_on_disk, report_of
 
 # Three slots; 3 fails twice (exit 4, "broke"), 8 times out twice: 10 attempts.
 MIXED = ["run", "-j", "3", "--retries", "1", "--retry-delay", "100ms", "--timeout", "2s",
@@ -74,17 +74,6 @@ def merged(tmp_path_factory: pytest.TempPathFactory) -> Made:
 
 
 # --- reading the page -------------------------------------------------------------------
-
-
-def attempts_on_disk(run_dir: Path) -> list[tuple[str, int, str]]:
-    """(task id, attempt, status) of every attempt the details files record."""
-    found = []
-    for details in sorted(run_dir.glob("*.json")):
-        document = json.loads(details.read_text())
-        if "attempts" in document:
-            found += [(document["task_id"], attempt["attempt"], attempt["status"])
-                      for attempt in document["attempts"]]  # fmt: skip
-    return found
 
 
 def bars(browser: Browser) -> list[dict[str, Any]]:

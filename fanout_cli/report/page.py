@@ -18,7 +18,7 @@ from fanout_cli.report import svg
 from fanout_cli.report.assets import SCRIPT, STYLE
 from fanout_cli.report.axis import seconds
 from fanout_cli.report.model import Bar, Part, Report
-from fanout_cli.report.sections import failures, shards, slowest
+from fanout_cli.report.sections import cut, failures, link, outputs, shards, slowest
 
 SIZE_LIMIT = 2 * 1024 * 1024  # 2 MiB: a report of 10,000 tasks stays under this
 FULL_BARS = 2_000  # above, bars are not links (a tab stop each would be of no use)
@@ -215,21 +215,14 @@ def _attempts(parts: Sequence[Part], bars: list[tuple[int, Bar]], detail: Detail
         shown = [(part, bar) for part, bar in bars if bar.status != "success"][:AGGREGATE_LISTED]
     rows = []
     for part, bar in shown:
-        files = bar.files
-        name = escape(bar.task_id)
-        task = f'<a href="{escape(files.details)}">{name}</a>' if files.details else name
-        said = bar.summary or bar.reason
-        said = said if len(said) <= limit else said[: limit - 1] + "…" if limit else ""
+        said = cut(bar.summary or bar.reason, limit)
         exit_code = "" if bar.exit_code is None else str(bar.exit_code)
         status = "" if bar.status == "success" else f' class="st-{bar.status}"'
-        outputs = ""
-        if full or status:
-            outputs = "<td>" + " ".join(f'<a href="{escape(link)}">{label}</a>' for label, link in (
-                ("stdout", files.stdout), ("stderr", files.stderr)) if link)  # fmt: skip
-        rows.append(f"<tr{status}><td>{task}<td>{bar.attempt}"
+        files = f"<td>{outputs(bar.files)}" if full or status else ""
+        rows.append(f"<tr{status}><td>{link(bar.task_id, bar.files.details)}<td>{bar.attempt}"
                     f"<td>{escape(labels.get((part, bar.slot or 0), '?'))}"
                     f"<td>{bar.start - origins[part]:.{places}f}<td>{bar.duration:.{places}f}"
-                    f"<td>{bar.status}<td>{exit_code}<td>{escape(said)}{outputs}\n")  # fmt: skip
+                    f"<td>{bar.status}<td>{exit_code}<td>{escape(said)}{files}\n")  # fmt: skip
     opened = " open" if len(shown) <= FULL_BARS else ""
     caption = f"{len(shown)} of {len(bars)} attempts" if len(shown) != len(bars) else \
         f"{len(bars)} attempts"  # fmt: skip

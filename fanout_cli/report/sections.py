@@ -21,17 +21,20 @@ def failed_tasks(tasks: Sequence[Task]) -> list[Task]:
                   key=lambda task: (rank[task.status], task.seq))  # fmt: skip
 
 
-def _link(text: str, href: str | None) -> str:
+def link(text: str, href: str | None) -> str:
     return f'<a href="{escape(href)}">{escape(text)}</a>' if href else escape(text)
 
 
-def _outputs(files: Files) -> str:
-    return " ".join(_link(label, link) for label, link in (
-        ("stdout", files.stdout), ("stderr", files.stderr)) if link)  # fmt: skip
+def outputs(files: Files) -> str:
+    return " ".join(link(label, href) for label, href in (
+        ("stdout", files.stdout), ("stderr", files.stderr)) if href)  # fmt: skip
 
 
-def _cut(text: str, limit: int = SUMMARY_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def cut(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """At most `limit` characters, an ellipsis the last when cut; none at all for 0."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…" if limit else ""
 
 
 def failures(tasks: Sequence[Task]) -> str:
@@ -44,9 +47,9 @@ def failures(tasks: Sequence[Task]) -> str:
         where = f" ({escape(task.shard)})" if task.shard else ""
         tries = f", {task.attempts} attempts" if task.attempts > 1 else ""
         items.append(f'<li class="st-{task.status}"><b>{task.status}</b> '
-                     f"{_link(task.task_id, task.files.details)}{where}: "
-                     f'<span class="summary">{escape(_cut(task.summary))}</span> '
-                     f"<small>({seconds(task.duration)}{tries}) {_outputs(task.files)}"
+                     f"{link(task.task_id, task.files.details)}{where}: "
+                     f'<span class="summary">{escape(cut(task.summary))}</span> '
+                     f"<small>({seconds(task.duration)}{tries}) {outputs(task.files)}"
                      "</small></li>")  # fmt: skip
     more = len(failed) - FAILURES_LISTED
     rest = f"<p>and {more} more</p>" if more > 0 else ""
@@ -62,7 +65,7 @@ def failures(tasks: Sequence[Task]) -> str:
 def slowest(tasks: Sequence[Task]) -> str:
     ranked = sorted(tasks, key=lambda task: (-task.duration, task.seq))[:SLOWEST]
     rows = "".join(
-        f'<tr class="st-{task.status}"><td>{_link(task.task_id, task.files.details)}'
+        f'<tr class="st-{task.status}"><td>{link(task.task_id, task.files.details)}'
         f"<td class=n>{seconds(task.duration)}<td class=st>{task.status}"
         f"<td class=n>{task.attempts}" for task in ranked
     )

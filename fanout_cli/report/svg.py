@@ -145,10 +145,9 @@ def _backoff(x0: float, x1: float, y: float, waited: float, full: bool) -> str:
 
 def describe(bar: Bar) -> str:
     """What a bar's tooltip says."""
-    ended = "running" if bar.status == "running" else f"exit {bar.exit_code}" \
-        if bar.exit_code is not None else bar.status  # fmt: skip
     text = f"{bar.task_id} · attempt {bar.attempt} · {seconds(bar.duration)} · {bar.status}"
-    text += f" ({ended})" if ended != bar.status else ""
+    if bar.exit_code is not None:
+        text += f" (exit {bar.exit_code})"
     said = bar.summary or bar.reason
     if bar.pauses:
         said = f"waited {seconds(sum(b - a for a, b in bar.pauses))} for the rate limit; {said}"
